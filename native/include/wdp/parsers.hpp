@@ -1,0 +1,22 @@
+// Factories of the concrete parsers (one .cpp per format under src/parsers/).
+#pragma once
+
+#include <memory>
+
+#include "wdp/frame.hpp"
+
+namespace wdp {
+
+std::unique_ptr<StreamParser> make_esp32_stream_parser();
+std::unique_ptr<DatagramParser> make_esp32_datagram_parser();
+std::unique_ptr<StreamParser> make_intel5300_stream_parser();
+std::unique_ptr<StreamParser> make_nexmon_pcap_stream_parser();
+std::unique_ptr<DatagramParser> make_nexmon_datagram_parser();
+std::unique_ptr<StreamParser> make_atheros_stream_parser();
+std::unique_ptr<StreamParser> make_picoscenes_stream_parser();
+
+// Merge per-(core, spatial stream) nexmon records with the same sequence number into
+// (n_sub, n_core, n_stream) frames; lone records stay as they are.
+std::vector<CsiFrame> group_nexmon(const std::vector<CsiFrame>& records);
+
+}  // namespace wdp

@@ -1,0 +1,20 @@
+"""CSI input: file/stream parsers, sanitization and live capture (backed by wdp._native)."""
+
+from __future__ import annotations
+
+from wdp.csi.capture_file import (
+    Capture,
+    CsiFrame,
+    ParseStats,
+    StreamReader,
+    detect_format,
+    parse_bytes,
+    read_capture,
+    read_nexmon_grouped,
+    stream_formats,
+)
+
+__all__ = [
+    "Capture", "CsiFrame", "ParseStats", "StreamReader", "detect_format", "parse_bytes",
+    "read_capture", "read_nexmon_grouped", "stream_formats",
+]

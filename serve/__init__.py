@@ -1,0 +1,1 @@
+"""Server (installed as wdp.serve)."""

@@ -1,0 +1,1 @@
+"""Training workbench (installed as wdp.train)."""
