@@ -1,0 +1,141 @@
+"""Command line: `wdp replay <capture>` (and later `wdp serve`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from wdp.csi import StreamReader, detect_format, stream_formats
+
+CHUNK = 256 * 1024
+
+
+class ReplaySummary(msgspec.Struct, frozen=True, kw_only=True):
+    path: str
+    format: str
+    frames: int
+    records: int
+    malformed: int
+    skipped: int
+    truncated: bool
+    duration_s: float | None
+    rate_hz: float | None
+    shapes: dict[str, int]  # "subcarriers x rx x tx" -> frame count
+    mean_amplitude: float | None
+
+
+def summarize_capture(path: Path, fmt: str | None = None, progress: bool = False) -> ReplaySummary:
+    """Stream a capture through the native parser and summarize it, without holding all frames."""
+    fmt = fmt or detect_format(path)
+    reader = StreamReader(fmt)
+    shapes: Counter[str] = Counter()
+    ts_first: float | None = None
+    ts_last: float | None = None
+    amp_sum = 0.0
+    amp_n = 0
+
+    def consume(batch) -> None:
+        nonlocal ts_first, ts_last, amp_sum, amp_n
+        for arr in batch.csi:
+            shapes["x".join(map(str, arr.shape))] += 1
+            amp_sum += float(np.abs(arr).mean()) if arr.size else 0.0
+            amp_n += 1
+        ts = batch.meta["timestamp"]
+        ts = ts[np.isfinite(ts)]
+        if ts.size:
+            ts_first = float(ts[0]) if ts_first is None else ts_first
+            ts_last = float(ts[-1])
+
+    size = path.stat().st_size
+    with path.open("rb") as fh, _progress(progress, size, path.name) as advance:
+        while chunk := fh.read(CHUNK):
+            consume(reader.feed(chunk))
+            advance(len(chunk))
+        consume(reader.finish())
+    st = reader.stats
+    duration = (ts_last - ts_first) if ts_first is not None and ts_last is not None else None
+    rate = (st.frames - 1) / duration if duration and duration > 0 and st.frames > 1 else None
+    return ReplaySummary(
+        path=str(path), format=fmt, frames=st.frames, records=st.records, malformed=st.malformed,
+        skipped=st.skipped, truncated=bool(st.truncated), duration_s=duration, rate_hz=rate,
+        shapes=dict(shapes.most_common()), mean_amplitude=amp_sum / amp_n if amp_n else None,
+    )
+
+
+class _progress:
+    """A rich progress bar over bytes, or nothing when disabled (non-tty, --quiet)."""
+
+    def __init__(self, enabled: bool, total: int, label: str) -> None:
+        self.enabled = enabled
+        self.total = total
+        self.label = label
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+        self._p = Progress("[bold]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                           transient=True)
+        self._p.__enter__()
+        task = self._p.add_task(self.label, total=self.total)
+        return lambda n: self._p.advance(task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self._p.__exit__(*exc)
+
+
+def _print_summary(s: ReplaySummary) -> None:
+    print(f"{s.path}")
+    print(f"  format      {s.format}")
+    print(f"  frames      {s.frames}  (records {s.records}, malformed {s.malformed}, "
+          f"non-CSI skipped {s.skipped}{', truncated tail' if s.truncated else ''})")
+    if s.duration_s is not None:
+        rate = f"{s.rate_hz:.1f} Hz" if s.rate_hz else "n/a"
+        print(f"  duration    {s.duration_s:.3f} s   rate {rate}")
+    for shape, n in s.shapes.items():
+        sub, rx, tx = shape.split("x")
+        print(f"  shape       {n} frames of {sub} subcarriers x {rx} rx x {tx} tx")
+    if s.mean_amplitude is not None:
+        print(f"  mean |CSI|  {s.mean_amplitude:.3f}")
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    path = Path(args.capture)
+    if not path.is_file():
+        print(f"wdp replay: no such file: {path}", file=sys.stderr)
+        return 2
+    try:
+        summary = summarize_capture(path, args.format, progress=not args.quiet and sys.stderr.isatty())
+    except ValueError as e:
+        print(f"wdp replay: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(msgspec.json.encode(summary).decode())
+    else:
+        _print_summary(summary)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wdp", description="WiFi CSI to tracked human poses and events")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("replay", help="parse a capture file, sanitize it and print a summary")
+    r.add_argument("capture", help="capture file (ESP32 .csv, Intel 5300 .dat, nexmon .pcap, Atheros .dat, "
+                                   "PicoScenes .csi)")
+    r.add_argument("--format", choices=stream_formats(), help="override format detection")
+    r.add_argument("--json", action="store_true", help="print the summary as JSON")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=_cmd_replay)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
