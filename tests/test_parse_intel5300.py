@@ -90,12 +90,13 @@ def test_csiread_3000_packets_skip_c1_records_and_match_csikit(csi_dir: Path) ->
             (h.imag * k).sum()]
     assert [int(x) for x in sums] == [-1966, -8216, -3110491, -12967559, -13540, -141276]
     m = cap.meta
-    first = (int(m["timestamp_raw"][0]), int(m["seq"][0]), *map(int, m["rssi_ant"][0][:3]), int(m["noise"][0]),
-             int(m["agc"][0]))
-    last = (int(m["timestamp_raw"][-1]), int(m["seq"][-1]), *map(int, m["rssi_ant"][-1][:3]),
-            int(m["noise"][-1]), int(m["agc"][-1]))
-    assert first == (40121045, 1, 36, 23, 20, -127, 63)
-    assert last == (43120066, 2998, 40, 15, 19, -127, 60)
+
+    def row(i: int) -> tuple[int, ...]:
+        return (int(m["timestamp_raw"][i]), int(m["seq"][i]), *map(int, m["rssi_ant"][i][:3]),
+                int(m["noise"][i]), int(m["agc"][i]))
+
+    assert row(0) == (40121045, 1, 36, 23, 20, -127, 63)
+    assert row(-1) == (43120066, 2998, 40, 15, 19, -127, 60)
     assert list(m["record_index"][:2]) == [1, 3]  # the file starts with an 0xC1 record
 
 

@@ -340,7 +340,11 @@ class Esp32DatagramParser final : public DatagramParser {
 
 }  // namespace
 
-std::unique_ptr<StreamParser> make_esp32_stream_parser() { return std::make_unique<Esp32StreamParser>(); }
-std::unique_ptr<DatagramParser> make_esp32_datagram_parser() { return std::make_unique<Esp32DatagramParser>(); }
+std::unique_ptr<StreamParser> make_esp32_stream_parser() {
+  return std::make_unique<Esp32StreamParser>();
+}
+std::unique_ptr<DatagramParser> make_esp32_datagram_parser() {
+  return std::make_unique<Esp32DatagramParser>();
+}
 
 }  // namespace wdp

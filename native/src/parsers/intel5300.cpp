@@ -142,6 +142,8 @@ class Intel5300StreamParser final : public StreamParser {
 
 }  // namespace
 
-std::unique_ptr<StreamParser> make_intel5300_stream_parser() { return std::make_unique<Intel5300StreamParser>(); }
+std::unique_ptr<StreamParser> make_intel5300_stream_parser() {
+  return std::make_unique<Intel5300StreamParser>();
+}
 
 }  // namespace wdp
