@@ -2,7 +2,8 @@
 //
 //   frame   = u32 length (bytes after this field) | u32 magic 0x20150315 | u16 version 1 | u8 numSegments
 //             | numSegments x segment | 802.11 MPDU (rest of the frame)
-//   segment = u32 length (bytes after this field) | u8 nameLength | name (may end in NUL) | u16 version | body
+//   segment = u32 length (bytes after this field) | u8 nameLength | name (may end in NUL) | u16 version
+//             | body
 //
 // Decoded segments: RxSBasic v1-v3 (metadata), MVMExtra v1 (AX200/AX210 clock), CSI v1-v4. Every other
 // segment (ExtraInfo, PilotCSI, LegacyCSI, BasebandSignal, PreEQSymbols, ...) is skipped by its length.
@@ -11,9 +12,15 @@
 // Output axis order is ours: csi (n_sub, n_rx, n_tx) where
 //   n_sub = CSI numTones (30 for IWL5300), n_rx = numRx,
 //   n_tx  = spatial streams per rx chain (numSTS [+ numESS] as the buffer holds them) x numCSI,
-//           tx index = csi_index * n_sts + sts (numCSI > 1 is folded into the tx axis; 1 in every known file).
+//           tx index = csi_index * n_sts + sts (numCSI > 1 folds into the tx axis; 1 in every known file).
 // CSIKit's matrices for QCA9300 are (tones, sts, rx) and carry +1 on both parts (as its Atheros reader);
 // PicoScenes' own parser has no such offset, neither do we.
+//
+// Metadata: timestamp = RxSBasic clock (µs for NICs, ns for SDRs) in seconds, except Intel MVM cards, whose
+// MVMExtra µs clock is used (u32, wraps after 71 min); rssi/rssi_ant/noise in dBm (-128 = not measured);
+// frequency_mhz/channel from RxSBasic's center frequency; bandwidth_mhz = channel bandwidth; rate = MCS;
+// chip = CSI device type (0x9300, 0x5300, 0x2000, 0x2100, 0x1234, 0x1000); mac = addr2 (transmitter) and
+// seq = sequence number of the 802.11 header when the frame has them (else zero MAC / -1).
 #include <algorithm>
 #include <cstring>
 #include <string_view>
@@ -26,7 +33,7 @@ namespace {
 
 constexpr uint32_t kMagic = 0x20150315u;
 constexpr size_t kFrameHeader = 11;           // u32 length, u32 magic, u16 version, u8 numSegments
-constexpr uint32_t kMaxFrameLength = 16u << 20;  // sanity cap: real frames are < 100 kB even with baseband dumps
+constexpr uint32_t kMaxFrameLength = 16u << 20;  // sanity cap; real frames (with baseband dumps) < 100 kB
 
 enum Device : uint16_t {
   kQCA9300 = 0x9300,
@@ -246,7 +253,8 @@ bool decode_iwlmvm(const CsiHeader& h, const uint8_t* p, size_t n, CsiFrame& f) 
 }
 
 // SDR (USRP, virtual SDR): numTones int16 subcarrier indices, then a PicoScenes SignalMatrix:
-// "BB" "v1"|"v2" | u8 ndim | ndim x (u32 (v1) | u64 (v2)) | 'C'/'R' | type char | u8 bits | 'C'/'R' majority | data.
+// "BB" "v1"|"v2" | u8 ndim | ndim x (u32 (v1) | u64 (v2)) | 'C'/'R' complexity | type char | u8 bits
+// | 'C'/'R' majority | data.
 // Logical dims are (tones, streams, rx[, csi...]); trailing dims fold into the tx axis.
 bool decode_sdr(const CsiHeader& h, const uint8_t* p, size_t n, CsiFrame& f) {
   Cursor c(p, n);
@@ -450,7 +458,8 @@ class PicoScenesStreamParser final : public StreamParser {
       if (avail < 8) break;
       const uint32_t length = bytes::le32(f);
       const bool magic_ok = bytes::le32(f + 4) == kMagic;
-      if (!magic_ok && !started_) throw ParseError("not a PicoScenes .csi stream (no frame magic at offset 4)");
+      if (!magic_ok && !started_)
+        throw ParseError("not a PicoScenes .csi stream (no frame magic at offset 4)");
       started_ = true;
       const bool header_ok = magic_ok && length >= kFrameHeader - 4 && length <= kMaxFrameLength &&
                              (avail < 10 || bytes::le16(f + 8) == 1);
@@ -491,6 +500,8 @@ class PicoScenesStreamParser final : public StreamParser {
 
 }  // namespace
 
-std::unique_ptr<StreamParser> make_picoscenes_stream_parser() { return std::make_unique<PicoScenesStreamParser>(); }
+std::unique_ptr<StreamParser> make_picoscenes_stream_parser() {
+  return std::make_unique<PicoScenesStreamParser>();
+}
 
 }  // namespace wdp
