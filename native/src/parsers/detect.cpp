@@ -26,6 +26,8 @@ std::string detect_format(const uint8_t* p, size_t n) {
     const uint32_t m = bytes::le32(p);
     if (m == 0xa1b2c3d4u || m == 0xd4c3b2a1u || m == 0xa1b23c4du || m == 0x4d3cb2a1u) return "nexmon_pcap";
   }
+  // PicoScenes .csi: [u32 frame length][u32 magic 0x20150315][u16 frame version 1].
+  if (n >= 10 && bytes::le32(p + 4) == 0x20150315u && bytes::le16(p + 8) == 1) return "picoscenes";
   if (looks_like_esp32_csv(p, n)) return "esp32";
   // Intel bfee log: [u16 BE len][code]; code 0xBB or 0xC1 and a plausible length.
   if (n >= 3 && (p[2] == 0xBB || p[2] == 0xC1)) {
