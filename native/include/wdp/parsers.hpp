@@ -15,6 +15,9 @@ std::unique_ptr<DatagramParser> make_nexmon_datagram_parser();
 std::unique_ptr<StreamParser> make_atheros_stream_parser();
 std::unique_ptr<StreamParser> make_picoscenes_stream_parser();
 
+// True if the bytes start with a plausible Atheros CSI Tool record (either byte order).
+bool looks_like_atheros(const uint8_t* data, size_t len);
+
 // Merge per-(core, spatial stream) nexmon records with the same sequence number into
 // (n_sub, n_core, n_stream) frames; lone records stay as they are.
 std::vector<CsiFrame> group_nexmon(const std::vector<CsiFrame>& records);
