@@ -1,4 +1,4 @@
-"""Atheros CSI Tool logs against CSIKit 2.5 readings minus its +1 offset (the original read_csi.c has none)."""
+"""Atheros CSI Tool logs against CSIKit 2.5 readings minus its +1 offset (read_csi.c has none)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from wdp import _native
 from wdp.csi import StreamReader, detect_format, parse_bytes, read_capture
 
@@ -18,8 +17,8 @@ CSIKIT = {Path(r["file"]).name: r for r in REFS["atheros"]}
 BPIR2 = "atheros_ath9k_bpir2_los_98pkts.dat"
 CSIREAD = "atheros_csiread_ath_csi_1_3rx2tx.dat"
 NO_VALUE = np.iinfo(np.int32).min
-HEADER = struct.Struct("<QHHBBBBBBBBBBBH")  # timestamp, csi_len, channel, phyerr, noise, rate, bw, tones, nr, nc,
-#                                             rssi, rssi0-2, payload_len: 25 bytes
+# timestamp, csi_len, channel, phyerr, noise, rate, bw, tones, nr, nc, rssi, rssi0-2, payload_len: 25 bytes
+HEADER = struct.Struct("<QHHBBBBBBBBBBBH")
 
 
 def records(data: bytes) -> list[bytes]:

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
-
 from wdp import _native
 from wdp.csi import StreamReader, parse_bytes, read_capture, read_nexmon_grouped
 
@@ -59,6 +58,11 @@ def udp_frame(payload: bytes, *, sport: int = 5500, dport: int = 5500, proto: in
     return b"\xff" * 6 + b"NEXMON" + b"\x08\x00" + ip + udp
 
 
+def matlab_csi(csi_dir: Path, name: str) -> np.ndarray:
+    mat = csi_dir / "reference_mat" / name.replace(".pcap", ".matlab_csireader.mat")
+    return scipy.io.loadmat(mat)["csi_buff"]
+
+
 def stacked(cap) -> np.ndarray:
     return np.stack([a[:, 0, 0] for a in cap.csi])
 
@@ -83,8 +87,7 @@ def assert_same_frames(a, b, *, timestamps: bool = True) -> None:
 
 @pytest.mark.parametrize("name", [F4358, F4366])
 def test_float_packed_chips_equal_matlab_csireader(csi_dir: Path, name: str) -> None:
-    mat = scipy.io.loadmat(csi_dir / "reference_mat" / name.replace(".pcap", ".matlab_csireader.mat"))
-    ref = mat["csi_buff"]
+    ref = matlab_csi(csi_dir, name)
     cap = read_capture(csi_dir / "nexmon" / name)
     assert cap.stats.malformed == 0 and cap.stats.skipped == 0 and cap.stats.truncated == 0
     assert cap.shapes() == {(256, 1, 1): ref.shape[0]}
@@ -93,7 +96,7 @@ def test_float_packed_chips_equal_matlab_csireader(csi_dir: Path, name: str) -> 
 
 def test_43455c0_80mhz_equals_matlab_and_keeps_the_padded_records(csi_dir: Path) -> None:
     name = F43455_80
-    ref = scipy.io.loadmat(csi_dir / "reference_mat" / name.replace(".pcap", ".matlab_csireader.mat"))["csi_buff"]
+    ref = matlab_csi(csi_dir, name)
     payloads = udp_payloads(csi_dir / "nexmon" / name)
     sizes = np.array([len(p) for p in payloads])
     padded = np.flatnonzero(sizes == 1046)
@@ -105,7 +108,8 @@ def test_43455c0_80mhz_equals_matlab_and_keeps_the_padded_records(csi_dir: Path)
     # MATLAB decoded only the 1042-byte records (rows 1-548, file order); rows 549-566 are its zeros.
     np.testing.assert_array_equal(ours[sizes == 1042], ref[:548])
     assert not ref[548:].any()
-    # The 1046-byte records are a normal record plus 4 zero bytes at the end: same mac/seq/chanspec/chip, CSI at 18.
+    # The 1046-byte records are a normal record plus 4 zero bytes at the end:
+    # same mac/seq/chanspec/chip as their neighbour, CSI words at offset 18.
     for i in padded:
         p = payloads[i]
         assert p[-4:] == b"\0\0\0\0" and p[4:18] == payloads[i - 1][4:18]
@@ -228,7 +232,8 @@ def test_built_datagram_both_header_variants(old: bool, nfft: int, chanspec: int
     np.testing.assert_array_equal(got["csi"][0][:, 0, 0], csi)
     assert got["csi"][0].shape == (nfft, 1, 1)
     assert int(got["rssi"][0]) == (np.iinfo(np.int32).min if old else -40)
-    assert (int(got["channel"][0]), int(got["frequency_mhz"][0]), int(got["bandwidth_mhz"][0])) == (channel, freq, bw)
+    assert int(got["channel"][0]) == channel and int(got["frequency_mhz"][0]) == freq
+    assert int(got["bandwidth_mhz"][0]) == bw
     assert (int(got["seq"][0]), int(got["core"][0]), int(got["spatial_stream"][0])) == (7, 2, 1)
     assert list(got["mac"][0]) == [2, 4, 6, 8, 10, 12]
 
@@ -271,7 +276,8 @@ def test_pcap_byte_orders_nanoseconds_and_link_types(csi_dir: Path) -> None:
     np.testing.assert_allclose(nano.meta["timestamp"], base.meta["timestamp"] + 123e-9, rtol=0, atol=1e-6)
     raw_ip = pcap_file([(s, u, r[14:]) for s, u, r in recs], linktype=101)
     assert_same_frames(parse_bytes(raw_ip, "nexmon_pcap"), base)
-    sll = pcap_file([(s, u, b"\0\0\0\1\0\6" + r[6:12] + b"\0\0\x08\x00" + r[14:]) for s, u, r in recs], linktype=113)
+    sll_head = b"\0\0\0\1\0\6"  # packet type, ARPHRD_ETHER, address length, then address + protocol
+    sll = pcap_file([(s, u, sll_head + r[6:12] + b"\0\0\x08\x00" + r[14:]) for s, u, r in recs], linktype=113)
     assert_same_frames(parse_bytes(sll, "nexmon_pcap"), base)
     vlan = pcap_file([(s, u, r[:12] + b"\x81\x00\x00\x05" + r[12:]) for s, u, r in recs])
     assert_same_frames(parse_bytes(vlan, "nexmon_pcap"), base)

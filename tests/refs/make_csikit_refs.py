@@ -1,7 +1,8 @@
 """Regenerate csikit_nexmon_atheros.json: CSIKit 2.5's readings of the sample captures as digests.
 
 Run with the CSIKit reference venv (numpy < 1.24), not the project venv:
-    /work/csikit-venv/bin/python tests/refs/make_csikit_refs.py /work/shared/data/csi > tests/refs/csikit_nexmon_atheros.json
+    /work/csikit-venv/bin/python tests/refs/make_csikit_refs.py /work/shared/data/csi \
+        > tests/refs/csikit_nexmon_atheros.json
 Only digests, shapes and a few values are stored, never the capture data itself. Arrays are put in
 wdp's layout (subcarriers, rx, tx) as complex64 before hashing; Atheros values get CSIKit's +1 offset
 removed (the original read_csi.c has none).
@@ -52,7 +53,8 @@ def nexmon(root: Path, name: str) -> dict:
 
 def atheros(root: Path, name: str) -> dict:
     data = ATHBeamformReader().read_file(str(root / name), scaled=False)
-    arrays = [np.asarray(f.csi_matrix).transpose(0, 2, 1) - (1 + 1j) for f in data.frames]  # (sub, nc, nr) -> (sub, nr, nc)
+    # CSIKit (sub, nc, nr) -> wdp (sub, nr, nc), without CSIKit's +1 on both parts.
+    arrays = [np.asarray(f.csi_matrix).transpose(0, 2, 1) - (1 + 1j) for f in data.frames]
     ts = [f.timestamp * 1e-6 for f in data.frames]
     return summary(name, arrays, ts)
 

@@ -126,7 +126,8 @@ class AtherosParser final : public StreamParser {
     while (n - pos >= 2) {
       if (!decided_) {
         if (n - pos < 2 + kHeader) break;
-        if (best_order(p + pos, order_) < 0) throw ParseError("not an Atheros CSI Tool log (implausible first record)");
+        if (best_order(p + pos, order_) < 0)
+          throw ParseError("not an Atheros CSI Tool log (implausible first record)");
         decided_ = true;
       }
       const size_t len = order_.prefix_be ? bytes::be16(p + pos) : bytes::le16(p + pos);

@@ -250,7 +250,8 @@ class NexmonPcapParser final : public StreamParser {
       case 0xd4c3b2a1u: swapped_ = true; break;
       case 0xa1b23c4du: nanos_ = true; break;
       case 0x4d3cb2a1u: swapped_ = nanos_ = true; break;
-      case 0x0a0d0d0au: throw ParseError("pcapng is not supported; convert with `editcap -F pcap in out.pcap`");
+      case 0x0a0d0d0au:
+        throw ParseError("pcapng is not supported; convert with `editcap -F pcap in out.pcap`");
       default: throw ParseError("not a pcap file (bad magic)");
     }
     const uint32_t snaplen = u32(p + 16);
@@ -332,8 +333,12 @@ class NexmonPcapParser final : public StreamParser {
 
 }  // namespace
 
-std::unique_ptr<StreamParser> make_nexmon_pcap_stream_parser() { return std::make_unique<NexmonPcapParser>(); }
-std::unique_ptr<DatagramParser> make_nexmon_datagram_parser() { return std::make_unique<NexmonDatagramParser>(); }
+std::unique_ptr<StreamParser> make_nexmon_pcap_stream_parser() {
+  return std::make_unique<NexmonPcapParser>();
+}
+std::unique_ptr<DatagramParser> make_nexmon_datagram_parser() {
+  return std::make_unique<NexmonDatagramParser>();
+}
 
 // One captured frame arrives as one UDP record per (core, spatial stream), consecutive and
 // sharing the sequence number. A group ends when the seq, source MAC or size changes or a slot
