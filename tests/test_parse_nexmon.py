@@ -38,8 +38,9 @@ def pcap_records(data: bytes) -> list[tuple[int, int, bytes]]:
 
 
 def udp_payloads(path: Path) -> list[bytes]:
-    # Every record in the samples is Ethernet(14) + IPv4(20) + UDP(8) + payload.
-    return [rec[42:] for _, _, rec in pcap_records(path.read_bytes())]
+    # Every record in the samples is Ethernet(14) + IPv4(20) + UDP(8) + payload (+ a trailer on some).
+    recs = pcap_records(path.read_bytes())
+    return [rec[42 : 34 + struct.unpack_from(">H", rec, 38)[0]] for _, _, rec in recs]
 
 
 def pcap_file(records: list[tuple[int, int, bytes]], *, big_endian: bool = False, nanos: bool = False,
@@ -94,26 +95,31 @@ def test_float_packed_chips_equal_matlab_csireader(csi_dir: Path, name: str) -> 
     np.testing.assert_array_equal(stacked(cap), ref)  # exact: the port of unpack_float must not drift
 
 
-def test_43455c0_80mhz_equals_matlab_and_keeps_the_padded_records(csi_dir: Path) -> None:
+def test_43455c0_80mhz_equals_matlab_and_keeps_records_with_a_trailer(csi_dir: Path) -> None:
     name = F43455_80
     ref = matlab_csi(csi_dir, name)
-    payloads = udp_payloads(csi_dir / "nexmon" / name)
-    sizes = np.array([len(p) for p in payloads])
-    padded = np.flatnonzero(sizes == 1046)
-    assert len(payloads) == 566 and len(padded) == 18 and (padded[0], padded[-1]) == (118, 301)
+    recs = pcap_records((csi_dir / "nexmon" / name).read_bytes())
+    sizes = np.array([len(r) for _, _, r in recs])
+    # 18 records are 4 bytes longer (MANIFEST: "1046-byte payload"), yet their IP and UDP lengths
+    # are the usual 1070 / 1050: the extra bytes are a zero link-layer trailer after the IP packet.
+    trailer = np.flatnonzero(sizes == 1088)
+    assert len(recs) == 566 and len(trailer) == 18 and (trailer[0], trailer[-1]) == (118, 301)
+    for i in trailer:
+        rec = recs[i][2]
+        ip_total, udp_len = struct.unpack_from(">H", rec, 16)[0], struct.unpack_from(">H", rec, 38)[0]
+        assert (ip_total, udp_len) == (1070, 1050) and rec[-4:] == bytes(4)
 
     cap = read_capture(csi_dir / "nexmon" / name)
     assert len(cap) == 566 and cap.stats.malformed == 0
     ours = stacked(cap)
-    # MATLAB decoded only the 1042-byte records (rows 1-548, file order); rows 549-566 are its zeros.
-    np.testing.assert_array_equal(ours[sizes == 1042], ref[:548])
+    # MATLAB decoded only the 1084-byte records (rows 1-548, file order); rows 549-566 are its zeros.
+    np.testing.assert_array_equal(ours[sizes == 1084], ref[:548])
     assert not ref[548:].any()
-    # The 1046-byte records are a normal record plus 4 zero bytes at the end:
-    # same mac/seq/chanspec/chip as their neighbour, CSI words at offset 18.
-    for i in padded:
-        p = payloads[i]
-        assert p[-4:] == b"\0\0\0\0" and p[4:18] == payloads[i - 1][4:18]
-        iq = np.frombuffer(p[18 : 18 + 1024], dtype="<i2").astype(np.float32)
+    # The others decode like any record: int16 pairs from payload offset 18.
+    for i in trailer:
+        p = recs[i][2][42:-4]
+        assert len(p) == 1042
+        iq = np.frombuffer(p[18:], dtype="<i2").astype(np.float32)
         np.testing.assert_array_equal(ours[i], iq[0::2] + 1j * iq[1::2])
 
 
@@ -139,13 +145,16 @@ def test_4339_grouped_equals_csikit(csi_dir: Path) -> None:
 
 def test_43455c0_40mhz_equals_csikit(csi_dir: Path) -> None:
     ref = CSIKIT[F43455_40]
-    payloads = udp_payloads(csi_dir / "nexmon" / F43455_40)
-    cap = read_capture(csi_dir / "nexmon" / F43455_40)
-    assert len(cap) == len(payloads) == 353 and cap.shapes() == {(128, 1, 1): 353}
-    assert cap.stats.malformed == 0  # the one 534-byte (padded) record is decoded too
-    # CSIKit drops the 534-byte record, then merges runs of equal seq no; a later record overwrites
-    # an earlier one in the same (core, stream) slot, so each CSIKit frame is the last record of a run.
-    keep = [i for i, p in enumerate(payloads) if len(p) == 530]
+    path = csi_dir / "nexmon" / F43455_40
+    payloads = udp_payloads(path)
+    cap = read_capture(path)
+    assert len(cap) == len(payloads) == 353 and {len(p) for p in payloads} == {530}
+    assert cap.shapes() == {(128, 1, 1): 353}
+    assert cap.stats.malformed == 0  # the one record with a link-layer trailer is decoded too
+    # CSIKit drops the record with a trailer (see the 80 MHz test), then merges runs of equal seq no;
+    # a later record overwrites an earlier one in the same (core, stream) slot, so each CSIKit frame
+    # is the last record of a run.
+    keep = [i for i, (_, _, r) in enumerate(pcap_records(path.read_bytes())) if len(r) == 572]
     assert len(keep) == 352 and ref["skipped_frames"] == 1
     seq = cap.meta["seq"]
     last_of_run = [i for j, i in enumerate(keep) if j + 1 == len(keep) or seq[keep[j + 1]] != seq[i]]
@@ -250,7 +259,7 @@ def test_header_variants_agree_on_a_real_record(csi_dir: Path) -> None:
 def test_bad_datagrams_are_counted_not_raised(csi_dir: Path) -> None:
     good = udp_payloads(csi_dir / "nexmon" / F4339)[0]
     parser = _native.DatagramParser("nexmon_udp")
-    bad = [b"", b"\x11", good[:17], good[:-1], good + b"\0", good + b"\x01\0\0\0", b"\x22" + good[1:],
+    bad = [b"", b"\x11", good[:17], good[:-1], good + b"\0", good + bytes(4), b"\x22" + good[1:],
            good[:16] + b"\x99\x99" + good[18:], bytes(2000)]
     for p in bad:
         assert parser.parse(p) is None

@@ -9,7 +9,6 @@
 // (bcm4358: 9-bit mantissas + 5-bit exponent; bcm4366c0: 12 + 6), decoded by a port of
 // nexmon_csi's utils/matlab/unpack_float.c.
 #include <algorithm>
-#include <cmath>
 
 #include "wdp/bytes.hpp"
 #include "wdp/parsers.hpp"
@@ -123,17 +122,9 @@ void decode_chanspec(uint16_t cs, CsiMeta& m) {
 }
 
 // Number of CSI words in a payload of n bytes, 0 when the size is not a CSI size.
-// bcm43455c0 firmware sometimes appends 4 zero bytes after the N words (1046 instead of
-// 1042 bytes at 80 MHz, 534 instead of 530 at 40 MHz): header and CSI words sit at the same
-// offsets as in the neighbouring records, so those records are decoded from the first N words.
-// The MATLAB csireader and CSIKit drop them only because they test the exact length.
-size_t csi_words(const uint8_t* p, size_t n) {
-  if (n < kPayloadHeader) return 0;
-  const size_t body = n - kPayloadHeader;
-  for (size_t nfft : {64, 128, 256}) {
-    if (body == 4 * nfft) return nfft;
-    if (body == 4 * nfft + 4 && bytes::le32(p + n - 4) == 0) return nfft;
-  }
+size_t csi_words(size_t n) {
+  for (size_t nfft : {64, 128, 256})
+    if (n == kPayloadHeader + 4 * nfft) return nfft;
   return 0;
 }
 
@@ -142,7 +133,7 @@ bool decode_payload(const uint8_t* p, size_t n, CsiFrame& f) {
   if (n < kPayloadHeader) return false;
   const bool old_header = bytes::le32(p) == 0x11111111u;
   if (!old_header && bytes::le16(p) != 0x1111) return false;
-  const size_t nfft = csi_words(p, n);
+  const size_t nfft = csi_words(n);
   if (nfft == 0) return false;
   const uint16_t chip = bytes::le16(p + 16);
   const CsiEncoding enc = encoding_for_chip(chip);
@@ -313,6 +304,10 @@ class NexmonPcapParser final : public StreamParser {
     }
     const uint8_t* udp = ip + ihl;
     if (bytes::be16(udp) != kNexmonPort && bytes::be16(udp + 2) != kNexmonPort) { ++stats_.skipped; return; }
+    // The datagram ends where the UDP length says, not where the pcap record ends: some bcm43455c0
+    // captures carry 4 zero bytes of link-layer trailer after the IP packet (pcap records of 1088
+    // instead of 1084 bytes at 80 MHz, IP and UDP lengths unchanged). MATLAB's csireader and CSIKit
+    // size records by orig_len and so drop those good records; here they decode like the rest.
     const size_t udp_len = bytes::be16(udp + 4);
     // A first fragment or a snapped record holds less than the UDP length says.
     if (udp_len < 8 || ihl + udp_len > std::min(avail, total)) { ++stats_.malformed; return; }
