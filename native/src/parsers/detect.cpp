@@ -4,6 +4,7 @@
 
 #include "wdp/bytes.hpp"
 #include "wdp/frame.hpp"
+#include "wdp/parsers.hpp"
 
 namespace wdp {
 namespace {
@@ -29,6 +30,8 @@ std::string detect_format(const uint8_t* p, size_t n) {
   // PicoScenes .csi: [u32 frame length][u32 magic 0x20150315][u16 frame version 1].
   if (n >= 10 && bytes::le32(p + 4) == 0x20150315u && bytes::le16(p + 8) == 1) return "picoscenes";
   if (looks_like_esp32_csv(p, n)) return "esp32";
+  // Atheros CSI Tool log (also .dat): checked before Intel, whose test is much looser.
+  if (looks_like_atheros(p, n)) return "atheros";
   // Intel bfee log: [u16 BE len][code]; code 0xBB or 0xC1 and a plausible length.
   if (n >= 3 && (p[2] == 0xBB || p[2] == 0xC1)) {
     const uint16_t len = bytes::be16(p);
