@@ -18,6 +18,8 @@ from wdp.csi.simulator.config import SimConfig
 _ROOM_SALT = 0x524F4F4D  # "ROOM"
 WALL_MARGIN_M = 0.4  # people keep this far from walls
 WALKABLE_STEP_M = 0.2
+MIN_CAMERA_DIST_M = 1.5  # people stay within this band of floor distance from the camera
+MAX_CAMERA_DIST_M = 5.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,7 +35,7 @@ class Room:
 
     @cached_property
     def walkable(self) -> np.ndarray:
-        """(M, 2) floor points where a standing person is fully inside the camera image."""
+        """(M, 2) floor points 1.5-5 m from the camera where a standing person is fully inside the image."""
         return _walkable_points(self)
 
     def clamp_to_floor(self, xy: np.ndarray) -> np.ndarray:
@@ -66,8 +68,9 @@ def _room(room_id: int, n_tx: int, n_rx: int, wavelength: float) -> Room:
 
     # Camera on the y=0 wall, looking into the room (it defines where people walk).
     cam_pos = np.array([w / 2 + rng.uniform(-0.4, 0.4) * w / 2, 0.15, rng.uniform(2.0, min(2.6, h - 0.2))])
-    target = np.array([w / 2 + rng.uniform(-0.3, 0.3), d * rng.uniform(0.5, 0.6), rng.uniform(0.6, 1.0)])
-    camera = Camera.look_at(cam_pos, target, rng.uniform(60.0, 75.0), S.IMAGE_W, S.IMAGE_H)
+    # It looks at the monitored area 2.5-3.5 m into the room, so people fill a fair part of the image.
+    target = np.array([w / 2 + rng.uniform(-0.3, 0.3), min(rng.uniform(2.5, 3.5), 0.6 * d), rng.uniform(0.6, 1.0)])
+    camera = Camera.look_at(cam_pos, target, rng.uniform(55.0, 70.0), S.IMAGE_W, S.IMAGE_H)
 
     def wall_point(wall: int) -> tuple[np.ndarray, np.ndarray]:
         """A point 0.1 m off wall `wall` (0: x=0, 1: x=W, 2: y=0, 3: y=D) and the wall's direction."""
@@ -111,7 +114,8 @@ def _walkable_points(room: Room) -> np.ndarray:
         xy, z = room.camera.project(p)
         ok &= room.camera.in_image(xy, z, margin=4.0)
     cam_dist = np.linalg.norm(pts - room.camera.position[:2], axis=1)
-    ok &= cam_dist > 1.5
+    near = (cam_dist > MIN_CAMERA_DIST_M) & (cam_dist < MAX_CAMERA_DIST_M)
+    ok &= near
     if ok.sum() < 12:  # tiny view: fall back to the floor in front of the camera
-        ok = cam_dist > 1.5
+        ok = near
     return pts[ok]

@@ -1,0 +1,66 @@
+"""Simulator throughput: training windows (CSI + labels) generated per second, one process.
+
+    PYTHONPATH=python python bench/bench_simulator.py [--scenes 40] [--people 1 2 4]
+
+Baseline: the 200 windows/s target for 2 people (a 20k-sample training set in under two minutes).
+Also reports the stream (packets/s) and the share of time spent on labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from wdp.csi.simulator import SceneSimulator, SimConfig, random_scene
+from wdp.csi.simulator.splits import SPLIT_ROOMS
+
+TARGET_WINDOWS_PER_S = 200.0  # for 2 people
+
+
+def bench_windows(n_people: int, scenes: int, config: SimConfig) -> tuple[float, float]:
+    """(windows/s including scene setup, fraction of that time spent rendering labels)."""
+    rooms = list(SPLIT_ROOMS["train"])
+    n_windows = 0
+    t_sample = t_label = 0.0
+    for i in range(scenes):
+        t0 = time.perf_counter()
+        sim = SceneSimulator(random_scene(rooms[i % len(rooms)], 1000 + i, config, n_people=n_people), config)
+        batch = sim.sample()
+        t_sample += time.perf_counter() - t0
+        n_windows += len(batch["t"])
+        t0 = time.perf_counter()  # labels alone, re-rendered for a few windows (not counted above)
+        for t in batch["t"][:4]:
+            sim.labels(float(t))
+        t_label += (time.perf_counter() - t0) * len(batch["t"]) / 4
+    return n_windows / t_sample, t_label / t_sample
+
+
+def bench_stream(n_people: int, seconds: float, config: SimConfig) -> float:
+    sim = SceneSimulator(random_scene(5, 77, config, n_people=n_people), config)
+    t0 = time.perf_counter()
+    n = sum(1 for _ in sim.stream(0.0, seconds))
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenes", type=int, default=40)
+    ap.add_argument("--people", type=int, nargs="+", default=[0, 1, 2, 4])
+    args = ap.parse_args()
+    cfg = SimConfig()
+    SceneSimulator(random_scene(0, 0, cfg, n_people=1), cfg).sample()  # warm caches and imports
+    print(f"wdp simulator bench: {args.scenes} scenes x {cfg.windows_per_scene} windows, window {cfg.window} "
+          f"x {cfg.n_sub} sub x {cfg.n_rx}x{cfg.n_tx}, numpy {np.__version__}, one process")
+    print(f"{'people':>6} {'windows/s':>10} {'ms/window':>10} {'labels %':>9} {'vs target':>10} {'stream pkt/s':>13}")
+    for n in args.people:
+        rate, label_share = bench_windows(n, args.scenes, cfg)
+        stream = bench_stream(n, 5.0, cfg)
+        ratio = rate / TARGET_WINDOWS_PER_S
+        print(f"{n:>6} {rate:>10.0f} {1000 / rate:>10.2f} {100 * label_share:>8.0f}% {ratio:>9.1f}x {stream:>13.0f}")
+    print(f"baseline: {TARGET_WINDOWS_PER_S:.0f} windows/s with 2 people (ratio 'vs target' = measured / baseline)")
+
+
+if __name__ == "__main__":
+    main()
