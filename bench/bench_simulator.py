@@ -12,7 +12,6 @@ import argparse
 import time
 
 import numpy as np
-
 from wdp.csi.simulator import SceneSimulator, SimConfig, random_scene
 from wdp.csi.simulator.splits import SPLIT_ROOMS
 
@@ -51,15 +50,20 @@ def main() -> None:
     args = ap.parse_args()
     cfg = SimConfig()
     SceneSimulator(random_scene(0, 0, cfg, n_people=1), cfg).sample()  # warm caches and imports
-    print(f"wdp simulator bench: {args.scenes} scenes x {cfg.windows_per_scene} windows, window {cfg.window} "
-          f"x {cfg.n_sub} sub x {cfg.n_rx}x{cfg.n_tx}, numpy {np.__version__}, one process")
-    print(f"{'people':>6} {'windows/s':>10} {'ms/window':>10} {'labels %':>9} {'vs target':>10} {'stream pkt/s':>13}")
+    print(
+        f"wdp simulator bench: {args.scenes} scenes x {cfg.windows_per_scene} windows, window {cfg.window} "
+        f"x {cfg.n_sub} sub x {cfg.n_rx}x{cfg.n_tx}, numpy {np.__version__}, one process"
+    )
+    cols = ("people", "windows/s", "ms/window", "labels %", "vs target", "stream pkt/s")
+    print(" ".join(f"{c:>{w}}" for c, w in zip(cols, (6, 10, 10, 9, 10, 13), strict=True)))
     for n in args.people:
         rate, label_share = bench_windows(n, args.scenes, cfg)
         stream = bench_stream(n, 5.0, cfg)
         ratio = rate / TARGET_WINDOWS_PER_S
-        print(f"{n:>6} {rate:>10.0f} {1000 / rate:>10.2f} {100 * label_share:>8.0f}% {ratio:>9.1f}x {stream:>13.0f}")
-    print(f"baseline: {TARGET_WINDOWS_PER_S:.0f} windows/s with 2 people (ratio 'vs target' = measured / baseline)")
+        share = 100 * label_share
+        print(f"{n:>6} {rate:>10.0f} {1000 / rate:>10.2f} {share:>8.0f}% {ratio:>9.1f}x {stream:>13.0f}")
+    base = f"{TARGET_WINDOWS_PER_S:.0f} windows/s with 2 people"
+    print(f"baseline: {base} (ratio 'vs target' = measured / baseline)")
 
 
 if __name__ == "__main__":

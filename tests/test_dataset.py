@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 from scipy.io import savemat
-
 from wdp import schemas_sample as S
 from wdp.csi.simulator import SceneSimulator, SimConfig, random_scene
 from wdp.csi.simulator.splits import (
@@ -26,6 +25,7 @@ SMALL = SimConfig(windows_per_scene=6, scene_duration_s=4.0)
 
 # ---- splits ---------------------------------------------------------------------------------------------
 
+
 def test_split_rooms_subjects_and_seeds_are_disjoint():
     for a in SPLITS:
         for b in SPLITS:
@@ -35,7 +35,11 @@ def test_split_rooms_subjects_and_seeds_are_disjoint():
     assert SPLIT_ROOMS["train"] == range(0, 64) and SPLIT_ROOMS["test"] == range(80, 100)
     seeds = {s: {scene_seed(s, base, i) for base in range(4) for i in range(300)} for s in SPLITS}
     assert all(len(v) == 4 * 300 for v in seeds.values())
-    assert not seeds["train"] & seeds["val"] and not seeds["train"] & seeds["test"] and not seeds["val"] & seeds["test"]
+    assert (
+        not seeds["train"] & seeds["val"]
+        and not seeds["train"] & seeds["test"]
+        and not seeds["val"] & seeds["test"]
+    )
     assert all(split_of_seed(x) == s for s in SPLITS for x in seeds[s])
     assert split_of_room(70) == "val" and split_of_room(123) is None
 
@@ -49,14 +53,21 @@ def test_random_scene_people_come_from_their_rooms_split():
     assert subjects_of_room(90) == SPLIT_SUBJECTS["test"]
 
 
-# ---- shards -------------------------------------------------------------------------------------------------
+# ---- shards ---------------------------------------------------------------------------------------------
+
 
 def test_write_dataset_and_shard_dataset_round_trip(tmp_path):
-    out = write_dataset(tmp_path / "val", "val", num_samples=20, seed=3, sim_config=SMALL, shard_size=8, progress=False)
+    out = write_dataset(
+        tmp_path / "val", "val", num_samples=20, seed=3, sim_config=SMALL, shard_size=8, progress=False
+    )
     meta = json.loads((out / "meta.json").read_text())
     assert meta["version"] == 1 and meta["split"] == "val" and meta["num_samples"] == 20
     assert set(meta["rooms"]) <= set(SPLIT_ROOMS["val"]) and meta["rooms"]
-    assert sorted(p.name for p in out.glob("shard-*.npz")) == ["shard-00000.npz", "shard-00001.npz", "shard-00002.npz"]
+    assert sorted(p.name for p in out.glob("shard-*.npz")) == [
+        "shard-00000.npz",
+        "shard-00001.npz",
+        "shard-00002.npz",
+    ]
     assert SimConfig.from_dict(meta["config"]) == SMALL
 
     ds = ShardDataset(out)
@@ -107,7 +118,8 @@ def test_write_dataset_rejects_bad_arguments(tmp_path):
         ShardDataset(tmp_path / "nothing")
 
 
-# ---- MM-Fi -------------------------------------------------------------------------------------------------
+# ---- MM-Fi ----------------------------------------------------------------------------------------------
+
 
 def _mmfi_tree(root, n_frames=6):
     """Two sequences in MM-Fi's layout with recognisable values; S02's frame 3 is an empty file."""

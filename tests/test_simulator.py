@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
-
 from wdp import schemas_sample as S
 from wdp.csi.simulator import (
     SPLIT_ROOMS,
@@ -51,6 +51,7 @@ def _fit_linear_residual(phase: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray
 
 
 # ---- determinism and contract --------------------------------------------------------------------------
+
 
 def test_same_seed_gives_identical_samples_and_stream():
     a = SceneSimulator(random_scene(7, 11, n_people=3)).sample(6)
@@ -106,10 +107,13 @@ def test_default_band_is_intel5300_channel6():
     assert band.subcarrier_index[:3] == (-28, -26, -24) and band.subcarrier_index[13:17] == (-2, -1, 1, 3)
     assert band.center_hz == 2.437e9
     f = band.frequencies
-    assert f.min() == pytest.approx(2.437e9 - 28 * 312.5e3) and f.max() == pytest.approx(2.437e9 + 28 * 312.5e3)
+    assert f.min() == pytest.approx(2.437e9 - 28 * 312.5e3) and f.max() == pytest.approx(
+        2.437e9 + 28 * 312.5e3
+    )
 
 
 # ---- physics ---------------------------------------------------------------------------------------------
+
 
 def test_moving_person_changes_csi_and_static_room_does_not():
     walker = _walker()
@@ -182,7 +186,9 @@ def test_longer_path_rotates_phase_down_with_negative_subcarrier_slope():
     idx = np.asarray(band.subcarrier_index, np.float64)
     slope = np.polyfit(idx, np.unwrap(np.angle(ratio[:, 0, 0])), 1)[0]
     assert slope < 0
-    assert slope == pytest.approx(-2 * np.pi * band.subcarrier_spacing_hz * (d1 - d0) / SPEED_OF_LIGHT, rel=1e-3)
+    assert slope == pytest.approx(
+        -2 * np.pi * band.subcarrier_spacing_hz * (d1 - d0) / SPEED_OF_LIGHT, rel=1e-3
+    )
 
 
 def test_body_crossing_line_of_sight_attenuates_it():
@@ -191,7 +197,9 @@ def test_body_crossing_line_of_sight_attenuates_it():
     spec = PersonSpec((float(mid[0]), float(mid[1])), (Stand(),))
     cfg = dataclasses.replace(CLEAN, body_points=True)
     sim = SceneSimulator(scripted_scene(room, [spec], duration=2.0), cfg)
-    no_shadow = SceneSimulator(scripted_scene(room, [spec], duration=2.0), dataclasses.replace(cfg, los_shadowing=False))
+    no_shadow = SceneSimulator(
+        scripted_scene(room, [spec], duration=2.0), dataclasses.replace(cfg, los_shadowing=False)
+    )
     t = np.array([0.5])
     los_part = sim.physical_csi(t) - no_shadow.physical_csi(t)
     # the difference is exactly a scaled-down LoS term
@@ -218,17 +226,22 @@ def test_lossy_link_still_fills_every_window_frame():
     assert np.all(batch["amplitude"].reshape(8, S.WINDOW, -1).max(axis=-1) > 0)
     # with 60 % loss some frames must reuse a neighbouring packet
     frames = batch["amplitude"].reshape(8, S.WINDOW, -1)
-    repeats = sum(np.array_equal(frames[i, j], frames[i, j + 1]) for i in range(8) for j in range(S.WINDOW - 1))
+    repeats = sum(
+        np.array_equal(frames[i, j], frames[i, j + 1]) for i in range(8) for j in range(S.WINDOW - 1)
+    )
     assert repeats > 0
 
 
 # ---- bodies, labels, events --------------------------------------------------------------------------------
 
+
 def test_standing_people_in_view_project_inside_the_image():
     room = room_from_id(12)
     walk = room.walkable
     picks = walk[np.linspace(0, len(walk) - 1, 4).astype(int)]
-    sim = SceneSimulator(scripted_scene(room, [PersonSpec(tuple(p), (Stand(),)) for p in picks], duration=3.0))
+    sim = SceneSimulator(
+        scripted_scene(room, [PersonSpec(tuple(p), (Stand(),)) for p in picks], duration=3.0)
+    )
     lab, listed = sim.labels(1.0)
     assert listed == [0, 1, 2, 3] and lab["num_people"] == 4
     kp = lab["keypoints"]
@@ -237,7 +250,9 @@ def test_standing_people_in_view_project_inside_the_image():
     box = lab["boxes"]
     assert np.all(box[:, None, 0] <= kp[..., 0]) and np.all(kp[..., 0] <= box[:, None, 2])
     assert np.all(box[:, None, 1] <= kp[..., 1]) and np.all(kp[..., 1] <= box[:, None, 3])
-    np.testing.assert_allclose(lab["person_area"], (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]), rtol=1e-5)
+    np.testing.assert_allclose(
+        lab["person_area"], (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]), rtol=1e-5
+    )
     # head above feet in the image, and a standing adult is tens of pixels tall
     assert np.all(kp[:, 0, 1] < kp[:, 15, 1]) and np.all(kp[:, 15, 1] - kp[:, 0, 1] > 20)
     # parts: ids 1..24 only, U/V in [0, 1] on body pixels and 0 elsewhere
@@ -253,7 +268,10 @@ def test_torso_part_depends_on_facing_the_camera():
     cam = room.camera.position
     facing = np.arctan2(cam[1] - c[1], cam[0] - c[0])
     torso_front, torso_back = S.part_id("torso_front"), S.part_id("torso_back")
-    for heading, present, absent in ((facing, torso_front, torso_back), (facing + np.pi, torso_back, torso_front)):
+    for heading, present, absent in (
+        (facing, torso_front, torso_back),
+        (facing + np.pi, torso_back, torso_front),
+    ):
         sim = SceneSimulator(scripted_scene(room, [PersonSpec(c, (Stand(),), heading=heading)], 2.0))
         pm = sim.labels(1.0)[0]["part_mask"]
         assert (pm == present).sum() > 5 and (pm == absent).sum() == 0
@@ -266,6 +284,31 @@ def test_person_out_of_view_gets_no_slot():
     sim = SceneSimulator(scripted_scene(room, [PersonSpec(behind, (Stand(),))], 2.0))
     lab, listed = sim.labels(1.0)
     assert listed == [] and lab["num_people"] == 0 and np.all(lab["activity"] == -1)
+
+
+def test_segment_part_ids_match_densepose_part_names():
+    from wdp.csi.simulator.body import SEGMENTS
+
+    limb = {"upper_arm": "upper_arm", "forearm": "lower_arm", "hand": "hand", "thigh": "upper_leg",
+            "shank": "lower_leg", "foot": "foot", "torso": "torso", "head": "head"}  # fmt: skip
+    seen = set()
+    for name, *_, ids in SEGMENTS:
+        side = {"l": "left", "r": "right"}.get(name.split("_")[0])
+        part = limb[name.split("_", 1)[1] if side else name]
+        for pid in ids:
+            pname = S.DENSEPOSE_PARTS[pid - 1]
+            assert part in pname, (name, pname)
+            assert side is None or side in pname, (name, pname)
+            seen.add(pid)
+    assert seen == set(range(1, S.N_PARTS + 1))
+
+
+def test_config_dict_round_trip():
+    cfg = SimConfig(impairments=Impairments(snr_db=float("inf")), windows_per_scene=3)
+    d = cfg.to_dict()
+    assert SimConfig.from_dict(json.loads(json.dumps(d))) == cfg
+    with pytest.raises(ValueError):
+        SimConfig(people_probs=(0.5, 0.4))
 
 
 def test_body_dimensions_are_plausible():
@@ -320,7 +363,10 @@ def test_scripted_two_person_events_in_stream():
     """Two people: A walks into a zone (x > zone_x), B falls at t=3 s; the 100 Hz stream shows both."""
     c = _center(101)
     zone_x = float(c[0]) + 0.5
-    a = PersonSpec(tuple(c - [1.0, 0.4]), (Stand(until=1.0), Walk(to=(zone_x + 0.7, float(c[1]) - 0.4), speed=1.0), Stand()))
+    a = PersonSpec(
+        tuple(c - [1.0, 0.4]),
+        (Stand(until=1.0), Walk(to=(zone_x + 0.7, float(c[1]) - 0.4), speed=1.0), Stand()),
+    )
     b = PersonSpec(tuple(c + [0.0, 0.6]), (Stand(until=3.0), Fall(direction="left", duration=0.6), Lie()))
     sim = SceneSimulator(scripted_scene(101, [a, b], duration=6.0))
     frames = list(sim.stream())
@@ -333,7 +379,9 @@ def test_scripted_two_person_events_in_stream():
     expected = 1.0 + (zone_x - (float(c[0]) - 1.0)) / 1.0
     assert enter == pytest.approx(expected, abs=0.25)
     fall_t = [f.timestamp for f in frames if f.persons[1].falling]
-    assert fall_t and min(fall_t) == pytest.approx(3.0, abs=0.02) and max(fall_t) == pytest.approx(3.6, abs=0.02)
+    assert (
+        fall_t and min(fall_t) == pytest.approx(3.0, abs=0.02) and max(fall_t) == pytest.approx(3.6, abs=0.02)
+    )
     last = frames[-1].persons[1]
     assert last.activity == "lie" and last.joints3d[0, 2] < 0.5
     assert frames[0].persons[1].activity == "stand"

@@ -44,14 +44,45 @@ VIS_ABSENT = 0
 VIS_VISIBLE = 2
 
 COCO_KEYPOINTS = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
 )
 # COCO person skeleton (0-based keypoint index pairs), for drawing.
 COCO_SKELETON = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
-    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+    (15, 13),
+    (13, 11),
+    (16, 14),
+    (14, 12),
+    (11, 12),
+    (5, 11),
+    (6, 12),
+    (5, 6),
+    (5, 7),
+    (6, 8),
+    (7, 9),
+    (8, 10),
+    (1, 2),
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (3, 5),
+    (4, 6),
 )
 # Horizontal flip permutation of COCO keypoints (left <-> right).
 COCO_FLIP = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
@@ -62,12 +93,30 @@ COCO_FLIP = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
 # of each pair is back/front (legs, torso), inside/outside (arms) or right/left (head) is this
 # simulator's convention, named here.
 DENSEPOSE_PARTS = (
-    "torso_back", "torso_front", "right_hand", "left_hand", "left_foot", "right_foot",
-    "upper_leg_right_back", "upper_leg_left_back", "upper_leg_right_front", "upper_leg_left_front",
-    "lower_leg_right_back", "lower_leg_left_back", "lower_leg_right_front", "lower_leg_left_front",
-    "upper_arm_left_inside", "upper_arm_right_inside", "upper_arm_left_outside", "upper_arm_right_outside",
-    "lower_arm_left_inside", "lower_arm_right_inside", "lower_arm_left_outside", "lower_arm_right_outside",
-    "head_right", "head_left",
+    "torso_back",
+    "torso_front",
+    "right_hand",
+    "left_hand",
+    "left_foot",
+    "right_foot",
+    "upper_leg_right_back",
+    "upper_leg_left_back",
+    "upper_leg_right_front",
+    "upper_leg_left_front",
+    "lower_leg_right_back",
+    "lower_leg_left_back",
+    "lower_leg_right_front",
+    "lower_leg_left_front",
+    "upper_arm_left_inside",
+    "upper_arm_right_inside",
+    "upper_arm_left_outside",
+    "upper_arm_right_outside",
+    "lower_arm_left_inside",
+    "lower_arm_right_inside",
+    "lower_arm_left_outside",
+    "lower_arm_right_outside",
+    "head_right",
+    "head_left",
 )
 assert len(DENSEPOSE_PARTS) == N_PARTS
 

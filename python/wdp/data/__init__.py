@@ -7,6 +7,12 @@ from wdp.data.mmfi import MMFiDataset
 from wdp.data.shards import ShardDataset, generate_scenes, write_dataset
 
 __all__ = [
-    "SPLITS", "SPLIT_ROOMS", "SPLIT_SUBJECTS", "MMFiDataset", "ShardDataset", "generate_scenes",
-    "scene_seed", "write_dataset",
+    "SPLITS",
+    "SPLIT_ROOMS",
+    "SPLIT_SUBJECTS",
+    "MMFiDataset",
+    "ShardDataset",
+    "generate_scenes",
+    "scene_seed",
+    "write_dataset",
 ]

@@ -134,7 +134,10 @@ class MMFiDataset:
         out: dict[str, Any] = {
             "amplitude": np.stack(amps),
             "keypoints": np.asarray(gt[start : start + self.window], np.float32),
-            "environment": seq.environment, "subject": seq.subject, "action": seq.action, "frame": start,
+            "environment": seq.environment,
+            "subject": seq.subject,
+            "action": seq.action,
+            "frame": start,
         }
         if self.with_phase:
             out["phase"] = np.stack(phases)
@@ -150,4 +153,6 @@ class MMFiDataset:
         order (time, subcarrier, rx, tx), packets in time order."""
         x = np.asarray(x)
         f = x.shape[0]
-        return np.ascontiguousarray(x.transpose(0, 3, 2, 1).reshape(f * x.shape[3], x.shape[2], x.shape[1], 1))
+        return np.ascontiguousarray(
+            x.transpose(0, 3, 2, 1).reshape(f * x.shape[3], x.shape[2], x.shape[1], 1)
+        )

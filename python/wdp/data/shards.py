@@ -111,7 +111,10 @@ def write_dataset(
         "seed": int(seed),
         "config": cfg.to_dict(),
         "shards": shards,
-        "fields": {k: {"dtype": str(d), "shape": list(s)} for k, (d, s) in {**S.SAMPLE_FIELDS, **S.META_FIELDS}.items()},
+        "fields": {
+            k: {"dtype": str(d), "shape": list(s)}
+            for k, (d, s) in {**S.SAMPLE_FIELDS, **S.META_FIELDS}.items()
+        },
         "generator": "wdp.csi.simulator",
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2))
@@ -139,8 +142,12 @@ class _progress:
         )
 
         self._bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("windows"),
-            TimeElapsedColumn(), TimeRemainingColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("windows"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
         )
         self._bar.__enter__()
         task = self._bar.add_task(self.label, total=self.total)
@@ -159,7 +166,9 @@ class ShardDataset:
     least recently used dropped); for shuffled training keep them all (the default) or read
     shard-aligned blocks (``shard_bounds``)."""
 
-    def __init__(self, path: str | Path, *, cache_shards: int | None = None, keys: Sequence[str] | None = None):
+    def __init__(
+        self, path: str | Path, *, cache_shards: int | None = None, keys: Sequence[str] | None = None
+    ):
         self.path = Path(path)
         meta_path = self.path / META_FILE
         if not meta_path.is_file():
@@ -171,7 +180,10 @@ class ShardDataset:
             {"file": p.name, "num_samples": None} for p in sorted(self.path.glob("shard-*.npz"))
         ]
         self.files = [self.path / e["file"] for e in entries]
-        sizes = [e["num_samples"] if e["num_samples"] is not None else self._count(f) for e, f in zip(entries, self.files, strict=True)]
+        sizes = [
+            e["num_samples"] if e["num_samples"] is not None else self._count(f)
+            for e, f in zip(entries, self.files, strict=True)
+        ]
         self.shard_bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         if int(self.shard_bounds[-1]) != int(self.meta["num_samples"]):
             raise ValueError("shard sizes do not add up to meta.json num_samples")
@@ -208,7 +220,9 @@ class ShardDataset:
         for k, v in data.items():
             dtype, shape = {**S.SAMPLE_FIELDS, **S.META_FIELDS}[k]
             if v.dtype != dtype or v.shape[1:] != shape:
-                raise ValueError(f"{self.files[i].name}: {k} is {v.dtype}{v.shape}, expected {dtype}(N, {shape})")
+                raise ValueError(
+                    f"{self.files[i].name}: {k} is {v.dtype}{v.shape}, expected {dtype}(N, {shape})"
+                )
         self._cache[i] = data
         if self.cache_shards is not None:
             while len(self._cache) > max(self.cache_shards, 1):

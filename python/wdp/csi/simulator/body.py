@@ -17,9 +17,30 @@ import numpy as np
 
 # ---- pose parameter layout (angles in radians) -------------------------------------------------------
 PARAM_NAMES = (
-    "x", "y", "heading", "tilt_pitch", "tilt_roll", "lift", "trunk_pitch", "trunk_roll", "head_pitch",
-    "l_thigh_el", "l_thigh_az", "l_shank_el", "r_thigh_el", "r_thigh_az", "r_shank_el",
-    "l_ua_el", "l_ua_az", "l_fa_el", "l_fa_az", "r_ua_el", "r_ua_az", "r_fa_el", "r_fa_az", "foot_flex",
+    "x",
+    "y",
+    "heading",
+    "tilt_pitch",
+    "tilt_roll",
+    "lift",
+    "trunk_pitch",
+    "trunk_roll",
+    "head_pitch",
+    "l_thigh_el",
+    "l_thigh_az",
+    "l_shank_el",
+    "r_thigh_el",
+    "r_thigh_az",
+    "r_shank_el",
+    "l_ua_el",
+    "l_ua_az",
+    "l_fa_el",
+    "l_fa_az",
+    "r_ua_el",
+    "r_ua_az",
+    "r_fa_el",
+    "r_fa_az",
+    "foot_flex",
 )
 N_PARAMS = len(PARAM_NAMES)
 P = {name: i for i, name in enumerate(PARAM_NAMES)}
@@ -36,21 +57,20 @@ N_JOINTS = 25
 # Part ids are DensePose ids (wdp.schemas_sample.DENSEPOSE_PARTS): (id when its front/inner/right
 # side is seen, id otherwise); `kind` says how the choice is made when rendering.
 SEGMENTS = (
-    # name          a        b        r/H     pts kind      ids
-    ("torso",       PELVIS,  NECK,    0.060,  4, "front",   (2, 1)),
-    ("head",        HEAD_LOW, HEAD_HIGH, 0.050, 1, "head",  (23, 24)),
-    ("l_upper_arm", 5,       7,       0.022,  2, "arm",     (15, 17)),
-    ("r_upper_arm", 6,       8,       0.022,  2, "arm",     (16, 18)),
-    ("l_forearm",   7,       9,       0.018,  2, "arm",     (19, 21)),
-    ("r_forearm",   8,       10,      0.018,  2, "arm",     (20, 22)),
-    ("l_hand",      9,       L_HAND,  0.016,  1, "fixed",   (4, 4)),
-    ("r_hand",      10,      R_HAND,  0.016,  1, "fixed",   (3, 3)),
-    ("l_thigh",     11,      13,      0.036,  3, "front",   (10, 8)),
-    ("r_thigh",     12,      14,      0.036,  3, "front",   (9, 7)),
-    ("l_shank",     13,      15,      0.026,  2, "front",   (14, 12)),
-    ("r_shank",     14,      16,      0.026,  2, "front",   (13, 11)),
-    ("l_foot",      15,      L_TOE,   0.020,  1, "fixed",   (5, 5)),
-    ("r_foot",      16,      R_TOE,   0.020,  1, "fixed",   (6, 6)),
+    ("torso", PELVIS, NECK, 0.060, 4, "front", (2, 1)),
+    ("head", HEAD_LOW, HEAD_HIGH, 0.050, 1, "head", (23, 24)),
+    ("l_upper_arm", 5, 7, 0.022, 2, "arm", (15, 17)),
+    ("r_upper_arm", 6, 8, 0.022, 2, "arm", (16, 18)),
+    ("l_forearm", 7, 9, 0.018, 2, "arm", (19, 21)),
+    ("r_forearm", 8, 10, 0.018, 2, "arm", (20, 22)),
+    ("l_hand", 9, L_HAND, 0.016, 1, "fixed", (4, 4)),
+    ("r_hand", 10, R_HAND, 0.016, 1, "fixed", (3, 3)),
+    ("l_thigh", 11, 13, 0.036, 3, "front", (10, 8)),
+    ("r_thigh", 12, 14, 0.036, 3, "front", (9, 7)),
+    ("l_shank", 13, 15, 0.026, 2, "front", (14, 12)),
+    ("r_shank", 14, 16, 0.026, 2, "front", (13, 11)),
+    ("l_foot", 15, L_TOE, 0.020, 1, "fixed", (5, 5)),
+    ("r_foot", 16, R_TOE, 0.020, 1, "fixed", (6, 6)),
 )
 N_SEGMENTS = len(SEGMENTS)
 SEG_A = np.array([s[1] for s in SEGMENTS])
@@ -113,16 +133,41 @@ def body_from_subject(subject_id: int, height: float | None = None) -> BodyShape
     spine = (0.818 * h - hip_h) * j() if hip_h < 0.818 * h else 0.288 * h
     radius = SEG_RADIUS_FRAC * h * np.where(np.isin(np.arange(N_SEGMENTS), (1, 6, 7, 12, 13)), 1.0, girth)
     shape_kw = dict(
-        subject_id=int(subject_id), height=h, girth=girth, ankle_h=ankle_h, shank=shank, thigh=thigh,
-        hip_half=0.05 * h * j(), spine=spine, shoulder_half=0.115 * h * j(), upper_arm=0.186 * h * j(),
-        forearm=0.146 * h * j(), hand=0.09 * h * j(), foot=0.12 * h * j(), neck_head=0.107 * h * j(),
-        seg_radius=radius, torso_lateral=TORSO_LATERAL_FRAC * h * girth,
+        subject_id=int(subject_id),
+        height=h,
+        girth=girth,
+        ankle_h=ankle_h,
+        shank=shank,
+        thigh=thigh,
+        hip_half=0.05 * h * j(),
+        spine=spine,
+        shoulder_half=0.115 * h * j(),
+        upper_arm=0.186 * h * j(),
+        forearm=0.146 * h * j(),
+        hand=0.09 * h * j(),
+        foot=0.12 * h * j(),
+        neck_head=0.107 * h * j(),
+        seg_radius=radius,
+        torso_lateral=TORSO_LATERAL_FRAC * h * girth,
     )
-    lengths = np.array([
-        spine, 0.04 * h, shape_kw["upper_arm"], shape_kw["upper_arm"], shape_kw["forearm"],
-        shape_kw["forearm"], shape_kw["hand"], shape_kw["hand"], thigh, thigh, shank, shank,
-        shape_kw["foot"], shape_kw["foot"],
-    ])
+    lengths = np.array(
+        [
+            spine,
+            0.04 * h,
+            shape_kw["upper_arm"],
+            shape_kw["upper_arm"],
+            shape_kw["forearm"],
+            shape_kw["forearm"],
+            shape_kw["hand"],
+            shape_kw["hand"],
+            thigh,
+            thigh,
+            shank,
+            shank,
+            shape_kw["foot"],
+            shape_kw["foot"],
+        ]
+    )
     # Silhouette area of each segment (torso: its lateral width) -> RCS, shared by its scatter points.
     width = 2 * radius
     width[0] = 2 * TORSO_LATERAL_FRAC * h * girth
@@ -155,12 +200,22 @@ def _limb(el: np.ndarray, az: np.ndarray, side: float) -> np.ndarray:
 
 def _rot_tilt_yaw(pitch: np.ndarray, roll: np.ndarray, yaw: np.ndarray) -> np.ndarray:
     """(N, 3, 3) = Rz(yaw) @ Ry(pitch) @ Rx(roll)."""
-    cp, sp, cr, sr, cy, sy = np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll), np.cos(yaw), np.sin(yaw)
-    ry_rx = np.stack([
-        np.stack([cp, sp * sr, sp * cr], -1),
-        np.stack([np.zeros_like(cp), cr, -sr], -1),
-        np.stack([-sp, cp * sr, cp * cr], -1),
-    ], axis=-2)
+    cp, sp, cr, sr, cy, sy = (
+        np.cos(pitch),
+        np.sin(pitch),
+        np.cos(roll),
+        np.sin(roll),
+        np.cos(yaw),
+        np.sin(yaw),
+    )
+    ry_rx = np.stack(
+        [
+            np.stack([cp, sp * sr, sp * cr], -1),
+            np.stack([np.zeros_like(cp), cr, -sr], -1),
+            np.stack([-sp, cp * sr, cp * cr], -1),
+        ],
+        axis=-2,
+    )
     rz = np.zeros_like(ry_rx)
     rz[:, 0, 0], rz[:, 0, 1], rz[:, 1, 0], rz[:, 1, 1], rz[:, 2, 2] = cy, -sy, sy, cy, 1.0
     return rz @ ry_rx
@@ -200,7 +255,8 @@ def forward_kinematics(shape: BodyShape, params: np.ndarray) -> PoseBatch:
     neck = pelvis + sh.spine * spine
     pts[:, NECK] = neck
     for side, shoulder, elbow, wrist, hand, pre in (
-        (1.0, 5, 7, 9, L_HAND, "l_"), (-1.0, 6, 8, 10, R_HAND, "r_"),
+        (1.0, 5, 7, 9, L_HAND, "l_"),
+        (-1.0, 6, 8, 10, R_HAND, "r_"),
     ):
         ua = _limb(c[pre + "ua_el"], c[pre + "ua_az"], side)
         fa = _limb(c[pre + "fa_el"], c[pre + "fa_az"], side)

@@ -53,6 +53,8 @@ class Camera:
     def in_image(self, xy: np.ndarray, depth: np.ndarray, margin: float = 0.0) -> np.ndarray:
         return (
             (depth > MIN_DEPTH_M)
-            & (xy[..., 0] >= margin) & (xy[..., 0] < self.width - margin)
-            & (xy[..., 1] >= margin) & (xy[..., 1] < self.height - margin)
+            & (xy[..., 0] >= margin)
+            & (xy[..., 0] < self.width - margin)
+            & (xy[..., 1] >= margin)
+            & (xy[..., 1] < self.height - margin)
         )

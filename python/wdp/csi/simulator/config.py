@@ -64,9 +64,18 @@ class Impairments:
         if self.enabled:
             return self
         return dataclasses.replace(
-            self, cfo=False, sto_std_ns=0.0, sfo_ppm=0.0, chain_phase=False, agc_step_rate_hz=0.0,
-            chain_gain_db=0.0, snr_db=float("inf"), quantize=False, packet_loss=0.0,
-            burst_loss_rate_hz=0.0, jitter_std_s=0.0,
+            self,
+            cfo=False,
+            sto_std_ns=0.0,
+            sfo_ppm=0.0,
+            chain_phase=False,
+            agc_step_rate_hz=0.0,
+            chain_gain_db=0.0,
+            snr_db=float("inf"),
+            quantize=False,
+            packet_loss=0.0,
+            burst_loss_rate_hz=0.0,
+            jitter_std_s=0.0,
         )
 
 

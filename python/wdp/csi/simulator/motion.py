@@ -32,8 +32,10 @@ DEG = np.pi / 180
 ACT = {name: i for i, name in enumerate(S.ACTIVITIES)}
 LIE_LIFT_M = 0.06  # lying body centre line sits this much above ankle height
 FALL_TILT = {  # (tilt_pitch, tilt_roll) at the end of a fall in each direction
-    "forward": (90 * DEG, 0.0), "backward": (-90 * DEG, 0.0),
-    "left": (0.0, -90 * DEG), "right": (0.0, 90 * DEG),
+    "forward": (90 * DEG, 0.0),
+    "backward": (-90 * DEG, 0.0),
+    "left": (0.0, -90 * DEG),
+    "right": (0.0, 90 * DEG),
 }
 
 

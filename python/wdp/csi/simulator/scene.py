@@ -70,7 +70,10 @@ def _face_camera(room: Room, xy: tuple[float, float]) -> float:
 
 
 def scripted_scene(
-    room: int | Room, people: Sequence[PersonSpec], duration: float, seed: int = 0,
+    room: int | Room,
+    people: Sequence[PersonSpec],
+    duration: float,
+    seed: int = 0,
     config: SimConfig | None = None,
 ) -> Scene:
     """A deterministic scene from explicit scripts, e.g. one person walking into a zone while another

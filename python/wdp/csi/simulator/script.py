@@ -114,12 +114,26 @@ def compile_script(
     def get_up() -> None:
         nonlocal lying
         assert lying is not None
-        add(LieDownSegment(t, t + GET_UP_S, x, y, heading, direction=lying, reverse=True, blend_in=0.0,
-                           activity_name="lie"))
+        add(
+            LieDownSegment(
+                t,
+                t + GET_UP_S,
+                x,
+                y,
+                heading,
+                direction=lying,
+                reverse=True,
+                blend_in=0.0,
+                activity_name="lie",
+            )
+        )
         lying = None
 
-    sway = dict(sway_phase=float(rng.uniform(0, 2 * np.pi)), sway_hz=float(rng.uniform(0.2, 0.35)),
-                sway_amp=float(rng.uniform(0.008, 0.015)))
+    sway = dict(
+        sway_phase=float(rng.uniform(0, 2 * np.pi)),
+        sway_hz=float(rng.uniform(0.2, 0.35)),
+        sway_amp=float(rng.uniform(0.008, 0.015)),
+    )
     for i, a in enumerate(actions):
         last = i == len(actions) - 1
         if isinstance(a, Stand | Sit | Wave | Walk) and lying is not None:
@@ -163,12 +177,31 @@ def compile_script(
             if lying is None:
                 add(LieDownSegment(t, t + 2.5, x, y, heading, direction="backward"))
                 lying = "backward"
-            add(LieSegment(t, t + span(a, last), x, y, heading, direction=lying,
-                           breath_phase=float(rng.uniform(0, 2 * np.pi))))
+            add(
+                LieSegment(
+                    t,
+                    t + span(a, last),
+                    x,
+                    y,
+                    heading,
+                    direction=lying,
+                    breath_phase=float(rng.uniform(0, 2 * np.pi)),
+                )
+            )
         elif isinstance(a, GetUp):
             if lying is not None:
-                add(LieDownSegment(t, t + max(a.duration, 0.3), x, y, heading, direction=lying,
-                                   reverse=True, blend_in=0.0))
+                add(
+                    LieDownSegment(
+                        t,
+                        t + max(a.duration, 0.3),
+                        x,
+                        y,
+                        heading,
+                        direction=lying,
+                        reverse=True,
+                        blend_in=0.0,
+                    )
+                )
                 lying = None
         else:
             raise TypeError(f"not an action: {a!r}")

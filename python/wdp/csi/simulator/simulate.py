@@ -64,9 +64,7 @@ class SceneSimulator:
             cfg.impairments, cfg.band, cfg.n_rx, scene.duration, self.static.rms, rng
         )
         shapes = [p.shape for p in scene.people]
-        self._amps = (
-            np.concatenate([s.scatter_amp for s in shapes]) if shapes else np.zeros(0, np.complex128)
-        )
+        self._amps = np.concatenate([s.scatter_amp for s in shapes]) if shapes else np.zeros(0, np.complex128)
         radii = []
         for s in shapes:
             r = s.seg_radius.copy()
@@ -100,7 +98,9 @@ class SceneSimulator:
         return self.impairments.apply(self.physical_csi(t), t, rng)
 
     # ---- labels -------------------------------------------------------------------------------------
-    def person_views(self, t: float, poses: list[PoseBatch] | None = None, index: int = 0) -> list[PersonView]:
+    def person_views(
+        self, t: float, poses: list[PoseBatch] | None = None, index: int = 0
+    ) -> list[PersonView]:
         poses = self.poses(np.array([t])) if poses is None else poses
         views = []
         for p, pb in zip(self.scene.people, poses, strict=True):
@@ -137,7 +137,9 @@ class SceneSimulator:
         picks, rngs, times = [], [], []
         for k0 in starts:
             rng = np.random.default_rng([_WINDOW_SALT, self.scene.room_id, self.scene.seed, int(k0)])
-            t_rec, _ = self.impairments.packets(int(k0) - SEARCH_MARGIN, int(k0) + w + SEARCH_MARGIN, rate, rng)
+            t_rec, _ = self.impairments.packets(
+                int(k0) - SEARCH_MARGIN, int(k0) + w + SEARCH_MARGIN, rate, rng
+            )
             grid = (k0 + np.arange(w)) / rate
             if len(t_rec) == 0:  # everything around was lost: use the nominal instants
                 t_rec = grid
@@ -181,7 +183,12 @@ class SceneSimulator:
 
     # ---- streaming ----------------------------------------------------------------------------------
     def stream(
-        self, t_start: float = 0.0, t_end: float | None = None, *, chunk_s: float = 1.0, seed: int = 0,
+        self,
+        t_start: float = 0.0,
+        t_end: float | None = None,
+        *,
+        chunk_s: float = 1.0,
+        seed: int = 0,
         truth: bool = True,
     ) -> Iterator[SimFrame]:
         """Received packets in time order (nominally 100 Hz; jittered timestamps, lost packets absent)
@@ -216,8 +223,12 @@ class SceneSimulator:
             for i in range(len(t)):
                 persons = tuple(
                     PersonTruth(
-                        pid, S.ACTIVITIES[int(act[i])], bool(fall[i]), pb.joints[i, PELVIS, :2].copy(),
-                        pb.joints[i, : S.N_KEYPOINTS].astype(np.float32), kp[i],
+                        pid,
+                        S.ACTIVITIES[int(act[i])],
+                        bool(fall[i]),
+                        pb.joints[i, PELVIS, :2].copy(),
+                        pb.joints[i, : S.N_KEYPOINTS].astype(np.float32),
+                        kp[i],
                     )
                     for pid, pb, kp, act, fall in per_person
                 )
@@ -226,4 +237,3 @@ class SceneSimulator:
 
 def _slice_pose(p: PoseBatch, sl: slice) -> PoseBatch:
     return PoseBatch(p.joints[sl], p.forward[sl], p.left[sl])
-

@@ -13,7 +13,9 @@ from __future__ import annotations
 SPLITS = ("train", "val", "test")
 SPLIT_ROOMS: dict[str, range] = {"train": range(0, 64), "val": range(64, 80), "test": range(80, 100)}
 SPLIT_SUBJECTS: dict[str, range] = {
-    "train": range(0, 1000), "val": range(1000, 1200), "test": range(1200, 1500),
+    "train": range(0, 1000),
+    "val": range(1000, 1200),
+    "test": range(1200, 1500),
 }
 FREE_SUBJECTS = range(1500, 3000)  # people of scenes in rooms outside the three splits
 SPLIT_CODE: dict[str, int] = {"train": 0, "val": 1, "test": 2}
