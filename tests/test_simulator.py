@@ -389,6 +389,19 @@ def test_scripted_two_person_events_in_stream():
     assert kp.shape == (17, 3) and np.all(kp[:, 2] == S.VIS_VISIBLE)
 
 
+def test_antenna_counts_and_band_are_configurable():
+    from wdp.csi.simulator import stream_frames
+
+    cfg = SimConfig(n_rx=2, n_tx=1, band=Band(center_hz=5.32e9))
+    scene = random_scene(120, 4, cfg, n_people=1)
+    assert scene.room.rx.shape == (2, 3) and scene.room.tx.shape == (1, 3)
+    # half-wavelength spacing at 5.32 GHz
+    assert np.linalg.norm(scene.room.rx[1] - scene.room.rx[0]) == pytest.approx(SPEED_OF_LIGHT / 5.32e9 / 2)
+    frames = list(stream_frames(scene, cfg, t_end=0.1))
+    assert frames and frames[0].csi.shape == (30, 2, 1)
+    assert not cfg.matches_contract()
+
+
 def test_random_scenes_cover_activities_and_falls():
     acts = np.zeros(len(S.ACTIVITIES), int)
     falls = 0

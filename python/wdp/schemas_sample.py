@@ -15,6 +15,8 @@ keys of ``META_FIELDS`` when it comes from a dataset on disk). Conventions:
 * Image coordinates are continuous pixels of the IMAGE_W x IMAGE_H virtual camera image: pixel (col c,
   row r) covers [c, c+1) x [r, r+1). Label maps are the image downsampled by IMAGE_W // MAP_W: map pixel
   (r, c) is centred on image point ((c + 0.5) * 4, (r + 0.5) * 4).
+* ``fall`` is True when any person of the scene (in view or not) is falling at some instant of the
+  window's span; ``activity`` is per listed person at the label instant.
 * Person slots are filled in scene order with the people that have at least one visible keypoint;
   the remaining slots are padding (keypoints and boxes 0, activity -1, person_area 0).
 """

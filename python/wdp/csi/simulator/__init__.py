@@ -18,7 +18,7 @@ from wdp.csi.simulator.config import INTEL5300_SUBCARRIERS_20MHZ, Band, Impairme
 from wdp.csi.simulator.room import Room, room_from_id
 from wdp.csi.simulator.scene import PersonSpec, Scene, ScenePerson, random_scene, scripted_scene
 from wdp.csi.simulator.script import Fall, GetUp, Lie, LieDown, Sit, Stand, Walk, Wave
-from wdp.csi.simulator.simulate import PersonTruth, SceneSimulator, SimFrame
+from wdp.csi.simulator.simulate import PersonTruth, SceneSimulator, SimFrame, stream_frames
 from wdp.csi.simulator.splits import (
     SPLIT_ROOMS,
     SPLIT_SUBJECTS,
@@ -60,5 +60,6 @@ __all__ = [
     "scene_seed",
     "scripted_scene",
     "split_of_room",
+    "stream_frames",
     "subjects_of_room",
 ]

@@ -237,3 +237,8 @@ class SceneSimulator:
 
 def _slice_pose(p: PoseBatch, sl: slice) -> PoseBatch:
     return PoseBatch(p.joints[sl], p.forward[sl], p.left[sl])
+
+
+def stream_frames(scene: Scene, config: SimConfig | None = None, **kwargs: object) -> Iterator[SimFrame]:
+    """Shorthand for ``SceneSimulator(scene, config).stream(**kwargs)``."""
+    return SceneSimulator(scene, config).stream(**kwargs)  # type: ignore[arg-type]
