@@ -134,6 +134,8 @@ class SceneSimulator:
         cfg = self.config
         rate, w = cfg.rate_hz, cfg.window
         starts = np.asarray(starts, np.int64)
+        if np.any(starts < 0):
+            raise ValueError("window starts must be >= 0")
         picks, rngs, times = [], [], []
         for k0 in starts:
             rng = np.random.default_rng([_WINDOW_SALT, self.scene.room_id, self.scene.seed, int(k0)])
