@@ -114,7 +114,8 @@ SubcarrierAxis::SubcarrierAxis(size_t n_sub, std::vector<double> positions, size
     weight_.resize(n_out_);
     const double lo = pos_.front(), hi = pos_.back();
     for (size_t j = 0; j < n_out_; ++j) {
-      const double u = (j + 1 == n_out_) ? hi : lo + static_cast<double>(j) * (hi - lo) / static_cast<double>(n_out_ - 1);
+      const double u =
+          (j + 1 == n_out_) ? hi : lo + static_cast<double>(j) * (hi - lo) / static_cast<double>(n_out_ - 1);
       size_t i = static_cast<size_t>(std::upper_bound(pos_.begin(), pos_.end(), u) - pos_.begin());
       i = std::min(std::max<size_t>(i, 1) - 1, n_sub - 2);
       left_[j] = static_cast<uint32_t>(i);
@@ -195,33 +196,22 @@ void normalize_amplitude(double* frames, size_t n_frames, size_t n_sub, size_t n
 }
 
 // ---------------------------------------------------------------- Hampel
-// Each channel keeps its window sorted: a new frame replaces the oldest value in O(window), the median is then a
-// lookup and the MAD a merge of the deviations on either side of the median — no sort per frame.
+// A full window is the whole ring: all channels are sorted at once by an odd-even transposition network over
+// rows of n_channels values (the min/max loops vectorize across channels), and median and MAD are read off the
+// sorted rows without branches. Windows cut at a stream's ends (at most 3k frames per stream) go channel by
+// channel. Both give numpy.median's values exactly.
 
 namespace {
 
-// Sorted window s[0..n): replace one occurrence of old by x, keeping the order.
-inline void sorted_replace(float* s, size_t n, float old, float x) {
-  size_t i = 0;
-  while (s[i] != old) ++i;  // old is in the window: the loop ends before n
-  if (x > old) {
-    for (; i + 1 < n && s[i + 1] < x; ++i) s[i] = s[i + 1];
-  } else {
-    for (; i > 0 && s[i - 1] > x; --i) s[i] = s[i - 1];
+constexpr size_t kMaxNetworkWindow = 31;  // n²/2 comparators: beyond this the per-channel sort is cheaper
+
+inline void minmax_rows(float* __restrict a, float* __restrict b, size_t n) {
+  for (size_t c = 0; c < n; ++c) {
+    const float x = a[c], y = b[c];
+    const float lo = std::min(x, y), hi = std::max(x, y);  // this form vectorizes (minps/maxps)
+    a[c] = lo;
+    b[c] = hi;
   }
-  s[i] = x;
-}
-
-inline void sorted_insert(float* s, size_t n, float x) {  // s has room for n + 1
-  size_t i = n;
-  for (; i > 0 && s[i - 1] > x; --i) s[i] = s[i - 1];
-  s[i] = x;
-}
-
-inline void sorted_erase(float* s, size_t n, float old) {
-  size_t i = 0;
-  while (s[i] != old) ++i;
-  for (; i + 1 < n; ++i) s[i] = s[i + 1];
 }
 
 // Median and MAD of the sorted window s[0..n), n >= 1 (even n: mean of the two middle values, as numpy.median).
@@ -257,60 +247,93 @@ HampelFilter::HampelFilter(size_t n_channels, size_t k, double n_sigma, bool cau
   if (!std::isfinite(n_sigma) || n_sigma < 0) invalid("Hampel n_sigma must be finite and >= 0");
   threshold_scale_ = n_sigma * kMadScale;
   ring_.assign(win_ * n_ch_, 0.0f);
-  sorted_.assign(win_ * n_ch_, 0.0f);
+  window_.resize(win_);
+  if (win_ <= kMaxNetworkWindow) {
+    sorted_.resize(win_ * n_ch_);
+    mad_.resize(n_ch_);
+  }
 }
 
-void HampelFilter::reset() { pushed_ = emitted_ = 0; count_ = 0; }
+void HampelFilter::reset() { pushed_ = emitted_ = 0; }
 
-void HampelFilter::emit(uint64_t frame, float* out) {
-  const float* self = ring_.data() + static_cast<size_t>(frame % win_) * n_ch_;
-  for (size_t c = 0; c < n_ch_; ++c) {
-    double med, mad;
-    median_mad(sorted_.data() + c * win_, count_, med, mad);
-    if (std::abs(static_cast<double>(self[c]) - med) > threshold_scale_ * mad) {
-      out[c] = static_cast<float>(med);
-      ++replaced_;
-    } else {
-      out[c] = self[c];
-    }
+void HampelFilter::decide(const float* x, double med, double mad, float* out, size_t c) {
+  if (std::abs(static_cast<double>(x[c]) - med) > threshold_scale_ * mad) {
+    out[c] = static_cast<float>(med);
+    ++replaced_;
+  } else {
+    out[c] = x[c];
   }
+}
+
+void HampelFilter::emit(uint64_t frame, uint64_t lo, uint64_t hi, float* out) {
+  const size_t n = static_cast<size_t>(hi - lo + 1);
+  const float* self = ring_.data() + static_cast<size_t>(frame % win_) * n_ch_;
   ++emitted_;
+  if (n == win_ && !sorted_.empty()) {
+    const size_t h = k_, cn = n_ch_;
+    float* v = sorted_.data();
+    std::copy(ring_.begin(), ring_.end(), v);  // the window in any order
+    for (size_t r = 0; r < n; ++r) {
+      for (size_t i = r & 1; i + 1 < n; i += 2) minmax_rows(v + i * cn, v + (i + 1) * cn, cn);
+    }
+    // Deviations from the median: A_i = med - v[h-i] and B_j = v[h+j] - med, each ascending in i, j. The MAD is
+    // the h-th smallest of A ∪ B (the 0 at v[h] is the smallest), i.e. min over i + j = h of max(A_i, B_j).
+    const float* mid = v + h * cn;
+    double* mad = mad_.data();
+    for (size_t c = 0; c < cn; ++c) mad[c] = static_cast<double>(v[2 * h * cn + c]) - static_cast<double>(mid[c]);
+    for (size_t i = 1; i <= h; ++i) {
+      const float* left = v + (h - i) * cn;
+      const float* right = v + (2 * h - i) * cn;
+      for (size_t c = 0; c < cn; ++c) {
+        const double med = mid[c];
+        const double a = med - static_cast<double>(left[c]), b = static_cast<double>(right[c]) - med;
+        const double m = a > b ? a : b;
+        mad[c] = m < mad[c] ? m : mad[c];
+      }
+    }
+    for (size_t c = 0; c < cn; ++c) decide(self, mid[c], mad[c], out, c);
+    return;
+  }
+  float* w = window_.data();
+  for (size_t c = 0; c < n_ch_; ++c) {
+    for (size_t i = 0; i < n; ++i) w[i] = ring_[static_cast<size_t>((lo + i) % win_) * n_ch_ + c];
+    if (n <= 32) {
+      for (size_t i = 1; i < n; ++i) {
+        const float x = w[i];
+        size_t j = i;
+        for (; j > 0 && w[j - 1] > x; --j) w[j] = w[j - 1];
+        w[j] = x;
+      }
+    } else {
+      std::sort(w, w + n);
+    }
+    double med, mad;
+    median_mad(w, n, med, mad);
+    decide(self, med, mad, out, c);
+  }
 }
 
 bool HampelFilter::push(const float* x, float* out) {
   const uint64_t t = pushed_;
-  float* slot = ring_.data() + static_cast<size_t>(t % win_) * n_ch_;
-  if (count_ == win_) {  // the slot holds frame t - win_, which leaves the window
-    for (size_t c = 0; c < n_ch_; ++c) sorted_replace(sorted_.data() + c * win_, win_, slot[c], x[c]);
-  } else {
-    for (size_t c = 0; c < n_ch_; ++c) sorted_insert(sorted_.data() + c * win_, count_, x[c]);
-    ++count_;
-  }
-  std::copy(x, x + n_ch_, slot);  // after reading x: out may alias it
+  std::copy(x, x + n_ch_, ring_.begin() + static_cast<std::ptrdiff_t>((t % win_) * n_ch_));  // out may alias x
   ++pushed_;
   // The window is now frames [t - 2k, t]: the causal window of t and the centered window of t - k.
+  const uint64_t lo = t >= 2 * k_ ? t - 2 * k_ : 0;
   if (causal_) {
-    emit(t, out);
+    emit(t, lo, t, out);
     return true;
   }
   if (t < k_) return false;
-  emit(t - k_, out);
+  emit(t - k_, lo, t, out);
   return true;
 }
 
 size_t HampelFilter::flush(float* out) {
   size_t n = 0;
   if (!causal_) {
-    while (emitted_ < pushed_) {
+    for (const uint64_t last = pushed_ - 1; emitted_ < pushed_; ++n) {
       const uint64_t j = emitted_;
-      // Frame j's window is [j - k, last]: drop the frames before j - k from the left.
-      for (uint64_t lo = pushed_ - count_; lo + k_ < j; ++lo) {
-        const float* old = ring_.data() + static_cast<size_t>(lo % win_) * n_ch_;
-        for (size_t c = 0; c < n_ch_; ++c) sorted_erase(sorted_.data() + c * win_, count_, old[c]);
-        --count_;
-      }
-      emit(j, out + n * n_ch_);
-      ++n;
+      emit(j, j >= k_ ? j - k_ : 0, last, out + n * n_ch_);  // frame j's window is [j - k, last]
     }
   }
   reset();
@@ -404,15 +427,18 @@ void resample_linear(const double* t, const float* x, size_t n, size_t n_channel
   if (n == 0) invalid("resample: no samples");
   for (size_t i = 0; i < n; ++i) {
     if (!std::isfinite(t[i])) invalid("resample: timestamp " + std::to_string(i) + " is NaN or Inf");
-    if (i && !(t[i] > t[i - 1])) invalid("resample: timestamps must be strictly increasing (index " + std::to_string(i) + ")");
+    if (i && !(t[i] > t[i - 1]))
+      invalid("resample: timestamps must be strictly increasing (index " + std::to_string(i) + ")");
   }
   require_finite(x, n * n_channels, "resample: samples");
   LinearResampler r(n_channels, rate_hz, unwrap_phase, max_gap_s);
-  const double span = (t[n - 1] - t[0]) * rate_hz;
-  if (span < 1e8) {
-    t_out.reserve(t_out.size() + static_cast<size_t>(span) + 2);
-    x_out.reserve(x_out.size() + (static_cast<size_t>(span) + 2) * n_channels);
-  }
+  // Bound the output before allocating it (a wrong unit, e.g. µs timestamps read as seconds, would ask for TBs).
+  const double frames = (t[n - 1] - t[0]) * rate_hz + 2;
+  if (!(frames * static_cast<double>(n_channels) <= 2147483648.0))
+    invalid("resample: output would exceed 2^31 values (" + std::to_string(frames) +
+            " frames); resample in chunks or stream with LinearResampler");
+  t_out.reserve(t_out.size() + static_cast<size_t>(frames));
+  x_out.reserve(x_out.size() + static_cast<size_t>(frames) * n_channels);
   for (size_t i = 0; i < n; ++i) r.push(t[i], x + i * n_channels, t_out, x_out);
 }
 

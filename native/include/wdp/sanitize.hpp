@@ -89,13 +89,15 @@ class HampelFilter {
   uint64_t replaced() const { return replaced_; }
 
  private:
-  void emit(uint64_t frame, float* out);  // decides frame against the current window
+  void emit(uint64_t frame, uint64_t lo, uint64_t hi, float* out);  // frame against window [lo, hi]
+  void decide(const float* x, double med, double mad, float* out, size_t c);
   size_t n_ch_, k_, win_;
   double threshold_scale_;  // n_sigma * 1.4826
   bool causal_;
   std::vector<float> ring_;    // win_ frames, frame t at slot t % win_
-  std::vector<float> sorted_;  // per channel (win_ each): the window's values, sorted
-  size_t count_ = 0;           // frames in the window: the last count_ pushed
+  std::vector<float> sorted_;  // full windows: win_ rows of n_ch_, sorted per channel
+  std::vector<double> mad_;
+  std::vector<float> window_;  // one channel of a cut window
   uint64_t pushed_ = 0, emitted_ = 0, replaced_ = 0;
 };
 
@@ -104,8 +106,8 @@ uint64_t hampel_filter(const float* x, size_t n_frames, size_t n_channels, size_
                        float* out);
 
 // Linear-interpolation resampler of an irregular timestamped stream to rate_hz. The output grid is
-// origin + j / rate_hz with origin = floor(first timestamp) (whole seconds; for rates that divide 1 Hz multiples,
-// e.g. 100 Hz, that is the absolute grid j / rate_hz). Grid points from the first to the last timestamp are
+// origin + j / rate_hz with origin = floor(first timestamp) (whole seconds: for an integer rate such as 100 Hz
+// that is the absolute grid j / rate_hz, shared by every stream). Grid points from the first to the last timestamp are
 // emitted (a point within 1e-6 periods of a sample counts as reached). unwrap_phase: the values are phases;
 // each channel is first made continuous over time (numpy.unwrap) and the output is the unwrapped phase.
 // Gaps longer than max_gap_s are not filled: the grid points strictly inside such a gap are skipped (so one bad

@@ -85,6 +85,8 @@ def sanitize_phase(csi: Any, fit: PhaseFit = "endpoints", subcarrier_index: Any 
 def interpolate_subcarriers(x: Any, n_out: int, subcarrier_index: Any = None) -> np.ndarray:
     """Linear interpolation along axis -3 to n_out points evenly spaced from the first to the last subcarrier
     position (0..S-1, or subcarrier_index). Complex input is interpolated in real and imaginary parts."""
+    if int(n_out) < 2:
+        raise ValueError(f"n_out must be >= 2, got {n_out}")
     a = np.asarray(x)
     if np.iscomplexobj(a):
         return interpolate_subcarriers(a.real, n_out, subcarrier_index) + 1j * interpolate_subcarriers(
@@ -107,12 +109,18 @@ def _time_rows(x: Any) -> tuple[np.ndarray, tuple[int, ...]]:
     return np.ascontiguousarray(a, dtype=np.float32).reshape(a.shape[0], -1), a.shape
 
 
+def _check_k(k: int) -> None:
+    if int(k) < 0:
+        raise ValueError(f"Hampel half-window k must be >= 0, got {k}")
+
+
 def hampel_filter(x: Any, k: int = 3, n_sigma: float = 3.0, *, causal: bool = False) -> np.ndarray:
     """Hampel outlier filter over axis 0, per element of the other axes (float32 out, same shape).
 
     A sample further than n_sigma * 1.4826 * MAD from its window's median becomes that median. Centered
     windows are frames [t-k, t+k], causal ones [t-2k, t]; both are cut at the ends of x.
     """
+    _check_k(k)
     rows, shape = _time_rows(x)
     out, _ = _native.hampel_filter(rows, int(k), float(n_sigma), bool(causal))
     return out.reshape(shape)
@@ -127,6 +135,7 @@ class HampelStream:
 
     def __init__(self, shape: tuple[int, ...], k: int = 3, n_sigma: float = 3.0, *,
                  causal: bool = False) -> None:
+        _check_k(k)
         self.shape = tuple(int(d) for d in shape)
         self._f = _native.HampelFilter(int(np.prod(self.shape)), int(k), float(n_sigma), bool(causal))
 
@@ -217,6 +226,7 @@ class Sanitizer:
 
     process_batch(csi (N, S, R, T)) equals N process_frame calls (the Hampel state runs on); reset() starts
     a new stream. Native buffers are allocated once; pass out=(amplitude, phase) to reuse output arrays too.
+    One Sanitizer per stream and thread: process_batch releases the GIL and the state is not locked.
     """
 
     def __init__(self, shape: tuple[int, int, int], config: SanitizeConfig | None = None) -> None:
