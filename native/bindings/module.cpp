@@ -3,8 +3,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <optional>
+
 #include "wdp/frame.hpp"
 #include "wdp/parsers.hpp"
+#include "wdp/sanitize.hpp"
 
 namespace py = pybind11;
 using namespace wdp;
@@ -147,5 +150,184 @@ PYBIND11_MODULE(_native, m) {
       .def_property_readonly("stats", [](const DatagramParser& p) { return stats_dict(p.stats()); });
 
   // --- sanitize (native/src/sanitize.cpp) ---
+  // Frames are (n, S, L) with L = rx*tx links flattened by wdp.csi.sanitize; the per-frame steps run on float64,
+  // the time-domain ones and the Sanitizer on float32. Outputs come in as numpy arrays the wrapper allocated.
+  {
+    using f64_in = py::array_t<double, py::array::c_style | py::array::forcecast>;
+    using f32_in = py::array_t<float, py::array::c_style | py::array::forcecast>;
+    using c64_in = py::array_t<cf32, py::array::c_style | py::array::forcecast>;
+    // A (n, S, L) float64 copy of the input, the buffer the in-place kernels work on.
+    static auto frames_copy = [](const f64_in& x) {
+      if (x.ndim() != 3) throw std::invalid_argument("expected (frames, subcarriers, links) array");
+      require_finite(x.data(), x.size(), "input");
+      py::array_t<double> out({x.shape(0), x.shape(1), x.shape(2)});
+      std::copy(x.data(), x.data() + x.size(), out.mutable_data());
+      return out;
+    };
+    static auto shape_of = [](const py::array& a) {
+      return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
+    };
+    static auto shape_str = [](const std::vector<py::ssize_t>& shape) {
+      std::string s;
+      for (auto d : shape) s += (s.empty() ? "" : ", ") + (d < 0 ? std::string("n") : std::to_string(d));
+      return "(" + s + ")";
+    };
+    // Output arrays must already be what we write: C-contiguous, writeable float32 of this shape.
+    static auto out_f32 = [](py::array& a, const std::vector<py::ssize_t>& shape, const char* name) {
+      if (!py::isinstance<py::array_t<float>>(a) || !(a.flags() & py::array::c_style) || !a.writeable() ||
+          shape_of(a) != shape)
+        throw std::invalid_argument(std::string(name) + " must be a writeable C-contiguous float32 array of shape " +
+                                    shape_str(shape));
+      return static_cast<float*>(a.mutable_data());
+    };
+    auto axis_of = [](size_t n_sub, std::optional<std::vector<double>> index, size_t n_out) {
+      return SubcarrierAxis(n_sub, index.value_or(std::vector<double>{}), n_out);
+    };
+
+    m.def("unwrap_subcarriers", [](const f64_in& phase) {
+      auto out = frames_copy(phase);
+      py::gil_scoped_release release;
+      unwrap_subcarriers(out.mutable_data(), out.shape(0), out.shape(1), out.shape(2));
+      return out;
+    }, py::arg("phase"));
+    m.def("remove_linear_phase", [axis_of](const f64_in& phase, const std::string& fit,
+                                           std::optional<std::vector<double>> index) {
+      auto out = frames_copy(phase);
+      const auto axis = axis_of(out.shape(1), std::move(index), 0);
+      const auto how = parse_phase_fit(fit);
+      py::gil_scoped_release release;
+      axis.remove_linear_phase(out.mutable_data(), out.shape(0), out.shape(2), how);
+      return out;
+    }, py::arg("phase"), py::arg("fit"), py::arg("subcarrier_index") = py::none());
+    m.def("interpolate_subcarriers", [axis_of](const f64_in& x, size_t n_out,
+                                               std::optional<std::vector<double>> index) {
+      if (x.ndim() != 3) throw std::invalid_argument("expected (frames, subcarriers, links) array");
+      if (n_out == 0) throw std::invalid_argument("n_out must be >= 2");
+      require_finite(x.data(), x.size(), "input");
+      const auto axis = axis_of(x.shape(1), std::move(index), n_out);
+      py::array_t<double> out({x.shape(0), static_cast<py::ssize_t>(n_out), x.shape(2)});
+      auto* dst = out.mutable_data();
+      py::gil_scoped_release release;
+      axis.interpolate(x.data(), dst, x.shape(0), x.shape(2));
+      return out;
+    }, py::arg("x"), py::arg("n_out"), py::arg("subcarrier_index") = py::none());
+    m.def("normalize_amplitude", [](const f64_in& amp, const std::string& mode) {
+      auto out = frames_copy(amp);
+      const auto how = parse_amplitude_norm(mode);
+      py::gil_scoped_release release;
+      normalize_amplitude(out.mutable_data(), out.shape(0), out.shape(1), out.shape(2), how);
+      return out;
+    }, py::arg("amplitude"), py::arg("mode"));
+
+    m.def("hampel_filter", [](const f32_in& x, size_t k, double n_sigma, bool causal) {
+      if (x.ndim() != 2) throw std::invalid_argument("expected (frames, channels) array");
+      py::array_t<float> out({x.shape(0), x.shape(1)});
+      auto* dst = out.mutable_data();
+      uint64_t replaced;
+      {
+        py::gil_scoped_release release;
+        require_finite(x.data(), x.size(), "Hampel input");
+        replaced = hampel_filter(x.data(), x.shape(0), x.shape(1), k, n_sigma, causal, dst);
+      }
+      return py::make_tuple(out, replaced);
+    }, py::arg("x"), py::arg("k"), py::arg("n_sigma"), py::arg("causal"));
+
+    py::class_<HampelFilter>(m, "HampelFilter")
+        .def(py::init<size_t, size_t, double, bool>(), py::arg("n_channels"), py::arg("k"), py::arg("n_sigma"),
+             py::arg("causal"))
+        .def("push", [](HampelFilter& f, const f32_in& x) -> py::object {
+          if (static_cast<size_t>(x.size()) != f.n_channels())
+            throw std::invalid_argument("frame has " + std::to_string(x.size()) + " values, filter has " +
+                                        std::to_string(f.n_channels()) + " channels");
+          require_finite(x.data(), x.size(), "Hampel frame");
+          py::array_t<float> out(static_cast<py::ssize_t>(f.n_channels()));
+          if (!f.push(x.data(), out.mutable_data())) return py::none();
+          return std::move(out);
+        }, py::arg("x"))
+        .def("flush", [](HampelFilter& f) {
+          std::vector<float> buf(f.latency() * f.n_channels());
+          const size_t n = f.flush(buf.data());
+          buf.resize(n * f.n_channels());
+          return adopt(std::move(buf), {static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(f.n_channels())});
+        })
+        .def("reset", &HampelFilter::reset)
+        .def_property_readonly("n_channels", &HampelFilter::n_channels)
+        .def_property_readonly("latency", &HampelFilter::latency)
+        .def_property_readonly("replaced", &HampelFilter::replaced);
+
+    m.def("resample_linear", [](const f64_in& t, const f32_in& x, double rate_hz, bool unwrap, double max_gap_s) {
+      if (t.ndim() != 1 || x.ndim() != 2 || x.shape(0) != t.shape(0))
+        throw std::invalid_argument("expected t (n,) and x (n, channels) with the same n, got " +
+                                    std::to_string(t.size()) + " timestamps and " +
+                                    std::to_string(x.ndim() ? x.shape(0) : 0) + " rows");
+      std::vector<double> t_out;
+      std::vector<float> x_out;
+      {
+        py::gil_scoped_release release;
+        resample_linear(t.data(), x.data(), t.shape(0), x.shape(1), rate_hz, unwrap, max_gap_s, t_out, x_out);
+      }
+      const auto n = static_cast<py::ssize_t>(t_out.size());
+      return py::make_tuple(adopt(std::move(t_out), {n}), adopt(std::move(x_out), {n, x.shape(1)}));
+    }, py::arg("t"), py::arg("x"), py::arg("rate_hz"), py::arg("unwrap"), py::arg("max_gap_s"));
+
+    py::class_<LinearResampler>(m, "LinearResampler")
+        .def(py::init<size_t, double, bool, double>(), py::arg("n_channels"), py::arg("rate_hz"), py::arg("unwrap"),
+             py::arg("max_gap_s"))
+        .def("push", [](LinearResampler& r, double t, const f32_in& x) {
+          if (static_cast<size_t>(x.size()) != r.n_channels())
+            throw std::invalid_argument("sample has " + std::to_string(x.size()) + " values, resampler has " +
+                                        std::to_string(r.n_channels()) + " channels");
+          std::vector<double> t_out;
+          std::vector<float> x_out;
+          r.push(t, x.data(), t_out, x_out);
+          const auto n = static_cast<py::ssize_t>(t_out.size());
+          return py::make_tuple(adopt(std::move(t_out), {n}),
+                                adopt(std::move(x_out), {n, static_cast<py::ssize_t>(r.n_channels())}));
+        }, py::arg("t"), py::arg("x"))
+        .def("reset", &LinearResampler::reset)
+        .def_property_readonly("n_channels", &LinearResampler::n_channels)
+        .def_property_readonly("dropped", &LinearResampler::dropped);
+
+    py::class_<Sanitizer>(m, "Sanitizer")
+        .def(py::init([](size_t n_sub, size_t n_rx, size_t n_tx, size_t n_sub_out,
+                         std::optional<std::vector<double>> index, const std::string& phase_fit,
+                         const std::string& amplitude_norm, size_t hampel_k, double hampel_sigmas) {
+               SanitizerConfig c;
+               c.n_sub = n_sub; c.n_rx = n_rx; c.n_tx = n_tx; c.n_sub_out = n_sub_out;
+               c.subcarrier_index = index.value_or(std::vector<double>{});
+               c.phase_fit = parse_phase_fit(phase_fit);
+               c.amplitude_norm = parse_amplitude_norm(amplitude_norm);
+               c.hampel_k = hampel_k; c.hampel_sigmas = hampel_sigmas;
+               return std::make_unique<Sanitizer>(std::move(c));
+             }),
+             py::arg("n_sub"), py::arg("n_rx"), py::arg("n_tx"), py::arg("n_sub_out"), py::arg("subcarrier_index"),
+             py::arg("phase_fit"), py::arg("amplitude_norm"), py::arg("hampel_k"), py::arg("hampel_sigmas"))
+        .def("process_frame", [](Sanitizer& s, const c64_in& csi, py::array& amplitude, py::array& phase) {
+          const auto& c = s.config();
+          const std::vector<py::ssize_t> in{py::ssize_t(c.n_sub), py::ssize_t(c.n_rx), py::ssize_t(c.n_tx)};
+          if (shape_of(csi) != in)
+            throw std::invalid_argument("csi frame shape " + shape_str(shape_of(csi)) + " != configured " +
+                                        shape_str(in));
+          const std::vector<py::ssize_t> out{py::ssize_t(s.n_sub_out()), in[1], in[2]};
+          s.process_frame(csi.data(), out_f32(amplitude, out, "amplitude"), out_f32(phase, out, "phase"));
+        }, py::arg("csi"), py::arg("amplitude"), py::arg("phase"))
+        .def("process_batch", [](Sanitizer& s, const c64_in& csi, py::array& amplitude, py::array& phase) {
+          const auto& c = s.config();
+          const py::ssize_t n = csi.ndim() == 4 ? csi.shape(0) : -1;
+          const std::vector<py::ssize_t> in{n, py::ssize_t(c.n_sub), py::ssize_t(c.n_rx), py::ssize_t(c.n_tx)};
+          if (shape_of(csi) != in)
+            throw std::invalid_argument("csi batch shape " + shape_str(shape_of(csi)) + " != configured " +
+                                        shape_str({-1, in[1], in[2], in[3]}));
+          if (n == 0) throw std::invalid_argument("csi batch is empty");
+          const std::vector<py::ssize_t> out{n, py::ssize_t(s.n_sub_out()), in[2], in[3]};
+          float* a = out_f32(amplitude, out, "amplitude");
+          float* p = out_f32(phase, out, "phase");
+          py::gil_scoped_release release;
+          s.process_batch(csi.data(), static_cast<size_t>(n), a, p);
+        }, py::arg("csi"), py::arg("amplitude"), py::arg("phase"))
+        .def("reset", &Sanitizer::reset)
+        .def_property_readonly("n_sub_out", &Sanitizer::n_sub_out)
+        .def_property_readonly("hampel_replaced", &Sanitizer::hampel_replaced);
+  }
   // --- capture + ring buffer (native/src/capture.cpp) ---
 }

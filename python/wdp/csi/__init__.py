@@ -13,8 +13,26 @@ from wdp.csi.capture_file import (
     read_nexmon_grouped,
     stream_formats,
 )
+from wdp.csi.sanitize import (
+    HampelStream,
+    SanitizeConfig,
+    Sanitizer,
+    StreamResampler,
+    hampel_filter,
+    interpolate_subcarriers,
+    normalize_amplitude,
+    remove_linear_phase,
+    resample,
+    sanitize_phase,
+    unwrap_phase,
+)
 
 __all__ = [
     "Capture", "CsiFrame", "ParseStats", "StreamReader", "detect_format", "parse_bytes",
     "read_capture", "read_nexmon_grouped", "stream_formats",
+]
+__all__ += [
+    "HampelStream", "SanitizeConfig", "Sanitizer", "StreamResampler", "hampel_filter",
+    "interpolate_subcarriers", "normalize_amplitude", "remove_linear_phase", "resample", "sanitize_phase",
+    "unwrap_phase",
 ]
