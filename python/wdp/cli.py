@@ -11,6 +11,7 @@ import msgspec
 import numpy as np
 
 from wdp.csi import StreamReader, detect_format, stream_formats
+from wdp.csi.sanitize import Sanitizer
 
 CHUNK = 256 * 1024
 
@@ -27,6 +28,9 @@ class ReplaySummary(msgspec.Struct, frozen=True, kw_only=True):
     rate_hz: float | None
     shapes: dict[str, int]  # "subcarriers x rx x tx" -> frame count
     mean_amplitude: float | None
+    sanitized: int  # frames through unwrap + linear phase removal + Hampel + amplitude normalization
+    hampel_replaced: int  # amplitude samples the Hampel filter replaced as outliers
+    residual_phase_std: float | None  # mean per-frame std of sanitized phase (radians)
 
 
 def summarize_capture(path: Path, fmt: str | None = None, progress: bool = False) -> ReplaySummary:
@@ -38,13 +42,22 @@ def summarize_capture(path: Path, fmt: str | None = None, progress: bool = False
     ts_last: float | None = None
     amp_sum = 0.0
     amp_n = 0
+    sanitizers: dict[tuple[int, ...], Sanitizer] = {}  # one stateful sanitizer per frame shape (link set)
+    phase_std_sum = 0.0
 
     def consume(batch) -> None:
-        nonlocal ts_first, ts_last, amp_sum, amp_n
+        nonlocal ts_first, ts_last, amp_sum, amp_n, phase_std_sum
+        by_shape: dict[tuple[int, ...], list[np.ndarray]] = {}
         for arr in batch.csi:
             shapes["x".join(map(str, arr.shape))] += 1
             amp_sum += float(np.abs(arr).mean()) if arr.size else 0.0
             amp_n += 1
+            if arr.size:
+                by_shape.setdefault(arr.shape, []).append(arr)
+        for shape, frames in by_shape.items():
+            san = sanitizers.setdefault(shape, Sanitizer(shape))
+            _, phase = san.process_batch(np.stack(frames))
+            phase_std_sum += float(phase.std(axis=1).mean(axis=(1, 2)).sum())
         ts = batch.meta["timestamp"]
         ts = ts[np.isfinite(ts)]
         if ts.size:
@@ -64,6 +77,8 @@ def summarize_capture(path: Path, fmt: str | None = None, progress: bool = False
         path=str(path), format=fmt, frames=st.frames, records=st.records, malformed=st.malformed,
         skipped=st.skipped, truncated=bool(st.truncated), duration_s=duration, rate_hz=rate,
         shapes=dict(shapes.most_common()), mean_amplitude=amp_sum / amp_n if amp_n else None,
+        sanitized=sum(shapes.values()), hampel_replaced=sum(s.hampel_replaced for s in sanitizers.values()),
+        residual_phase_std=phase_std_sum / amp_n if amp_n else None,
     )
 
 
@@ -104,6 +119,9 @@ def _print_summary(s: ReplaySummary) -> None:
         print(f"  shape       {n} frames of {sub} subcarriers x {rx} rx x {tx} tx")
     if s.mean_amplitude is not None:
         print(f"  mean |CSI|  {s.mean_amplitude:.3f}")
+    if s.residual_phase_std is not None:
+        print(f"  sanitized   {s.sanitized} frames: Hampel replaced {s.hampel_replaced} amplitude outliers, "
+              f"residual phase std {s.residual_phase_std:.3f} rad after linear-fit removal")
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
