@@ -269,10 +269,10 @@ PYBIND11_MODULE(_native, m) {
 
   // Test hook: C++ producer thread vs C++ consumer thread on one ring (see ring_stress.hpp).
   m.def("_ring_stress", [](uint64_t frames, size_t capacity, size_t max_batch, uint32_t hold_every,
-                           uint32_t hold_spins, uint64_t seed) {
+                           uint32_t hold_spins, uint32_t producer_spins, uint64_t seed) {
     RingStressConfig cfg;
     cfg.frames = frames; cfg.capacity = capacity; cfg.max_batch = max_batch; cfg.hold_every = hold_every;
-    cfg.hold_spins = hold_spins; cfg.seed = seed;
+    cfg.hold_spins = hold_spins; cfg.producer_spins = producer_spins; cfg.seed = seed;
     RingStressResult r;
     {
       py::gil_scoped_release release;
@@ -285,5 +285,5 @@ PYBIND11_MODULE(_native, m) {
     d["last_seq"] = r.last_seq; d["seconds"] = r.seconds;
     return d;
   }, py::arg("frames"), py::arg("capacity"), py::arg("max_batch") = 64, py::arg("hold_every") = 16,
-     py::arg("hold_spins") = 2000, py::arg("seed") = 1);
+     py::arg("hold_spins") = 2000, py::arg("producer_spins") = 0, py::arg("seed") = 1);
 }

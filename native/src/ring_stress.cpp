@@ -39,12 +39,13 @@ bool frame_matches(const FrameRing& ring, size_t slot, int64_t seq) {
 RingStressResult ring_stress(const RingStressConfig& cfg) {
   FrameRing ring(cfg.capacity, FrameShape{cfg.n_sub, cfg.n_rx, cfg.n_tx});
   RingStressResult res;
-  std::atomic<bool> done{false};
+  std::atomic<bool> done{false}, consumer_ready{false};
   const auto t0 = std::chrono::steady_clock::now();
 
   std::thread producer([&] {
     std::vector<cf32> csi(ring.shape().values());
     RingMeta m;
+    while (!consumer_ready.load(std::memory_order_acquire)) std::this_thread::yield();  // overlap the two
     for (uint64_t i = 0; i < cfg.frames; ++i) {
       const auto seq = static_cast<int64_t>(i);
       for (size_t j = 0; j < csi.size(); ++j) csi[j] = expected_value(seq, j);
@@ -54,6 +55,7 @@ RingStressResult ring_stress(const RingStressConfig& cfg) {
       m.rssi = static_cast<int32_t>(seq % 100);
       m.mac[5] = static_cast<uint8_t>(seq);
       if (ring.push(csi.data(), m)) ++res.pushed; else ++res.rejected;
+      for (volatile uint32_t k = 0; k < cfg.producer_spins; k = k + 1) {}
     }
     done.store(true, std::memory_order_release);
   });
@@ -63,6 +65,7 @@ RingStressResult ring_stress(const RingStressConfig& cfg) {
   uint64_t runs = 0;
   std::vector<FrameRing::Run> held;
   std::vector<int64_t> held_seq;  // seq seen at claim time, per held frame
+  consumer_ready.store(true, std::memory_order_release);
   for (;;) {
     const bool finished = done.load(std::memory_order_acquire);
     const auto run = ring.acquire(1 + xorshift(rng) % cfg.max_batch);

@@ -9,23 +9,25 @@
 //   tail_  oldest frame nobody has claimed yet. Advanced by compare-exchange, by two parties:
 //          the consumer (acquire() claims [tail, tail + k)) and the producer (drops the oldest frame
 //          when the ring is full and the consumer holds nothing).
-//   hold_  written by the consumer only: start of the run it currently holds (frames [hold_, tail_) are
-//          being read through views), or kNotHolding.
+//   hold_  written by the consumer only: start of the run it holds (frames [hold_, tail_) are being read
+//          through views) or is about to claim; kNotHolding when it holds nothing.
 //
-// Slots of frames below the "boundary" may be overwritten:  boundary = hold_ if the consumer holds a
-// non-empty run (hold_ < tail_), else tail_.  The producer may write frame h only if h - boundary < capacity.
+// Slots of frames below the "boundary" may be overwritten:  boundary = min(hold_, tail_) while the consumer
+// holds or claims, else tail_.  The producer may write frame h only if h - boundary < capacity.
 //
-// Overflow (drop-oldest): when the ring is full and the consumer holds nothing, the producer CASes tail_
-// from t to t + 1, i.e. it discards the oldest unread frame and reuses its slot. The consumer claims with a
-// CAS from the same t, so exactly one of the two wins; the loser retries with fresh indices. A frame can
-// therefore never be both dropped and handed to the consumer, nor overwritten while the consumer reads it.
-// Ordering: the consumer publishes hold_ before its claiming CAS (release); the producer loads tail_
-// (acquire) before hold_, so a producer that sees the claimed tail also sees the hold.
+// Overflow (drop-oldest): when the ring is full and the consumer neither holds nor claims, the producer CASes
+// tail_ from t to t + 1, i.e. it discards the oldest unread frame and reuses its slot. The consumer claims by
+// first announcing hold_ = t, then CASing tail_ from the same t; exactly one of the two CASes wins and the
+// loser retries with fresh indices. A frame therefore can never be both dropped and handed to the consumer,
+// nor overwritten while the consumer reads it.
+// Ordering: the consumer stores hold_ before its claiming CAS (release); the producer loads tail_ (acquire)
+// before hold_, so a producer that sees the claimed tail also sees the hold.
 //
-// Limitation (physics of a ring): while the consumer holds views on the oldest slots, those slots cannot be
-// recycled, so when the ring is full an incoming frame is dropped instead (dropped_incoming). Release views
-// promptly; dropped() counts both kinds. A rare race (the consumer announcing a hold that then loses its CAS
-// to a producer drop) can likewise turn one drop-oldest into an extra dropped_incoming; never a lost count.
+// While hold_ is set the producer never moves tail_ (that is what keeps a consumer from being starved by a
+// producer that drops faster than the consumer can claim). So, when the ring is full and the consumer holds
+// views on the oldest slots (or is mid-claim), the incoming frame is dropped instead (dropped_incoming):
+// held slots cannot be recycled. Release views promptly; dropped() counts both kinds, nothing is lost
+// uncounted.
 #pragma once
 
 #include <algorithm>
@@ -148,21 +150,29 @@ class FrameRing {
   // The slots stay untouched by the producer until release(). Claiming again before releasing extends
   // the held region (the new run follows the previous one).
   Run acquire(size_t max_frames) {
+    const bool was_holding = c_.hold_start != c_.claimed_end;
+    bool announced = false;
+    uint64_t t = tail_.load(std::memory_order_acquire);
     for (;;) {
-      uint64_t t = tail_.load(std::memory_order_acquire);
       const uint64_t h = head_.load(std::memory_order_acquire);
       const size_t slot = static_cast<size_t>(t & mask_);
       const size_t n = static_cast<size_t>(std::min<uint64_t>({max_frames, h - t, cap_ - slot}));
-      if (n == 0) return Run{t, slot, 0};
-      const bool was_holding = c_.hold_start != c_.claimed_end;
-      if (!was_holding) hold_.store(t, std::memory_order_release);
+      if (n == 0) {
+        if (announced) hold_.store(kNotHolding, std::memory_order_release);
+        return Run{t, slot, 0};
+      }
+      // Announce before claiming. While an announcement is visible the producer stops dropping (it drops
+      // the incoming frame instead), so a lost race is retried at most once more: no consumer starvation.
+      if (!was_holding) {
+        hold_.store(t, std::memory_order_release);
+        announced = true;
+      }
       if (tail_.compare_exchange_strong(t, t + n, std::memory_order_acq_rel, std::memory_order_acquire)) {
         if (!was_holding) c_.hold_start = t;
         c_.claimed_end = t + n;
         return Run{t, slot, n};
       }
-      // The producer dropped the frame we aimed at; nothing was read. Retry with fresh indices.
-      if (!was_holding) hold_.store(kNotHolding, std::memory_order_release);
+      // The producer dropped the frame we aimed at before it saw the announcement; t is the new tail.
     }
   }
 
@@ -209,8 +219,8 @@ class FrameRing {
     for (;;) {
       uint64_t t = tail_.load(std::memory_order_acquire);
       const uint64_t hs = hold_.load(std::memory_order_acquire);  // after tail_: see the header
-      const bool holding = hs < t;  // kNotHolding is never < t
-      const uint64_t boundary = holding ? hs : t;
+      const bool holding = hs != kNotHolding;  // a hold, or a claim in progress
+      const uint64_t boundary = holding ? std::min(hs, t) : t;
       if (h - boundary < cap_) {
         p_.boundary = boundary;
         return true;

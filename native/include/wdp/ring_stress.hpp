@@ -14,6 +14,7 @@ struct RingStressConfig {
   size_t max_batch = 64;         // consumer claims runs of 1..max_batch frames
   uint32_t hold_every = 16;      // every n-th run the consumer holds its views for a while (forces overflow)
   uint32_t hold_spins = 2000;    // how long ("for a while"), in busy-loop iterations
+  uint32_t producer_spins = 0;   // busy-loop iterations between pushes (0: push flat out)
   uint64_t seed = 1;
 };
 

@@ -18,3 +18,6 @@ __all__ = [
     "Capture", "CsiFrame", "ParseStats", "StreamReader", "detect_format", "parse_bytes",
     "read_capture", "read_nexmon_grouped", "stream_formats",
 ]
+from wdp.csi.udp import CaptureBatch, CaptureStats, UdpSource, encode_relay_datagram  # noqa: E402
+
+__all__ += ["CaptureBatch", "CaptureStats", "UdpSource", "encode_relay_datagram"]
