@@ -20,7 +20,8 @@ SHAPE = (4, 1, 2)
 def frame(i: int, shape: tuple[int, int, int] = SHAPE) -> np.ndarray:
     """A frame whose every value encodes i (and its position), so mix-ups are visible."""
     n = int(np.prod(shape))
-    return (np.full(n, i, np.float32) + 1j * np.arange(n, dtype=np.float32)).astype(np.complex64).reshape(shape)
+    values = np.full(n, i, np.float32) + 1j * np.arange(n, dtype=np.float32)
+    return values.astype(np.complex64).reshape(shape)
 
 
 def ring_with(capacity: int, count: int) -> _native.FrameRing:
@@ -219,7 +220,8 @@ def test_udp_receives_every_datagram_in_order() -> None:
 
 
 def test_udp_malformed_and_shape_mismatch_are_counted() -> None:
-    with UdpSource(host="127.0.0.1", port=0, format="raw", shape=SHAPE, max_datagram=256) as src, sender() as tx:
+    src = UdpSource(host="127.0.0.1", port=0, format="raw", shape=SHAPE, max_datagram=256)
+    with src, sender() as tx:
         dst = ("127.0.0.1", src.port)
         good = encode_relay_datagram(frame(7), 1.0)
         bad = [
@@ -285,7 +287,8 @@ def test_batches_release_in_any_order_and_guard_stale_views() -> None:
         assert src._cap.held == 0
         with pytest.raises(RuntimeError, match="released"):
             _ = second.csi
-        assert kept.timestamp.tolist() == [3.0, 4.0, 5.0] and not np.shares_memory(kept.csi, first._views["csi"])
+        assert kept.timestamp.tolist() == [3.0, 4.0, 5.0]
+        assert not np.shares_memory(kept.csi, first._views["csi"])
 
 
 def test_stop_is_prompt_and_idempotent() -> None:
@@ -373,8 +376,9 @@ def read_all(src: UdpSource, n: int) -> dict[str, np.ndarray]:
 
 def test_nexmon_udp_capture_matches_the_parser_and_csikit(csi_dir: Path) -> None:
     parser = datagram_parser_or_skip("nexmon_udp")
-    payloads = [p for p in pcap_udp_payloads(csi_dir / "nexmon" / "nexmon_bcm43455c0_80mhz_csikit_example.pcap")
-                if len(p) == 1042]  # the 548 records CSIKit and MATLAB decode (18 + 256 * 4 bytes)
+    pcap = csi_dir / "nexmon" / "nexmon_bcm43455c0_80mhz_csikit_example.pcap"
+    # The 548 records CSIKit and MATLAB decode (18 + 256 * 4 bytes).
+    payloads = [p for p in pcap_udp_payloads(pcap) if len(p) == 1042]
     assert len(payloads) == 548
     expected = [parser.parse(p) for p in payloads]
     assert all(e is not None and e["csi"][0].shape == (256, 1, 1) for e in expected)
@@ -392,8 +396,8 @@ def test_nexmon_udp_capture_matches_the_parser_and_csikit(csi_dir: Path) -> None
 
 def test_esp32_udp_capture_matches_the_parser(csi_dir: Path) -> None:
     parser = datagram_parser_or_skip("esp32")
-    lines = [ln.encode() for ln in (csi_dir / "esp32" / "esp32_csikit_example_data.csv").read_text().splitlines()
-             if ln.startswith("CSI_DATA")]
+    text = (csi_dir / "esp32" / "esp32_csikit_example_data.csv").read_text()
+    lines = [ln.encode() for ln in text.splitlines() if ln.startswith("CSI_DATA")]
     assert len(lines) == 60
     expected = [parser.parse(ln) for ln in lines]
     assert all(e is not None for e in expected)
@@ -404,5 +408,5 @@ def test_esp32_udp_capture_matches_the_parser(csi_dir: Path) -> None:
         s = src.stats
     assert (s.packets, s.frames, s.malformed, s.shape_mismatch) == (60, 60, 0, 0)
     np.testing.assert_array_equal(got["csi"], np.stack([e["csi"][0] for e in expected]))
-    # |CSI| does not depend on the (imag, real) pair order: the first printed pairs are [18 38], [97 0], [-20 -1].
+    # |CSI| does not depend on the (imag, real) pair order; the first printed pair is [18 38].
     assert np.isclose(np.abs(got["csi"][0]).ravel(), np.hypot(18, 38)).any()

@@ -101,7 +101,9 @@ class CaptureBatch:
     def __enter__(self) -> CaptureBatch:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()
 
 
@@ -130,8 +132,8 @@ class UdpSource:
         n_sub, n_rx, n_tx = (int(v) for v in shape)
         self.format = format
         self._cap = _native.UdpCapture(
-            host, int(port), format, n_sub, n_rx, n_tx, capacity=int(capacity), rcvbuf_bytes=int(rcvbuf_bytes),
-            batch=int(batch), max_datagram=int(max_datagram),
+            host, int(port), format, n_sub, n_rx, n_tx, capacity=int(capacity),
+            rcvbuf_bytes=int(rcvbuf_bytes), batch=int(batch), max_datagram=int(max_datagram),
         )
         self._open: deque[CaptureBatch] = deque()  # acquired batches, oldest first
 
@@ -149,7 +151,9 @@ class UdpSource:
     def __enter__(self) -> UdpSource:
         return self.start()
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # ---- state ----
@@ -194,7 +198,9 @@ class UdpSource:
         Returns at once when the receiver is not running. n is capped at the capacity."""
         return bool(self._cap.wait_for(int(n), float(timeout)))
 
-    def read(self, max_frames: int | None = None, *, timeout: float = 0.0, min_frames: int = 1) -> CaptureBatch:
+    def read(
+        self, max_frames: int | None = None, *, timeout: float = 0.0, min_frames: int = 1
+    ) -> CaptureBatch:
         """The oldest unread frames, up to max_frames, as one zero-copy batch (maybe empty).
 
         With timeout > 0 first waits for min_frames. A batch never wraps around the ring's end, so it can
