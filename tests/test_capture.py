@@ -291,6 +291,17 @@ def test_batches_release_in_any_order_and_guard_stale_views() -> None:
         assert not np.shares_memory(kept.csi, first._views["csi"])
 
 
+def test_capture_views_keep_the_capture_alive() -> None:
+    src = UdpSource(host="127.0.0.1", port=0, format="raw", shape=SHAPE).start()
+    with sender() as tx:
+        tx.sendto(encode_relay_datagram(frame(5), 2.5), ("127.0.0.1", src.port))
+    assert src.wait_for(1, 5.0)
+    csi = src.read().csi  # a view of ring memory owned by the native capture object
+    del src
+    gc.collect()
+    np.testing.assert_array_equal(csi[0], frame(5))
+
+
 def test_stop_is_prompt_and_idempotent() -> None:
     src = UdpSource(host="127.0.0.1", port=0, format="raw", shape=SHAPE)
     assert not src.running
