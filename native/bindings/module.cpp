@@ -3,10 +3,16 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
+#include <cstring>
 #include <optional>
+#include <system_error>
 
+#include "wdp/capture.hpp"
 #include "wdp/frame.hpp"
 #include "wdp/parsers.hpp"
+#include "wdp/ring.hpp"
+#include "wdp/ring_stress.hpp"
 #include "wdp/sanitize.hpp"
 
 namespace py = pybind11;
@@ -330,4 +336,135 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("hampel_replaced", &Sanitizer::hampel_replaced);
   }
   // --- capture + ring buffer (native/src/capture.cpp) ---
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const std::system_error& e) {  // socket errors -> OSError(errno, message)
+      PyErr_SetObject(PyExc_OSError, py::make_tuple(e.code().value(), e.what()).ptr());
+    }
+  });
+  // Read-only numpy views of a claimed run; base keeps the ring's memory alive.
+  static const auto ring_views = [](const FrameRing& r, const FrameRing::Run& run, py::handle base) {
+    const auto k = static_cast<py::ssize_t>(run.count);
+    const auto s = run.slot;
+    const FrameShape sh = r.shape();
+    py::dict d;
+    auto put = [&](const char* name, py::array a) {
+      a.attr("setflags")(py::arg("write") = false);
+      d[name] = a;
+    };
+    put("csi", py::array_t<cf32>({k, py::ssize_t(sh.n_sub), py::ssize_t(sh.n_rx), py::ssize_t(sh.n_tx)},
+                                 r.csi() + s * sh.values(), base));
+    put("timestamp", py::array_t<double>({k}, r.timestamp() + s, base));
+    put("seq", py::array_t<int64_t>({k}, r.seq() + s, base));
+    put("arrival_ns", py::array_t<int64_t>({k}, r.arrival_ns() + s, base));
+    put("rssi", py::array_t<int32_t>({k}, r.rssi() + s, base));
+    put("noise", py::array_t<int32_t>({k}, r.noise() + s, base));
+    put("core", py::array_t<int32_t>({k}, r.core() + s, base));
+    put("spatial_stream", py::array_t<int32_t>({k}, r.spatial_stream() + s, base));
+    put("source_id", py::array_t<int32_t>({k}, r.source_id() + s, base));
+    put("mac", py::array_t<uint8_t>({k, py::ssize_t(6)}, r.mac() + s * 6, base));
+    return py::make_tuple(run.first, d);
+  };
+  static const auto shape_tuple = [](FrameShape s) { return py::make_tuple(s.n_sub, s.n_rx, s.n_tx); };
+
+  // Standalone ring (tests, in-process producers). The caller must use one producer and one consumer.
+  py::class_<FrameRing, std::shared_ptr<FrameRing>>(m, "FrameRing")
+      .def(py::init([](size_t capacity, uint32_t n_sub, uint32_t n_rx, uint32_t n_tx) {
+             return std::make_shared<FrameRing>(capacity, FrameShape{n_sub, n_rx, n_tx});
+           }), py::arg("capacity"), py::arg("n_sub"), py::arg("n_rx"), py::arg("n_tx"))
+      .def("push", [](FrameRing& r, py::array_t<cf32, py::array::c_style | py::array::forcecast> csi,
+                      double timestamp, int64_t seq, int64_t arrival_ns, int32_t rssi, int32_t noise, int32_t core,
+                      int32_t spatial_stream, int32_t source_id, py::bytes mac) {
+             if (static_cast<size_t>(csi.size()) != r.shape().values())
+               throw std::invalid_argument("csi has the wrong number of values for this ring");
+             RingMeta meta{timestamp, seq, arrival_ns, rssi, noise, core, spatial_stream, source_id, {}};
+             std::string_view mv = mac;
+             std::memcpy(meta.mac.data(), mv.data(), std::min<size_t>(mv.size(), 6));
+             return r.push(csi.data(), meta);
+           }, py::arg("csi"), py::arg("timestamp") = std::numeric_limits<double>::quiet_NaN(),
+           py::arg("seq") = -1, py::arg("arrival_ns") = 0, py::arg("rssi") = kNoValue, py::arg("noise") = kNoValue,
+           py::arg("core") = -1, py::arg("spatial_stream") = -1, py::arg("source_id") = -1,
+           py::arg("mac") = py::bytes())
+      .def("acquire", [](py::object self, size_t max_frames) {
+             auto& r = self.cast<FrameRing&>();
+             return ring_views(r, r.acquire(max_frames), self);
+           }, py::arg("max_frames"))
+      .def("release", &FrameRing::release, py::arg("count"))
+      .def_property_readonly("available", &FrameRing::available)
+      .def_property_readonly("held", &FrameRing::held)
+      .def_property_readonly("capacity", &FrameRing::capacity)
+      .def_property_readonly("shape", [](const FrameRing& r) { return shape_tuple(r.shape()); })
+      .def_property_readonly("pushed", &FrameRing::pushed)
+      .def_property_readonly("dropped_oldest", &FrameRing::dropped_oldest)
+      .def_property_readonly("dropped_incoming", &FrameRing::dropped_incoming);
+
+  py::class_<UdpCapture>(m, "UdpCapture")
+      .def(py::init([](const std::string& host, uint16_t port, const std::string& format, uint32_t n_sub,
+                       uint32_t n_rx, uint32_t n_tx, size_t capacity, int rcvbuf_bytes, unsigned batch,
+                       unsigned max_datagram) {
+             return std::make_unique<UdpCapture>(CaptureConfig{host, port, format, {n_sub, n_rx, n_tx}, capacity,
+                                                               rcvbuf_bytes, batch, max_datagram});
+           }), py::arg("host"), py::arg("port"), py::arg("format"), py::arg("n_sub"), py::arg("n_rx"),
+           py::arg("n_tx"), py::arg("capacity") = 4096, py::arg("rcvbuf_bytes") = 32 << 20,
+           py::arg("batch") = 64, py::arg("max_datagram") = 65536)
+      .def("start", &UdpCapture::start)
+      .def("stop", &UdpCapture::stop, py::call_guard<py::gil_scoped_release>())
+      .def("wait_for", [](UdpCapture& c, size_t n, double timeout_s) {
+             // Sleep in short slices without the GIL so Ctrl-C still interrupts a long wait.
+             const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+             for (;;) {
+               const double left =
+                   std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+               bool ok;
+               {
+                 py::gil_scoped_release release;
+                 ok = c.wait_for(n, std::min(left, 0.1));
+               }
+               if (ok || left <= 0.1 || !c.running()) return ok;
+               if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+             }
+           }, py::arg("n"), py::arg("timeout_s"))
+      .def("acquire", [](py::object self, size_t max_frames) {
+             auto& c = self.cast<UdpCapture&>();
+             return ring_views(*c.ring(), c.ring()->acquire(max_frames), self);
+           }, py::arg("max_frames"))
+      .def("release", [](UdpCapture& c, size_t k) { c.ring()->release(k); }, py::arg("count"))
+      .def_property_readonly("available", [](const UdpCapture& c) { return c.ring()->available(); })
+      .def_property_readonly("held", [](const UdpCapture& c) { return c.ring()->held(); })
+      .def_property_readonly("capacity", [](const UdpCapture& c) { return c.ring()->capacity(); })
+      .def_property_readonly("shape", [](const UdpCapture& c) { return shape_tuple(c.ring()->shape()); })
+      .def_property_readonly("port", &UdpCapture::port)
+      .def_property_readonly("rcvbuf_bytes", &UdpCapture::rcvbuf_bytes)
+      .def_property_readonly("running", &UdpCapture::running)
+      .def_property_readonly("sources", &UdpCapture::sources)
+      .def_property_readonly("stats", [](const UdpCapture& c) {
+        const CaptureStats s = c.stats();
+        py::dict d;
+        d["packets"] = s.packets; d["bytes"] = s.bytes; d["frames"] = s.frames; d["malformed"] = s.malformed;
+        d["skipped"] = s.skipped; d["shape_mismatch"] = s.shape_mismatch;
+        d["dropped_overflow"] = s.dropped_overflow; d["dropped_oldest"] = s.dropped_oldest;
+        d["dropped_incoming"] = s.dropped_incoming; d["unknown_sources"] = s.unknown_sources;
+        return d;
+      });
+
+  // Test hook: C++ producer thread vs C++ consumer thread on one ring (see ring_stress.hpp).
+  m.def("_ring_stress", [](uint64_t frames, size_t capacity, size_t max_batch, uint32_t hold_every,
+                           uint32_t hold_spins, uint32_t producer_spins, uint64_t seed) {
+    RingStressConfig cfg;
+    cfg.frames = frames; cfg.capacity = capacity; cfg.max_batch = max_batch; cfg.hold_every = hold_every;
+    cfg.hold_spins = hold_spins; cfg.producer_spins = producer_spins; cfg.seed = seed;
+    RingStressResult r;
+    {
+      py::gil_scoped_release release;
+      r = ring_stress(cfg);
+    }
+    py::dict d;
+    d["pushed"] = r.pushed; d["rejected"] = r.rejected; d["received"] = r.received;
+    d["dropped_oldest"] = r.dropped_oldest; d["dropped_incoming"] = r.dropped_incoming; d["gaps"] = r.gaps;
+    d["out_of_order"] = r.out_of_order; d["corrupt"] = r.corrupt; d["changed_while_held"] = r.changed_while_held;
+    d["last_seq"] = r.last_seq; d["seconds"] = r.seconds;
+    return d;
+  }, py::arg("frames"), py::arg("capacity"), py::arg("max_batch") = 64, py::arg("hold_every") = 16,
+     py::arg("hold_spins") = 2000, py::arg("producer_spins") = 0, py::arg("seed") = 1);
 }

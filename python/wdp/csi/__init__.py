@@ -36,3 +36,6 @@ __all__ += [
     "interpolate_subcarriers", "normalize_amplitude", "remove_linear_phase", "resample", "sanitize_phase",
     "unwrap_phase",
 ]
+from wdp.csi.udp import CaptureBatch, CaptureStats, UdpSource, encode_relay_datagram  # noqa: E402
+
+__all__ += ["CaptureBatch", "CaptureStats", "UdpSource", "encode_relay_datagram"]
