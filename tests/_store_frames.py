@@ -4,7 +4,6 @@ with ==)."""
 from __future__ import annotations
 
 import numpy as np
-
 from wdp.schemas import Person, PoseFrame
 
 ROOM = (10.0, 8.0)  # metres

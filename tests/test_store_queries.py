@@ -6,7 +6,6 @@ import msgspec
 import numpy as np
 import pytest
 from _store_frames import make_frames
-
 from wdp.schemas import (
     AlertHighOccupancy,
     FloorGrid,
@@ -145,8 +144,8 @@ def test_trajectory(history):
     got = queries.trajectory(con, 2)
     assert [(p.timestamp, p.x, p.y) for p in got] == want
     window = queries.trajectory(con, 2, frames[100].timestamp, frames[200].timestamp)
-    assert [(p.timestamp, p.x, p.y) for p in window] == [w for w in want if
-                                                          frames[100].timestamp <= w[0] < frames[200].timestamp]
+    lo, hi = frames[100].timestamp, frames[200].timestamp
+    assert [(p.timestamp, p.x, p.y) for p in window] == [w for w in want if lo <= w[0] < hi]
     # 1 s buckets: mean of each second's points
     arr = np.array(want)
     b = np.floor((arr[:, 0] - arr[0, 0]) / 1.0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import duckdb
 import pytest
 from _store_frames import make_frames
-
 from wdp.schemas import Zone
 from wdp.store import Store, config, queries, schema
 

@@ -8,7 +8,6 @@ import duckdb
 import numpy as np
 import pytest
 from _store_frames import make_frames
-
 from wdp.schemas import Person, PoseFrame
 from wdp.store import PoseWriter, Store, queries
 
@@ -142,7 +141,8 @@ def test_tracks_summary_accumulates_across_flushes(store):
         for f in frames:
             w.append(f)
     rows = store.cursor().execute(
-        "SELECT track_id, first_seen, last_seen, frames, sum_confidence, last_x, last_y FROM tracks ORDER BY 1"
+        "SELECT track_id, first_seen, last_seen, frames, sum_confidence, last_x, last_y "
+        "FROM tracks ORDER BY 1"
     ).fetchall()
     for tid, first, last, n, sum_conf, lx, ly in rows:
         seen = [(f.timestamp, p) for f in frames for p in f.persons if p.track_id == tid]

@@ -63,7 +63,9 @@ WEBHOOKS: ConfigTable[WebhookSubscription] = ConfigTable("webhooks", WEBHOOK_JSO
 ROUTERS: ConfigTable[Router] = ConfigTable("routers", ROUTER_JSON)
 
 
-def active_webhooks(con: duckdb.DuckDBPyConnection, event_type: str | None = None) -> list[WebhookSubscription]:
+def active_webhooks(
+    con: duckdb.DuckDBPyConnection, event_type: str | None = None
+) -> list[WebhookSubscription]:
     """Active subscriptions, optionally only those that want ``event_type``."""
     subs = [s for s in WEBHOOKS.list(con) if s.active]
     return subs if event_type is None else [s for s in subs if s.wants(event_type)]
@@ -174,5 +176,7 @@ def list_api_keys(con: duckdb.DuckDBPyConnection, owner: str | None = None) -> l
     if owner is None:
         rows = con.execute("SELECT * FROM api_keys ORDER BY created_at, key_id").fetchall()
     else:
-        rows = con.execute("SELECT * FROM api_keys WHERE owner = ? ORDER BY created_at, key_id", [owner]).fetchall()
+        rows = con.execute(
+            "SELECT * FROM api_keys WHERE owner = ? ORDER BY created_at, key_id", [owner]
+        ).fetchall()
     return [_key(r) for r in rows]

@@ -15,7 +15,7 @@ from wdp.store.connection import transaction
 
 
 def append_rows(con: duckdb.DuckDBPyConnection, events: Sequence[EventBase]) -> int:
-    """Insert events (no transaction of its own); an event_id already stored is skipped. Returns count sent."""
+    """Insert events (no transaction of its own); an event_id already stored is skipped."""
     if not events:
         return 0
     columns = {

@@ -93,8 +93,8 @@ def enqueue_rows(
     })
     try:
         con.execute(
-            "INSERT INTO outbox (delivery_id, event_id, subscription_id, event_type, payload, status, attempts, "
-            "max_attempts, backoff_base_s, backoff_max_s, created_at, next_attempt_at) "
+            "INSERT INTO outbox (delivery_id, event_id, subscription_id, event_type, payload, status, "
+            "attempts, max_attempts, backoff_base_s, backoff_max_s, created_at, next_attempt_at) "
             "SELECT delivery_id, event_id, subscription_id, event_type, payload, 'pending', 0, max_attempts, "
             "backoff_base_s, backoff_max_s, $now, $now FROM _wdp_outbox",
             {"now": now},
@@ -123,7 +123,7 @@ def claim_due(
     now: float | None = None,
     limit: int = 10,
     lease_s: float = 60.0,
-    retries: int = 5,
+    retries: int = 20,
 ) -> list[OutboxItem]:
     """Claim up to ``limit`` due deliveries (oldest due first) for ``lease_s`` seconds; each returned item is
     in flight with ``attempts`` = this attempt's number. Safe to call from several threads/connections."""

@@ -108,7 +108,8 @@ def pose_history(
     if person_filtered:
         where, params = _person_conditions(start, end, track_id, zone_id, min_confidence)
         join = (
-            f"JOIN pose_frames f ON f.ts = p.ts AND f.frame_id = p.frame_id AND f.ts >= ? AND f.ts < ? {src_sql}"
+            "JOIN pose_frames f ON f.ts = p.ts AND f.frame_id = p.frame_id "
+            f"AND f.ts >= ? AND f.ts < ? {src_sql}"
             if source is not None
             else ""
         )
@@ -190,7 +191,9 @@ def count_history(
     """How many frames ``pose_history`` would list for these filters (for page counts)."""
     _check_range(start, end)
     if track_id is None and zone_id is None and min_confidence is None:
-        row = con.execute("SELECT count(*) FROM pose_frames WHERE ts >= ? AND ts < ?", [start, end]).fetchone()
+        row = con.execute(
+            "SELECT count(*) FROM pose_frames WHERE ts >= ? AND ts < ?", [start, end]
+        ).fetchone()
     else:
         where, params = _person_conditions(start, end, track_id, zone_id, min_confidence)
         row = con.execute(
@@ -299,7 +302,7 @@ def occupancy_heatmap(
     zone_id: str | None = None,
     track_id: int | None = None,
 ) -> np.ndarray:
-    """Person-frames per floor cell, shape (ny, nx), int64; counted in SQL. Points off the grid are ignored."""
+    """Person-frames per floor cell, shape (ny, nx), int64, counted in SQL; off-grid points are dropped."""
     _check_range(start, end)
     if grid.cell_m <= 0 or grid.nx < 1 or grid.ny < 1:
         raise ValueError("grid needs cell_m > 0 and nx, ny >= 1")
@@ -395,7 +398,9 @@ def zone_occupancy_series(
 
 def latest_frame(con: duckdb.DuckDBPyConnection) -> PoseFrame | None:
     """The most recent stored frame (REST pose/current falls back to it when the engine is idle)."""
-    row = con.execute("SELECT ts, frame_id FROM pose_frames ORDER BY ts DESC, frame_id DESC LIMIT 1").fetchone()
+    row = con.execute(
+        "SELECT ts, frame_id FROM pose_frames ORDER BY ts DESC, frame_id DESC LIMIT 1"
+    ).fetchone()
     if row is None:
         return None
     page = pose_history(con, row[0], float(np.nextafter(row[0], np.inf)), limit=MAX_PAGE)  # frames at ts

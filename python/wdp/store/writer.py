@@ -30,6 +30,7 @@ from wdp.store.connection import transaction
 
 _log = logging.getLogger(__name__)
 _KP_WIDTH = N_KEYPOINTS * 3
+_NO_POSITION = (np.nan, np.nan)
 _ROUTER_SEP = "\x1f"  # joins router ids into one string column (numpy scans have no list type)
 _KP_COLS = ", ".join(f"k{i}" for i in range(_KP_WIDTH))
 
@@ -158,7 +159,7 @@ class PoseWriter:
                     f"got {kp.shape[1:]} and {box.shape[1:]}"
                 )
             pos = np.array(
-                [p.position if p.position is not None else (np.nan, np.nan) for p in persons], dtype=np.float32
+                [p.position if p.position is not None else _NO_POSITION for p in persons], dtype=np.float32
             )
             if pos.shape != (n, 2):
                 raise ValueError(f"frame {fid}: position must be (x, y)")
