@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import duckdb
+import msgspec
 import numpy as np
 import pytest
 from _store_frames import make_frames
@@ -114,9 +115,31 @@ def test_malformed_person_is_rejected_without_poisoning_the_batch(store):
         w.append(good[1])
         w.append(good[2])
     assert queries.pose_history(store.cursor(), 0, 2e9) == good
+    short = [(0.0, 0.0, 1.0)] * 16 + [(0.0, 0.0)]
+    short_kp = PoseFrame(frame_id=97, timestamp=good[0].timestamp, source="live", persons=[
+        Person(track_id=1, keypoints=short, box=(0, 0, 1, 1), confidence=1.0)])  # type: ignore[arg-type]
+    with store.writer() as w:
+        with pytest.raises(ValueError):
+            w.append(short_kp)
+        assert w.pending_frames == 0
     with store.writer() as w, pytest.raises(ValueError):
         w.append_arrays(frame_id=[1], timestamp=[1.0], n_persons=[2], source="live", track_id=np.array([1]),
                         confidence=np.array([1.0]), keypoints=np.zeros((1, 17, 3)), box=np.zeros((1, 4)))
+
+
+def test_non_numeric_values_drop_only_their_frame(store):
+    good = make_frames(6, seed=2)
+    p = good[2].persons[0]
+    bad = msgspec.structs.replace(good[2], persons=[
+        msgspec.structs.replace(p, keypoints=[("x", 0.0, 1.0)] + list(p.keypoints[1:]))])
+    with store.writer() as w:
+        for f in [*good[:2], bad, *good[3:]]:
+            w.append(f)
+        assert w.flush() == 5
+        assert w.stats.frames_rejected == 1
+    assert queries.pose_history(store.cursor(), 0, 2e9) == good[:2] + good[3:]
+    kept = good[:2] + good[3:]
+    assert _count(store, "person_zones") == sum(len(q.zone_ids) for f in kept for q in f.persons)
 
 
 def test_failed_flush_keeps_batch_for_retry(store):

@@ -1,11 +1,12 @@
 """Batched pose appends: buffer frames as numpy columns, write each batch in one transaction.
 
-Hot path: ``append(frame)`` converts one frame's persons to small numpy blocks (validating shapes, so a bad
-frame is rejected up front instead of poisoning a batch) and returns; ``flush()`` concatenates the blocks,
-registers them with DuckDB as numpy columns and runs one ``INSERT ... SELECT`` per table (frames, persons,
-zone memberships, zone occupancy, track summary upsert) inside ONE transaction. No per-row inserts.
-``append_arrays`` takes a whole batch already in columns (what a batched model produces) and skips the
-per-frame Python work entirely.
+Hot path: ``append(frame)`` checks shapes (so a bad frame is rejected up front instead of poisoning a batch)
+and appends references to plain lists; the batch is converted to numpy columns once per flush. ``flush()``
+registers the columns with DuckDB and runs one ``INSERT ... SELECT`` per table (frames, persons, zone
+memberships, zone occupancy, track summary upsert) inside ONE transaction. No per-row inserts.
+``append_arrays`` takes frames already in columns (what a batched model produces) and skips the per-frame
+Python work entirely. The cost per flush is a few ms of fixed statement/commit overhead plus a few us per
+person row, so larger batches (replay, backfill) reach higher rates; see bench/bench_store.py.
 
 Durability bound (tested by killing a writer process with SIGKILL): a batch is durable once ``flush()``
 returns (its COMMIT is in DuckDB's write-ahead log; reopening replays it). A crash loses only frames still in
@@ -21,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 import duckdb
 import numpy as np
@@ -29,8 +31,10 @@ from wdp.schemas import N_KEYPOINTS, PoseFrame
 from wdp.store.connection import transaction
 
 _log = logging.getLogger(__name__)
+_flatten = chain.from_iterable
 _KP_WIDTH = N_KEYPOINTS * 3
 _NO_POSITION = (np.nan, np.nan)
+_KP_LENGTHS = {3}
 _ROUTER_SEP = "\x1f"  # joins router ids into one string column (numpy scans have no list type)
 _KP_COLS = ", ".join(f"k{i}" for i in range(_KP_WIDTH))
 
@@ -50,8 +54,7 @@ INSERT INTO zone_occupancy
 SELECT ts, frame_id, zone_id, count(DISTINCT track_id) FROM _wdp_zones GROUP BY ts, frame_id, zone_id"""
 _UPSERT_TRACKS = """
 INSERT INTO tracks
-SELECT track_id, min(ts), max(ts), count(*), sum(confidence), arg_max(x, ts), arg_max(y, ts)
-FROM _wdp_persons GROUP BY track_id
+SELECT track_id, first_seen, last_seen, frames, sum_confidence, last_x, last_y FROM _wdp_tracks
 ON CONFLICT (track_id) DO UPDATE SET
     first_seen = least(first_seen, excluded.first_seen),
     last_seen = greatest(last_seen, excluded.last_seen),
@@ -68,38 +71,45 @@ class WriterStats:
     flushes: int = 0
     flush_errors: int = 0
     frames_dropped: int = 0  # only when failing flushes let the buffer exceed max_pending_frames
+    frames_rejected: int = 0  # frames with malformed person values, dropped when the batch was converted
     last_flush_s: float = 0.0  # duration of the last successful flush
 
 
 @dataclass
-class _Batch:
-    """Buffered columns; each list holds one numpy block (or scalar list) per appended frame/chunk."""
+class _Blocks:
+    """Buffered columns as numpy blocks, one per sealed chunk of frames, concatenated at flush."""
 
-    frames: int = 0
-    f_ts: list[np.ndarray] = field(default_factory=list)
-    f_id: list[np.ndarray] = field(default_factory=list)
-    f_source: list[np.ndarray] = field(default_factory=list)
-    f_n: list[np.ndarray] = field(default_factory=list)
-    f_latency: list[np.ndarray] = field(default_factory=list)
-    f_routers: list[np.ndarray] = field(default_factory=list)
-    p_ts: list[np.ndarray] = field(default_factory=list)
-    p_fid: list[np.ndarray] = field(default_factory=list)
-    p_tid: list[np.ndarray] = field(default_factory=list)
-    p_conf: list[np.ndarray] = field(default_factory=list)
-    p_box: list[np.ndarray] = field(default_factory=list)
-    p_pos: list[np.ndarray] = field(default_factory=list)
-    p_act: list[np.ndarray] = field(default_factory=list)
-    p_kp: list[np.ndarray] = field(default_factory=list)
+    frames: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in _FRAME_COLS})
+    persons: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in _PERSON_COLS})
+    zones: dict[str, list[np.ndarray]] = field(default_factory=lambda: {k: [] for k in _ZONE_COLS})
+
+
+@dataclass
+class _Rows:
+    """Frames appended as Structs since the last seal: plain Python lists (cheapest per append); converted to
+    numpy blocks in one go per column when sealed."""
+
+    f_ts: list[float] = field(default_factory=list)
+    f_id: list[int] = field(default_factory=list)
+    f_source: list[str] = field(default_factory=list)
+    f_n: list[int] = field(default_factory=list)
+    f_latency: list[float] = field(default_factory=list)
+    f_routers: list[str] = field(default_factory=list)
+    p_tid: list[int] = field(default_factory=list)
+    p_conf: list[float] = field(default_factory=list)
+    p_box: list[Sequence[float]] = field(default_factory=list)
+    p_pos: list[Sequence[float]] = field(default_factory=list)
+    p_act: list[str | None] = field(default_factory=list)
+    p_kp: list[Sequence[Sequence[float]]] = field(default_factory=list)
     z_ts: list[float] = field(default_factory=list)
     z_fid: list[int] = field(default_factory=list)
     z_tid: list[int] = field(default_factory=list)
     z_zone: list[str] = field(default_factory=list)
 
 
-def _cat(blocks: list[np.ndarray], dtype: type | np.dtype, width: int | None = None) -> np.ndarray:
-    if not blocks:
-        return np.empty((0,) if width is None else (0, width), dtype=dtype)
-    return np.concatenate(blocks).astype(dtype, copy=False)
+_FRAME_COLS = ("ts", "frame_id", "source", "n_persons", "latency_ms", "routers")
+_PERSON_COLS = ("ts", "frame_id", "track_id", "confidence", "box", "position", "activity", "keypoints")
+_ZONE_COLS = ("ts", "frame_id", "track_id", "zone_id")
 
 
 class PoseWriter:
@@ -129,7 +139,9 @@ class PoseWriter:
         self._owns_connection = owns_connection
         self._clock = clock
         self._lock = threading.RLock()
-        self._batch = _Batch()
+        self._blocks = _Blocks()
+        self._rows = _Rows()
+        self._pending = 0
         self._oldest: float | None = None  # clock() when the oldest buffered frame arrived
         self._closed = False
         self.stats = WriterStats()
@@ -142,55 +154,51 @@ class PoseWriter:
     # ------------------------------------------------------------------------------------------ appends
     @property
     def pending_frames(self) -> int:
-        return self._batch.frames
+        return self._pending
 
     def append(self, frame: PoseFrame) -> bool:
-        """Buffer one frame; returns True if this call flushed. Raises ValueError for malformed persons."""
+        """Buffer one frame; returns True if this call flushed.
+
+        Raises ValueError for a person without 17 (x, y, score) keypoints, 4 box values or an (x, y)
+        position. A value that is not a number is caught when the batch is converted: that frame alone is
+        dropped and counted in ``stats.frames_rejected`` (the rest of the batch is written).
+        """
         persons = frame.persons
-        n = len(persons)
+        for p in persons:
+            if (
+                len(p.keypoints) != N_KEYPOINTS
+                or _KP_LENGTHS != set(map(len, p.keypoints))
+                or len(p.box) != 4
+                or (p.position is not None and len(p.position) != 2)
+            ):
+                raise ValueError(
+                    f"frame {frame.frame_id}, track {p.track_id}: need {N_KEYPOINTS} keypoints, 4 box values "
+                    f"and position (x, y) or None"
+                )
         ts = float(frame.timestamp)
         fid = int(frame.frame_id)
-        if n:
-            kp = np.array([p.keypoints for p in persons], dtype=np.float32)
-            box = np.array([p.box for p in persons], dtype=np.float32)
-            if kp.shape != (n, N_KEYPOINTS, 3) or box.shape != (n, 4):
-                raise ValueError(
-                    f"frame {fid}: keypoints must be ({N_KEYPOINTS}, 3) and box 4 values per person, "
-                    f"got {kp.shape[1:]} and {box.shape[1:]}"
-                )
-            pos = np.array(
-                [p.position if p.position is not None else _NO_POSITION for p in persons], dtype=np.float32
-            )
-            if pos.shape != (n, 2):
-                raise ValueError(f"frame {fid}: position must be (x, y)")
-            tid = np.array([p.track_id for p in persons], dtype=np.int32)
-            conf = np.array([p.confidence for p in persons], dtype=np.float32)
-            act = np.array([p.activity for p in persons], dtype=object)
         with self._lock:
             self._check_open()
-            b = self._batch
-            b.frames += 1
-            b.f_ts.append(np.array([ts]))
-            b.f_id.append(np.array([fid], dtype=np.int64))
-            b.f_source.append(np.array([frame.source], dtype=object))
-            b.f_n.append(np.array([n], dtype=np.int16))
-            b.f_latency.append(np.array([frame.latency_ms], dtype=np.float32))
-            b.f_routers.append(np.array([_ROUTER_SEP.join(frame.router_ids)], dtype=object))
-            if n:
-                b.p_ts.append(np.full(n, ts))
-                b.p_fid.append(np.full(n, fid, dtype=np.int64))
-                b.p_tid.append(tid)
-                b.p_conf.append(conf)
-                b.p_box.append(box)
-                b.p_pos.append(pos)
-                b.p_act.append(act)
-                b.p_kp.append(kp.reshape(n, _KP_WIDTH))
-                for p in persons:
-                    for zone in p.zone_ids:
-                        b.z_ts.append(ts)
-                        b.z_fid.append(fid)
-                        b.z_tid.append(p.track_id)
-                        b.z_zone.append(zone)
+            r = self._rows
+            r.f_ts.append(ts)
+            r.f_id.append(fid)
+            r.f_source.append(frame.source)
+            r.f_n.append(len(persons))
+            r.f_latency.append(frame.latency_ms)
+            r.f_routers.append(_ROUTER_SEP.join(frame.router_ids))
+            for p in persons:
+                r.p_tid.append(p.track_id)
+                r.p_conf.append(p.confidence)
+                r.p_box.append(p.box)
+                r.p_pos.append(_NO_POSITION if p.position is None else p.position)
+                r.p_act.append(p.activity)
+                r.p_kp.append(p.keypoints)
+                for zone in p.zone_ids:
+                    r.z_ts.append(ts)
+                    r.z_fid.append(fid)
+                    r.z_tid.append(p.track_id)
+                    r.z_zone.append(zone)
+            self._pending += 1
             return self._after_append()
 
     def append_arrays(
@@ -220,8 +228,8 @@ class PoseWriter:
         p = int(f_n.sum())
         if f_ts.shape[0] != frames or f_n.shape[0] != frames or (f_n < 0).any():
             raise ValueError("frame_id, timestamp and n_persons must have one non-negative entry per frame")
-        kp = np.asarray(keypoints, dtype=np.float32).reshape(-1, _KP_WIDTH) if p else np.empty((0, _KP_WIDTH))
-        box_a = np.asarray(box, dtype=np.float32).reshape(-1, 4) if p else np.empty((0, 4))
+        kp = np.asarray(keypoints, dtype=np.float32).reshape(-1, _KP_WIDTH)
+        box_a = np.asarray(box, dtype=np.float32).reshape(-1, 4)
         tid = np.asarray(track_id, dtype=np.int32).reshape(-1)
         conf = np.asarray(confidence, dtype=np.float32).reshape(-1)
         pos = (
@@ -239,34 +247,36 @@ class PoseWriter:
             if latency_ms is None
             else np.asarray(latency_ms, dtype=np.float32).reshape(-1)
         )
+        if lat.shape[0] != frames:
+            raise ValueError("latency_ms must have one entry per frame")
         p_fid = np.repeat(f_id, f_n)
         p_ts = np.repeat(f_ts, f_n)
+        zones: dict[str, np.ndarray] | None = None
+        if zone_ids is not None:
+            counts = np.fromiter((len(z) for z in zone_ids), dtype=np.int64, count=p)
+            if counts.sum():
+                zones = {
+                    "ts": np.repeat(p_ts, counts),
+                    "frame_id": np.repeat(p_fid, counts),
+                    "track_id": np.repeat(tid, counts),
+                    "zone_id": np.array([z for zs in zone_ids for z in zs], dtype=object),
+                }
         with self._lock:
             self._check_open()
-            b = self._batch
-            b.frames += frames
-            b.f_ts.append(f_ts)
-            b.f_id.append(f_id)
-            b.f_source.append(np.full(frames, source, dtype=object))
-            b.f_n.append(f_n.astype(np.int16))
-            b.f_latency.append(lat)
-            b.f_routers.append(np.full(frames, _ROUTER_SEP.join(router_ids), dtype=object))
+            self._seal_rows()  # keep buffer order = append order
+            b = self._blocks
+            for key, col in zip(_FRAME_COLS, (
+                f_ts, f_id, np.full(frames, source, dtype=object), f_n.astype(np.int16), lat,
+                np.full(frames, _ROUTER_SEP.join(router_ids), dtype=object),
+            ), strict=True):
+                b.frames[key].append(col)
             if p:
-                b.p_ts.append(p_ts)
-                b.p_fid.append(p_fid)
-                b.p_tid.append(tid)
-                b.p_conf.append(conf)
-                b.p_box.append(box_a)
-                b.p_pos.append(pos)
-                b.p_act.append(act)
-                b.p_kp.append(kp)
-                if zone_ids is not None:
-                    for i, zones in enumerate(zone_ids):
-                        for zone in zones:
-                            b.z_ts.append(float(p_ts[i]))
-                            b.z_fid.append(int(p_fid[i]))
-                            b.z_tid.append(int(tid[i]))
-                            b.z_zone.append(zone)
+                for key, col in zip(_PERSON_COLS, (p_ts, p_fid, tid, conf, box_a, pos, act, kp), strict=True):
+                    b.persons[key].append(col)
+            if zones is not None:
+                for key in _ZONE_COLS:
+                    b.zones[key].append(zones[key])
+            self._pending += frames
             return self._after_append()
 
     # ------------------------------------------------------------------------------------------ flushing
@@ -281,30 +291,29 @@ class PoseWriter:
         """Write everything buffered in one transaction. Returns the number of frames written.
 
         On a database error the transaction rolls back, the batch stays buffered for the next flush and the
-        error propagates; if failures pile up past ``max_pending_frames`` the oldest frames are dropped
-        (counted in ``stats.frames_dropped``) so memory stays bounded.
+        error propagates; if failures pile up past ``max_pending_frames`` the buffer is dropped (counted in
+        ``stats.frames_dropped``) so memory stays bounded.
         """
         with self._lock:
-            b = self._batch
-            if b.frames == 0:
+            if self._pending == 0:
                 return 0
             t0 = time.perf_counter()
+            self._seal_rows()
+            frames = self._pending
             try:
-                persons = self._write(b)
+                persons = self._write(self._blocks)
             except BaseException:
                 self.stats.flush_errors += 1
-                if b.frames > self.max_pending_frames:
-                    self.stats.frames_dropped += b.frames
-                    self._batch = _Batch()
-                    self._oldest = None
+                if frames > self.max_pending_frames:
+                    self.stats.frames_dropped += frames
+                    self._reset()
                 raise
             self.stats.flushes += 1
-            self.stats.frames_flushed += b.frames
+            self.stats.frames_flushed += frames
             self.stats.persons_flushed += persons
             self.stats.last_flush_s = time.perf_counter() - t0
-            self._batch = _Batch()
-            self._oldest = None
-            return b.frames
+            self._reset()
+            return frames
 
     def close(self) -> None:
         """Stop the autoflush thread, flush what is buffered, close an owned connection. Idempotent."""
@@ -333,11 +342,17 @@ class PoseWriter:
         if self._closed:
             raise RuntimeError("writer is closed")
 
+    def _reset(self) -> None:
+        self._blocks = _Blocks()
+        self._rows = _Rows()
+        self._pending = 0
+        self._oldest = None
+
     def _after_append(self) -> bool:
         now = self._clock()
         if self._oldest is None:
             self._oldest = now
-        if self._batch.frames >= self.max_frames or now - self._oldest >= self.flush_interval_s:
+        if self._pending >= self.max_frames or now - self._oldest >= self.flush_interval_s:
             self.flush()
             return True
         return False
@@ -350,59 +365,148 @@ class PoseWriter:
             except Exception:  # counted in stats.flush_errors; the batch stays buffered, retried next tick
                 _log.exception("pose history flush failed")
 
-    def _write(self, b: _Batch) -> int:
-        frames = {
-            "ts": _cat(b.f_ts, np.float64),
-            "frame_id": _cat(b.f_id, np.int64),
-            "source": _cat(b.f_source, object),
-            "n_persons": _cat(b.f_n, np.int16),
-            "latency_ms": _cat(b.f_latency, np.float32),
-            "routers": _cat(b.f_routers, object),
+    def _seal_rows(self) -> None:
+        """Convert the Struct-path lists into numpy blocks (one conversion per column per batch)."""
+        r = self._rows
+        if not r.f_id:
+            return
+        try:
+            persons = _person_block(r.p_tid, r.p_conf, r.p_box, r.p_pos, r.p_act, r.p_kp)
+        except (ValueError, TypeError):
+            persons = self._drop_malformed(r)
+        f_ts = np.array(r.f_ts, dtype=np.float64)
+        f_id = np.array(r.f_id, dtype=np.int64)
+        f_n = np.array(r.f_n, dtype=np.int64)
+        b = self._blocks
+        for key, col in zip(_FRAME_COLS, (
+            f_ts, f_id, np.array(r.f_source, dtype=object), f_n.astype(np.int16),
+            np.array(r.f_latency, dtype=np.float32), np.array(r.f_routers, dtype=object),
+        ), strict=True):
+            b.frames[key].append(col)
+        if f_n.sum():
+            cols = (np.repeat(f_ts, f_n), np.repeat(f_id, f_n), *persons)
+            for key, col in zip(_PERSON_COLS, cols, strict=True):
+                b.persons[key].append(col)
+        if r.z_zone:
+            for key, col in zip(_ZONE_COLS, (
+                np.array(r.z_ts, dtype=np.float64), np.array(r.z_fid, dtype=np.int64),
+                np.array(r.z_tid, dtype=np.int32), np.array(r.z_zone, dtype=object),
+            ), strict=True):
+                b.zones[key].append(col)
+        self._rows = _Rows()
+
+    def _drop_malformed(self, r: _Rows) -> tuple[np.ndarray, ...]:
+        """Slow path: find the frames whose persons do not convert, drop them, convert the rest."""
+        keep = _Rows()
+        start = 0
+        bad: set[tuple[float, int]] = set()
+        for i, n in enumerate(r.f_n):
+            sl = slice(start, start + n)
+            start += n
+            try:
+                _person_block(r.p_tid[sl], r.p_conf[sl], r.p_box[sl], r.p_pos[sl], r.p_act[sl], r.p_kp[sl])
+            except (ValueError, TypeError):
+                bad.add((r.f_ts[i], r.f_id[i]))
+                _log.warning("dropping frame %d: malformed person data", r.f_id[i])
+                continue
+            for name in ("f_ts", "f_id", "f_source", "f_n", "f_latency", "f_routers"):
+                getattr(keep, name).append(getattr(r, name)[i])
+            for name in ("p_tid", "p_conf", "p_box", "p_pos", "p_act", "p_kp"):
+                getattr(keep, name).extend(getattr(r, name)[sl])
+        for j, key in enumerate(zip(r.z_ts, r.z_fid, strict=True)):
+            if key not in bad:
+                keep.z_ts.append(r.z_ts[j])
+                keep.z_fid.append(r.z_fid[j])
+                keep.z_tid.append(r.z_tid[j])
+                keep.z_zone.append(r.z_zone[j])
+        self.stats.frames_rejected += len(r.f_id) - len(keep.f_id)
+        self._pending -= len(r.f_id) - len(keep.f_id)
+        r.__dict__.update(keep.__dict__)
+        return _person_block(r.p_tid, r.p_conf, r.p_box, r.p_pos, r.p_act, r.p_kp)
+
+    def _write(self, b: _Blocks) -> int:
+        f = {k: np.concatenate(v) if v else np.empty(0) for k, v in b.frames.items()}
+        frames: dict[str, np.ndarray] = {
+            "ts": f["ts"], "frame_id": f["frame_id"], "source": f["source"], "n_persons": f["n_persons"],
+            "latency_ms": f["latency_ms"], "routers": f["routers"],
         }
-        kp = _cat(b.p_kp, np.float32, _KP_WIDTH)
-        box = _cat(b.p_box, np.float32, 4)
-        pos = _cat(b.p_pos, np.float32, 2)
-        kp_t = np.ascontiguousarray(kp.T)  # DuckDB scans 1-D numpy columns: one per array element
-        box_t = np.ascontiguousarray(box.T)
-        persons: dict[str, np.ndarray] = {
-            "ts": _cat(b.p_ts, np.float64),
-            "frame_id": _cat(b.p_fid, np.int64),
-            "track_id": _cat(b.p_tid, np.int32),
-            "confidence": _cat(b.p_conf, np.float32),
-            "x": np.ascontiguousarray(pos[:, 0]),  # NaN reads as NULL in DuckDB's numpy scan
-            "y": np.ascontiguousarray(pos[:, 1]),
-            "activity": _cat(b.p_act, object),
-        }
-        for i in range(4):
-            persons[f"b{i}"] = box_t[i]
-        for i in range(_KP_WIDTH):
-            persons[f"k{i}"] = kp_t[i]
-        n_persons = persons["ts"].shape[0]
+        n_persons = sum(len(x) for x in b.persons["ts"])
         con = self._con
+        registered = ["_wdp_frames"]
         con.register("_wdp_frames", frames)
-        con.register("_wdp_persons", persons)
-        if b.z_zone:
-            con.register(
-                "_wdp_zones",
-                {
-                    "ts": np.array(b.z_ts, dtype=np.float64),
-                    "frame_id": np.array(b.z_fid, dtype=np.int64),
-                    "track_id": np.array(b.z_tid, dtype=np.int32),
-                    "zone_id": np.array(b.z_zone, dtype=object),
-                },
-            )
+        if n_persons:
+            p = {k: np.concatenate(v) for k, v in b.persons.items()}
+            # DuckDB scans 1-D numpy columns: one column per array element, rebuilt as FLOAT[n] in SQL
+            kp_t = np.ascontiguousarray(p["keypoints"].T)
+            box_t = np.ascontiguousarray(p["box"].T)
+            pos = p["position"]
+            persons: dict[str, np.ndarray] = {
+                "ts": p["ts"], "frame_id": p["frame_id"], "track_id": p["track_id"],
+                "confidence": p["confidence"],
+                "x": np.ascontiguousarray(pos[:, 0]),  # NaN reads as NULL in DuckDB's numpy scan
+                "y": np.ascontiguousarray(pos[:, 1]),
+                "activity": p["activity"],
+            }
+            for i in range(4):
+                persons[f"b{i}"] = box_t[i]
+            for i in range(_KP_WIDTH):
+                persons[f"k{i}"] = kp_t[i]
+            con.register("_wdp_persons", persons)
+            registered.append("_wdp_persons")
+            con.register("_wdp_tracks", _track_summary(p["track_id"], p["ts"], p["confidence"], pos))
+            registered.append("_wdp_tracks")
+        if b.zones["ts"]:
+            con.register("_wdp_zones", {k: np.concatenate(v) for k, v in b.zones.items()})
+            registered.append("_wdp_zones")
         try:
             with transaction(con):
                 con.execute(_INSERT_FRAMES)
                 if n_persons:
                     con.execute(_INSERT_PERSONS)
                     con.execute(_UPSERT_TRACKS)
-                if b.z_zone:
+                if b.zones["ts"]:
                     con.execute(_INSERT_ZONES)
                     con.execute(_INSERT_OCCUPANCY)
         finally:
-            con.unregister("_wdp_frames")
-            con.unregister("_wdp_persons")
-            if b.z_zone:
-                con.unregister("_wdp_zones")
+            for name in registered:
+                con.unregister(name)
         return n_persons
+
+
+def _person_block(
+    tid: list[int], conf: list[float], box: list[Sequence[float]], pos: list[Sequence[float]],
+    act: list[str | None], kp: list[Sequence[Sequence[float]]],
+) -> tuple[np.ndarray, ...]:
+    """Person lists -> (track_id, confidence, box (P,4), position (P,2), activity, keypoints (P,51)).
+    Raises ValueError/TypeError if any value is not numeric or any shape is off."""
+    n = len(tid)
+    # append() checked 17 keypoints x 3 values per person, so a flat read is aligned (and 2x faster than
+    # np.array on the nested lists); a non-number raises here and sends the batch down the slow path
+    kp_a = np.fromiter(_flatten(_flatten(kp)), dtype=np.float32, count=n * _KP_WIDTH).reshape(n, _KP_WIDTH)
+    box_a = np.array(box, dtype=np.float32).reshape(n, -1) if n else np.empty((0, 4), np.float32)
+    pos_a = np.array(pos, dtype=np.float32).reshape(n, -1) if n else np.empty((0, 2), np.float32)
+    if kp_a.shape[1] != _KP_WIDTH or box_a.shape[1] != 4 or pos_a.shape[1] != 2:
+        raise ValueError("malformed person data")
+    return (np.array(tid, dtype=np.int32), np.array(conf, dtype=np.float32), box_a, pos_a,
+            np.array(act, dtype=object), kp_a)
+
+
+def _track_summary(
+    tid: np.ndarray, ts: np.ndarray, conf: np.ndarray, pos: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per-track first/last seen, rows, confidence sum and last position of this batch (numpy: a handful of
+    tracks per batch, so the upsert that follows touches a handful of rows)."""
+    order = np.lexsort((ts, tid))
+    tid_s, ts_s = tid[order], ts[order]
+    starts = np.flatnonzero(np.r_[True, tid_s[1:] != tid_s[:-1]])
+    ends = np.r_[starts[1:], tid_s.size] - 1
+    last = order[ends]
+    return {
+        "track_id": tid_s[starts],
+        "first_seen": ts_s[starts],
+        "last_seen": ts_s[ends],
+        "frames": (ends - starts + 1).astype(np.int64),
+        "sum_confidence": np.add.reduceat(conf[order].astype(np.float64), starts),
+        "last_x": pos[last, 0],
+        "last_y": pos[last, 1],
+    }
