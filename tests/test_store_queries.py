@@ -113,8 +113,10 @@ def test_source_filter_tells_simulated_from_live():
                 w.append(f)
         con = store.cursor()
         assert queries.pose_history(con, 0, 2e9, source="live", limit=100) == live
-        assert queries.pose_history(con, 0, 2e9, source="simulator", track_id=1, limit=100) == _filtered(
-            sim, track_id=1)
+        assert queries.count_history(con, 0, 2e9, source="live") == 10
+        want = _filtered(sim, track_id=1)
+        assert queries.pose_history(con, 0, 2e9, source="simulator", track_id=1, limit=100) == want
+        assert queries.count_history(con, 0, 2e9, source="simulator", track_id=1) == len(want)
 
 
 def test_person_summary(history):

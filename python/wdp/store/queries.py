@@ -28,6 +28,9 @@ from wdp.schemas import (
 )
 
 MAX_PAGE = 1000  # the REST contract caps history pages at 1000 frames
+_KP_WIDTH = N_KEYPOINTS * 3
+_KP_COLS = ", ".join(f"p.keypoints[{i + 1}] AS k{i}" for i in range(_KP_WIDTH))
+_BOX_COLS = ", ".join(f"p.box[{i + 1}] AS b{i}" for i in range(4))
 
 
 def _check_page(limit: int, offset: int) -> None:
@@ -76,11 +79,6 @@ def _key_range(alias: str, first: tuple[float, int], last: tuple[float, int]) ->
         f"AND ({a}.ts > ? OR {a}.frame_id >= ?) AND ({a}.ts < ? OR {a}.frame_id <= ?)"
     )
     return sql, [first[0], last[0], first[0], first[1], last[0], last[1]]
-
-
-def _keypoints(flat: Sequence[float]) -> list[tuple[float, float, float]]:
-    it = iter(flat)
-    return list(zip(it, it, it, strict=True))
 
 
 def pose_history(
@@ -139,11 +137,13 @@ def pose_history(
         first[0], float(np.nextafter(last[0], np.inf)), track_id, zone_id, min_confidence
     )
     p_range, p_range_params = _key_range("p", first, last)
-    person_rows = con.execute(
-        "SELECT p.ts, p.frame_id, p.track_id, p.confidence, p.box, p.x, p.y, p.activity, p.keypoints "
+    # Columns come back as numpy (keypoints as 51 float32 columns): no per-value Python objects until the
+    # final tolist(), which is what keeps a 1000-frame page fast.
+    cols = con.execute(
+        f"SELECT p.ts, p.frame_id, p.track_id, p.confidence, p.x, p.y, p.activity, {_BOX_COLS}, {_KP_COLS} "
         f"FROM pose_persons p WHERE {' AND '.join(p_where)} AND {p_range}",
         p_params + p_range_params,
-    ).fetchall()
+    ).fetchnumpy()
     z_range, z_params = _key_range("z", first, last)
     zone_rows = con.execute(
         "SELECT z.ts, z.frame_id, z.track_id, list(z.zone_id ORDER BY z.zone_id) FROM person_zones z "
@@ -153,18 +153,27 @@ def pose_history(
     zones = {(r[0], r[1], r[2]): r[3] for r in zone_rows}
 
     persons_by_frame: dict[tuple[float, int], list[Person]] = {}
-    for ts, fid, tid, conf, box, x, y, act, kp in person_rows:
-        persons_by_frame.setdefault((ts, fid), []).append(
-            Person(
-                track_id=tid,
-                keypoints=_keypoints(kp),
-                box=tuple(box),
-                confidence=conf,
-                zone_ids=zones.get((ts, fid, tid), []),
-                activity=act,
-                position=None if x is None or y is None else (x, y),
-            )
+    n = len(cols["ts"])
+    if n:
+        kps = np.stack([cols[f"k{i}"] for i in range(_KP_WIDTH)], axis=1).reshape(n, N_KEYPOINTS, 3).tolist()
+        boxes = np.stack([cols[f"b{i}"] for i in range(4)], axis=1).tolist()
+        rows = zip(
+            cols["ts"].tolist(), cols["frame_id"].tolist(), cols["track_id"].tolist(),
+            cols["confidence"].tolist(), cols["x"].tolist(), cols["y"].tolist(), cols["activity"].tolist(),
+            boxes, kps, strict=True,
         )
+        for ts, fid, tid, conf, x, y, act, box, kp in rows:
+            persons_by_frame.setdefault((ts, fid), []).append(
+                Person(
+                    track_id=tid,
+                    keypoints=list(map(tuple, kp)),
+                    box=tuple(box),
+                    confidence=conf,
+                    zone_ids=zones.get((ts, fid, tid), []),
+                    activity=act,
+                    position=None if x is None or y is None else (x, y),
+                )
+            )
     out = []
     for key in keys:
         ts, fid, src, latency, routers = meta[key]
@@ -187,19 +196,28 @@ def count_history(
     track_id: int | None = None,
     zone_id: str | None = None,
     min_confidence: float | None = None,
+    source: str | None = None,
 ) -> int:
-    """How many frames ``pose_history`` would list for these filters (for page counts)."""
+    """How many frames ``pose_history`` lists for the same filters (for page counts)."""
     _check_range(start, end)
+    src_sql, src_params = ("AND f.source = ?", [source]) if source is not None else ("", [])
     if track_id is None and zone_id is None and min_confidence is None:
         row = con.execute(
-            "SELECT count(*) FROM pose_frames WHERE ts >= ? AND ts < ?", [start, end]
+            f"SELECT count(*) FROM pose_frames f WHERE f.ts >= ? AND f.ts < ? {src_sql}",
+            [start, end, *src_params],
         ).fetchone()
     else:
         where, params = _person_conditions(start, end, track_id, zone_id, min_confidence)
+        join = (
+            "JOIN pose_frames f ON f.ts = p.ts AND f.frame_id = p.frame_id "
+            f"AND f.ts >= ? AND f.ts < ? {src_sql}"
+            if source is not None
+            else ""
+        )
         row = con.execute(
-            f"SELECT count(*) FROM (SELECT DISTINCT p.ts, p.frame_id FROM pose_persons p "
+            f"SELECT count(*) FROM (SELECT DISTINCT p.ts, p.frame_id FROM pose_persons p {join} "
             f"WHERE {' AND '.join(where)})",
-            params,
+            ([start, end, *src_params] if source is not None else []) + params,
         ).fetchone()
     return int(row[0]) if row else 0
 

@@ -177,6 +177,7 @@ class PoseWriter:
                 )
         ts = float(frame.timestamp)
         fid = int(frame.frame_id)
+        latency = float(frame.latency_ms)
         with self._lock:
             self._check_open()
             r = self._rows
@@ -184,7 +185,7 @@ class PoseWriter:
             r.f_id.append(fid)
             r.f_source.append(frame.source)
             r.f_n.append(len(persons))
-            r.f_latency.append(frame.latency_ms)
+            r.f_latency.append(latency)
             r.f_routers.append(_ROUTER_SEP.join(frame.router_ids))
             for p in persons:
                 r.p_tid.append(p.track_id)
