@@ -33,7 +33,7 @@ def person_pool(n: int, rng: np.random.Generator) -> list[Person]:
     return [
         Person(
             track_id=i + 1,
-            keypoints=[tuple(k) for k in rng.random((17, 3)).tolist()],
+            keypoints=rng.random((17, 3)).tolist(),
             box=tuple(rng.random(4).tolist()),
             confidence=float(rng.random()),
             zone_ids=["zone_a"] if i % 2 else ["zone_a", "zone_b"],

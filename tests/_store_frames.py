@@ -53,7 +53,7 @@ def make_frames(
             localized = (f + k) % 11 != 0  # some persons without a floor position
             persons.append(Person(
                 track_id=k + 1,
-                keypoints=[tuple(p) for p in kp[:N]],
+                keypoints=kp[:N],
                 box=tuple(box),
                 confidence=f32([0.5 + 0.5 * rng.random()])[0],
                 zone_ids=zones_at(x, y) if localized else [],

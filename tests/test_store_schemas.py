@@ -40,7 +40,7 @@ def test_events_get_unique_uuid_ids():
 
 
 def test_pose_frame_round_trip_and_source_is_required():
-    p = s.Person(track_id=1, keypoints=[(0.1, 0.2, 0.9)] * 17, box=(0.0, 0.1, 0.5, 0.9), confidence=0.8,
+    p = s.Person(track_id=1, keypoints=[[0.1, 0.2, 0.9]] * 17, box=(0.0, 0.1, 0.5, 0.9), confidence=0.8,
                  zone_ids=["a"], activity="walking", position=(1.0, 2.0))
     f = s.PoseFrame(frame_id=3, timestamp=10.0, source="live", persons=[p], router_ids=["r1"],
                     latency_ms=12.0)
@@ -66,3 +66,12 @@ def test_structs_are_frozen():
     z = s.Zone(id="z", name="Z", polygon=[(0, 0), (1, 0), (1, 1)])
     with pytest.raises(AttributeError):
         z.name = "other"  # type: ignore[misc]
+
+
+def test_keypoint_shape_is_checked_on_decode():
+    person = b'{"track_id":1,"keypoints":%s,"box":[0,0,1,1],"confidence":0.5}'
+    ok = s.PERSON_JSON.decode(person % s.JSON_ENCODER.encode([[0.5, 0.5, 1.0]] * 17))
+    assert ok.keypoints[16] == [0.5, 0.5, 1.0]
+    for bad in ([[0.5, 0.5, 1.0]] * 16, [[0.5, 0.5, 1.0]] * 16 + [[0.5, 0.5]]):
+        with pytest.raises(msgspec.ValidationError):
+            s.PERSON_JSON.decode(person % s.JSON_ENCODER.encode(bad))

@@ -104,9 +104,9 @@ def test_frames_without_persons_and_routers(store):
 def test_malformed_person_is_rejected_without_poisoning_the_batch(store):
     good = make_frames(3)
     bad_kp = PoseFrame(frame_id=99, timestamp=good[0].timestamp, source="live", persons=[
-        Person(track_id=1, keypoints=[(0.0, 0.0, 1.0)] * 16, box=(0, 0, 1, 1), confidence=1.0)])
+        Person(track_id=1, keypoints=[[0.0, 0.0, 1.0]] * 16, box=(0, 0, 1, 1), confidence=1.0)])
     bad_box = PoseFrame(frame_id=98, timestamp=good[0].timestamp, source="live", persons=[
-        Person(track_id=1, keypoints=[(0.0, 0.0, 1.0)] * 17, box=(0, 0, 1), confidence=1.0)])  # type: ignore[arg-type]
+        Person(track_id=1, keypoints=[[0.0, 0.0, 1.0]] * 17, box=(0, 0, 1), confidence=1.0)])  # type: ignore[arg-type]
     with store.writer() as w:
         w.append(good[0])
         for bad in (bad_kp, bad_box):
@@ -115,7 +115,7 @@ def test_malformed_person_is_rejected_without_poisoning_the_batch(store):
         w.append(good[1])
         w.append(good[2])
     assert queries.pose_history(store.cursor(), 0, 2e9) == good
-    short = [(0.0, 0.0, 1.0)] * 16 + [(0.0, 0.0)]
+    short = [[0.0, 0.0, 1.0]] * 16 + [[0.0, 0.0]]
     short_kp = PoseFrame(frame_id=97, timestamp=good[0].timestamp, source="live", persons=[
         Person(track_id=1, keypoints=short, box=(0, 0, 1, 1), confidence=1.0)])  # type: ignore[arg-type]
     with store.writer() as w:
@@ -131,7 +131,7 @@ def test_non_numeric_values_drop_only_their_frame(store):
     good = make_frames(6, seed=2)
     p = good[2].persons[0]
     bad = msgspec.structs.replace(good[2], persons=[
-        msgspec.structs.replace(p, keypoints=[("x", 0.0, 1.0)] + list(p.keypoints[1:]))])
+        msgspec.structs.replace(p, keypoints=[["x", 0.0, 1.0]] + list(p.keypoints[1:]))])
     with store.writer() as w:
         for f in [*good[:2], bad, *good[3:]]:
             w.append(f)

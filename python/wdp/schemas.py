@@ -15,7 +15,7 @@ the frame zone polygons and heatmaps use.
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -26,6 +26,9 @@ KEYPOINT_NAMES: tuple[str, ...] = (
     "right_knee", "left_ankle", "right_ankle",
 )
 
+# One keypoint is [x, y, score] and a person has the 17 COCO keypoints; lengths are checked on decode.
+Keypoint = Annotated[list[float], msgspec.Meta(min_length=3, max_length=3)]
+Keypoints = Annotated[list[Keypoint], msgspec.Meta(min_length=N_KEYPOINTS, max_length=N_KEYPOINTS)]
 FrameSource = Literal["simulator", "replay", "live"]
 Severity = Literal["low", "medium", "high", "critical"]
 
@@ -42,8 +45,7 @@ class Person(msgspec.Struct, kw_only=True, frozen=True):
     """One tracked person in one frame."""
 
     track_id: int
-    # 17 COCO keypoints as (x, y, score); stored as FLOAT[51] in the history store.
-    keypoints: list[tuple[float, float, float]]
+    keypoints: Keypoints  # stored as FLOAT[51] in the history store
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 (normalized image coords)
     confidence: float
     zone_ids: list[str] = []

@@ -192,7 +192,7 @@ def _assemble(
             persons_by_frame.setdefault((ts, fid), []).append(
                 Person(
                     track_id=tid,
-                    keypoints=list(map(tuple, kp)),
+                    keypoints=kp,
                     box=tuple(box),
                     confidence=conf,
                     zone_ids=zones.get((ts, fid, tid), []),
