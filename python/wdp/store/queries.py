@@ -162,11 +162,13 @@ def pose_history(
     ).fetchnumpy()
     z_range, z_params = _key_range("z", first, last)
     zone_rows = con.execute(
-        "SELECT z.ts, z.frame_id, z.track_id, list(z.zone_id ORDER BY z.zone_id) FROM person_zones z "
-        f"WHERE {z_range} GROUP BY ALL",
+        "SELECT z.ts, z.frame_id, z.track_id, z.zone_id FROM person_zones z "
+        f"WHERE {z_range} ORDER BY z.zone_id",
         z_params,
-    ).fetchall()
-    zones = {(r[0], r[1], r[2]): r[3] for r in zone_rows}
+    ).fetchall()  # grouped here: cheaper than DuckDB's ordered list() aggregate
+    zones: dict[tuple[float, int, int], list[str]] = {}
+    for ts, fid, tid, zone in zone_rows:
+        zones.setdefault((ts, fid, tid), []).append(zone)
     n = len(cols["ts"])
     with _gc_paused():
         return _assemble(keys, meta, cols, zones, n)
