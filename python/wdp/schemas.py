@@ -1,0 +1,345 @@
+"""Wire types shared by every stage: poses, events, configuration.
+
+All are msgspec Structs (kw_only, frozen). Types that arrive from clients (zones, alert rules, webhook
+subscriptions, routers) forbid unknown fields so typos fail loudly; types the engine emits (frames, events)
+accept unknown fields so payloads stored by a newer version still decode.
+
+House style: one reused Encoder and one typed Decoder per type (see the module-level instances at the end),
+e.g. ``EVENT_JSON.decode(raw)`` returns the right Event subclass from its ``"type"`` tag.
+
+Units: ``timestamp`` is float seconds since the Unix epoch (UTC). Keypoints and boxes are in normalized image
+coordinates (0..1, as in the seed API); ``position`` is the person's floor position in metres (room frame),
+the frame zone polygons and heatmaps use.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+import msgspec
+
+N_KEYPOINTS = 17  # COCO order: nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles
+KEYPOINT_NAMES: tuple[str, ...] = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+    "right_knee", "left_ankle", "right_ankle",
+)
+
+# One keypoint is [x, y, score] and a person has the 17 COCO keypoints; lengths are checked on decode.
+Keypoint = Annotated[list[float], msgspec.Meta(min_length=3, max_length=3)]
+Keypoints = Annotated[list[Keypoint], msgspec.Meta(min_length=N_KEYPOINTS, max_length=N_KEYPOINTS)]
+FrameSource = Literal["simulator", "replay", "live"]
+Severity = Literal["low", "medium", "high", "critical"]
+
+
+def new_id() -> str:
+    """A fresh uuid4 string (event ids, delivery ids, config ids)."""
+    return str(uuid.uuid4())
+
+
+# --------------------------------------------------------------------------------------------- poses
+
+
+class Person(msgspec.Struct, kw_only=True, frozen=True):
+    """One tracked person in one frame."""
+
+    track_id: int
+    keypoints: Keypoints  # stored as FLOAT[51] in the history store
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 (normalized image coords)
+    confidence: float
+    zone_ids: list[str] = []
+    activity: str | None = None
+    position: tuple[float, float] | None = None  # floor (x, y) in metres; None when not localized
+
+
+class PoseFrame(msgspec.Struct, kw_only=True, frozen=True):
+    """All persons estimated from one CSI window."""
+
+    frame_id: int
+    timestamp: float
+    source: FrameSource  # lets every consumer tell simulated or replayed data from live data
+    persons: list[Person] = []
+    router_ids: list[str] = []
+    latency_ms: float = 0.0  # CSI arrival -> poses published
+
+
+# --------------------------------------------------------------------------------------------- config
+
+
+class ZoneAlertSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    high_occupancy: bool = True  # alert.high_occupancy when count > max_occupancy
+    restricted_breach: bool = True  # alert.restricted_zone_breach when restricted and entered
+    fall: bool = True  # person.fall_detected raises an alert in this zone
+    min_duration_s: float = 0.0  # condition must hold this long before alerting
+    cooldown_s: float = 60.0  # no repeat alert of the same kind within this time
+
+
+class Zone(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    id: str
+    name: str
+    polygon: list[tuple[float, float]]  # floor coordinates in metres, any orientation, implicitly closed
+    max_occupancy: int | None = None
+    restricted: bool = False
+    alerts: ZoneAlertSettings = ZoneAlertSettings()
+
+
+RouterStatus = Literal["connected", "disconnected", "error", "unknown"]
+
+
+class Router(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    id: str
+    name: str
+    kind: str  # csi source format: esp32, nexmon, intel5300, atheros, picoscenes, simulator, replay
+    host: str = ""
+    port: int = 0
+    status: RouterStatus = "unknown"
+    packet_rate: float = 0.0  # packets/s over the last stats window
+    loss: float = 0.0  # fraction of packets lost (0..1)
+    last_seen: float | None = None
+
+
+class AlertRule(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Which events raise alerts, where, and how often."""
+
+    id: str
+    name: str
+    event_types: list[str]  # e.g. ["person.fall_detected", "alert.high_occupancy"]
+    zone_ids: list[str] = []  # empty: every zone
+    min_severity: Severity = "low"
+    cooldown_s: float = 60.0
+    channels: list[Literal["webhook", "mqtt", "websocket"]] = msgspec.field(
+        default_factory=lambda: ["webhook", "mqtt", "websocket"]
+    )
+    enabled: bool = True
+
+
+class RetryPolicy(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    max_attempts: int = 5
+    backoff_base_s: float = 1.0  # delay before retry n (1-based) is base * 2**(n-1), capped
+    backoff_max_s: float = 300.0
+    # plus network errors / timeouts, which always retry
+    retry_on_status: list[int] = msgspec.field(default_factory=lambda: [408, 425, 429, 500, 502, 503, 504])
+
+    def delay_s(self, attempt: int) -> float:
+        """Delay after failed attempt number ``attempt`` (1-based)."""
+        return min(self.backoff_max_s, self.backoff_base_s * 2.0 ** max(0, attempt - 1))
+
+
+class WebhookSubscription(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    id: str
+    url: str
+    events: list[str]  # event type names; "*" matches every event
+    secret: str | None = None  # HMAC key for X-Signature
+    headers: dict[str, str] = {}
+    retry: RetryPolicy = RetryPolicy()
+    active: bool = True
+
+    def wants(self, event_type: str) -> bool:
+        return self.active and ("*" in self.events or event_type in self.events)
+
+
+# --------------------------------------------------------------------------------------------- events
+
+
+class EventBase(msgspec.Struct, kw_only=True, frozen=True, tag_field="type"):
+    """Every event: a uuid, a UTC timestamp (float seconds) and a ``type`` tag with the seed's name."""
+
+    timestamp: float
+    event_id: str = msgspec.field(default_factory=new_id)
+
+
+class PersonDetected(EventBase, tag="person.detected"):
+    track_id: int
+    confidence: float
+    zone_id: str | None = None
+    position: tuple[float, float] | None = None
+
+
+class PersonLost(EventBase, tag="person.lost"):
+    track_id: int
+    duration_s: float  # first seen -> last seen
+    zone_id: str | None = None
+    position: tuple[float, float] | None = None
+
+
+class PersonEnteredZone(EventBase, tag="person.entered_zone"):
+    track_id: int
+    zone_id: str
+    position: tuple[float, float] | None = None
+
+
+class PersonLeftZone(EventBase, tag="person.left_zone"):
+    track_id: int
+    zone_id: str
+    dwell_s: float
+    position: tuple[float, float] | None = None
+
+
+class PersonFallDetected(EventBase, tag="person.fall_detected"):
+    track_id: int
+    confidence: float
+    severity: Severity
+    zone_id: str | None = None
+    position: tuple[float, float] | None = None
+    alert_triggered: bool = False
+
+
+class PersonActivityDetected(EventBase, tag="person.activity_detected"):
+    track_id: int
+    activity: str
+    confidence: float
+    zone_id: str | None = None
+
+
+class SystemStarted(EventBase, tag="system.started"):
+    version: str
+    source: FrameSource
+
+
+class SystemStopped(EventBase, tag="system.stopped"):
+    reason: str = ""
+    uptime_s: float = 0.0
+
+
+class RouterConnected(EventBase, tag="router.connected"):
+    router_id: str
+    host: str = ""
+
+
+class RouterDisconnected(EventBase, tag="router.disconnected"):
+    router_id: str
+    reason: str = ""
+
+
+class AlertHighOccupancy(EventBase, tag="alert.high_occupancy"):
+    zone_id: str
+    current_occupancy: int
+    max_occupancy: int
+    duration_seconds: float
+    severity: Severity = "medium"
+
+
+class AlertRestrictedZoneBreach(EventBase, tag="alert.restricted_zone_breach"):
+    zone_id: str
+    track_id: int
+    position: tuple[float, float] | None = None
+    severity: Severity = "high"
+
+
+class AlertSystemError(EventBase, tag="alert.system_error"):
+    component: str
+    message: str
+    severity: Severity = "high"
+
+
+class AlertPerformanceDegraded(EventBase, tag="alert.performance_degraded"):
+    metric: str  # e.g. "fps", "latency_ms", "packet_loss"
+    value: float
+    threshold: float
+    severity: Severity = "medium"
+
+
+class AnalyticsReportGenerated(EventBase, tag="analytics.report_generated"):
+    report_id: str
+    period_start: float
+    period_end: float
+    summary: dict[str, float] = {}
+
+
+class AnalyticsThresholdExceeded(EventBase, tag="analytics.threshold_exceeded"):
+    metric: str
+    value: float
+    threshold: float
+    zone_id: str | None = None
+    severity: Severity = "medium"
+
+
+Event = (
+    PersonDetected | PersonLost | PersonEnteredZone | PersonLeftZone | PersonFallDetected
+    | PersonActivityDetected | SystemStarted | SystemStopped | RouterConnected | RouterDisconnected
+    | AlertHighOccupancy | AlertRestrictedZoneBreach | AlertSystemError | AlertPerformanceDegraded
+    | AnalyticsReportGenerated | AnalyticsThresholdExceeded
+)
+EVENT_TYPES: tuple[type[EventBase], ...] = Event.__args__  # type: ignore[attr-defined]
+EVENT_NAMES: tuple[str, ...] = tuple(t.__struct_config__.tag for t in EVENT_TYPES)
+
+
+def event_type(event: EventBase) -> str:
+    """The wire name of an event, e.g. ``"person.fall_detected"``."""
+    return type(event).__struct_config__.tag  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------- codecs
+# One reused encoder (msgspec encoders are type-agnostic) and one typed decoder per type.
+
+JSON_ENCODER = msgspec.json.Encoder()
+POSE_FRAME_JSON = msgspec.json.Decoder(PoseFrame)
+PERSON_JSON = msgspec.json.Decoder(Person)
+EVENT_JSON = msgspec.json.Decoder(Event)
+ZONE_JSON = msgspec.json.Decoder(Zone)
+ROUTER_JSON = msgspec.json.Decoder(Router)
+ALERT_RULE_JSON = msgspec.json.Decoder(AlertRule)
+WEBHOOK_JSON = msgspec.json.Decoder(WebhookSubscription)
+
+
+# --------------------------------------------------------------------------------------------- history API
+
+
+class PersonSummary(msgspec.Struct, kw_only=True, frozen=True):
+    """What the history knows about one track (REST pose/persons/{id})."""
+
+    track_id: int
+    first_seen: float
+    last_seen: float
+    frames: int
+    average_confidence: float
+    activities: dict[str, int]  # activity -> frames in which it was reported
+    current_zone_ids: list[str]  # zones at last_seen
+    last_position: tuple[float, float] | None
+
+
+class TrajectoryPoint(msgspec.Struct, kw_only=True, frozen=True, array_like=True):
+    """(timestamp, x, y) floor position in metres; array_like keeps long trajectories compact on the wire."""
+
+    timestamp: float
+    x: float
+    y: float
+
+
+class FloorGrid(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Heatmap grid: cell (ix, iy) covers [x0 + ix*cell_m, x0 + (ix+1)*cell_m) and likewise in y."""
+
+    x0: float
+    y0: float
+    cell_m: float
+    nx: int
+    ny: int
+
+
+class Heatmap(msgspec.Struct, kw_only=True, frozen=True):
+    grid: FloorGrid
+    start: float
+    end: float
+    counts: list[list[int]]  # [iy][ix] person-frames per cell
+
+
+class OccupancyBucket(msgspec.Struct, kw_only=True, frozen=True):
+    start: float  # bucket start (epoch seconds)
+    frames: int  # frames recorded in the bucket (buckets without frames are omitted)
+    mean: float  # mean persons in the zone per frame
+    max: int
+
+
+class DeliveryAttempt(msgspec.Struct, kw_only=True, frozen=True):
+    """One webhook delivery attempt (REST webhooks/{id}/deliveries)."""
+
+    delivery_id: str
+    event_id: str
+    subscription_id: str
+    attempt: int
+    timestamp: float
+    ok: bool
+    status_code: int | None = None
+    latency_ms: float | None = None
+    error: str | None = None
