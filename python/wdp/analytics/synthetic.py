@@ -166,8 +166,8 @@ class Camera:
         uvw = pc @ self.K.T
         return uvw[..., :2] / uvw[..., 2:3]
 
-    def floor_projector(self) -> FloorProjector:
-        return FloorProjector.from_camera(self.K, self.R, self.t)
+    def floor_projector(self, plane_height: float = 0.0) -> FloorProjector:
+        return FloorProjector.from_camera(self.K, self.R, self.t, plane_height)
 
     def keypoints(self, posture: Posture, score: float = 0.9) -> np.ndarray:
         """(17, 3) image keypoints (pixels) with a constant score."""

@@ -27,13 +27,17 @@ class FloorProjector:
     # ----------------------------------------------------------------------------------- construction
 
     @classmethod
-    def from_camera(cls, K: np.ndarray, R: np.ndarray, t: np.ndarray) -> FloorProjector:
+    def from_camera(cls, K: np.ndarray, R: np.ndarray, t: np.ndarray, plane_height: float = 0.0) -> FloorProjector:
         """Camera with intrinsics ``K`` (3x3) and world->camera pose x_cam = R X + t (world z up,
-        floor at z = 0). Image units are those of K (pixels, or normalized if K is)."""
+        floor at z = 0). Image units are those of K (pixels, or normalized if K is).
+
+        ``plane_height``: map image points on the horizontal plane this high instead (e.g. ~0.07 m, the
+        ankle height of an adult, removes the parallax of ankle keypoints seen from a high camera); the
+        result is still the floor (x, y) below the point."""
         K = np.asarray(K, np.float64)
         R = np.asarray(R, np.float64)
         t = np.asarray(t, np.float64).reshape(3)
-        floor_to_image = K @ np.column_stack([R[:, 0], R[:, 1], t])
+        floor_to_image = K @ np.column_stack([R[:, 0], R[:, 1], t + plane_height * R[:, 2]])
         # inv(K[r1 r2 t]) (u, 1) = (x, y, 1) / z_cam: positive third coordinate <=> in front of the camera.
         return cls(np.linalg.inv(floor_to_image))
 
