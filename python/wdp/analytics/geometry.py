@@ -25,7 +25,7 @@ def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
     # Half-open rule on y ((y0 <= y) != (y1 <= y)) counts a vertex on the ray once.
     straddle = (y0 <= y) != (y1 <= y)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):  # horizontal edges never straddle; their NaN/inf is masked
         x_cross = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
     crosses = straddle & (x < x_cross)
     return (crosses.sum(axis=1) % 2) == 1
