@@ -1,0 +1,221 @@
+"""Fall detection: a rapid drop of the head, shoulders or hips followed by lying within a few seconds.
+
+Per track the image heights (y) of the head, shoulder midpoint and hip midpoint are kept for a few
+seconds. Their downward speed over ``velocity_window_s``, in standing body heights per second (the
+ActivityClassifier's reference, so the threshold holds at any distance and in any image unit), arms a
+candidate when it exceeds ``trigger_speed``. The candidate becomes a ``person.fall_detected`` once the
+classifier's lying score has held above ``lying_score`` for ``lying_hold_s`` and the body has come to rest
+(drop speed under ``rest_speed``), provided lying began within
+``lying_within_s`` of the trigger and the drop itself was quick: each of head, shoulders and hips that
+dropped at least ``min_drop`` body heights went from 10 % to 90 % of its drop within
+``max_drop_duration_s``. Otherwise the
+candidate is dropped (sitting down hard, crouching, a deliberate lie-down).
+
+Why the duration test: image speed in body heights per second depends on where the person is and which
+way they go down (a perspective camera shrinks motion away from it and magnifies motion towards it), so a
+slow lie-down towards the camera can look as fast as a fall away from it. The 10-90 % time of a person's
+own drop is free of that scale: a topple takes ~0.2-0.45 s, lying down deliberately well over a second.
+
+Severity: "high" when the drop took at most half of ``max_drop_duration_s``, else "medium"; a person
+still lying ``long_lie_s`` after the fall (no recovery) raises a second event with severity "critical".
+Confidence grows with the drop's quickness and the lying score. After a fall the track must be upright
+again for ``recover_s`` before another fall can be detected.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from wdp import schemas
+from wdp.analytics.activity import LYING, ActivityEstimate
+from wdp.analytics.pose_features import pose_features, ramp
+from wdp.tracking.tracker import TrackSnapshot
+
+
+@dataclass(frozen=True)
+class FallConfig:
+    min_keypoint_score: float = 0.3
+    velocity_window_s: float = 0.2
+    trigger_speed: float = 0.6  # body heights per second, downwards
+    min_drop: float = 0.2  # body heights the part that drops most must fall
+    max_drop_duration_s: float = 0.8  # its 10 % -> 90 % drop time
+    lookback_s: float = 3.0  # the drop starts at most this long before the trigger
+    lying_score: float = 0.5
+    lying_within_s: float = 2.0  # T: lying must begin this soon after the trigger
+    lying_hold_s: float = 0.4
+    rest_speed: float = 0.3  # judge the drop once it has ended: drop speed below this (body heights/s) ...
+    rest_timeout_s: float = 2.0  # ... or this long after lying_within_s
+    long_lie_s: float | None = 30.0  # None: no escalation
+    upright_score: float = 0.3  # lying score below this counts as upright (recovered)
+    recover_s: float = 1.0
+
+
+@dataclass
+class _FallState:
+    history: deque[tuple[float, float, float, float, float]] = field(default_factory=deque)  # t, head, sh, hip, size
+    lying_since: float | None = None
+    upright_since: float | None = None
+    triggered_at: float | None = None
+    peak_speed: float = 0.0
+    fallen_at: float | None = None
+    escalated: bool = False
+
+
+@dataclass(frozen=True)
+class FallObservation:
+    """What the detector saw for one track in the last update (for inspection and tuning)."""
+
+    track_id: int
+    drop_speed: float  # body heights per second, the fastest of head / shoulders / hips (0 if unknown)
+    triggered: bool
+    fallen: bool
+
+
+class FallDetector:
+    def __init__(self, config: FallConfig | None = None, *, event_ids: Callable[[], str] = schemas.new_id):
+        self.config = config or FallConfig()
+        self._event_ids = event_ids
+        self._state: dict[int, _FallState] = {}
+        self.last_observations: dict[int, FallObservation] = {}
+
+    def update(
+        self, timestamp: float, tracks: Sequence[TrackSnapshot], activities: Mapping[int, ActivityEstimate],
+    ) -> list[schemas.PersonFallDetected]:
+        """Advance with the live tracks and their activity estimates; coasting tracks (no detection this
+        update) keep their state but add no samples, since their poses are extrapolated."""
+        c = self.config
+        t = float(timestamp)
+        live = {tr.track_id for tr in tracks}
+        self._state = {tid: s for tid, s in self._state.items() if tid in live}
+        measured = [tr for tr in tracks if not tr.coasting]
+        feats = pose_features(np.stack([tr.keypoints for tr in measured]), c.min_keypoint_score) if measured else None
+        events: list[schemas.PersonFallDetected] = []
+        self.last_observations = {}
+        row = {tr.track_id: i for i, tr in enumerate(measured)}
+        for tr in tracks:
+            s = self._state.setdefault(tr.track_id, _FallState())
+            est = activities.get(tr.track_id)
+            speed = 0.0
+            if feats is not None and tr.track_id in row and est is not None:
+                i = row[tr.track_id]
+                size = float(np.nanmax([feats.height[i], feats.width[i], 0.0]))
+                s.history.append((t, feats.head_y[i], feats.shoulder_y[i], feats.hip_y[i], size))
+                speed = self._drop_speed(t, s, est)
+                if est.lying_score >= c.lying_score:
+                    s.lying_since = t if s.lying_since is None else s.lying_since
+                else:
+                    s.lying_since = None
+                if est.lying_score < c.upright_score:
+                    s.upright_since = t if s.upright_since is None else s.upright_since
+                else:
+                    s.upright_since = None
+            ev = self._advance(t, tr.track_id, s, speed, est)
+            if ev is not None:
+                events.append(ev)
+            self.last_observations[tr.track_id] = FallObservation(
+                tr.track_id, speed, s.triggered_at is not None, s.fallen_at is not None,
+            )
+        return events
+
+    # ------------------------------------------------------------------------------------------ internals
+
+    def _drop_speed(self, t: float, s: _FallState, est: ActivityEstimate) -> float:
+        c = self.config
+        h = s.history
+        keep = c.lookback_s + c.lying_within_s + c.lying_hold_s + 1.0
+        while len(h) > 2 and t - h[1][0] >= keep:
+            h.popleft()
+        body = self._body(s, est)
+        # newest sample at least velocity_window_s old
+        i = len(h) - 1
+        while i > 0 and t - h[i][0] < c.velocity_window_s:
+            i -= 1
+        t0 = h[i][0]
+        if t - t0 < 0.5 * c.velocity_window_s or not body > 0:
+            return 0.0
+        now, then = np.array(h[-1][1:4]), np.array(h[i][1:4])
+        drops = (now - then) / (t - t0) / body  # image y grows downwards
+        drops = drops[np.isfinite(drops)]
+        return float(drops.max()) if len(drops) else 0.0
+
+    @staticmethod
+    def _body(s: _FallState, est: ActivityEstimate | None) -> float:
+        body = est.body_height if est is not None else float("nan")
+        if not (np.isfinite(body) and body > 0):
+            body = max((x[4] for x in s.history), default=0.0)  # never seen upright: largest extent lately
+        return float(body)
+
+    def _drop_profile(self, s: _FallState, t_from: float, body: float) -> tuple[float, float]:
+        """(largest drop in body heights, slowest 10-90 % duration in s) over head, shoulders and hips,
+        counting the parts that dropped at least ``min_drop`` since ``t_from``."""
+        rows = [x for x in s.history if x[0] >= t_from]
+        if len(rows) < 3 or not body > 0:
+            return 0.0, float("inf")
+        arr = np.array(rows)
+        ts = arr[:, 0]
+        largest, slowest = 0.0, 0.0
+        for k in (1, 2, 3):
+            y = arr[:, k]
+            ok = np.isfinite(y)
+            if ok.sum() < 3:
+                continue
+            yt, yy = ts[ok], y[ok]
+            top = int(np.argmin(yy))  # highest point (image y grows downwards)
+            drop = yy[-1] - yy[top]
+            if drop / body < self.config.min_drop:
+                continue
+            after_t, after_y = yt[top:], yy[top:]
+            t10 = after_t[np.argmax(after_y >= yy[top] + 0.1 * drop)]
+            t90 = after_t[np.argmax(after_y >= yy[top] + 0.9 * drop)]
+            largest, slowest = max(largest, float(drop / body)), max(slowest, float(t90 - t10))
+        return (largest, slowest) if largest > 0 else (0.0, float("inf"))
+
+    def _advance(self, t: float, track_id: int, s: _FallState, speed: float,
+                 est: ActivityEstimate | None) -> schemas.PersonFallDetected | None:
+        c = self.config
+        if s.fallen_at is not None:
+            if s.upright_since is not None and t - s.upright_since >= c.recover_s:
+                s.fallen_at, s.triggered_at, s.escalated = None, None, False
+                return None
+            if c.long_lie_s is not None and not s.escalated and s.lying_since is not None \
+                    and t - s.fallen_at >= c.long_lie_s:
+                s.escalated = True
+                conf = min(1.0, 0.5 + 0.5 * (est.lying_score if est is not None else 0.5))
+                return self._event(t, track_id, conf, "critical")
+            return None
+
+        if s.triggered_at is None:
+            already_lying = est is not None and est.activity == LYING and s.lying_since is not None
+            if speed >= c.trigger_speed and not already_lying:
+                s.triggered_at, s.peak_speed = t, speed
+            return None
+
+        s.peak_speed = max(s.peak_speed, speed)
+        if s.lying_since is not None and s.lying_since - s.triggered_at <= c.lying_within_s:
+            if t - s.lying_since < c.lying_hold_s:
+                return None
+            if speed > c.rest_speed and t - s.triggered_at < c.lying_within_s + c.rest_timeout_s:
+                return None  # still going down: judge the whole drop
+            drop, duration = self._drop_profile(s, s.triggered_at - c.lookback_s, self._body(s, est))
+            s.triggered_at, s.peak_speed = None, 0.0
+            if drop < c.min_drop or duration > c.max_drop_duration_s:
+                return None  # went down, but not like a fall
+            s.fallen_at = t
+            lying = est.lying_score if est is not None else c.lying_score
+            quick = float(ramp(duration, c.max_drop_duration_s, 0.25 * c.max_drop_duration_s))
+            conf = 0.4 + 0.3 * quick + 0.3 * lying
+            severity = "high" if duration <= 0.5 * c.max_drop_duration_s else "medium"
+            return self._event(t, track_id, float(np.clip(conf, 0.0, 1.0)), severity)
+        if t - s.triggered_at > c.lying_within_s:
+            s.triggered_at, s.peak_speed = None, 0.0
+        return None
+
+    def _event(self, t: float, track_id: int, confidence: float, severity: str) -> schemas.PersonFallDetected:
+        return schemas.PersonFallDetected(
+            timestamp=t, track_id=track_id, confidence=confidence, severity=severity,  # type: ignore[arg-type]
+            event_id=self._event_ids(),
+        )
