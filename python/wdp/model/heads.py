@@ -1,0 +1,60 @@
+"""Shared input normalisation and the CenterNet-style dense heads both nets end in."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from wdp.model.spec import OUTPUT_CHANNELS, OUTPUT_NAMES
+
+# CenterNet's prior: heatmap logits start at p = 0.1 so the focal loss is not swamped at step 0
+_HEATMAP_PRIOR_BIAS = -math.log((1 - 0.1) / 0.1)
+
+
+def normalize_amplitude(amplitude: torch.Tensor) -> torch.Tensor:
+    """Raw |CSI| (B, T, S, RX, TX) -> per-frame relative amplitude.
+
+    Dividing each frame by its mean over subcarriers and antenna pairs removes AGC gain jumps and the
+    receiver's absolute scale; what is left (the frequency/antenna pattern) is what a body changes.
+    """
+    mean = amplitude.mean(dim=(2, 3, 4), keepdim=True)
+    return amplitude / (mean + 1e-6) - 1.0
+
+
+class DenseHeads(nn.Module):
+    """Per-pixel heads on a (B, C, 64, 64) feature map.
+
+    Returns (center, offsets, keypoint_heatmaps, part_logits, uv) as in spec.OUTPUT_NAMES; heatmaps are logits,
+    uv is already squashed to [0, 1].
+    """
+
+    def __init__(self, in_channels: int, head_channels: int = 32) -> None:
+        super().__init__()
+        self.heads = nn.ModuleDict()
+        for name in OUTPUT_NAMES:
+            head = nn.Sequential(
+                nn.Conv2d(in_channels, head_channels, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(head_channels, OUTPUT_CHANNELS[name], 1),
+            )
+            if name in ("center", "keypoint_heatmaps"):
+                nn.init.constant_(head[-1].bias, _HEATMAP_PRIOR_BIAS)
+            self.heads[name] = head
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        center = self.heads["center"](features)
+        offsets = self.heads["offsets"](features)
+        keypoint_heatmaps = self.heads["keypoint_heatmaps"](features)
+        part_logits = self.heads["part_logits"](features)
+        uv = torch.sigmoid(self.heads["uv"](features))
+        return center, offsets, keypoint_heatmaps, part_logits, uv
+
+
+def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )

@@ -1,0 +1,262 @@
+"""Evaluation metrics in plain numpy.
+
+`keypoint_ap` re-implements COCO keypoint evaluation (pycocotools COCOeval with iouType="keypoints": OKS,
+greedy matching by score, 101-point interpolated precision, areas all/medium/large, maxDets 20) so training
+does not need pycocotools; tests check it against pycocotools on the same predictions.
+The other metrics (PCK, per-joint error, part IoU) are the usual WiFi-pose ones, defined in their docstrings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from wdp.model.spec import KEYPOINT_NAMES, N_PART_CLASSES, OKS_SIGMAS
+
+_IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
+_RECALL_THRESHOLDS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
+_AREA_RANGES = {"all": (0.0, 1e5**2), "medium": (32.0**2, 96.0**2), "large": (96.0**2, 1e5**2)}
+_LEFT_SHOULDER, _RIGHT_HIP = KEYPOINT_NAMES.index("left_shoulder"), KEYPOINT_NAMES.index("right_hip")
+
+
+@dataclass
+class ImagePoses:
+    """Ground truth and detections of one image. Keypoints are (n, 17, 3): x, y, v (gt) or x, y, score (dt).
+
+    gt_area is COCO's "area" (OKS scale); gt_boxes are x0, y0, x1, y1 (only used for gts with no visible joint).
+    """
+
+    gt_keypoints: np.ndarray
+    gt_area: np.ndarray
+    gt_boxes: np.ndarray
+    dt_keypoints: np.ndarray
+    dt_scores: np.ndarray
+
+
+def oks(dt_keypoints: np.ndarray, gt_keypoints: np.ndarray, gt_area: np.ndarray, gt_boxes: np.ndarray,
+        sigmas: np.ndarray | None = None) -> np.ndarray:
+    """Object keypoint similarity (n_dt, n_gt), exactly as COCOeval.computeOks."""
+    sig = np.asarray(OKS_SIGMAS if sigmas is None else sigmas, dtype=np.float64)
+    var = (sig * 2) ** 2
+    dt = np.asarray(dt_keypoints, dtype=np.float64)
+    gt = np.asarray(gt_keypoints, dtype=np.float64)
+    out = np.zeros((len(dt), len(gt)))
+    if len(dt) == 0 or len(gt) == 0:
+        return out
+    xd, yd = dt[:, None, :, 0], dt[:, None, :, 1]
+    for j in range(len(gt)):
+        xg, yg, vg = gt[j, :, 0], gt[j, :, 1], gt[j, :, 2]
+        visible = vg > 0
+        if visible.any():
+            dx, dy = xd[:, 0] - xg, yd[:, 0] - yg
+        else:  # distance to the gt box doubled on each side, as COCO does for keypoint-less gts
+            x0b, y0b, x1b, y1b = np.asarray(gt_boxes[j], dtype=np.float64)
+            w, h = x1b - x0b, y1b - y0b
+            lo_x, hi_x, lo_y, hi_y = x0b - w, x0b + 2 * w, y0b - h, y0b + 2 * h
+            dx = np.maximum(0, lo_x - xd[:, 0]) + np.maximum(0, xd[:, 0] - hi_x)
+            dy = np.maximum(0, lo_y - yd[:, 0]) + np.maximum(0, yd[:, 0] - hi_y)
+        e = (dx**2 + dy**2) / var / (float(gt_area[j]) + np.spacing(1)) / 2
+        if visible.any():
+            e = e[:, visible]
+        out[:, j] = np.sum(np.exp(-e), axis=1) / e.shape[1]
+    return out
+
+
+def _detection_area(dt: np.ndarray) -> np.ndarray:
+    # COCO.loadRes gives keypoint results the area of the keypoints' bounding box
+    x, y = dt[..., 0], dt[..., 1]
+    return (x.max(-1) - x.min(-1)) * (y.max(-1) - y.min(-1)) if len(dt) else np.zeros(0)
+
+
+def _evaluate_image(img: ImagePoses, ious: np.ndarray, area_rng: tuple[float, float], max_dets: int):
+    n_gt, n_dt = len(img.gt_keypoints), len(img.dt_keypoints)
+    if n_gt == 0 and n_dt == 0:
+        return None
+    gt_vis = (np.asarray(img.gt_keypoints)[..., 2] > 0).sum(-1) if n_gt else np.zeros(0)
+    gt_area = np.asarray(img.gt_area, dtype=np.float64)
+    gt_ignore = ((gt_vis == 0) | (gt_area < area_rng[0]) | (gt_area > area_rng[1])).astype(int)
+    gt_order = np.argsort(gt_ignore, kind="mergesort")
+    gt_ignore = gt_ignore[gt_order]
+    dt_order = np.argsort(-np.asarray(img.dt_scores, dtype=np.float64), kind="mergesort")[:max_dets]
+    scores = np.asarray(img.dt_scores, dtype=np.float64)[dt_order]
+    dt_area = _detection_area(np.asarray(img.dt_keypoints, dtype=np.float64)[dt_order])
+    ious = ious[:, gt_order] if ious.size else ious
+    n_t, n_d = len(_IOU_THRESHOLDS), len(dt_order)
+    gt_matched = np.zeros((n_t, n_gt), dtype=bool)
+    dt_matched = np.zeros((n_t, n_d), dtype=bool)
+    dt_ignore = np.zeros((n_t, n_d), dtype=bool)
+    if ious.size:
+        for ti, t in enumerate(_IOU_THRESHOLDS):
+            for d in range(n_d):
+                best, m = min(t, 1 - 1e-10), -1
+                for g in range(n_gt):
+                    if gt_matched[ti, g]:
+                        continue
+                    if m > -1 and gt_ignore[m] == 0 and gt_ignore[g] == 1:
+                        break  # never trade a match on a real gt for one on an ignored gt
+                    if ious[d, g] < best:
+                        continue
+                    best, m = ious[d, g], g
+                if m == -1:
+                    continue
+                dt_ignore[ti, d] = bool(gt_ignore[m])
+                dt_matched[ti, d] = True
+                gt_matched[ti, m] = True
+    outside = (dt_area < area_rng[0]) | (dt_area > area_rng[1])
+    dt_ignore |= ~dt_matched & outside[None, :]
+    return scores, dt_matched, dt_ignore, gt_ignore
+
+
+def _precision_recall(results) -> tuple[np.ndarray, np.ndarray]:
+    """Per-threshold 101-point precision and final recall (COCOeval.accumulate); -1 when no real gt."""
+    n_t = len(_IOU_THRESHOLDS)
+    precision = -np.ones((n_t, len(_RECALL_THRESHOLDS)))
+    recall = -np.ones(n_t)
+    results = [r for r in results if r is not None]
+    if not results:
+        return precision, recall
+    scores = np.concatenate([r[0] for r in results])
+    order = np.argsort(-scores, kind="mergesort")
+    matched = np.concatenate([r[1] for r in results], axis=1)[:, order]
+    ignored = np.concatenate([r[2] for r in results], axis=1)[:, order]
+    n_pos = int(np.count_nonzero(np.concatenate([r[3] for r in results]) == 0))
+    if n_pos == 0:
+        return precision, recall
+    tp_sum = np.cumsum(matched & ~ignored, axis=1).astype(float)
+    fp_sum = np.cumsum(~matched & ~ignored, axis=1).astype(float)
+    for t in range(n_t):
+        tp, fp = tp_sum[t], fp_sum[t]
+        nd = len(tp)
+        rc = tp / n_pos
+        pr = tp / (fp + tp + np.spacing(1))
+        recall[t] = rc[-1] if nd else 0
+        pr = np.maximum.accumulate(pr[::-1])[::-1] if nd else pr  # precision envelope
+        idx = np.searchsorted(rc, _RECALL_THRESHOLDS, side="left")
+        q = np.zeros(len(_RECALL_THRESHOLDS))
+        ok = idx < nd
+        q[ok] = pr[idx[ok]]
+        # COCO stops filling at the first recall threshold it cannot reach; idx is monotone so this is the same
+        precision[t] = q
+    return precision, recall
+
+
+def _mean_valid(a: np.ndarray) -> float:
+    v = a[a > -1]
+    return float(np.mean(v)) if v.size else -1.0
+
+
+def keypoint_ap(images: list[ImagePoses], max_dets: int = 20, sigmas: np.ndarray | None = None) -> dict[str, float]:
+    """COCO keypoint AP/AR: keys ap, ap50, ap75, ap_medium, ap_large, ar, ar50, ar75, ar_medium, ar_large
+    (the 10 numbers of COCOeval.summarize for keypoints, in [0, 1]; -1 where undefined)."""
+    ious = []
+    for img in images:
+        dt = np.asarray(img.dt_keypoints, dtype=np.float64).reshape(-1, len(OKS_SIGMAS), 3)
+        order = np.argsort(-np.asarray(img.dt_scores, dtype=np.float64), kind="mergesort")[:max_dets]
+        ious.append(oks(dt[order], img.gt_keypoints, img.gt_area, img.gt_boxes, sigmas))
+    out: dict[str, float] = {}
+    for area_name, rng in _AREA_RANGES.items():
+        res = [_evaluate_image(img, iou, rng, max_dets) for img, iou in zip(images, ious, strict=True)]
+        precision, recall = _precision_recall(res)
+        suffix = "" if area_name == "all" else f"_{area_name}"
+        out[f"ap{suffix}"] = _mean_valid(precision)
+        out[f"ar{suffix}"] = _mean_valid(recall)
+        if area_name == "all":
+            i50 = int(np.where(_IOU_THRESHOLDS == 0.5)[0][0])
+            i75 = int(np.where(_IOU_THRESHOLDS == 0.75)[0][0])
+            out["ap50"], out["ap75"] = _mean_valid(precision[i50]), _mean_valid(precision[i75])
+            out["ar50"], out["ar75"] = _mean_valid(recall[i50:i50 + 1]), _mean_valid(recall[i75:i75 + 1])
+    return out
+
+
+def match_people(img: ImagePoses, min_score: float = 0.0) -> list[tuple[int, int]]:
+    """One-to-one (gt index, dt index) pairs maximising total OKS among detections scoring >= min_score."""
+    keep = np.flatnonzero(np.asarray(img.dt_scores) >= min_score)
+    if len(keep) == 0 or len(img.gt_keypoints) == 0:
+        return []
+    sim = oks(np.asarray(img.dt_keypoints)[keep], img.gt_keypoints, img.gt_area, img.gt_boxes)
+    rows, cols = linear_sum_assignment(-sim.T)
+    return [(int(g), int(keep[d])) for g, d in zip(rows, cols, strict=True)]
+
+
+def pose_errors(images: list[ImagePoses], pck_alpha: float = 0.2, min_score: float = 0.0) -> dict[str, float]:
+    """PCK@alpha and mean per-joint pixel error.
+
+    Each gt person is matched one-to-one to a detection (max total OKS). A visible joint counts as correct when
+    its error is below alpha x torso diameter (left shoulder to right hip; half the box diagonal when either is
+    not visible); joints of unmatched gts count as wrong. Per-joint error (image pixels) averages over matched
+    visible joints only.
+    """
+    n_j = len(KEYPOINT_NAMES)
+    correct = np.zeros(n_j)
+    total = np.zeros(n_j)
+    err_sum = np.zeros(n_j)
+    err_n = np.zeros(n_j)
+    for img in images:
+        gt = np.asarray(img.gt_keypoints, dtype=np.float64)
+        matched = dict(match_people(img, min_score))
+        for g in range(len(gt)):
+            vis = gt[g, :, 2] > 0
+            total += vis
+            if g not in matched:
+                continue
+            dt = np.asarray(img.dt_keypoints, dtype=np.float64)[matched[g]]
+            err = np.hypot(dt[:, 0] - gt[g, :, 0], dt[:, 1] - gt[g, :, 1])
+            if vis[_LEFT_SHOULDER] and vis[_RIGHT_HIP]:
+                torso = float(np.hypot(*(gt[g, _LEFT_SHOULDER, :2] - gt[g, _RIGHT_HIP, :2])))
+            else:
+                x0, y0, x1, y1 = np.asarray(img.gt_boxes[g], dtype=np.float64)
+                torso = 0.5 * float(np.hypot(x1 - x0, y1 - y0))
+            correct += vis & (err <= pck_alpha * max(torso, 1e-6))
+            err_sum += np.where(vis, err, 0.0)
+            err_n += vis
+    out = {f"pck@{pck_alpha:g}": float(correct.sum() / total.sum()) if total.sum() else -1.0}
+    out["mpjpe"] = float(err_sum.sum() / err_n.sum()) if err_n.sum() else -1.0
+    for j, name in enumerate(KEYPOINT_NAMES):
+        out[f"joint_error/{name}"] = float(err_sum[j] / err_n[j]) if err_n[j] else -1.0
+    return out
+
+
+@dataclass
+class PartConfusion:
+    """Running pixel confusion matrix of DensePose part labels (0 = background, 1..24 parts) plus UV error."""
+
+    n_classes: int = N_PART_CLASSES
+    matrix: np.ndarray = field(default=None)  # type: ignore[assignment]
+    uv_abs_sum: float = 0.0
+    uv_count: int = 0
+
+    def __post_init__(self) -> None:
+        if self.matrix is None:
+            self.matrix = np.zeros((self.n_classes, self.n_classes), dtype=np.int64)
+
+    def add(self, pred_parts: np.ndarray, gt_parts: np.ndarray, pred_uv: np.ndarray | None = None,
+            gt_uv: np.ndarray | None = None) -> None:
+        """pred/gt parts (..., H, W) ints; uv (..., 2, H, W). UV error counts pixels with the right part."""
+        p = np.asarray(pred_parts, dtype=np.int64).ravel()
+        g = np.asarray(gt_parts, dtype=np.int64).ravel()
+        self.matrix += np.bincount(g * self.n_classes + p, minlength=self.n_classes**2).reshape(
+            self.n_classes, self.n_classes)
+        if pred_uv is not None and gt_uv is not None:
+            right = (np.asarray(pred_parts) == np.asarray(gt_parts)) & (np.asarray(gt_parts) > 0)
+            diff = np.abs(np.asarray(pred_uv, dtype=np.float64) - np.asarray(gt_uv, dtype=np.float64))
+            diff = np.moveaxis(diff, -3, -1)[right]  # (n, 2)
+            self.uv_abs_sum += float(diff.sum())
+            self.uv_count += int(diff.size)
+
+    def compute(self) -> dict[str, float]:
+        """part_miou: mean IoU over the body parts present in gt or prediction; body_iou: foreground IoU."""
+        m = self.matrix.astype(np.float64)
+        inter = np.diag(m)
+        union = m.sum(0) + m.sum(1) - inter
+        present = union[1:] > 0
+        part_iou = inter[1:][present] / union[1:][present]
+        fg_inter = m[1:, 1:].sum()
+        fg_union = m[1:, :].sum() + m[:, 1:].sum() - fg_inter
+        return {
+            "part_miou": float(part_iou.mean()) if part_iou.size else -1.0,
+            "body_iou": float(fg_inter / fg_union) if fg_union else -1.0,
+            "part_accuracy": float(inter.sum() / m.sum()) if m.sum() else -1.0,
+            "uv_error": self.uv_abs_sum / self.uv_count if self.uv_count else -1.0,
+        }

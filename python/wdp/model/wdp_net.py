@@ -1,0 +1,96 @@
+"""wdpnet: a lighter CSI -> dense-map net.
+
+Why not the paper's layout: flattening 5x30x3x3 into an MLP throws away the two axes that carry structure
+(time and subcarrier frequency). Here each frame is a 1-D signal over subcarriers with 2 x 9 channels (amplitude
+and phase per antenna pair), encoded by a small 1-D conv; the 5 frame embeddings then attend to each other
+(a two-layer transformer over the window) and the flattened sequence seeds an 8x8 map that a cheap
+depthwise-separable decoder upsamples to 64x64 for the shared heads.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wdp.model.heads import DenseHeads, normalize_amplitude
+from wdp.model.spec import N_RX, N_SUB, N_TX, WINDOW
+
+_LINKS = N_RX * N_TX
+_SEED_SIDE = 8
+
+
+class _SelfAttentionBlock(nn.Module):
+    """Pre-norm transformer block written out by hand so tracing/ONNX never meet a fused fast path."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        h = self.heads
+        q, k, v = self.qkv(self.norm1(x)).reshape(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4).unbind(0)
+        attn = torch.softmax(q @ k.transpose(-2, -1) * (d // h) ** -0.5, dim=-1)
+        y = (attn @ v).transpose(1, 2).reshape(b, t, d)
+        x = x + self.drop(self.proj(y))
+        return x + self.drop(self.mlp(self.norm2(x)))
+
+
+class _UpBlock(nn.Module):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False)
+        self.pointwise = nn.Conv2d(cin, cout, 1, bias=False)
+        self.norm = nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return F.relu(self.norm(self.pointwise(self.depthwise(x))))
+
+
+class WdpNet(nn.Module):
+    def __init__(
+        self,
+        width: int = 32,
+        embed_dim: int = 128,
+        attention_layers: int = 2,
+        attention_heads: int = 4,
+        dropout: float = 0.1,
+        seed_channels: int = 64,
+        head_channels: int = 32,
+    ) -> None:
+        super().__init__()
+        self.seed_channels = seed_channels
+        self.subcarrier_encoder = nn.Sequential(
+            nn.Conv1d(2 * _LINKS, width, 3, padding=1), nn.GELU(),
+            nn.Conv1d(width, width, 3, stride=2, padding=1), nn.GELU(),
+        )
+        reduced = (N_SUB + 1) // 2
+        self.frame_embed = nn.Linear(width * reduced, embed_dim)
+        self.time_embed = nn.Parameter(torch.zeros(1, WINDOW, embed_dim))
+        self.blocks = nn.Sequential(*[_SelfAttentionBlock(embed_dim, attention_heads, dropout)
+                                      for _ in range(attention_layers)])
+        self.norm = nn.LayerNorm(embed_dim)
+        self.seed = nn.Linear(WINDOW * embed_dim, seed_channels * _SEED_SIDE * _SEED_SIDE)
+        c = seed_channels
+        self.decoder = nn.Sequential(_UpBlock(c, c), _UpBlock(c, width), _UpBlock(width, width))
+        self.heads = DenseHeads(width, head_channels)
+        nn.init.normal_(self.time_embed, std=0.02)
+
+    def forward(self, amplitude: torch.Tensor, phase: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        b = amplitude.shape[0]
+        amp = normalize_amplitude(amplitude).reshape(b, WINDOW, N_SUB, _LINKS)
+        pha = phase.reshape(b, WINDOW, N_SUB, _LINKS)
+        # (B*T, channels = 2 x links, subcarriers)
+        frames = torch.cat([amp, pha], dim=3).reshape(b * WINDOW, N_SUB, 2 * _LINKS).transpose(1, 2)
+        tokens = self.frame_embed(self.subcarrier_encoder(frames).flatten(1)).reshape(b, WINDOW, -1)
+        tokens = self.norm(self.blocks(tokens + self.time_embed))
+        seed = F.relu(self.seed(tokens.flatten(1))).reshape(b, self.seed_channels, _SEED_SIDE, _SEED_SIDE)
+        return self.heads(self.decoder(seed))

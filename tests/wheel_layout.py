@@ -1,0 +1,26 @@
+"""Make `wdp.train` and `wdp.conf` importable from a source checkout (the wheel maps train/ and conf/ into wdp).
+
+Installed, this is a no-op; in a worktree run with PYTHONPATH=python it adds the repo root to wdp's package
+path so wdp.train -> <repo>/train and wdp.conf -> <repo>/conf, exactly the installed layout.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import wdp
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def ensure_wheel_layout() -> None:
+    if importlib.util.find_spec("wdp.train") is None and str(REPO) not in wdp.__path__:
+        wdp.__path__.append(str(REPO))
+
+
+def conf_dir() -> Path:
+    ensure_wheel_layout()
+    import wdp.conf
+
+    return Path(wdp.conf.__file__).resolve().parent

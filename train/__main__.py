@@ -1,0 +1,20 @@
+"""`python -m wdp.train [overrides]`: the Hydra shell around wdp.train.training.train."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from wdp.train.training import train  # heavy imports after Hydra has parsed the command line
+
+    metrics, _ = train(cfg)
+    # returned for Hydra sweepers (optimized_metric, as in lightning-hydra-template)
+    key = cfg.get("optimized_metric")
+    return metrics.get(key) if key else None
+
+
+if __name__ == "__main__":
+    main()

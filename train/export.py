@@ -1,0 +1,135 @@
+"""Export the plain net (TorchScript, ONNX) with a model card JSON beside it."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from wdp.model.exported import FILES, MODEL_CARD, quiet_torchscript
+from wdp.model.spec import (
+    IMAGE_H,
+    IMAGE_W,
+    INPUT_NAMES,
+    INPUT_SHAPE,
+    KEYPOINT_NAMES,
+    MAP_H,
+    MAP_STRIDE,
+    MAP_W,
+    N_RX,
+    N_SUB,
+    N_TX,
+    OKS_SIGMAS,
+    OUTPUT_CHANNELS,
+    OUTPUT_NAMES,
+    PART_NAMES,
+    SKELETON,
+    WINDOW,
+)
+
+FRAME_RATE_HZ = 100  # the contract's window sampling rate
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """sha256 of a (resolved) training config as canonical JSON."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _example_inputs(batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(batch, *INPUT_SHAPE, generator=g) + 0.5, torch.randn(batch, *INPUT_SHAPE, generator=g)
+
+
+def export_torchscript(net: nn.Module, path: Path) -> Path:
+    with quiet_torchscript(), torch.no_grad():
+        traced = torch.jit.trace(net, _example_inputs())
+        traced.save(str(path))
+    return path
+
+
+def export_onnx(net: nn.Module, path: Path, optimize: bool = True) -> Path:
+    """torch.export-based ONNX export with a dynamic batch axis."""
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with warnings.catch_warnings():
+        # the exporter's own internals raise Future/UserWarnings (pytree API churn, axis-name notes)
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            net, _example_inputs(), input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+            dynamic_shapes=({0: batch}, {0: batch}), dynamo=True, optimize=optimize, verbose=False,
+        )
+        program.save(str(path))
+    return path
+
+
+def model_card(net: nn.Module, net_name: str, net_params: Mapping[str, Any], sanitization: Mapping[str, Any],
+               decode: Mapping[str, Any], training: Mapping[str, Any], metrics: Mapping[str, float],
+               files: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "format_version": 1,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "net": {"name": net_name, "class": f"{type(net).__module__}.{type(net).__qualname__}",
+                "params": dict(net_params), "num_parameters": int(sum(p.numel() for p in net.parameters()))},
+        "input_spec": {
+            "window": WINDOW, "frame_rate_hz": FRAME_RATE_HZ, "subcarriers": N_SUB, "rx_antennas": N_RX,
+            "tx_antennas": N_TX,
+            "sanitization": {"function": "wdp.csi.sanitize_numpy.sanitize_phase", "axis": "subcarriers (-3)",
+                             **dict(sanitization)},
+            "amplitude": "raw |CSI|; normalised inside the net (divided by each frame's mean)",
+        },
+        "inputs": {name: {"shape": ["batch", *INPUT_SHAPE], "dtype": "float32"} for name in INPUT_NAMES},
+        "outputs": {name: {"shape": ["batch", OUTPUT_CHANNELS[name], MAP_H, MAP_W], "dtype": "float32"}
+                    for name in OUTPUT_NAMES},
+        "output_notes": {
+            "center": "person-center heatmap logits", "offsets": "(dx, dy) per joint from the center cell, in cells",
+            "keypoint_heatmaps": "joint heatmap logits", "part_logits": "class 0 = background, 1..24 = parts",
+            "uv": "DensePose U, V in [0, 1]", "map_to_image": f"map cell (r, c) is centred on image pixel ((c + 0.5) * {MAP_STRIDE}, (r + 0.5) * {MAP_STRIDE})",
+        },
+        "image_size": [IMAGE_H, IMAGE_W],
+        "decode": {"function": "wdp.model.decode_poses", **dict(decode)},
+        "keypoint_names": list(KEYPOINT_NAMES),
+        "skeleton": [list(e) for e in SKELETON],
+        "oks_sigmas": list(OKS_SIGMAS),
+        "part_classes": ["background", *PART_NAMES],
+        "training": dict(training),
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "files": dict(files),
+    }
+
+
+def export_net(
+    net: nn.Module,
+    out_dir: str | Path,
+    net_name: str,
+    formats: Sequence[str] = ("torchscript", "onnx"),
+    net_params: Mapping[str, Any] | None = None,
+    sanitization: Mapping[str, Any] | None = None,
+    decode: Mapping[str, Any] | None = None,
+    training: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, float] | None = None,
+    onnx_optimize: bool = True,
+) -> dict[str, Path]:
+    """Write the requested formats and model_card.json into out_dir; returns {format or "card": path}."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plain = copy.deepcopy(net).cpu().eval()
+    paths: dict[str, Path] = {}
+    for fmt in formats:
+        if fmt == "torchscript":
+            paths[fmt] = export_torchscript(plain, out / FILES[fmt])
+        elif fmt == "onnx":
+            paths[fmt] = export_onnx(plain, out / FILES[fmt], optimize=onnx_optimize)
+        else:
+            raise ValueError(f"unknown export format {fmt!r}")
+    card = model_card(plain, net_name, net_params or {}, sanitization or {"method": "endpoints"}, decode or {},
+                      training or {}, metrics or {}, {k: p.name for k, p in paths.items()})
+    paths["card"] = out / MODEL_CARD
+    paths["card"].write_text(json.dumps(card, indent=2))
+    return paths

@@ -1,0 +1,139 @@
+"""LightningModule around a plain pose net (the net is what gets exported, never this wrapper)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from wdp.model.decode import decode_densepose, decode_poses
+from wdp.model.metrics import ImagePoses, PartConfusion, keypoint_ap, pose_errors
+from wdp.train.losses import compute_losses
+from wdp.train.targets import encode_targets
+
+
+class PoseEvaluator:
+    """Accumulates decoded predictions and labels of one stage and computes all metrics at the end."""
+
+    def __init__(self) -> None:
+        self.images: list[ImagePoses] = []
+        self.parts = PartConfusion()
+
+    def add(self, decoded, parts: torch.Tensor, uv: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> None:
+        kp = decoded.keypoints.detach().cpu().double().numpy()
+        sc = decoded.scores.detach().cpu().double().numpy()
+        gt_kp = batch["keypoints"].cpu().double().numpy()
+        gt_box = batch["boxes"].cpu().double().numpy()
+        gt_area = batch["person_area"].cpu().double().numpy()
+        n = batch["num_people"].cpu().numpy()
+        for i in range(len(kp)):
+            k = int(n[i])
+            self.images.append(ImagePoses(gt_keypoints=gt_kp[i, :k], gt_area=gt_area[i, :k], gt_boxes=gt_box[i, :k],
+                                          dt_keypoints=kp[i], dt_scores=sc[i]))
+        self.parts.add(parts.cpu().numpy(), batch["part_mask"].cpu().numpy(), uv.detach().cpu().numpy(),
+                       batch["uv"].cpu().numpy())
+
+    def compute(self) -> dict[str, float]:
+        if not self.images:
+            return {}
+        return {**keypoint_ap(self.images), **pose_errors(self.images), **self.parts.compute()}
+
+
+class PoseLitModule(pl.LightningModule):
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        loss_weights: Mapping[str, float] | None = None,
+        heatmap_loss: str = "focal",
+        background_weight: float = 1.0,
+        targets: Mapping[str, float] | None = None,
+        decode: Mapping[str, float] | None = None,
+        name: str = "net",
+    ) -> None:
+        """`name` is the net's config name (paper, wdpnet): recorded in hparams and the model card."""
+        super().__init__()
+        # the net is a constructor argument (Hydra instantiates it), not a hyperparameter
+        self.save_hyperparameters(logger=False, ignore=["net"])
+        self.net = net
+        self.loss_weights = dict(loss_weights or {})
+        self.target_cfg = dict(targets or {})
+        self.decode_cfg = dict(decode or {})
+        self.evaluators: dict[str, PoseEvaluator] = {}
+
+    def forward(self, amplitude: torch.Tensor, phase: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.net(amplitude, phase)
+
+    def _losses(self, batch: Mapping[str, torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+        outputs = self.net(batch["amplitude"], batch["phase"])
+        target = encode_targets(batch, **self.target_cfg)
+        losses = compute_losses(outputs, target, self.loss_weights, self.hparams.heatmap_loss,
+                                self.hparams.background_weight)
+        return outputs, losses
+
+    def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        _, losses = self._losses(batch)
+        n = len(batch["amplitude"])
+        self.log("train/loss", losses["loss"], on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+        self.log_dict({f"train/{k}": v for k, v in losses.items() if k != "loss"}, on_step=False, on_epoch=True,
+                      batch_size=n)
+        return losses["loss"]
+
+    def _eval_step(self, stage: str, batch: Mapping[str, torch.Tensor]) -> None:
+        outputs, losses = self._losses(batch)
+        n = len(batch["amplitude"])
+        self.log(f"{stage}/loss", losses["loss"], on_epoch=True, prog_bar=True, batch_size=n)
+        self.log_dict({f"{stage}/{k}": v for k, v in losses.items() if k != "loss"}, on_epoch=True, batch_size=n)
+        center, offsets, keypoint_heatmaps, part_logits, uv = outputs
+        decoded = decode_poses(center, offsets, keypoint_heatmaps, **self.decode_cfg)
+        parts, uv_on_body = decode_densepose(part_logits, uv)
+        self.evaluators[stage].add(decoded, parts, uv_on_body, batch)
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        metrics = self.evaluators.pop(stage).compute()
+        if metrics:
+            self.log(f"{stage}/ap", float(metrics.pop("ap")), prog_bar=True)
+            self.log_dict({f"{stage}/{k}": float(v) for k, v in metrics.items()})
+
+    def on_validation_epoch_start(self) -> None:
+        self.evaluators["val"] = PoseEvaluator()
+
+    def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def on_test_epoch_start(self) -> None:
+        self.evaluators["test"] = PoseEvaluator()
+
+    def test_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.hparams.optimizer(params=self.parameters())
+        if self.hparams.scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": self.hparams.scheduler(optimizer=optimizer), "monitor": "val/loss",
+                                 "interval": "epoch", "frequency": 1}}
+
+
+def predictions_numpy(net: nn.Module, batch: Mapping[str, torch.Tensor], decode: Mapping[str, float] | None = None):
+    """Eval-mode forward + decode of one batch -> (keypoints (B,K,17,3), scores (B,K), parts (B,H,W)) as numpy."""
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        center, offsets, kh, part_logits, uv = net(batch["amplitude"], batch["phase"])
+        decoded = decode_poses(center, offsets, kh, **dict(decode or {}))
+        parts, _ = decode_densepose(part_logits, uv)
+    net.train(was_training)
+    return decoded.keypoints.cpu().numpy(), decoded.scores.cpu().numpy(), parts.cpu().numpy().astype(np.int64)

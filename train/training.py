@@ -1,0 +1,122 @@
+"""`train(cfg) -> (metrics, objects)`: the whole run, callable from tests; __main__ only wraps it in Hydra."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import CSVLogger, Logger
+
+from wdp.train.export import config_hash, export_net
+from wdp.train.module import predictions_numpy
+
+log = logging.getLogger(__name__)
+
+
+def _instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Every entry of a callbacks/logger group that has a _target_ (entries set to null are skipped)."""
+    if not group:
+        return []
+    return [hydra.utils.instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
+
+
+def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, torch.Tensor) and v.numel() == 1:
+            out[k] = float(v)
+        elif isinstance(v, int | float):
+            out[k] = float(v)
+    return out
+
+
+def _csv_file(loggers: list[Logger]) -> Path | None:
+    for lg in loggers:
+        if isinstance(lg, CSVLogger):
+            return Path(lg.log_dir) / "metrics.csv"
+    return None
+
+
+def _plots(cfg: DictConfig, model: pl.LightningModule, datamodule: Any, loggers: list[Logger], out: Path) -> dict[str, Path]:
+    from wdp.train.plots import plot_loss_curves, plot_skeleton_grid  # matplotlib only when plotting
+
+    paths: dict[str, Path] = {}
+    csv_file = _csv_file(loggers)
+    if csv_file is not None and csv_file.is_file():
+        paths["loss_curves"] = plot_loss_curves(csv_file, out / "loss_curves.png")
+    test = datamodule.split("test")
+    n = min(int(cfg.plots.get("windows", 8)), len(test))
+    batch = {k: v[:n] for k, v in test.arrays.items()}
+    kp, scores, parts = predictions_numpy(model.net, batch, model.decode_cfg)
+    paths["skeletons"] = plot_skeleton_grid(
+        batch["keypoints"].numpy(), batch["num_people"].numpy(), kp, scores, out / "test_skeletons.png",
+        pred_parts=parts, gt_parts=batch["part_mask"].numpy(), min_score=float(cfg.plots.get("min_score", 0.3)))
+    return paths
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Fit (optionally resuming from cfg.ckpt_path), test the best checkpoint, export the net, plot.
+
+    Returns (metrics keyed stage/name, objects: cfg, datamodule, model, trainer, callbacks, loggers, exported,
+    plots, best_ckpt).
+    """
+    if cfg.get("seed") is not None:
+        pl.seed_everything(int(cfg.seed), workers=True)
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    datamodule = hydra.utils.instantiate(cfg.data)
+    model = hydra.utils.instantiate(cfg.model)
+    callbacks = _instantiate_group(cfg.get("callbacks"))
+    loggers = _instantiate_group(cfg.get("logger"))
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    run_hash = config_hash({k: v for k, v in resolved.items() if k not in ("paths", "ckpt_path")})
+    for lg in loggers:
+        lg.log_hyperparams({"config_hash": run_hash, **resolved})
+
+    if cfg.get("train", True):
+        # our checkpoints hold the optimizer partials in hparams, so they are not weights-only
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=False)
+    metrics = _scalars(trainer.callback_metrics)
+
+    best_ckpt = ""
+    if trainer.checkpoint_callback is not None:
+        best_ckpt = getattr(trainer.checkpoint_callback, "best_model_path", "") or ""
+    if cfg.get("test", True):
+        # test (and export) the best checkpoint's weights when there is one, else the current ones
+        ckpt = best_ckpt if best_ckpt and cfg.get("train", True) else None
+        if ckpt is None and not cfg.get("train", True) and cfg.get("ckpt_path"):
+            ckpt = cfg.ckpt_path
+        trainer.test(model=model, datamodule=datamodule, ckpt_path=ckpt, weights_only=False)
+        metrics.update(_scalars(trainer.callback_metrics))
+
+    exported: dict[str, Path] = {}
+    if cfg.get("export") and cfg.export.get("enabled", False):
+        datamodule.setup("test")
+        exported = export_net(
+            model.net, out / "export", net_name=str(cfg.model.get("name", type(model.net).__name__)),
+            formats=list(cfg.export.formats),
+            net_params={k: v for k, v in OmegaConf.to_container(cfg.model.net, resolve=True).items()
+                        if k != "_target_"},
+            sanitization={"method": "endpoints", **OmegaConf.to_container(cfg.data.get("sanitize") or {}, resolve=True)},
+            decode=OmegaConf.to_container(cfg.model.get("decode") or {}, resolve=True),
+            training={"config_hash": run_hash, "seed": cfg.get("seed"), "best_checkpoint": best_ckpt,
+                      "epochs": trainer.current_epoch, "data": datamodule.describe()},
+            metrics={k: v for k, v in metrics.items() if k.startswith("test/")},
+            onnx_optimize=bool(cfg.export.get("onnx_optimize", True)),
+        )
+    plots: dict[str, Path] = {}
+    if cfg.get("plots") and cfg.plots.get("enabled", False):
+        plots = _plots(cfg, model, datamodule, loggers, out / "plots")
+    log.info("metrics: %s", {k: round(v, 4) for k, v in metrics.items() if k.endswith(("/ap", "/loss"))})
+    objects = {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer, "callbacks": callbacks,
+               "loggers": loggers, "exported": exported, "plots": plots, "best_ckpt": best_ckpt}
+    return metrics, objects
