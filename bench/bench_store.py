@@ -14,12 +14,14 @@ Usage: PYTHONPATH=python python bench/bench_store.py [--append-frames 40000] [--
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
 import numpy as np
 from wdp.schemas import FloorGrid, Person, PoseFrame
 from wdp.store import Store, queries
@@ -59,19 +61,20 @@ def bench_appends(tmp: Path, n_frames: int, n_persons: int) -> None:
     tid = np.tile(np.arange(1, n_persons + 1, dtype=np.int32), n_frames)
     conf = rng.random(rows, dtype=np.float32)
     zone_ids = [["zone_a"] if i % 2 else ["zone_a", "zone_b"] for i in range(rows)]
-    results: list[tuple[str, float]] = []
+    results: list[tuple[str, float, float]] = []
     for batch in (300, 3000):
         with Store(tmp / f"append{batch}.duckdb") as store:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             with store.writer(max_frames=batch, flush_interval_s=3600) as w:
                 for f in frames:
                     w.append(f)
-            results.append((f"PoseWriter.append(PoseFrame), {batch} frames/flush", time.perf_counter() - t))
+            results.append((f"PoseWriter.append(PoseFrame), {batch} frames/flush", time.perf_counter() - t,
+                            time.process_time() - c))
             stored = store.cursor().execute("SELECT count(*) FROM pose_persons").fetchone()[0]
             assert stored == rows, stored
         # columnar path: what a batched model hands over
         with Store(tmp / f"append_arrays{batch}.duckdb") as store:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             with store.writer(max_frames=batch, flush_interval_s=3600) as w:
                 for s in range(0, n_frames, batch):
                     e = min(n_frames, s + batch)
@@ -82,7 +85,8 @@ def bench_appends(tmp: Path, n_frames: int, n_persons: int) -> None:
                         confidence=conf[ps:pe], keypoints=kp[ps:pe], box=box[ps:pe], position=pos[ps:pe],
                         activity=["walking"] * (pe - ps), zone_ids=zone_ids[ps:pe], router_ids=["r1"],
                     )
-            results.append((f"PoseWriter.append_arrays, {batch} frames/flush", time.perf_counter() - t))
+            results.append((f"PoseWriter.append_arrays, {batch} frames/flush", time.perf_counter() - t,
+                            time.process_time() - c))
 
     # baselines: one parameterized INSERT per person row, (a) all in one transaction, (b) autocommit
     def naive_rate(n: int, one_transaction: bool) -> float:
@@ -104,13 +108,15 @@ def bench_appends(tmp: Path, n_frames: int, n_persons: int) -> None:
     naive = naive_rate(min(rows, 2000), True)
     naive_autocommit = naive_rate(min(rows, 300), False)
     print(f"\n== appends: {n_frames} frames x {n_persons} persons = {rows} person rows, file database ==")
-    print(f"{'path':58s} {'rows/s':>12s} {'vs naive':>9s}")
+    print(f"{'path':58s} {'rows/s':>12s} {'vs naive':>9s} {'rows/cpu-s':>12s}")
     print(f"{'baseline: executemany, one INSERT per row, one transaction':58s} {naive:12,.0f} {1:9.1f}x")
     print(f"{'  (same, autocommit: a commit per row)':58s} {naive_autocommit:12,.0f} "
           f"{naive_autocommit / naive:9.2f}x")
-    for name, dt in results:
-        print(f"{name:58s} {rows / dt:12,.0f} {rows / dt / naive:9.1f}x")
-    print("  (rows/s covers everything: struct -> numpy, frames/zones/occupancy/track upserts, commit)")
+    for name, dt, cpu in results:
+        print(f"{name:58s} {rows / dt:12,.0f} {rows / dt / naive:9.1f}x {rows / cpu:12,.0f}")
+    print("  (rows/s covers everything: struct -> numpy, frames/zones/occupancy/track upserts, commit;\n"
+          "   rows/cpu-s: per second of this process's CPU time, all threads; robust to other load, blind to "
+          "I/O waits)")
 
 
 def fill_hours(store: Store, hours: float, n_persons: int, shuffle: bool, seed: int = 1) -> int:
@@ -143,14 +149,16 @@ def fill_hours(store: Store, hours: float, n_persons: int, shuffle: bool, seed: 
     return n
 
 
-def median_ms(fn: Callable[[], object], reps: int) -> float:
+def median_ms(fn: Callable[[], object], reps: int) -> tuple[float, float]:
+    """Median wall and CPU (this process, all threads) milliseconds."""
     fn()  # warm caches the same way for both databases
-    times = []
+    times, cpus = [], []
     for _ in range(reps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+        cpus.append(time.process_time() - c)
+    return statistics.median(times) * 1e3, statistics.median(cpus) * 1e3
 
 
 def bench_queries(tmp: Path, n_persons: int, pad_hours: float, reps: int) -> None:
@@ -194,14 +202,21 @@ def bench_queries(tmp: Path, n_persons: int, pad_hours: float, reps: int) -> Non
 
     print(f"\n== one hour at {FPS} FPS ({3600 * FPS} frames x {n_persons} persons) inside "
           f"{total_hours:g} h of history; median of {reps} ==")
-    print(f"{'query':50s} {'ms':>8s} {'full scan ms':>13s} {'speedup':>8s}")
+    print(f"{'query':50s} {'ms':>8s} {'full scan ms':>13s} {'speedup':>8s} {'cpu ms':>8s} {'scan cpu':>9s}")
     for name, fn in cases:
-        ours = median_ms(lambda fn=fn: fn(o), reps)
-        base = median_ms(lambda fn=fn: fn(s), reps)
-        print(f"{name:50s} {ours:8.1f} {base:13.1f} {base / ours:7.1f}x")
+        ours, ours_cpu = median_ms(lambda fn=fn: fn(o), reps)
+        base, base_cpu = median_ms(lambda fn=fn: fn(s), reps)
+        print(f"{name:50s} {ours:8.1f} {base:13.1f} {base / ours:7.1f}x {ours_cpu:8.1f} {base_cpu:9.1f}")
     print("  baseline = same query on the same rows appended in shuffled time order (zonemaps cannot prune)")
     for store in dbs.values():
         store.close()
+
+
+def load_average() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
 
 
 def main() -> None:
@@ -213,6 +228,8 @@ def main() -> None:
     ap.add_argument("--skip-queries", action="store_true")
     ap.add_argument("--skip-appends", action="store_true")
     args = ap.parse_args()
+    print(f"duckdb {duckdb.__version__}, numpy {np.__version__}, {os.cpu_count()} cpus, "
+          f"load average {load_average()}")
     with tempfile.TemporaryDirectory(prefix="wdp-bench-store-") as d:
         if not args.skip_appends:
             bench_appends(Path(d), args.append_frames, args.persons)

@@ -117,6 +117,9 @@ def test_source_filter_tells_simulated_from_live():
         want = _filtered(sim, track_id=1)
         assert queries.pose_history(con, 0, 2e9, source="simulator", track_id=1, limit=100) == want
         assert queries.count_history(con, 0, 2e9, source="simulator", track_id=1) == len(want)
+        want = _filtered(live, zone_id="zone_a", track_id=2)
+        assert queries.pose_history(con, 0, 2e9, source="live", zone_id="zone_a", track_id=2) == want
+        assert queries.count_history(con, 0, 2e9, source="live", zone_id="zone_a", track_id=2) == len(want)
 
 
 def test_person_summary(history):

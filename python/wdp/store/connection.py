@@ -114,7 +114,8 @@ class Store:
 
     # ------------------------------------------------------------------------------------------ access
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """This thread's connection to the database (created on first use, closed by close())."""
+        """This thread's connection to the database (created on first use, closed by close()). Meant for
+        long-lived threads (event loop, worker pools); a short-lived thread should use new_cursor()."""
         if self._con is None:
             raise RuntimeError("store is not open")
         cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)

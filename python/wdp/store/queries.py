@@ -67,21 +67,23 @@ def _person_conditions(
     track_id: int | None,
     zone_id: str | None,
     min_confidence: float | None,
+    alias: str = "p",
 ) -> tuple[list[str], list[Any]]:
-    """WHERE terms on pose_persons aliased ``p``."""
-    where = ["p.ts >= ?", "p.ts < ?"]
+    """WHERE terms on pose_persons (aliased ``alias``)."""
+    a = alias
+    where = [f"{a}.ts >= ?", f"{a}.ts < ?"]
     params: list[Any] = [start, end]
     if track_id is not None:
-        where.append("p.track_id = ?")
+        where.append(f"{a}.track_id = ?")
         params.append(track_id)
     if min_confidence is not None:
-        where.append("p.confidence >= ?")
+        where.append(f"{a}.confidence >= ?")
         params.append(min_confidence)
     if zone_id is not None:
         # The range on z.ts lets the subquery prune too (DuckDB does not infer it from the join).
         where.append(
             "EXISTS (SELECT 1 FROM person_zones z WHERE z.ts >= ? AND z.ts < ? AND z.zone_id = ? "
-            "AND z.ts = p.ts AND z.frame_id = p.frame_id AND z.track_id = p.track_id)"
+            f"AND z.ts = {a}.ts AND z.frame_id = {a}.frame_id AND z.track_id = {a}.track_id)"
         )
         params += [start, end, zone_id]
     return where, params
@@ -117,27 +119,8 @@ def pose_history(
     """
     _check_range(start, end)
     _check_page(limit, offset)
-    person_filtered = track_id is not None or zone_id is not None or min_confidence is not None
-    src_sql, src_params = ("AND f.source = ?", [source]) if source is not None else ("", [])
-    if person_filtered:
-        where, params = _person_conditions(start, end, track_id, zone_id, min_confidence)
-        join = (
-            "JOIN pose_frames f ON f.ts = p.ts AND f.frame_id = p.frame_id "
-            f"AND f.ts >= ? AND f.ts < ? {src_sql}"
-            if source is not None
-            else ""
-        )
-        keys = con.execute(
-            f"SELECT DISTINCT p.ts, p.frame_id FROM pose_persons p {join} WHERE {' AND '.join(where)} "
-            "ORDER BY 1, 2 LIMIT ? OFFSET ?",
-            ([start, end, *src_params] if source is not None else []) + params + [limit, offset],
-        ).fetchall()
-    else:
-        keys = con.execute(
-            f"SELECT f.ts, f.frame_id FROM pose_frames f WHERE f.ts >= ? AND f.ts < ? {src_sql} "
-            "ORDER BY 1, 2 LIMIT ? OFFSET ?",
-            [start, end, *src_params, limit, offset],
-        ).fetchall()
+    matching, params = _matching_frames(start, end, track_id, zone_id, min_confidence, source)
+    keys = con.execute(f"{matching} ORDER BY 1, 2 LIMIT ? OFFSET ?", [*params, limit, offset]).fetchall()
     if not keys:
         return []
     first, last = keys[0], keys[-1]
@@ -228,26 +211,43 @@ def count_history(
 ) -> int:
     """How many frames ``pose_history`` lists for the same filters (for page counts)."""
     _check_range(start, end)
-    src_sql, src_params = ("AND f.source = ?", [source]) if source is not None else ("", [])
-    if track_id is None and zone_id is None and min_confidence is None:
-        row = con.execute(
-            f"SELECT count(*) FROM pose_frames f WHERE f.ts >= ? AND f.ts < ? {src_sql}",
-            [start, end, *src_params],
-        ).fetchone()
-    else:
-        where, params = _person_conditions(start, end, track_id, zone_id, min_confidence)
-        join = (
-            "JOIN pose_frames f ON f.ts = p.ts AND f.frame_id = p.frame_id "
-            f"AND f.ts >= ? AND f.ts < ? {src_sql}"
-            if source is not None
-            else ""
-        )
-        row = con.execute(
-            f"SELECT count(*) FROM (SELECT DISTINCT p.ts, p.frame_id FROM pose_persons p {join} "
-            f"WHERE {' AND '.join(where)})",
-            ([start, end, *src_params] if source is not None else []) + params,
-        ).fetchone()
+    matching, params = _matching_frames(start, end, track_id, zone_id, min_confidence, source)
+    row = con.execute(f"SELECT count(*) FROM ({matching})", params).fetchone()
     return int(row[0]) if row else 0
+
+
+def _matching_frames(
+    start: float,
+    end: float,
+    track_id: int | None,
+    zone_id: str | None,
+    min_confidence: float | None,
+    source: str | None,
+) -> tuple[str, list[Any]]:
+    """SELECT of the (ts, frame_id) keys of the frames a history query lists, unordered."""
+    if track_id is None and zone_id is None and min_confidence is None:
+        where, params = "f.ts >= ? AND f.ts < ?", [start, end]
+        if source is not None:
+            where, params = where + " AND f.source = ?", [*params, source]
+        return f"SELECT f.ts, f.frame_id FROM pose_frames f WHERE {where}", params
+
+    if min_confidence is None and zone_id is not None:
+        # zone (and track) filters alone are answered by the membership table: no join with persons
+        table = "person_zones"
+        conditions = ["x.ts >= ?", "x.ts < ?", "x.zone_id = ?"]
+        params = [start, end, zone_id]
+        if track_id is not None:
+            conditions.append("x.track_id = ?")
+            params.append(track_id)
+    else:
+        table = "pose_persons"
+        conditions, params = _person_conditions(start, end, track_id, zone_id, min_confidence, alias="x")
+    join = ""
+    if source is not None:
+        join = ("JOIN pose_frames f ON f.ts = x.ts AND f.frame_id = x.frame_id "
+                "AND f.ts >= ? AND f.ts < ? AND f.source = ?")
+        params = [start, end, source, *params]
+    return f"SELECT DISTINCT x.ts, x.frame_id FROM {table} x {join} WHERE {' AND '.join(conditions)}", params
 
 
 def person_summary(con: duckdb.DuckDBPyConnection, track_id: int) -> PersonSummary | None:
