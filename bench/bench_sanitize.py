@@ -66,7 +66,8 @@ def main() -> None:
     frames = list(csi)  # per-frame views, as a capture loop would hand them over
     config = SanitizeConfig()  # endpoints fit, rms norm, causal Hampel k=3, 3 sigma
     options = dict(phase_fit=config.phase_fit, amplitude_norm=config.amplitude_norm, hampel_k=config.hampel_k,
-                   hampel_sigmas=config.hampel_sigmas)
+                   hampel_sigmas=config.hampel_sigmas, hampel_min_rel=config.hampel_min_rel,
+                   hampel_min_abs=config.hampel_min_abs)
     native, numpy_ = Sanitizer(SHAPE, config), ref.NumpySanitizer(SHAPE, **options)
 
     def per_frame(s) -> Callable[[], None]:

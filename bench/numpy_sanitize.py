@@ -78,8 +78,11 @@ def normalize_amplitude(amp: np.ndarray, mode: str = "rms") -> np.ndarray:
     raise ValueError(f"unknown amplitude normalization {mode!r}")
 
 
-def _hampel_decide(x: np.ndarray, med: np.ndarray, mad: np.ndarray, n_sigma: float) -> tuple[np.ndarray, int]:
-    outlier = np.abs(x - med) > (n_sigma * MAD_SCALE) * mad
+def _hampel_decide(x: np.ndarray, med: np.ndarray, mad: np.ndarray, n_sigma: float, min_rel: float = 0.0,
+                   min_abs: float = 0.0) -> tuple[np.ndarray, int]:
+    # Threshold max(n_sigma * 1.4826 * MAD, min_rel * |median|, min_abs), in the C++ operation order.
+    threshold = np.maximum(np.maximum((n_sigma * MAD_SCALE) * mad, min_rel * np.abs(med)), min_abs)
+    outlier = np.abs(x - med) > threshold
     return np.where(outlier, med, x).astype(np.float32), int(outlier.sum())
 
 
@@ -89,8 +92,10 @@ def _median_mad(windows: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]
     return med, mad
 
 
-def hampel_filter(x: np.ndarray, k: int, n_sigma: float, causal: bool = False) -> tuple[np.ndarray, int]:
-    """Hampel over axis 0 (centered window [t-k, t+k] or causal [t-2k, t], cut at the ends).
+def hampel_filter(x: np.ndarray, k: int, n_sigma: float, causal: bool = False, min_rel: float = 0.0,
+                  min_abs: float = 0.0) -> tuple[np.ndarray, int]:
+    """Hampel over axis 0 (centered window [t-k, t+k] or causal [t-2k, t], cut at the ends); the threshold
+    is max(n_sigma * 1.4826 * MAD, min_rel * |median|, min_abs).
 
     Returns (filtered float32, number replaced)."""
     x = np.asarray(x, dtype=np.float32)
@@ -110,7 +115,7 @@ def hampel_filter(x: np.ndarray, k: int, n_sigma: float, causal: bool = False) -
             continue
         lo, hi = max(0, j - back), j if causal else min(n - 1, j + k)
         med[j], mad[j] = _median_mad(xd[lo:hi + 1], axis=0)
-    out, count = _hampel_decide(xd, med, mad, n_sigma)
+    out, count = _hampel_decide(xd, med, mad, n_sigma, min_rel, min_abs)
     return out.reshape(x.shape), count
 
 
@@ -145,11 +150,12 @@ def resample_linear(t: np.ndarray, x: np.ndarray, rate_hz: float, unwrap: bool =
 
 
 class NumpySanitizer:
-    """Same pipeline and state as the native Sanitizer (causal Hampel on amplitude), in numpy."""
+    """Same pipeline, state and defaults as the native Sanitizer (causal Hampel on amplitude), in numpy."""
 
     def __init__(self, shape: tuple[int, int, int], *, n_subcarriers_out: int | None = None,
                  subcarrier_index=None, phase_fit: str = "endpoints", amplitude_norm: str = "rms",
-                 hampel_k: int = 3, hampel_sigmas: float = 3.0) -> None:
+                 hampel_k: int = 3, hampel_sigmas: float = 3.0, hampel_min_rel: float = 0.25,
+                 hampel_min_abs: float = 3.0) -> None:
         self.shape = tuple(shape)
         n_sub, n_rx, n_tx = self.shape
         self.subcarrier_index = subcarrier_index
@@ -158,6 +164,7 @@ class NumpySanitizer:
                       if n_subcarriers_out else None)
         self.phase_fit, self.amplitude_norm = phase_fit, amplitude_norm
         self.k, self.n_sigma = hampel_k, hampel_sigmas
+        self.min_rel, self.min_abs = hampel_min_rel, hampel_min_abs
         self.history = np.empty((0, self.n_out, n_rx, n_tx), dtype=np.float32)  # last <= 2k amplitude frames
         self.replaced = 0
 
@@ -182,26 +189,37 @@ class NumpySanitizer:
         if self.k:
             window = np.concatenate([self.history, amp[None]])
             med, mad = _median_mad(window.astype(np.float64), axis=0)
-            amp, count = _hampel_decide(amp.astype(np.float64), med, mad, self.n_sigma)
+            amp, count = _hampel_decide(amp.astype(np.float64), med, mad, self.n_sigma, self.min_rel,
+                                        self.min_abs)
             self.replaced += count
             self.history = window[-2 * self.k:]
         return self._finish(amp, phase)
+
+    def window_median_mad(self, amp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Median and MAD (float64) of each new frame's causal window [t-2k, t] over the held history and
+        amp (n, S_out, R, T), cut at the stream's start; the state is not changed."""
+        return self._window_median_mad(np.concatenate([self.history, amp]).astype(np.float64), len(amp))
+
+    def _window_median_mad(self, xd: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        h, back = len(xd) - n, 2 * self.k  # xd: history + the n new frames
+        med = np.empty((n,) + xd.shape[1:])
+        mad = np.empty_like(med)
+        first_full = max(back - h, 0)  # new frames from here on have a whole window of 2k+1 frames
+        if first_full < n:
+            views = sliding_window_view(xd[h + first_full - back:], back + 1, axis=0)
+            med[first_full:], mad[first_full:] = _median_mad(views, axis=-1)
+        for j in range(min(first_full, n)):
+            med[j], mad[j] = _median_mad(xd[:h + j + 1], axis=0)
+        return med, mad
 
     def process_batch(self, csi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         amp, phase = self._spatial(csi)
         if self.k:
             window = np.concatenate([self.history, amp])
-            h, n, back = len(self.history), len(amp), 2 * self.k
             xd = window.astype(np.float64)
-            med = np.empty((n,) + amp.shape[1:])
-            mad = np.empty_like(med)
-            first_full = max(back - h, 0)  # new frames from here on have a whole window of 2k+1 frames
-            if first_full < n:
-                views = sliding_window_view(xd[h + first_full - back:], back + 1, axis=0)
-                med[first_full:], mad[first_full:] = _median_mad(views, axis=-1)
-            for j in range(min(first_full, n)):
-                med[j], mad[j] = _median_mad(xd[:h + j + 1], axis=0)
-            amp, count = _hampel_decide(xd[h:], med, mad, self.n_sigma)
+            med, mad = self._window_median_mad(xd, len(amp))
+            amp, count = _hampel_decide(xd[len(self.history):], med, mad, self.n_sigma, self.min_rel,
+                                        self.min_abs)
             self.replaced += count
-            self.history = window[-back:]
+            self.history = window[-2 * self.k:]
         return self._finish(amp, phase)

@@ -19,6 +19,7 @@ from wdp.csi import (
     hampel_filter,
     interpolate_subcarriers,
     normalize_amplitude,
+    read_capture,
     remove_linear_phase,
     resample,
     sanitize_phase,
@@ -169,9 +170,11 @@ def test_amplitude_normalization(seed, mode, n_sub):
 
 @PROPS
 @given(seed=seeds, n=st.integers(20, 200), channels=st.integers(1, 4), k=st.integers(2, 6),
-       n_sigma=st.floats(3.0, 5.0), causal=st.booleans(), period_windows=st.floats(1, 30), data=st.data())
+       n_sigma=st.floats(3.0, 5.0), causal=st.booleans(), period_windows=st.floats(1, 30),
+       min_rel=st.sampled_from([0.0, 0.1, 0.25, 0.5]), min_abs=st.sampled_from([0.0, 1.0, 3.0, 5.0]),
+       data=st.data())
 def test_hampel_replaces_spikes_and_leaves_clean_data(seed, n, channels, k, n_sigma, causal, period_windows,
-                                                      data):
+                                                      min_rel, min_abs, data):
     # Clean: a trend with a wiggle whose slope stays within 25% of the trend's, so no window holds an
     # outlier. (A window of 3, k=1, flags plain extrema and cannot judge a spike in a 2-frame edge window.)
     rng = np.random.default_rng(seed)
@@ -181,8 +184,9 @@ def test_hampel_replaces_spikes_and_leaves_clean_data(seed, n, channels, k, n_si
     wiggle = 0.25 * np.abs(slope) * period / (2 * np.pi) * rng.uniform(0, 1, channels)
     clean = (rng.uniform(-5, 5, channels) + slope * t
              + wiggle * np.sin(2 * np.pi * t / period + rng.uniform(0, 6, channels))).astype(np.float32)
+    floors = dict(min_rel=min_rel, min_abs=min_abs)  # |clean| <~ 27: floors stay far below the spikes
     # Clean data passes unchanged.
-    np.testing.assert_array_equal(hampel_filter(clean, k, n_sigma, causal=causal), clean)
+    np.testing.assert_array_equal(hampel_filter(clean, k, n_sigma, causal=causal, **floors), clean)
     # Isolated spikes (at most one per window) are replaced by their window's median.
     gap = data.draw(st.integers(2 * k + 2, 4 * k + 6))
     first = data.draw(st.integers(2, 2 + gap))
@@ -191,7 +195,7 @@ def test_hampel_replaces_spikes_and_leaves_clean_data(seed, n, channels, k, n_si
     chan = rng.integers(0, channels, len(where))
     spike = rng.choice([-1.0, 1.0], len(where)) * rng.uniform(50, 100, len(where))
     spiky[where, chan] += spike.astype(np.float32)
-    got = hampel_filter(spiky, k, n_sigma, causal=causal)
+    got = hampel_filter(spiky, k, n_sigma, causal=causal, **floors)
     mask = np.zeros_like(spiky, dtype=bool)
     mask[where, chan] = True
     np.testing.assert_array_equal(got[~mask], clean[~mask])
@@ -199,24 +203,52 @@ def test_hampel_replaces_spikes_and_leaves_clean_data(seed, n, channels, k, n_si
         lo, hi = (max(0, j - 2 * k), j) if causal else (max(0, j - k), min(n - 1, j + k))
         window = clean[lo:hi + 1, c]
         assert window.min() - 1e-5 <= got[j, c] <= window.max() + 1e-5
-    np.testing.assert_array_equal(got, ref.hampel_filter(spiky, k, n_sigma, causal)[0])
+    np.testing.assert_array_equal(got, ref.hampel_filter(spiky, k, n_sigma, causal, min_rel, min_abs)[0])
 
 
 @PROPS
 @given(seed=seeds, n=st.integers(1, 100), k=st.one_of(st.integers(0, 6), st.sampled_from([15, 16, 20])),
-       n_sigma=st.floats(0, 4), causal=st.booleans(), levels=st.integers(2, 50))
-def test_hampel_streaming_equals_batch_and_reference(seed, n, k, n_sigma, causal, levels):
+       n_sigma=st.floats(0, 4), causal=st.booleans(), levels=st.integers(2, 50),
+       min_rel=st.sampled_from([0.0, 0.1, 0.25]), min_abs=st.sampled_from([0.0, 1.0, 3.0]))
+def test_hampel_streaming_equals_batch_and_reference(seed, n, k, n_sigma, causal, levels, min_rel, min_abs):
     rng = np.random.default_rng(seed)
-    # Few distinct levels: many ties in the windows. k >= 16 takes the per-channel path for full windows.
+    # Few distinct levels: many ties in the windows, and deviations landing exactly on an integer floor.
+    # k >= 16 takes the per-channel path for full windows.
     x = (rng.integers(0, levels, (n, 2, 3)) + np.where(rng.random((n, 2, 3)) < 0.1, 40, 0)).astype(np.float32)
-    batch = hampel_filter(x, k, n_sigma, causal=causal)
-    np.testing.assert_array_equal(batch, ref.hampel_filter(x, k, n_sigma, causal)[0])
-    stream = HampelStream((2, 3), k, n_sigma, causal=causal)
+    floors = dict(min_rel=min_rel, min_abs=min_abs)
+    batch = hampel_filter(x, k, n_sigma, causal=causal, **floors)
+    want, want_replaced = ref.hampel_filter(x, k, n_sigma, causal, min_rel, min_abs)
+    np.testing.assert_array_equal(batch, want)
+    stream = HampelStream((2, 3), k, n_sigma, causal=causal, **floors)
     assert stream.latency == (0 if causal else k)
     outs = [o for o in (stream.push(frame) for frame in x) if o is not None]
     outs.extend(stream.flush())
     np.testing.assert_array_equal(np.stack(outs), batch)
-    assert stream.replaced == ref.hampel_filter(x, k, n_sigma, causal)[1]
+    assert stream.replaced == want_replaced
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_hampel_floor_keeps_one_lsb_steps_when_mad_is_zero(causal):
+    # Quantized CSI: a channel sits at 20 LSB, so its window MAD is 0; one frame reads 21.
+    x = np.full((13, 4), 20.0, np.float32)
+    x[6, 0] = 21.0   # 1-LSB step
+    x[6, 1] = 40.0   # spike: twice the value
+    x[6, 2] = 0.0    # drop-out
+    x[6, 3] = 23.0   # 3 LSB: at the absolute floor, not above it
+    classic = hampel_filter(x, 3, 3.0, causal=causal)
+    np.testing.assert_array_equal(classic[6], [20, 20, 20, 20])  # without floors every change is an outlier
+    for floors in [dict(min_rel=0.25), dict(min_abs=3.0), dict(min_rel=0.25, min_abs=3.0)]:
+        got = hampel_filter(x, 3, 3.0, causal=causal, **floors)
+        np.testing.assert_array_equal(got[6], [21, 20, 20, 23], err_msg=str(floors))
+        np.testing.assert_array_equal(np.delete(got, 6, axis=0), np.delete(x, 6, axis=0))
+        np.testing.assert_array_equal(got, ref.hampel_filter(x, 3, 3.0, causal, **floors)[0])
+    # The Sanitizer's defaults do the same on the raw amplitude (the floors apply before normalization).
+    csi = np.full((13, 2, 4, 1), 20.0, np.complex64)
+    csi[6, :, :, 0] = x[6]
+    sanitizer = Sanitizer((2, 4, 1), SanitizeConfig(amplitude_norm="none"))
+    amp, _ = sanitizer.process_batch(csi)
+    np.testing.assert_array_equal(amp[6, 0, :, 0], [21, 20, 20, 23])
+    assert sanitizer.hampel_replaced == 2 * 2  # spike and drop-out, on both subcarriers
 
 
 # ---------------------------------------------------------------- resampling
@@ -301,13 +333,16 @@ def _random_csi(rng, n, shape):
        n_out=st.sampled_from([None, 30]),
        fit=st.sampled_from(["endpoints", "least_squares", "paper", "none"]),
        norm=st.sampled_from(["rms", "zscore", "none"]), k=st.integers(0, 4),
+       floors=st.sampled_from([(0.0, 0.0), (0.25, 0.0), (0.1, 0.5), (0.25, 3.0)]),
        cuts=st.lists(st.integers(0, 40)))
-def test_sanitizer_streaming_equals_batch_and_reference(seed, n, n_sub, n_out, fit, norm, k, cuts):
+def test_sanitizer_streaming_equals_batch_and_reference(seed, n, n_sub, n_out, fit, norm, k, floors, cuts):
     rng = np.random.default_rng(seed)
     shape = (n_sub, 3, 2)
     csi = _random_csi(rng, n, shape)
     csi[rng.random(n) < 0.2] *= 10  # gain steps
-    config = SanitizeConfig(n_subcarriers_out=n_out, phase_fit=fit, amplitude_norm=norm, hampel_k=k)
+    min_rel, min_abs = floors
+    config = SanitizeConfig(n_subcarriers_out=n_out, phase_fit=fit, amplitude_norm=norm, hampel_k=k,
+                            hampel_min_rel=min_rel, hampel_min_abs=min_abs)
     sanitizer = Sanitizer(shape, config)
     frames = [sanitizer.process_frame(f) for f in csi]
     amp_f, phase_f = (np.stack(v) for v in zip(*frames, strict=True))
@@ -318,7 +353,7 @@ def test_sanitizer_streaming_equals_batch_and_reference(seed, n, n_sub, n_out, f
     np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), phase_f)
     assert amp_f.shape == (n, n_out or n_sub, 3, 2) and amp_f.dtype == np.float32
     numpy_ = ref.NumpySanitizer(shape, n_subcarriers_out=n_out, phase_fit=fit, amplitude_norm=norm,
-                                hampel_k=k)
+                                hampel_k=k, hampel_min_rel=min_rel, hampel_min_abs=min_abs)
     want_amp, want_phase = numpy_.process_batch(csi)
     np.testing.assert_allclose(amp_f, want_amp, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(phase_f, want_phase, rtol=1e-5, atol=1e-5)
@@ -362,6 +397,47 @@ def test_real_intel5300_capture(csi_dir):
     np.testing.assert_allclose(phase.mean(axis=1), 0, atol=1e-5)
     t_out, resampled = resample(times, amp, 100.0)
     assert np.isfinite(resampled).all() and len(t_out) > 0
+
+
+def test_hampel_replaces_under_one_percent_of_a_real_capture_but_keeps_spikes(csi_dir):
+    # Intel 5300, 2998 frames of 30x3x1 at 1 kHz; two of the three links are weak (|h| ~ 4-7 LSB), where a
+    # 1-LSB step is 15-25% of the value and the 7-frame MAD is often 0.
+    cap = read_capture(csi_dir / "intel5300" / "intel5300_csiread_monitor_ch64_0x5_3000pkts.dat")
+    csi = np.stack(cap.csi)
+    assert csi.shape == (2998, 30, 3, 1)
+    config = SanitizeConfig(amplitude_norm="none")  # default floors (0.25, 3.0), causal k=3, 3 sigma
+    sanitizer = Sanitizer(csi.shape[1:], config)
+    amp, _ = sanitizer.process_batch(csi)
+    fraction = sanitizer.hampel_replaced / csi[..., 0].size
+    assert fraction < 0.01  # measured 0.17%
+    classic = Sanitizer(csi.shape[1:], SanitizeConfig(amplitude_norm="none", hampel_min_rel=0, hampel_min_abs=0))
+    classic.process_batch(csi)
+    assert classic.hampel_replaced / csi[..., 0].size > 0.07  # measured 7.61% without floors
+    numpy_ = ref.NumpySanitizer(csi.shape[1:], amplitude_norm="none")
+    want, _ = numpy_.process_batch(csi)
+    np.testing.assert_array_equal(amp, want)
+    assert numpy_.replaced == sanitizer.hampel_replaced
+
+    # Spikes (8x the amplitude, phase kept) at one sample every 11 frames are all replaced by a value inside
+    # the clean window; elsewhere the output barely moves (measured: 3 of 270k samples, whose window median
+    # the spike shifted by one rank).
+    rng = np.random.default_rng(7)
+    clean = np.abs(csi[..., 0].astype(np.complex128)).astype(np.float32)
+    spiky = csi.copy()
+    frames = np.arange(20, len(csi), 11)
+    sub, rx = rng.integers(0, 30, len(frames)), rng.integers(0, 3, len(frames))
+    keep = clean[frames, sub, rx] >= 2  # a spike on a 0-1 LSB sample is within the quantization floor
+    frames, sub, rx = frames[keep], sub[keep], rx[keep]
+    spiky[frames, sub, rx, 0] *= 8
+    sanitizer = Sanitizer(csi.shape[1:], config)
+    got, _ = sanitizer.process_batch(spiky)
+    assert len(frames) > 200
+    for j, s_, r in zip(frames, sub, rx, strict=True):
+        window = clean[j - 6:j + 1, s_, r]
+        assert window.min() <= got[j, s_, r, 0] <= window.max() < 8 * clean[j, s_, r]
+    mask = np.zeros(clean.shape, bool)
+    mask[frames, sub, rx] = True
+    assert (got[..., 0] != amp[..., 0])[~mask].sum() <= 10
 
 
 # ---------------------------------------------------------------- bad input
@@ -426,6 +502,12 @@ def test_bad_input_raises_value_error():
         resample(np.array([0.0, 3.6e9]), np.ones((2, 270)), 100.0, max_gap_s=np.inf)
     with pytest.raises(ValueError, match="k must"):
         hampel_filter(np.ones((4, 2)), k=-1)
+    with pytest.raises(ValueError, match="min_rel"):
+        hampel_filter(np.ones((4, 2)), min_rel=-0.1)
+    with pytest.raises(ValueError, match="min_abs"):
+        HampelStream((2,), min_abs=float("nan"))
+    with pytest.raises(ValueError, match="min_abs"):
+        Sanitizer((30, 3, 3), SanitizeConfig(hampel_min_abs=float("inf")))
     with pytest.raises(ValueError, match="n_out"):
         interpolate_subcarriers(np.ones((8, 2, 2)), 1)
     with pytest.raises(ValueError, match="NaN"):

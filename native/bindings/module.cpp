@@ -225,7 +225,8 @@ PYBIND11_MODULE(_native, m) {
       return out;
     }, py::arg("amplitude"), py::arg("mode"));
 
-    m.def("hampel_filter", [](const f32_in& x, size_t k, double n_sigma, bool causal) {
+    m.def("hampel_filter", [](const f32_in& x, size_t k, double n_sigma, bool causal, double min_rel,
+                              double min_abs) {
       if (x.ndim() != 2) throw std::invalid_argument("expected (frames, channels) array");
       py::array_t<float> out({x.shape(0), x.shape(1)});
       auto* dst = out.mutable_data();
@@ -233,14 +234,15 @@ PYBIND11_MODULE(_native, m) {
       {
         py::gil_scoped_release release;
         require_finite(x.data(), x.size(), "Hampel input");
-        replaced = hampel_filter(x.data(), x.shape(0), x.shape(1), k, n_sigma, causal, dst);
+        replaced = hampel_filter(x.data(), x.shape(0), x.shape(1), k, n_sigma, causal, dst, min_rel, min_abs);
       }
       return py::make_tuple(out, replaced);
-    }, py::arg("x"), py::arg("k"), py::arg("n_sigma"), py::arg("causal"));
+    }, py::arg("x"), py::arg("k"), py::arg("n_sigma"), py::arg("causal"), py::arg("min_rel") = 0.0,
+       py::arg("min_abs") = 0.0);
 
     py::class_<HampelFilter>(m, "HampelFilter")
-        .def(py::init<size_t, size_t, double, bool>(), py::arg("n_channels"), py::arg("k"), py::arg("n_sigma"),
-             py::arg("causal"))
+        .def(py::init<size_t, size_t, double, bool, double, double>(), py::arg("n_channels"), py::arg("k"),
+             py::arg("n_sigma"), py::arg("causal"), py::arg("min_rel") = 0.0, py::arg("min_abs") = 0.0)
         .def("push", [](HampelFilter& f, const f32_in& x) -> py::object {
           if (static_cast<size_t>(x.size()) != f.n_channels())
             throw std::invalid_argument("frame has " + std::to_string(x.size()) + " values, filter has " +
@@ -297,17 +299,20 @@ PYBIND11_MODULE(_native, m) {
     py::class_<Sanitizer>(m, "Sanitizer")
         .def(py::init([](size_t n_sub, size_t n_rx, size_t n_tx, size_t n_sub_out,
                          std::optional<std::vector<double>> index, const std::string& phase_fit,
-                         const std::string& amplitude_norm, size_t hampel_k, double hampel_sigmas) {
+                         const std::string& amplitude_norm, size_t hampel_k, double hampel_sigmas,
+                         double hampel_min_rel, double hampel_min_abs) {
                SanitizerConfig c;
                c.n_sub = n_sub; c.n_rx = n_rx; c.n_tx = n_tx; c.n_sub_out = n_sub_out;
                c.subcarrier_index = index.value_or(std::vector<double>{});
                c.phase_fit = parse_phase_fit(phase_fit);
                c.amplitude_norm = parse_amplitude_norm(amplitude_norm);
                c.hampel_k = hampel_k; c.hampel_sigmas = hampel_sigmas;
+               c.hampel_min_rel = hampel_min_rel; c.hampel_min_abs = hampel_min_abs;
                return std::make_unique<Sanitizer>(std::move(c));
              }),
              py::arg("n_sub"), py::arg("n_rx"), py::arg("n_tx"), py::arg("n_sub_out"), py::arg("subcarrier_index"),
-             py::arg("phase_fit"), py::arg("amplitude_norm"), py::arg("hampel_k"), py::arg("hampel_sigmas"))
+             py::arg("phase_fit"), py::arg("amplitude_norm"), py::arg("hampel_k"), py::arg("hampel_sigmas"),
+             py::arg("hampel_min_rel"), py::arg("hampel_min_abs"))
         .def("process_frame", [](Sanitizer& s, const c64_in& csi, py::array& amplitude, py::array& phase) {
           const auto& c = s.config();
           const std::vector<py::ssize_t> in{py::ssize_t(c.n_sub), py::ssize_t(c.n_rx), py::ssize_t(c.n_tx)};

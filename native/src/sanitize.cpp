@@ -240,11 +240,14 @@ inline void median_mad(const float* s, size_t n, double& med, double& mad) {
 
 }  // namespace
 
-HampelFilter::HampelFilter(size_t n_channels, size_t k, double n_sigma, bool causal)
-    : n_ch_(n_channels), k_(k), win_(2 * k + 1), causal_(causal) {
+HampelFilter::HampelFilter(size_t n_channels, size_t k, double n_sigma, bool causal, double min_rel,
+                           double min_abs)
+    : n_ch_(n_channels), k_(k), win_(2 * k + 1), min_rel_(min_rel), min_abs_(min_abs), causal_(causal) {
   if (n_channels == 0) invalid("Hampel filter needs at least one channel");
   if (k > 10000) invalid("Hampel half-window k is too large (" + std::to_string(k) + ")");
   if (!std::isfinite(n_sigma) || n_sigma < 0) invalid("Hampel n_sigma must be finite and >= 0");
+  if (!std::isfinite(min_rel) || min_rel < 0) invalid("Hampel min_rel must be finite and >= 0");
+  if (!std::isfinite(min_abs) || min_abs < 0) invalid("Hampel min_abs must be finite and >= 0");
   threshold_scale_ = n_sigma * kMadScale;
   ring_.assign(win_ * n_ch_, 0.0f);
   window_.resize(win_);
@@ -257,7 +260,9 @@ HampelFilter::HampelFilter(size_t n_channels, size_t k, double n_sigma, bool cau
 void HampelFilter::reset() { pushed_ = emitted_ = 0; }
 
 void HampelFilter::decide(const float* x, double med, double mad, float* out, size_t c) {
-  if (std::abs(static_cast<double>(x[c]) - med) > threshold_scale_ * mad) {
+  // Same operations and order as the numpy reference's _hampel_decide, so both decide identically.
+  const double threshold = std::max(std::max(threshold_scale_ * mad, min_rel_ * std::abs(med)), min_abs_);
+  if (std::abs(static_cast<double>(x[c]) - med) > threshold) {
     out[c] = static_cast<float>(med);
     ++replaced_;
   } else {
@@ -341,9 +346,9 @@ size_t HampelFilter::flush(float* out) {
 }
 
 uint64_t hampel_filter(const float* x, size_t n_frames, size_t n_channels, size_t k, double n_sigma, bool causal,
-                       float* out) {
+                       float* out, double min_rel, double min_abs) {
   if (n_frames == 0) invalid("Hampel filter: no frames");
-  HampelFilter f(n_channels, k, n_sigma, causal);
+  HampelFilter f(n_channels, k, n_sigma, causal, min_rel, min_abs);
   size_t written = 0;
   // Centered output lags by k frames, so out row (t - k) is written after x row t was read: aliasing is safe.
   for (size_t t = 0; t < n_frames; ++t) {
@@ -449,7 +454,7 @@ Sanitizer::Sanitizer(SanitizerConfig cfg)
       n_link_(cfg_.n_rx * cfg_.n_tx),
       axis_(cfg_.n_sub, cfg_.subcarrier_index, cfg_.n_sub_out),
       hampel_(std::max<size_t>(axis_.n_out() * std::max<size_t>(n_link_, 1), 1), cfg_.hampel_k, cfg_.hampel_sigmas,
-              /*causal=*/true) {
+              /*causal=*/true, cfg_.hampel_min_rel, cfg_.hampel_min_abs) {
   if (cfg_.n_rx == 0 || cfg_.n_tx == 0) invalid("n_rx and n_tx must be >= 1");
   amp_.resize(frame_in_size());
   phase_.resize(frame_in_size());

@@ -68,13 +68,17 @@ class SubcarrierAxis {
 // In place on (n_frames, n_sub, n_link) frames of amplitudes.
 void normalize_amplitude(double* amp, size_t n_frames, size_t n_sub, size_t n_link, AmplitudeNorm norm);
 
-// Hampel filter over time, per channel: a sample further than n_sigma * 1.4826 * MAD from its window's median
-// is replaced by that median (windows hold the raw samples, not earlier replacements).
+// Hampel filter over time, per channel: a sample further than
+//   max(n_sigma * 1.4826 * MAD, min_rel * |median|, min_abs)
+// from its window's median is replaced by that median (windows hold the raw samples, not earlier replacements).
+// The floors matter for quantized CSI: in a 7-frame window of small integers the MAD is often 0 (or one LSB),
+// and without a floor any 1-LSB step counts as an outlier. min_rel = min_abs = 0 is the classic Hampel filter.
 // Centered: frame t's window is frames [t-k, t+k] (cut at the stream's ends), so output lags input by k frames.
 // Causal: frame t's window is frames [t-2k, t] (same length, cut at the start), zero latency.
 class HampelFilter {
  public:
-  HampelFilter(size_t n_channels, size_t k, double n_sigma, bool causal);
+  // min_rel, min_abs: finite and >= 0.
+  HampelFilter(size_t n_channels, size_t k, double n_sigma, bool causal, double min_rel = 0, double min_abs = 0);
 
   // Takes one frame of n_channels values. Returns true when out received a filtered frame: always when causal;
   // centered, frame t-k once t >= k. x and out may alias.
@@ -93,6 +97,7 @@ class HampelFilter {
   void decide(const float* x, double med, double mad, float* out, size_t c);
   size_t n_ch_, k_, win_;
   double threshold_scale_;  // n_sigma * 1.4826
+  double min_rel_, min_abs_;  // threshold floors: min_rel * |median|, min_abs
   bool causal_;
   std::vector<float> ring_;    // win_ frames, frame t at slot t % win_
   std::vector<float> sorted_;  // full windows: win_ rows of n_ch_, sorted per channel
@@ -103,7 +108,7 @@ class HampelFilter {
 
 // Batch Hampel over x (n_frames, n_channels) -> out (may alias x); same result as streaming. Returns replacements.
 uint64_t hampel_filter(const float* x, size_t n_frames, size_t n_channels, size_t k, double n_sigma, bool causal,
-                       float* out);
+                       float* out, double min_rel = 0, double min_abs = 0);
 
 // Linear-interpolation resampler of an irregular timestamped stream to rate_hz. The output grid is
 // origin + j / rate_hz with origin = floor(first timestamp) (whole seconds: for an integer rate such as 100 Hz
@@ -148,6 +153,11 @@ struct SanitizerConfig {
   AmplitudeNorm amplitude_norm = AmplitudeNorm::kRms;
   size_t hampel_k = 3;                   // 0: off; else causal Hampel on the amplitude
   double hampel_sigmas = 3.0;
+  // Threshold floors on the raw amplitude (see HampelFilter): relative to the window median, and absolute in
+  // raw CSI units (1 LSB for the integer-CSI chips). Defaults and the measurements behind them: SanitizeConfig
+  // in python/wdp/csi/sanitize.py.
+  double hampel_min_rel = 0.25;
+  double hampel_min_abs = 3.0;
 };
 
 // The per-frame pipeline: amplitude |h| and phase arg h (double) -> phase unwrapped along subcarriers -> linear

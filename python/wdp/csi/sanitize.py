@@ -48,6 +48,25 @@ class SanitizeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # Causal Hampel on the amplitude over the last 2k+1 frames (zero latency); 0 turns it off.
     hampel_k: int = 3
     hampel_sigmas: float = 3.0
+    # Floors on the Hampel threshold: a sample is an outlier only when it is further than
+    # max(hampel_sigmas * 1.4826 * MAD, hampel_min_rel * |median|, hampel_min_abs) from its window median
+    # (raw amplitude, before normalization). Without them the 7-frame MAD decides alone: on quantized CSI it is
+    # often 0 or 1 LSB, and even on Gaussian noise a 7-sample MAD flags 4.8% of samples at 3 sigma.
+    # hampel_min_abs is in raw CSI units: 1 LSB for the integer-CSI chips (Intel 5300, Atheros, ESP32, Nexmon
+    # int16, the simulator's quantized I/Q) and about one noise sigma for wdp.csi.scaling.scaled_csi; set it to
+    # the noise level for float CSI (an SDR such as the USRP N210 reports ~1e-3, so 3.0 turns its filter off).
+    # Defaults from bench/hampel_floor_survey.py (causal k=3, 3 sigma, every file in shared/data/csi, one
+    # stream per (shape, core, spatial stream)), % of amplitude samples replaced without floors -> with
+    # (0.25, 3.0): Intel 5300 3000-packet monitor capture 7.61 -> 0.17, Intel 5300 T410 example 9.42 -> 0.47,
+    # PicoScenes AX200 10.2 -> 1.75, ESP32 example 16.5 -> 4.6, all 1.76M samples 6.49 -> 3.68.
+    # 0.25 is the smallest relative floor (0.05 steps) that puts both Intel 5300 logs with >= 26 frames per
+    # stream under 1%; injected spikes (>= 2x the clean value, tests/test_sanitize.py) stay replaced. What the
+    # floors leave elsewhere is not quantization: per-packet gain steps (QCA9300 6.5%, Atheros 6.2%, ESP32
+    # 6.7%: whole links flagged at once, as the filter runs before normalization) and > 25% per-sample
+    # amplitude jitter on Nexmon chips (bcm4339 3.9% at ~1 kHz with its link RMS steady within 1%). Floors
+    # high enough to hide those (0.5 relative still leaves 3.2%) would let real spikes through.
+    hampel_min_rel: float = 0.25
+    hampel_min_abs: float = 3.0
 
 
 def _as_frames(x: Any, dtype: type = np.float64) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -114,15 +133,17 @@ def _check_k(k: int) -> None:
         raise ValueError(f"Hampel half-window k must be >= 0, got {k}")
 
 
-def hampel_filter(x: Any, k: int = 3, n_sigma: float = 3.0, *, causal: bool = False) -> np.ndarray:
+def hampel_filter(x: Any, k: int = 3, n_sigma: float = 3.0, *, causal: bool = False, min_rel: float = 0.0,
+                  min_abs: float = 0.0) -> np.ndarray:
     """Hampel outlier filter over axis 0, per element of the other axes (float32 out, same shape).
 
-    A sample further than n_sigma * 1.4826 * MAD from its window's median becomes that median. Centered
-    windows are frames [t-k, t+k], causal ones [t-2k, t]; both are cut at the ends of x.
+    A sample further than max(n_sigma * 1.4826 * MAD, min_rel * |median|, min_abs) from its window's median
+    becomes that median; the default floors 0 give the classic filter (SanitizeConfig has floors for CSI
+    amplitude). Centered windows are frames [t-k, t+k], causal ones [t-2k, t]; both are cut at the ends of x.
     """
     _check_k(k)
     rows, shape = _time_rows(x)
-    out, _ = _native.hampel_filter(rows, int(k), float(n_sigma), bool(causal))
+    out, _ = _native.hampel_filter(rows, int(k), float(n_sigma), bool(causal), float(min_rel), float(min_abs))
     return out.reshape(shape)
 
 
@@ -130,14 +151,16 @@ class HampelStream:
     """Frame-by-frame Hampel filter; equal to hampel_filter over the whole stream.
 
     Centered: push() returns frame t-k (None for the first k frames) and flush() the last k at the end of the
-    stream. Causal: push() returns the filtered frame at once.
+    stream. Causal: push() returns the filtered frame at once. min_rel, min_abs: threshold floors as in
+    hampel_filter.
     """
 
     def __init__(self, shape: tuple[int, ...], k: int = 3, n_sigma: float = 3.0, *,
-                 causal: bool = False) -> None:
+                 causal: bool = False, min_rel: float = 0.0, min_abs: float = 0.0) -> None:
         _check_k(k)
         self.shape = tuple(int(d) for d in shape)
-        self._f = _native.HampelFilter(int(np.prod(self.shape)), int(k), float(n_sigma), bool(causal))
+        self._f = _native.HampelFilter(int(np.prod(self.shape)), int(k), float(n_sigma), bool(causal),
+                                       float(min_rel), float(min_abs))
 
     @property
     def latency(self) -> int:
@@ -242,7 +265,8 @@ class Sanitizer:
         self.shape = (n_sub, n_rx, n_tx)
         self._native = _native.Sanitizer(
             n_sub, n_rx, n_tx, c.n_subcarriers_out or 0, _index(c.subcarrier_index), c.phase_fit,
-            c.amplitude_norm, c.hampel_k, float(c.hampel_sigmas))
+            c.amplitude_norm, c.hampel_k, float(c.hampel_sigmas), float(c.hampel_min_rel),
+            float(c.hampel_min_abs))
         self.output_shape = (self._native.n_sub_out, n_rx, n_tx)
 
     @property
