@@ -42,20 +42,24 @@ def summarize_capture(path: Path, fmt: str | None = None, progress: bool = False
     ts_last: float | None = None
     amp_sum = 0.0
     amp_n = 0
-    sanitizers: dict[tuple[int, ...], Sanitizer] = {}  # one stateful sanitizer per frame shape (link set)
+    # One stateful sanitizer per stream: frames of one shape from one (core, spatial stream) — nexmon
+    # interleaves several streams in one capture, and mixing them would corrupt the Hampel history.
+    sanitizers: dict[tuple[int, ...], Sanitizer] = {}
     phase_std_sum = 0.0
 
     def consume(batch) -> None:
         nonlocal ts_first, ts_last, amp_sum, amp_n, phase_std_sum
-        by_shape: dict[tuple[int, ...], list[np.ndarray]] = {}
-        for arr in batch.csi:
+        by_stream: dict[tuple[int, ...], list[np.ndarray]] = {}
+        cores, streams = batch.meta["core"], batch.meta["spatial_stream"]
+        for i, arr in enumerate(batch.csi):
             shapes["x".join(map(str, arr.shape))] += 1
             amp_sum += float(np.abs(arr).mean()) if arr.size else 0.0
             amp_n += 1
             if arr.size:
-                by_shape.setdefault(arr.shape, []).append(arr)
-        for shape, frames in by_shape.items():
-            san = sanitizers.setdefault(shape, Sanitizer(shape))
+                key = (*arr.shape, int(cores[i]), int(streams[i]))
+                by_stream.setdefault(key, []).append(arr)
+        for key, frames in by_stream.items():
+            san = sanitizers.get(key) or sanitizers.setdefault(key, Sanitizer(frames[0].shape))
             _, phase = san.process_batch(np.stack(frames))
             phase_std_sum += float(phase.std(axis=1).mean(axis=(1, 2)).sum())
         ts = batch.meta["timestamp"]
