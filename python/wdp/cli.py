@@ -60,7 +60,11 @@ def summarize_capture(path: Path, fmt: str | None = None, progress: bool = False
                 by_stream.setdefault(key, []).append(arr)
         for key, frames in by_stream.items():
             san = sanitizers.get(key) or sanitizers.setdefault(key, Sanitizer(frames[0].shape))
-            _, phase = san.process_batch(np.stack(frames))
+            block = np.stack(frames)
+            if fmt.startswith("nexmon"):
+                # nexmon stores subcarriers in FFT-bin order; unwrap needs them in frequency order.
+                block = np.fft.fftshift(block, axes=1)
+            _, phase = san.process_batch(block)
             phase_std_sum += float(phase.std(axis=1).mean(axis=(1, 2)).sum())
         ts = batch.meta["timestamp"]
         ts = ts[np.isfinite(ts)]
