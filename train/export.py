@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import hashlib
 import json
+import logging
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +57,23 @@ def export_torchscript(net: nn.Module, path: Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _quiet_loggers(*names: str) -> Iterator[None]:
+    """The ONNX exporter logs every pass at INFO/WARNING (torchvision ops it skips, nodes it prunes)."""
+    saved = [(lg, lg.level) for lg in map(logging.getLogger, names)]
+    for lg, _ in saved:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in saved:
+            lg.setLevel(level)
+
+
 def export_onnx(net: nn.Module, path: Path, optimize: bool = True) -> Path:
     """torch.export-based ONNX export with a dynamic batch axis."""
     batch = torch.export.Dim("batch", min=1, max=4096)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_loggers("torch.onnx", "onnx_ir", "onnxscript"):
         # the exporter's own internals raise Future/UserWarnings (pytree API churn, axis-name notes)
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
@@ -90,7 +105,9 @@ def model_card(net: nn.Module, net_name: str, net_params: Mapping[str, Any], san
         "output_notes": {
             "center": "person-center heatmap logits", "offsets": "(dx, dy) per joint from the center cell, in cells",
             "keypoint_heatmaps": "joint heatmap logits", "part_logits": "class 0 = background, 1..24 = parts",
-            "uv": "DensePose U, V in [0, 1]", "map_to_image": f"map cell (r, c) is centred on image pixel ((c + 0.5) * {MAP_STRIDE}, (r + 0.5) * {MAP_STRIDE})",
+            "uv": "DensePose U, V in [0, 1]",
+            "map_to_image": f"map cell (r, c) is centred on image point ((c + 0.5) * {MAP_STRIDE}, "
+                            f"(r + 0.5) * {MAP_STRIDE})",
         },
         "image_size": [IMAGE_H, IMAGE_W],
         "decode": {"function": "wdp.model.decode_poses", **dict(decode)},

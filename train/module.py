@@ -70,7 +70,8 @@ class PoseLitModule(pl.LightningModule):
         return self.net(amplitude, phase)
 
     def _losses(self, batch: Mapping[str, torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
-        outputs = self.net(batch["amplitude"], batch["phase"])
+        # losses and decoding in float32 also under bf16/16-bit mixed precision
+        outputs = tuple(o.float() for o in self.net(batch["amplitude"], batch["phase"]))
         target = encode_targets(batch, **self.target_cfg)
         losses = compute_losses(outputs, target, self.loss_weights, self.hparams.heatmap_loss,
                                 self.hparams.background_weight)

@@ -88,7 +88,8 @@ def plot_skeleton_grid(
         row, col = divmod(i, columns)
         ax = axes[(row * (2 if gt_parts is not None else 1)) * columns + col]
         if pred_parts is not None:
-            ax.imshow(pred_parts[i], cmap="tab20b", vmin=0, vmax=N_PART_CLASSES - 1, extent=extent, alpha=0.6)
+            ax.imshow(np.ma.masked_equal(pred_parts[i], 0), cmap="tab20b", vmin=0, vmax=N_PART_CLASSES - 1,
+                      extent=extent, alpha=0.6)
         for p in range(int(gt_num_people[i])):
             _draw_skeleton(ax, gt_keypoints[i, p], "tab:green", 0)
         for k in range(len(pred_scores[i])):
@@ -100,7 +101,8 @@ def plot_skeleton_grid(
         ax.set_yticks([])
         if gt_parts is not None:
             ax_gt = axes[(row * 2 + 1) * columns + col]
-            ax_gt.imshow(gt_parts[i], cmap="tab20b", vmin=0, vmax=N_PART_CLASSES - 1, extent=extent)
+            ax_gt.imshow(np.ma.masked_equal(gt_parts[i], 0), cmap="tab20b", vmin=0, vmax=N_PART_CLASSES - 1,
+                         extent=extent)
             ax_gt.set(title=f"window {i}: true parts")
             ax_gt.set_axis_on()
             ax_gt.set_xticks([])
