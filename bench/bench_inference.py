@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-
 import wdp
 
 if importlib.util.find_spec("wdp.train") is None:  # source checkout: use the installed wheel's layout
@@ -45,7 +44,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime intra-op threads")
     ap.add_argument("--repeats", type=int, default=30, help="timed calls per case (batch 64: a third)")
-    ap.add_argument("--warmup", type=int, default=5, help="untimed calls first (TorchScript optimises after a few)")
+    ap.add_argument(
+        "--warmup", type=int, default=5, help="untimed calls first (TorchScript optimises after a few)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -69,13 +70,19 @@ def main() -> None:
                 rows.append((name, backend, params, lat * 1e3, 64 / big))
 
     base = next(r for r in rows if (r[0], r[1]) == BASELINE)
-    print(f"CPU inference, {args.threads} thread(s), torch {torch.__version__}; baseline = {'/'.join(BASELINE)}")
-    head = f"{'net':<8} {'backend':<12} {'params':>9} {'b1 ms':>8} {'x base':>7} {'b64 win/s':>10} {'x base':>7}"
+    print(
+        f"CPU inference, {args.threads} thread(s), torch {torch.__version__}; baseline = {'/'.join(BASELINE)}"
+    )
+    head = (
+        f"{'net':<8} {'backend':<12} {'params':>9} {'b1 ms':>8} {'x base':>7} {'b64 win/s':>10} {'x base':>7}"
+    )
     print(head)
     print("-" * len(head))
     for name, backend, params, lat, thr in rows:
-        print(f"{name:<8} {backend:<12} {params / 1e6:>8.2f}M {lat:>8.2f} {base[3] / lat:>6.2f}x "
-              f"{thr:>10.0f} {thr / base[4]:>6.2f}x")
+        print(
+            f"{name:<8} {backend:<12} {params / 1e6:>8.2f}M {lat:>8.2f} {base[3] / lat:>6.2f}x "
+            f"{thr:>10.0f} {thr / base[4]:>6.2f}x"
+        )
 
 
 if __name__ == "__main__":
