@@ -126,3 +126,21 @@ def test_generation_is_delegated_to_the_simulator(tmp_path: Path, monkeypatch: p
     dm.prepare_data()  # second time: cached
     assert len(calls) == 3
     assert people_probs(2) == pytest.approx([0.05, 0.475, 0.475])
+
+
+def test_simulator_data_round_trip(tmp_path: Path) -> None:
+    """With the simulator merged: its windows load, and labels -> targets -> decode reproduces them (AP 1)."""
+    pytest.importorskip("wdp.data", reason="simulator (sim branch) not merged yet")
+    from test_model_decode import _images, perfect_outputs
+    from wdp.model.decode import decode_poses
+    from wdp.model.metrics import keypoint_ap
+
+    dm = CsiDataModule(
+        cache_dir=str(tmp_path), num_people=2, num_train=8, num_val=8, num_test=48, shard_size=16
+    )
+    dm.prepare_data()
+    test = dm.split("test")
+    batch = dict(test.arrays)
+    assert int(batch["num_people"].sum()) > 20
+    decoded = decode_poses(*perfect_outputs(batch), refine_threshold=2.0)
+    assert keypoint_ap(_images(batch, decoded))["ap"] == pytest.approx(1.0)
