@@ -16,9 +16,14 @@ from wdp.train.targets import encode_targets
 
 
 class PoseEvaluator:
-    """Accumulates decoded predictions and labels of one stage and computes all metrics at the end."""
+    """Accumulates decoded predictions and labels of one stage and computes all metrics at the end.
 
-    def __init__(self) -> None:
+    AP uses every decoded person with its score (as COCO does); PCK and joint errors only count people scoring
+    >= `min_score`, so a missed person fails its joints instead of borrowing a low-confidence guess.
+    """
+
+    def __init__(self, min_score: float = 0.3) -> None:
+        self.min_score = min_score
         self.images: list[ImagePoses] = []
         self.parts = PartConfusion()
 
@@ -50,7 +55,8 @@ class PoseEvaluator:
     def compute(self) -> dict[str, float]:
         if not self.images:
             return {}
-        return {**keypoint_ap(self.images), **pose_errors(self.images), **self.parts.compute()}
+        errors = pose_errors(self.images, min_score=self.min_score)
+        return {**keypoint_ap(self.images), **errors, **self.parts.compute()}
 
 
 class PoseLitModule(pl.LightningModule):
@@ -65,8 +71,10 @@ class PoseLitModule(pl.LightningModule):
         targets: Mapping[str, float] | None = None,
         decode: Mapping[str, float] | None = None,
         name: str = "net",
+        metric_min_score: float = 0.3,
     ) -> None:
-        """`name` is the net's config name (paper, wdpnet): recorded in hparams and the model card."""
+        """`name` is the net's config name (paper, wdpnet): recorded in hparams and the model card.
+        `metric_min_score`: person score a detection needs to count for PCK / joint error (not for AP)."""
         super().__init__()
         # the net is a constructor argument (Hydra instantiates it), not a hyperparameter
         self.save_hyperparameters(logger=False, ignore=["net"])
@@ -121,7 +129,7 @@ class PoseLitModule(pl.LightningModule):
             self.log_dict({f"{stage}/{k}": float(v) for k, v in metrics.items()})
 
     def on_validation_epoch_start(self) -> None:
-        self.evaluators["val"] = PoseEvaluator()
+        self.evaluators["val"] = PoseEvaluator(self.hparams.metric_min_score)
 
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step("val", batch)
@@ -130,7 +138,7 @@ class PoseLitModule(pl.LightningModule):
         self._eval_epoch_end("val")
 
     def on_test_epoch_start(self) -> None:
-        self.evaluators["test"] = PoseEvaluator()
+        self.evaluators["test"] = PoseEvaluator(self.hparams.metric_min_score)
 
     def test_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step("test", batch)
