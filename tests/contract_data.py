@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from wdp.model.spec import (
     IMAGE_H,
     IMAGE_W,
@@ -28,11 +27,27 @@ from wdp.model.spec import (
 )
 
 # a standing COCO pose in units of body height, origin at the box centre
-_TEMPLATE = np.array([
-    [0.0, -0.42], [-0.03, -0.44], [0.03, -0.44], [-0.06, -0.43], [0.06, -0.43],
-    [-0.12, -0.30], [0.12, -0.30], [-0.16, -0.14], [0.16, -0.14], [-0.18, 0.0], [0.18, 0.0],
-    [-0.08, 0.02], [0.08, 0.02], [-0.09, 0.24], [0.09, 0.24], [-0.09, 0.46], [0.09, 0.46],
-])
+_TEMPLATE = np.array(
+    [
+        [0.0, -0.42],
+        [-0.03, -0.44],
+        [0.03, -0.44],
+        [-0.06, -0.43],
+        [0.06, -0.43],
+        [-0.12, -0.30],
+        [0.12, -0.30],
+        [-0.16, -0.14],
+        [0.16, -0.14],
+        [-0.18, 0.0],
+        [0.18, 0.0],
+        [-0.08, 0.02],
+        [0.08, 0.02],
+        [-0.09, 0.24],
+        [0.09, 0.24],
+        [-0.09, 0.46],
+        [0.09, 0.46],
+    ]
+)
 
 
 def random_sample(rng: np.random.Generator, max_people: int = 2) -> dict[str, np.ndarray]:
@@ -64,7 +79,7 @@ def random_sample(rng: np.random.Generator, max_people: int = 2) -> dict[str, np
             for t in np.linspace(0, 1, 12):
                 u, v = (xy[a] * (1 - t) + xy[b] * t) / MAP_STRIDE
                 iu, iv = int(round(u)), int(round(v))
-                part_mask[max(iv - 1, 0):iv + 2, max(iu - 1, 0):iu + 2] = e % N_PARTS + 1
+                part_mask[max(iv - 1, 0) : iv + 2, max(iu - 1, 0) : iu + 2] = e % N_PARTS + 1
     body = part_mask > 0
     uv[:, body] = rng.random((2, int(body.sum())), dtype=np.float32)
     shape = (WINDOW, N_SUB, N_RX, N_TX)
@@ -86,17 +101,23 @@ def random_sample(rng: np.random.Generator, max_people: int = 2) -> dict[str, np
     }
 
 
-def write_split(out_dir: str | Path, split: str, num_samples: int, seed: int, max_people: int = 2,
-                shard_size: int = 16) -> Path:
+def write_split(
+    out_dir: str | Path, split: str, num_samples: int, seed: int, max_people: int = 2, shard_size: int = 16
+) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     samples = [random_sample(rng, max_people) for _ in range(num_samples)]
     for s, start in enumerate(range(0, num_samples, shard_size)):
-        chunk = samples[start:start + shard_size]
+        chunk = samples[start : start + shard_size]
         np.savez(out / f"shard-{s:05d}.npz", **{k: np.stack([c[k] for c in chunk]) for k in chunk[0]})
-    meta = {"version": 1, "split": split, "num_samples": num_samples, "rooms": [0, 1, 2],
-            "config": {"generator": "tests/contract_data.py", "max_people": max_people, "seed": seed}}
+    meta = {
+        "version": 1,
+        "split": split,
+        "num_samples": num_samples,
+        "rooms": [0, 1, 2],
+        "config": {"generator": "tests/contract_data.py", "max_people": max_people, "seed": seed},
+    }
     (out / "meta.json").write_text(json.dumps(meta))
     return out
 

@@ -8,18 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from wheel_layout import ensure_wheel_layout
-
 from wdp.model import NETS, load_exported
 from wdp.model.spec import INPUT_SHAPE, OUTPUT_NAMES
+from wheel_layout import ensure_wheel_layout
 
 ensure_wheel_layout()
 from wdp.train.export import export_net  # noqa: E402
 
 torch.set_num_threads(1)
 
-SMALL = {"paper": dict(width=8, mlp_hidden=64, head_channels=8),
-         "wdpnet": dict(width=8, embed_dim=32, seed_channels=16, head_channels=8)}
+SMALL = {
+    "paper": dict(width=8, mlp_hidden=64, head_channels=8),
+    "wdpnet": dict(width=8, embed_dim=32, seed_channels=16, head_channels=8),
+}
 
 
 @pytest.fixture(scope="module", params=["paper", "wdpnet"])
@@ -33,8 +34,14 @@ def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             net(torch.rand(8, *INPUT_SHAPE) * 3, torch.randn(8, *INPUT_SHAPE) * 2)
     net.eval()
     out = tmp_path_factory.mktemp(request.param)
-    paths = export_net(net, out, net_name=request.param, net_params=SMALL[request.param],
-                       metrics={"test/ap": 0.25}, training={"config_hash": "x" * 64})
+    paths = export_net(
+        net,
+        out,
+        net_name=request.param,
+        net_params=SMALL[request.param],
+        metrics={"test/ap": 0.25},
+        training={"config_hash": "x" * 64},
+    )
     return request.param, net, out, paths
 
 
@@ -72,7 +79,9 @@ def test_loader_forms_and_card(exported) -> None:
         ref = net(amp, phase)[0][0]
     by_dir = load_exported(out)  # auto: TorchScript first
     by_file = load_exported(out / "model.onnx")  # ONNX by suffix, card found beside it
-    assert by_dir.backend == "torchscript" and by_file.backend == "onnx" and by_file.card["net"]["name"] == name
+    assert (
+        by_dir.backend == "torchscript" and by_file.backend == "onnx" and by_file.card["net"]["name"] == name
+    )
     for model in (by_dir, by_file):
         single = model(amp[0].numpy(), phase[0].numpy())  # numpy, unbatched
         torch.testing.assert_close(single["center"], ref, atol=1e-5, rtol=1e-5)

@@ -7,7 +7,6 @@ import io
 
 import numpy as np
 import pytest
-
 from wdp.model.metrics import ImagePoses, PartConfusion, keypoint_ap, oks, pose_errors
 from wdp.model.spec import KEYPOINT_NAMES, OKS_SIGMAS
 
@@ -69,16 +68,34 @@ def _pycocotools_stats(images: list[ImagePoses]) -> np.ndarray:
         for g in range(len(img.gt_keypoints)):
             x0, y0, x1, y1 = img.gt_boxes[g]
             kp = img.gt_keypoints[g]
-            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": 1, "iscrowd": 0,
-                         "keypoints": kp.ravel().tolist(), "num_keypoints": int((kp[:, 2] > 0).sum()),
-                         "area": float(img.gt_area[g]), "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)]})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i,
+                    "category_id": 1,
+                    "iscrowd": 0,
+                    "keypoints": kp.ravel().tolist(),
+                    "num_keypoints": int((kp[:, 2] > 0).sum()),
+                    "area": float(img.gt_area[g]),
+                    "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                }
+            )
         for d in range(len(img.dt_scores)):
-            results.append({"image_id": i, "category_id": 1, "keypoints": img.dt_keypoints[d].ravel().tolist(),
-                            "score": float(img.dt_scores[d])})
+            results.append(
+                {
+                    "image_id": i,
+                    "category_id": 1,
+                    "keypoints": img.dt_keypoints[d].ravel().tolist(),
+                    "score": float(img.dt_scores[d]),
+                }
+            )
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
-        gt.dataset = {"images": [{"id": i} for i in range(1, len(images) + 1)], "annotations": anns,
-                      "categories": [{"id": 1, "name": "person", "keypoints": list(KEYPOINT_NAMES)}]}
+        gt.dataset = {
+            "images": [{"id": i} for i in range(1, len(images) + 1)],
+            "annotations": anns,
+            "categories": [{"id": 1, "name": "person", "keypoints": list(KEYPOINT_NAMES)}],
+        }
         gt.createIndex()
         dt = gt.loadRes(results)
         ev = COCOeval(gt, dt, "keypoints")
@@ -105,15 +122,21 @@ def test_keypoint_ap_matches_pycocotools_with_many_detections() -> None:
     extra = np.array([_random_person(rng, 25.0) for _ in range(30)])
     images[1].dt_keypoints = np.concatenate([images[1].dt_keypoints.reshape(-1, 17, 3), extra])
     images[1].dt_scores = np.concatenate([images[1].dt_scores, rng.random(30)])
-    np.testing.assert_allclose([keypoint_ap(images)[k] for k in STAT_KEYS], _pycocotools_stats(images), atol=1e-6)
+    np.testing.assert_allclose(
+        [keypoint_ap(images)[k] for k in STAT_KEYS], _pycocotools_stats(images), atol=1e-6
+    )
 
 
 def test_perfect_and_empty_predictions() -> None:
     rng = np.random.default_rng(1)
     gts = np.array([_random_person(rng, 40.0) for _ in range(3)])
-    img = ImagePoses(gts, np.full(3, 5000.0), np.tile([0.0, 0, 100, 100], (3, 1)), gts.copy(), np.array([0.9, 0.8, 0.7]))
+    img = ImagePoses(
+        gts, np.full(3, 5000.0), np.tile([0.0, 0, 100, 100], (3, 1)), gts.copy(), np.array([0.9, 0.8, 0.7])
+    )
     assert keypoint_ap([img])["ap"] == pytest.approx(1.0)
-    none = ImagePoses(gts, np.full(3, 5000.0), np.tile([0.0, 0, 100, 100], (3, 1)), np.zeros((0, 17, 3)), np.zeros(0))
+    none = ImagePoses(
+        gts, np.full(3, 5000.0), np.tile([0.0, 0, 100, 100], (3, 1)), np.zeros((0, 17, 3)), np.zeros(0)
+    )
     assert keypoint_ap([none])["ap"] == 0.0
     assert keypoint_ap([none])["ar"] == 0.0
 
@@ -126,14 +149,16 @@ def test_oks_hand_value() -> None:
     dt[0, 11, 0] += 7.0
     area = 900.0
     expected = np.exp(-(7.0**2) / (2 * area * (2 * OKS_SIGMAS[11]) ** 2))
-    assert oks(dt, gt, np.array([area]), np.array([[90, 90, 110, 110.0]]))[0, 0] == pytest.approx(expected, rel=1e-12)
+    assert oks(dt, gt, np.array([area]), np.array([[90, 90, 110, 110.0]]))[0, 0] == pytest.approx(
+        expected, rel=1e-12
+    )
 
 
 def test_pck_and_joint_error() -> None:
     gt = np.zeros((1, 17, 3))
     gt[0, :, :2] = np.stack([np.arange(17) * 5.0, np.full(17, 50.0)], axis=1)
     gt[0, :, 2] = 2
-    gt[0, 5, :2] = (0, 0)   # left shoulder
+    gt[0, 5, :2] = (0, 0)  # left shoulder
     gt[0, 12, :2] = (30, 40)  # right hip: torso diameter 50 -> PCK@0.2 radius 10 px
     dt = gt.copy()
     dt[0, :, 0] += 4.0  # every joint 4 px off ...
@@ -145,7 +170,9 @@ def test_pck_and_joint_error() -> None:
     assert res["joint_error/left_ankle"] == pytest.approx(4.0)
     assert res["mpjpe"] == pytest.approx((16 * 4 + 24) / 17)
     # an unmatched gt (no detections) fails every joint
-    empty = ImagePoses(gt, np.array([4000.0]), np.array([[0, 0, 80, 80.0]]), np.zeros((0, 17, 3)), np.zeros(0))
+    empty = ImagePoses(
+        gt, np.array([4000.0]), np.array([[0, 0, 80, 80.0]]), np.zeros((0, 17, 3)), np.zeros(0)
+    )
     assert pose_errors([img, empty])["pck@0.2"] == pytest.approx(16 / 34)
 
 

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 import torch
 from contract_data import random_sample
-from wheel_layout import ensure_wheel_layout
-
 from wdp.model.decode import decode_densepose, decode_poses, to_people
 from wdp.model.metrics import ImagePoses, keypoint_ap
 from wdp.model.spec import MAP_H, MAP_W, N_KEYPOINTS
+from wheel_layout import ensure_wheel_layout
 
 ensure_wheel_layout()
 from wdp.train.targets import encode_targets  # noqa: E402
@@ -30,7 +29,7 @@ def _logit(p: torch.Tensor) -> torch.Tensor:
 
 
 def perfect_outputs(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """What an ideal net would output for these labels (heatmap logits, offsets written at the center cells)."""
+    """What an ideal net outputs for these labels (heatmap logits, offsets written at the center cells)."""
     t = encode_targets(batch)
     b, p = t["center_index"].shape
     offsets = torch.zeros(b, 2 * N_KEYPOINTS, MAP_H * MAP_W)
@@ -46,9 +45,15 @@ def _images(batch, decoded, min_score: float = 0.5) -> list[ImagePoses]:
     for i in range(len(batch["num_people"])):
         n = int(batch["num_people"][i])
         keep = decoded.scores[i] >= min_score
-        out.append(ImagePoses(batch["keypoints"][i, :n].double().numpy(), batch["person_area"][i, :n].double().numpy(),
-                              batch["boxes"][i, :n].double().numpy(), decoded.keypoints[i][keep].double().numpy(),
-                              decoded.scores[i][keep].double().numpy()))
+        out.append(
+            ImagePoses(
+                batch["keypoints"][i, :n].double().numpy(),
+                batch["person_area"][i, :n].double().numpy(),
+                batch["boxes"][i, :n].double().numpy(),
+                decoded.keypoints[i][keep].double().numpy(),
+                decoded.scores[i][keep].double().numpy(),
+            )
+        )
     return out
 
 
@@ -74,7 +79,9 @@ def test_perfect_outputs_decode_to_labels(refine: bool) -> None:
 def test_refinement_corrects_offset_errors() -> None:
     batch = _batch(8, seed=5)
     center, offsets, kheat = perfect_outputs(batch)
-    noisy = offsets + torch.where(offsets != 0, torch.empty_like(offsets).uniform_(-1.2, 1.2), torch.zeros_like(offsets))
+    noisy = offsets + torch.where(
+        offsets != 0, torch.empty_like(offsets).uniform_(-1.2, 1.2), torch.zeros_like(offsets)
+    )
     raw = _images(batch, decode_poses(center, noisy, kheat, refine_threshold=2.0))
     refined = _images(batch, decode_poses(center, noisy, kheat, refine_radius=2.0))
     assert keypoint_ap(raw)["ap"] < 0.9

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from wdp.model import NETS, PaperNet, WdpNet
 from wdp.model.spec import INPUT_SHAPE, MAP_H, MAP_W, OUTPUT_CHANNELS, OUTPUT_NAMES
 
 torch.set_num_threads(1)
 
-SMALL = {"paper": dict(width=8, mlp_hidden=64, head_channels=8),
-         "wdpnet": dict(width=8, embed_dim=32, seed_channels=16, head_channels=8)}
+SMALL = {
+    "paper": dict(width=8, mlp_hidden=64, head_channels=8),
+    "wdpnet": dict(width=8, embed_dim=32, seed_channels=16, head_channels=8),
+}
 
 
 def _inputs(b: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,11 +4,42 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from wdp.csi.sanitize_numpy import sanitize_phase
 
-INTEL_5300_SUBCARRIERS = np.array([-28, -26, -24, -22, -20, -18, -16, -14, -12, -10, -8, -6, -4, -2, -1,
-                                   1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 28])
+INTEL_5300_SUBCARRIERS = np.array(
+    [
+        -28,
+        -26,
+        -24,
+        -22,
+        -20,
+        -18,
+        -16,
+        -14,
+        -12,
+        -10,
+        -8,
+        -6,
+        -4,
+        -2,
+        -1,
+        1,
+        3,
+        5,
+        7,
+        9,
+        11,
+        13,
+        15,
+        17,
+        19,
+        21,
+        23,
+        25,
+        27,
+        28,
+    ]
+)
 
 
 def _wrap(x: np.ndarray) -> np.ndarray:

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 from contract_data import random_sample, write_split
-from wheel_layout import ensure_wheel_layout
-
 from wdp.csi.sanitize_numpy import sanitize_phase
 from wdp.model import WdpNet
 from wdp.model.spec import MAP_H, MAP_W, image_to_map
+from wheel_layout import ensure_wheel_layout
 
 ensure_wheel_layout()
 from wdp.train.datamodule import CsiDataModule, CsiWindows, people_probs, read_split  # noqa: E402
@@ -82,8 +81,11 @@ def test_datamodule_reads_contract_layout(tmp_path: Path) -> None:
     assert batch["amplitude"].shape == (8, 5, 30, 3, 3) and batch["amplitude"].dtype == torch.float32
     assert batch["part_mask"].dtype == torch.uint8 and batch["num_people"].dtype == torch.int64
     ds = dm.split("val")
-    np.testing.assert_allclose(ds.arrays["phase"].numpy(), sanitize_phase(read_split(tmp_path / "val")[0]["phase"],
-                                                                          method="lstsq"), atol=1e-6)
+    np.testing.assert_allclose(
+        ds.arrays["phase"].numpy(),
+        sanitize_phase(read_split(tmp_path / "val")[0]["phase"], method="lstsq"),
+        atol=1e-6,
+    )
     assert dm.describe()["splits"]["train"]["num_samples"] == 20
 
 
@@ -111,9 +113,12 @@ def test_generation_is_delegated_to_the_simulator(tmp_path: Path, monkeypatch: p
 
     import types
 
-    monkeypatch.setitem(__import__("sys").modules, "wdp.data", types.SimpleNamespace(write_dataset=fake_write_dataset))
-    dm = CsiDataModule(cache_dir=str(tmp_path), num_people=3, num_train=5, num_val=3, num_test=2, seed=7,
-                       shard_size=4)
+    monkeypatch.setitem(
+        __import__("sys").modules, "wdp.data", types.SimpleNamespace(write_dataset=fake_write_dataset)
+    )
+    dm = CsiDataModule(
+        cache_dir=str(tmp_path), num_people=3, num_train=5, num_val=3, num_test=2, seed=7, shard_size=4
+    )
     dm.prepare_data()
     assert [c[:4] for c in calls] == [("train", "train", 5, 7), ("val", "val", 3, 8), ("test", "test", 2, 9)]
     assert calls[0][4] == {"people_probs": people_probs(3)} and calls[0][5] == 4
@@ -121,3 +126,21 @@ def test_generation_is_delegated_to_the_simulator(tmp_path: Path, monkeypatch: p
     dm.prepare_data()  # second time: cached
     assert len(calls) == 3
     assert people_probs(2) == pytest.approx([0.05, 0.475, 0.475])
+
+
+def test_simulator_data_round_trip(tmp_path: Path) -> None:
+    """With the simulator merged: its windows load, and labels -> targets -> decode reproduces them (AP 1)."""
+    pytest.importorskip("wdp.data", reason="simulator (sim branch) not merged yet")
+    from test_model_decode import _images, perfect_outputs
+    from wdp.model.decode import decode_poses
+    from wdp.model.metrics import keypoint_ap
+
+    dm = CsiDataModule(
+        cache_dir=str(tmp_path), num_people=2, num_train=8, num_val=8, num_test=48, shard_size=16
+    )
+    dm.prepare_data()
+    test = dm.split("test")
+    batch = dict(test.arrays)
+    assert int(batch["num_people"].sum()) > 20
+    decoded = decode_poses(*perfect_outputs(batch), refine_threshold=2.0)
+    assert keypoint_ap(_images(batch, decoded))["ap"] == pytest.approx(1.0)

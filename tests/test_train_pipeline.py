@@ -10,10 +10,9 @@ import pytest
 import torch
 from contract_data import write_dataset_dirs
 from hydra import compose, initialize_config_dir
-from wheel_layout import conf_dir, ensure_wheel_layout
-
 from wdp.model import load_exported
 from wdp.model.spec import INPUT_SHAPE, OUTPUT_NAMES
+from wheel_layout import conf_dir, ensure_wheel_layout
 
 ensure_wheel_layout()
 from wdp.train.training import train  # noqa: E402
@@ -25,19 +24,35 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_dataset_dirs(tmp_path_factory.mktemp("data"), {"train": 16, "val": 8, "test": 8}, max_people=2)
+    return write_dataset_dirs(
+        tmp_path_factory.mktemp("data"), {"train": 16, "val": 8, "test": 8}, max_people=2
+    )
 
 
 def _cfg(data_root: Path, out: Path, *overrides: str):
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose("train", overrides=["experiment=smoke", f"data.root={data_root}", f"paths.output_dir={out}",
-                                           *overrides])
+        return compose(
+            "train",
+            overrides=["experiment=smoke", f"data.root={data_root}", f"paths.output_dir={out}", *overrides],
+        )
 
 
 def test_paper_run_logs_checkpoints_exports_and_plots(data_root: Path, tmp_path: Path) -> None:
     metrics, objects = train(_cfg(data_root, tmp_path, "model=paper"))
-    for key in ("train/loss_epoch", "val/loss", "val/ap", "val/ap50", "val/ap75", "val/pck@0.2", "val/mpjpe",
-                "val/joint_error/left_wrist", "val/part_miou", "val/body_iou", "test/ap", "test/pck@0.2"):
+    for key in (
+        "train/loss_epoch",
+        "val/loss",
+        "val/ap",
+        "val/ap50",
+        "val/ap75",
+        "val/pck@0.2",
+        "val/mpjpe",
+        "val/joint_error/left_wrist",
+        "val/part_miou",
+        "val/body_iou",
+        "test/ap",
+        "test/pck@0.2",
+    ):
         assert key in metrics and np.isfinite(metrics[key]), key
     assert 0.0 <= metrics["test/ap"] <= 1.0
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file() and objects["best_ckpt"]
@@ -64,7 +79,7 @@ def test_paper_run_logs_checkpoints_exports_and_plots(data_root: Path, tmp_path:
             torch.testing.assert_close(outs[name], eager[name], atol=1e-5, rtol=1e-5)
 
 
-# resuming into a fresh output dir (what a new Hydra run does) makes Lightning note it cannot reload top-k state
+# resuming into a fresh output dir (as a new Hydra run does): Lightning notes it cannot reload top-k state
 @pytest.mark.filterwarnings("ignore:The dirpath has changed:UserWarning")
 def test_wdpnet_run_resume_and_seed(data_root: Path, tmp_path: Path) -> None:
     fast = ("model=wdpnet", "export.enabled=false", "plots.enabled=false", "logger=csv")

@@ -1,4 +1,4 @@
-"""Make `wdp.train` and `wdp.conf` importable from a source checkout (the wheel maps train/ and conf/ into wdp).
+"""Make `wdp.train` and `wdp.conf` importable from a source checkout (the wheel maps train/, conf/ into wdp).
 
 Installed, this is a no-op; in a worktree run with PYTHONPATH=python it adds the repo root to wdp's package
 path so wdp.train -> <repo>/train and wdp.conf -> <repo>/conf, exactly the installed layout.

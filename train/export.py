@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import hashlib
 import json
+import logging
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-
 from wdp.model.exported import FILES, MODEL_CARD, quiet_torchscript
 from wdp.model.spec import (
     IMAGE_H,
@@ -55,42 +56,84 @@ def export_torchscript(net: nn.Module, path: Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _quiet_loggers(*names: str) -> Iterator[None]:
+    """The ONNX exporter logs every pass at INFO/WARNING (torchvision ops it skips, nodes it prunes)."""
+    saved = [(lg, lg.level) for lg in map(logging.getLogger, names)]
+    for lg, _ in saved:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in saved:
+            lg.setLevel(level)
+
+
 def export_onnx(net: nn.Module, path: Path, optimize: bool = True) -> Path:
     """torch.export-based ONNX export with a dynamic batch axis."""
     batch = torch.export.Dim("batch", min=1, max=4096)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_loggers("torch.onnx", "onnx_ir", "onnxscript"):
         # the exporter's own internals raise Future/UserWarnings (pytree API churn, axis-name notes)
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            net, _example_inputs(), input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-            dynamic_shapes=({0: batch}, {0: batch}), dynamo=True, optimize=optimize, verbose=False,
+            net,
+            _example_inputs(),
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            dynamic_shapes=({0: batch}, {0: batch}),
+            dynamo=True,
+            optimize=optimize,
+            verbose=False,
         )
         program.save(str(path))
     return path
 
 
-def model_card(net: nn.Module, net_name: str, net_params: Mapping[str, Any], sanitization: Mapping[str, Any],
-               decode: Mapping[str, Any], training: Mapping[str, Any], metrics: Mapping[str, float],
-               files: Mapping[str, str]) -> dict[str, Any]:
+def model_card(
+    net: nn.Module,
+    net_name: str,
+    net_params: Mapping[str, Any],
+    sanitization: Mapping[str, Any],
+    decode: Mapping[str, Any],
+    training: Mapping[str, Any],
+    metrics: Mapping[str, float],
+    files: Mapping[str, str],
+) -> dict[str, Any]:
     return {
         "format_version": 1,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "net": {"name": net_name, "class": f"{type(net).__module__}.{type(net).__qualname__}",
-                "params": dict(net_params), "num_parameters": int(sum(p.numel() for p in net.parameters()))},
+        "net": {
+            "name": net_name,
+            "class": f"{type(net).__module__}.{type(net).__qualname__}",
+            "params": dict(net_params),
+            "num_parameters": int(sum(p.numel() for p in net.parameters())),
+        },
         "input_spec": {
-            "window": WINDOW, "frame_rate_hz": FRAME_RATE_HZ, "subcarriers": N_SUB, "rx_antennas": N_RX,
+            "window": WINDOW,
+            "frame_rate_hz": FRAME_RATE_HZ,
+            "subcarriers": N_SUB,
+            "rx_antennas": N_RX,
             "tx_antennas": N_TX,
-            "sanitization": {"function": "wdp.csi.sanitize_numpy.sanitize_phase", "axis": "subcarriers (-3)",
-                             **dict(sanitization)},
+            "sanitization": {
+                "function": "wdp.csi.sanitize_numpy.sanitize_phase",
+                "axis": "subcarriers (-3)",
+                **dict(sanitization),
+            },
             "amplitude": "raw |CSI|; normalised inside the net (divided by each frame's mean)",
         },
         "inputs": {name: {"shape": ["batch", *INPUT_SHAPE], "dtype": "float32"} for name in INPUT_NAMES},
-        "outputs": {name: {"shape": ["batch", OUTPUT_CHANNELS[name], MAP_H, MAP_W], "dtype": "float32"}
-                    for name in OUTPUT_NAMES},
+        "outputs": {
+            name: {"shape": ["batch", OUTPUT_CHANNELS[name], MAP_H, MAP_W], "dtype": "float32"}
+            for name in OUTPUT_NAMES
+        },
         "output_notes": {
-            "center": "person-center heatmap logits", "offsets": "(dx, dy) per joint from the center cell, in cells",
-            "keypoint_heatmaps": "joint heatmap logits", "part_logits": "class 0 = background, 1..24 = parts",
-            "uv": "DensePose U, V in [0, 1]", "map_to_image": f"map cell (r, c) is centred on image pixel ((c + 0.5) * {MAP_STRIDE}, (r + 0.5) * {MAP_STRIDE})",
+            "center": "person-center heatmap logits",
+            "offsets": "(dx, dy) per joint from the center cell, in cells",
+            "keypoint_heatmaps": "joint heatmap logits",
+            "part_logits": "class 0 = background, 1..24 = parts",
+            "uv": "DensePose U, V in [0, 1]",
+            "map_to_image": f"map cell (r, c) is centred on image point ((c + 0.5) * {MAP_STRIDE}, "
+            f"(r + 0.5) * {MAP_STRIDE})",
         },
         "image_size": [IMAGE_H, IMAGE_W],
         "decode": {"function": "wdp.model.decode_poses", **dict(decode)},
@@ -128,8 +171,16 @@ def export_net(
             paths[fmt] = export_onnx(plain, out / FILES[fmt], optimize=onnx_optimize)
         else:
             raise ValueError(f"unknown export format {fmt!r}")
-    card = model_card(plain, net_name, net_params or {}, sanitization or {"method": "endpoints"}, decode or {},
-                      training or {}, metrics or {}, {k: p.name for k, p in paths.items()})
+    card = model_card(
+        plain,
+        net_name,
+        net_params or {},
+        sanitization or {"method": "endpoints"},
+        decode or {},
+        training or {},
+        metrics or {},
+        {k: p.name for k, p in paths.items()},
+    )
     paths["card"] = out / MODEL_CARD
     paths["card"].write_text(json.dumps(card, indent=2))
     return paths

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
 from wdp.model.spec import N_KEYPOINTS
 
 
-def focal_heatmap_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
+def focal_heatmap_loss(
+    logits: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, beta: float = 4.0
+) -> torch.Tensor:
     """CenterNet's penalty-reduced pixel focal loss; positives are the cells where target == 1."""
     pos = target >= 1.0
     log_p = F.logsigmoid(logits)

@@ -9,7 +9,6 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
-
 from wdp.model.decode import decode_densepose, decode_poses
 from wdp.model.metrics import ImagePoses, PartConfusion, keypoint_ap, pose_errors
 from wdp.train.losses import compute_losses
@@ -17,9 +16,14 @@ from wdp.train.targets import encode_targets
 
 
 class PoseEvaluator:
-    """Accumulates decoded predictions and labels of one stage and computes all metrics at the end."""
+    """Accumulates decoded predictions and labels of one stage and computes all metrics at the end.
 
-    def __init__(self) -> None:
+    AP uses every decoded person with its score (as COCO does); PCK and joint errors only count people scoring
+    >= `min_score`, so a missed person fails its joints instead of borrowing a low-confidence guess.
+    """
+
+    def __init__(self, min_score: float = 0.3) -> None:
+        self.min_score = min_score
         self.images: list[ImagePoses] = []
         self.parts = PartConfusion()
 
@@ -32,15 +36,27 @@ class PoseEvaluator:
         n = batch["num_people"].cpu().numpy()
         for i in range(len(kp)):
             k = int(n[i])
-            self.images.append(ImagePoses(gt_keypoints=gt_kp[i, :k], gt_area=gt_area[i, :k], gt_boxes=gt_box[i, :k],
-                                          dt_keypoints=kp[i], dt_scores=sc[i]))
-        self.parts.add(parts.cpu().numpy(), batch["part_mask"].cpu().numpy(), uv.detach().cpu().numpy(),
-                       batch["uv"].cpu().numpy())
+            self.images.append(
+                ImagePoses(
+                    gt_keypoints=gt_kp[i, :k],
+                    gt_area=gt_area[i, :k],
+                    gt_boxes=gt_box[i, :k],
+                    dt_keypoints=kp[i],
+                    dt_scores=sc[i],
+                )
+            )
+        self.parts.add(
+            parts.cpu().numpy(),
+            batch["part_mask"].cpu().numpy(),
+            uv.detach().cpu().numpy(),
+            batch["uv"].cpu().numpy(),
+        )
 
     def compute(self) -> dict[str, float]:
         if not self.images:
             return {}
-        return {**keypoint_ap(self.images), **pose_errors(self.images), **self.parts.compute()}
+        errors = pose_errors(self.images, min_score=self.min_score)
+        return {**keypoint_ap(self.images), **errors, **self.parts.compute()}
 
 
 class PoseLitModule(pl.LightningModule):
@@ -55,8 +71,10 @@ class PoseLitModule(pl.LightningModule):
         targets: Mapping[str, float] | None = None,
         decode: Mapping[str, float] | None = None,
         name: str = "net",
+        metric_min_score: float = 0.3,
     ) -> None:
-        """`name` is the net's config name (paper, wdpnet): recorded in hparams and the model card."""
+        """`name` is the net's config name (paper, wdpnet): recorded in hparams and the model card.
+        `metric_min_score`: person score a detection needs to count for PCK / joint error (not for AP)."""
         super().__init__()
         # the net is a constructor argument (Hydra instantiates it), not a hyperparameter
         self.save_hyperparameters(logger=False, ignore=["net"])
@@ -69,26 +87,36 @@ class PoseLitModule(pl.LightningModule):
     def forward(self, amplitude: torch.Tensor, phase: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.net(amplitude, phase)
 
-    def _losses(self, batch: Mapping[str, torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
-        outputs = self.net(batch["amplitude"], batch["phase"])
+    def _losses(
+        self, batch: Mapping[str, torch.Tensor]
+    ) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+        # losses and decoding in float32 also under bf16/16-bit mixed precision
+        outputs = tuple(o.float() for o in self.net(batch["amplitude"], batch["phase"]))
         target = encode_targets(batch, **self.target_cfg)
-        losses = compute_losses(outputs, target, self.loss_weights, self.hparams.heatmap_loss,
-                                self.hparams.background_weight)
+        losses = compute_losses(
+            outputs, target, self.loss_weights, self.hparams.heatmap_loss, self.hparams.background_weight
+        )
         return outputs, losses
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         _, losses = self._losses(batch)
         n = len(batch["amplitude"])
         self.log("train/loss", losses["loss"], on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
-        self.log_dict({f"train/{k}": v for k, v in losses.items() if k != "loss"}, on_step=False, on_epoch=True,
-                      batch_size=n)
+        self.log_dict(
+            {f"train/{k}": v for k, v in losses.items() if k != "loss"},
+            on_step=False,
+            on_epoch=True,
+            batch_size=n,
+        )
         return losses["loss"]
 
     def _eval_step(self, stage: str, batch: Mapping[str, torch.Tensor]) -> None:
         outputs, losses = self._losses(batch)
         n = len(batch["amplitude"])
         self.log(f"{stage}/loss", losses["loss"], on_epoch=True, prog_bar=True, batch_size=n)
-        self.log_dict({f"{stage}/{k}": v for k, v in losses.items() if k != "loss"}, on_epoch=True, batch_size=n)
+        self.log_dict(
+            {f"{stage}/{k}": v for k, v in losses.items() if k != "loss"}, on_epoch=True, batch_size=n
+        )
         center, offsets, keypoint_heatmaps, part_logits, uv = outputs
         decoded = decode_poses(center, offsets, keypoint_heatmaps, **self.decode_cfg)
         parts, uv_on_body = decode_densepose(part_logits, uv)
@@ -101,7 +129,7 @@ class PoseLitModule(pl.LightningModule):
             self.log_dict({f"{stage}/{k}": float(v) for k, v in metrics.items()})
 
     def on_validation_epoch_start(self) -> None:
-        self.evaluators["val"] = PoseEvaluator()
+        self.evaluators["val"] = PoseEvaluator(self.hparams.metric_min_score)
 
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step("val", batch)
@@ -110,7 +138,7 @@ class PoseLitModule(pl.LightningModule):
         self._eval_epoch_end("val")
 
     def on_test_epoch_start(self) -> None:
-        self.evaluators["test"] = PoseEvaluator()
+        self.evaluators["test"] = PoseEvaluator(self.hparams.metric_min_score)
 
     def test_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step("test", batch)
@@ -122,13 +150,21 @@ class PoseLitModule(pl.LightningModule):
         optimizer = self.hparams.optimizer(params=self.parameters())
         if self.hparams.scheduler is None:
             return optimizer
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": self.hparams.scheduler(optimizer=optimizer), "monitor": "val/loss",
-                                 "interval": "epoch", "frequency": 1}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": self.hparams.scheduler(optimizer=optimizer),
+                "monitor": "val/loss",
+                "interval": "epoch",
+                "frequency": 1,
+            },
+        }
 
 
-def predictions_numpy(net: nn.Module, batch: Mapping[str, torch.Tensor], decode: Mapping[str, float] | None = None):
-    """Eval-mode forward + decode of one batch -> (keypoints (B,K,17,3), scores (B,K), parts (B,H,W)) as numpy."""
+def predictions_numpy(
+    net: nn.Module, batch: Mapping[str, torch.Tensor], decode: Mapping[str, float] | None = None
+):
+    """Eval-mode forward + decode of a batch -> keypoints (B,K,17,3), scores (B,K), parts (B,H,W) (numpy)."""
     was_training = net.training
     net.eval()
     with torch.no_grad():

@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-
 from wdp.model.spec import IMAGE_H, IMAGE_W, N_PART_CLASSES, SKELETON
 
 
 def read_metrics_csv(path: str | Path) -> dict[str, list[tuple[float, float]]]:
-    """Lightning CSVLogger metrics.csv -> {metric: [(epoch, value), ...]} (rows without the metric skipped)."""
+    """Lightning CSVLogger metrics.csv -> {metric: [(epoch, value), ...]} (rows lacking it skipped)."""
     series: dict[str, list[tuple[float, float]]] = defaultdict(list)
     with open(path, newline="") as fh:
         for row in csv.DictReader(fh):
@@ -68,9 +67,15 @@ def _draw_skeleton(ax, keypoints: np.ndarray, color: str, min_v: float) -> None:
 
 
 def plot_skeleton_grid(
-    gt_keypoints: np.ndarray, gt_num_people: np.ndarray, pred_keypoints: np.ndarray, pred_scores: np.ndarray,
-    out_path: str | Path, pred_parts: np.ndarray | None = None, gt_parts: np.ndarray | None = None,
-    min_score: float = 0.3, columns: int = 4,
+    gt_keypoints: np.ndarray,
+    gt_num_people: np.ndarray,
+    pred_keypoints: np.ndarray,
+    pred_scores: np.ndarray,
+    out_path: str | Path,
+    pred_parts: np.ndarray | None = None,
+    gt_parts: np.ndarray | None = None,
+    min_score: float = 0.3,
+    columns: int = 4,
 ) -> Path:
     """One panel per window: true skeletons (green) and predicted (red, people scoring >= min_score).
 
@@ -88,7 +93,14 @@ def plot_skeleton_grid(
         row, col = divmod(i, columns)
         ax = axes[(row * (2 if gt_parts is not None else 1)) * columns + col]
         if pred_parts is not None:
-            ax.imshow(pred_parts[i], cmap="tab20b", vmin=0, vmax=N_PART_CLASSES - 1, extent=extent, alpha=0.6)
+            ax.imshow(
+                np.ma.masked_equal(pred_parts[i], 0),
+                cmap="tab20b",
+                vmin=0,
+                vmax=N_PART_CLASSES - 1,
+                extent=extent,
+                alpha=0.6,
+            )
         for p in range(int(gt_num_people[i])):
             _draw_skeleton(ax, gt_keypoints[i, p], "tab:green", 0)
         for k in range(len(pred_scores[i])):
@@ -100,7 +112,13 @@ def plot_skeleton_grid(
         ax.set_yticks([])
         if gt_parts is not None:
             ax_gt = axes[(row * 2 + 1) * columns + col]
-            ax_gt.imshow(gt_parts[i], cmap="tab20b", vmin=0, vmax=N_PART_CLASSES - 1, extent=extent)
+            ax_gt.imshow(
+                np.ma.masked_equal(gt_parts[i], 0),
+                cmap="tab20b",
+                vmin=0,
+                vmax=N_PART_CLASSES - 1,
+                extent=extent,
+            )
             ax_gt.set(title=f"window {i}: true parts")
             ax_gt.set_axis_on()
             ax_gt.set_xticks([])

@@ -8,13 +8,13 @@ focal loss's positive, and the (scale-invariant) log-parabola in the decoder rec
 from __future__ import annotations
 
 import torch
-
 from wdp.model.spec import MAP_H, MAP_W, image_to_map
 
 
-def gaussian_peaks(points: torch.Tensor, valid: torch.Tensor, sigma: float, h: int = MAP_H,
-                   w: int = MAP_W) -> torch.Tensor:
-    """points (..., 2) in map cells, valid (...) bool -> (..., h, w) peaks, max 1 at the nearest cell, 0 if invalid."""
+def gaussian_peaks(
+    points: torch.Tensor, valid: torch.Tensor, sigma: float, h: int = MAP_H, w: int = MAP_W
+) -> torch.Tensor:
+    """points (..., 2) in map cells, valid (...) -> (..., h, w) peaks: 1 at the nearest cell, 0 if invalid."""
     gx = torch.arange(w, dtype=points.dtype, device=points.device)
     gy = torch.arange(h, dtype=points.dtype, device=points.device)
     px, py = points[..., 0, None], points[..., 1, None]
@@ -37,8 +37,9 @@ def person_centers(keypoints: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor
     return torch.where(empty, kp_c, box_c)
 
 
-def encode_targets(batch: dict[str, torch.Tensor], center_sigma: float = 2.0,
-                   keypoint_sigma: float = 1.5) -> dict[str, torch.Tensor]:
+def encode_targets(
+    batch: dict[str, torch.Tensor], center_sigma: float = 2.0, keypoint_sigma: float = 1.5
+) -> dict[str, torch.Tensor]:
     keypoints = batch["keypoints"].float()  # (B, P, 17, 3)
     boxes = batch["boxes"].float()
     b, p = keypoints.shape[:2]

@@ -12,7 +12,6 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, Logger
-
 from wdp.train.export import config_hash, export_net
 from wdp.train.module import predictions_numpy
 
@@ -23,7 +22,9 @@ def _instantiate_group(group: DictConfig | None) -> list[Any]:
     """Every entry of a callbacks/logger group that has a _target_ (entries set to null are skipped)."""
     if not group:
         return []
-    return [hydra.utils.instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
+    return [
+        hydra.utils.instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c
+    ]
 
 
 def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -43,7 +44,9 @@ def _csv_file(loggers: list[Logger]) -> Path | None:
     return None
 
 
-def _plots(cfg: DictConfig, model: pl.LightningModule, datamodule: Any, loggers: list[Logger], out: Path) -> dict[str, Path]:
+def _plots(
+    cfg: DictConfig, model: pl.LightningModule, datamodule: Any, loggers: list[Logger], out: Path
+) -> dict[str, Path]:
     from wdp.train.plots import plot_loss_curves, plot_skeleton_grid  # matplotlib only when plotting
 
     paths: dict[str, Path] = {}
@@ -55,8 +58,15 @@ def _plots(cfg: DictConfig, model: pl.LightningModule, datamodule: Any, loggers:
     batch = {k: v[:n] for k, v in test.arrays.items()}
     kp, scores, parts = predictions_numpy(model.net, batch, model.decode_cfg)
     paths["skeletons"] = plot_skeleton_grid(
-        batch["keypoints"].numpy(), batch["num_people"].numpy(), kp, scores, out / "test_skeletons.png",
-        pred_parts=parts, gt_parts=batch["part_mask"].numpy(), min_score=float(cfg.plots.get("min_score", 0.3)))
+        batch["keypoints"].numpy(),
+        batch["num_people"].numpy(),
+        kp,
+        scores,
+        out / "test_skeletons.png",
+        pred_parts=parts,
+        gt_parts=batch["part_mask"].numpy(),
+        min_score=float(cfg.plots.get("min_score", 0.3)),
+    )
     return paths
 
 
@@ -102,14 +112,27 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if cfg.get("export") and cfg.export.get("enabled", False):
         datamodule.setup("test")
         exported = export_net(
-            model.net, out / "export", net_name=str(cfg.model.get("name", type(model.net).__name__)),
+            model.net,
+            out / "export",
+            net_name=str(cfg.model.get("name", type(model.net).__name__)),
             formats=list(cfg.export.formats),
-            net_params={k: v for k, v in OmegaConf.to_container(cfg.model.net, resolve=True).items()
-                        if k != "_target_"},
-            sanitization={"method": "endpoints", **OmegaConf.to_container(cfg.data.get("sanitize") or {}, resolve=True)},
+            net_params={
+                k: v
+                for k, v in OmegaConf.to_container(cfg.model.net, resolve=True).items()
+                if k != "_target_"
+            },
+            sanitization={
+                "method": "endpoints",
+                **OmegaConf.to_container(cfg.data.get("sanitize") or {}, resolve=True),
+            },
             decode=OmegaConf.to_container(cfg.model.get("decode") or {}, resolve=True),
-            training={"config_hash": run_hash, "seed": cfg.get("seed"), "best_checkpoint": best_ckpt,
-                      "epochs": trainer.current_epoch, "data": datamodule.describe()},
+            training={
+                "config_hash": run_hash,
+                "seed": cfg.get("seed"),
+                "best_checkpoint": best_ckpt,
+                "epochs": trainer.current_epoch,
+                "data": datamodule.describe(),
+            },
             metrics={k: v for k, v in metrics.items() if k.startswith("test/")},
             onnx_optimize=bool(cfg.export.get("onnx_optimize", True)),
         )
@@ -117,6 +140,15 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if cfg.get("plots") and cfg.plots.get("enabled", False):
         plots = _plots(cfg, model, datamodule, loggers, out / "plots")
     log.info("metrics: %s", {k: round(v, 4) for k, v in metrics.items() if k.endswith(("/ap", "/loss"))})
-    objects = {"cfg": cfg, "datamodule": datamodule, "model": model, "trainer": trainer, "callbacks": callbacks,
-               "loggers": loggers, "exported": exported, "plots": plots, "best_ckpt": best_ckpt}
+    objects = {
+        "cfg": cfg,
+        "datamodule": datamodule,
+        "model": model,
+        "trainer": trainer,
+        "callbacks": callbacks,
+        "loggers": loggers,
+        "exported": exported,
+        "plots": plots,
+        "best_ckpt": best_ckpt,
+    }
     return metrics, objects

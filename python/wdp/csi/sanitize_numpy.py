@@ -31,7 +31,11 @@ def sanitize_phase(
     out_dtype = np.float64 if x.dtype == np.float64 else np.float32
     x = np.moveaxis(x.astype(np.float64), axis, -1)
     n = x.shape[-1]
-    m = np.arange(n, dtype=np.float64) if subcarrier_index is None else np.asarray(subcarrier_index, np.float64)
+    m = (
+        np.arange(n, dtype=np.float64)
+        if subcarrier_index is None
+        else np.asarray(subcarrier_index, np.float64)
+    )
     if m.shape != (n,):
         raise ValueError(f"subcarrier_index has shape {m.shape}, expected ({n},)")
     if n < 2:

@@ -10,6 +10,13 @@ from wdp.model.wdp_net import WdpNet
 NETS = {"paper": PaperNet, "wdpnet": WdpNet}
 
 __all__ = [
-    "NETS", "DecodedPoses", "ExportedPoseNet", "PaperNet", "WdpNet", "decode_densepose", "decode_poses",
-    "load_exported", "to_people",
+    "NETS",
+    "DecodedPoses",
+    "ExportedPoseNet",
+    "PaperNet",
+    "WdpNet",
+    "decode_densepose",
+    "decode_poses",
+    "load_exported",
+    "to_people",
 ]

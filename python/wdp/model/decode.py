@@ -50,8 +50,11 @@ def _subpixel(logheat: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> tuple[
     out = []
     for lo, hi, pos, size in ((at(x - 1, y), at(x + 1, y), x, w), (at(x, y - 1), at(x, y + 1), y, h)):
         curv = lo - 2 * c + hi
-        step = torch.where(curv < 0, 0.5 * (lo - hi) / torch.where(curv < 0, curv, -torch.ones_like(curv)),
-                           torch.zeros_like(curv))
+        step = torch.where(
+            curv < 0,
+            0.5 * (lo - hi) / torch.where(curv < 0, curv, -torch.ones_like(curv)),
+            torch.zeros_like(curv),
+        )
         inside = (pos > 0) & (pos < size - 1)
         out.append(torch.where(inside, step.clamp(-0.5, 0.5), torch.zeros_like(step)))
     return out[0], out[1]
@@ -68,8 +71,8 @@ def decode_poses(
 ) -> DecodedPoses:
     """Decode raw net outputs (logits for heatmaps) into people.
 
-    A person is a center-heatmap peak; its joints are the peak cell plus the regressed offsets. A joint is then
-    snapped to the strongest keypoint-heatmap peak within `refine_radius` cells if that peak scores above
+    A person is a center-heatmap peak; its joints are the peak cell plus the regressed offsets. A joint is
+    then snapped to the strongest keypoint-heatmap peak within `refine_radius` cells if that peak scores above
     `refine_threshold` (sub-cell position from the log-parabola), which corrects small offset errors.
     Joint score = keypoint heatmap value there. Box = joints' extent grown by `box_margin` on each side.
     """
@@ -89,8 +92,9 @@ def decode_poses(
     kpeaks = _local_peaks(kheat)
     gx = torch.arange(w, dtype=center.dtype, device=center.device)
     gy = torch.arange(h, dtype=center.dtype, device=center.device)
-    d2 = (gx[None, None, None, None, :] - reg_x[..., None, None]) ** 2 \
-        + (gy[None, None, None, :, None] - reg_y[..., None, None]) ** 2  # (B, K, J, H, W)
+    d2 = (gx[None, None, None, None, :] - reg_x[..., None, None]) ** 2 + (
+        gy[None, None, None, :, None] - reg_y[..., None, None]
+    ) ** 2  # (B, K, J, H, W)
     cand = torch.where(d2 <= refine_radius**2, kpeaks[:, None], torch.zeros_like(d2))
     best, best_idx = cand.reshape(b, max_people, N_KEYPOINTS, h * w).max(dim=3)
     px = best_idx % w
@@ -117,7 +121,7 @@ def decode_poses(
 
 
 def decode_densepose(part_logits: torch.Tensor, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, 25, H, W) logits + (B, 2, H, W) uv -> part index map (B, H, W) (0 = background), uv zeroed off-body."""
+    """(B, 25, H, W) logits + (B, 2, H, W) uv -> part map (B, H, W) (0 = background), uv zeroed off-body."""
     parts = part_logits.argmax(dim=1)
     return parts, uv * (parts > 0).unsqueeze(1).to(uv.dtype)
 
@@ -128,7 +132,10 @@ def to_people(decoded: DecodedPoses, min_score: float = 0.3) -> list[list[dict[s
     bx = decoded.boxes.detach().cpu().numpy()
     sc = decoded.scores.detach().cpu().numpy()
     return [
-        [{"keypoints": kp[i, k], "box": bx[i, k], "score": float(sc[i, k])}
-         for k in range(sc.shape[1]) if sc[i, k] >= min_score]
+        [
+            {"keypoints": kp[i, k], "box": bx[i, k], "score": float(sc[i, k])}
+            for k in range(sc.shape[1])
+            if sc[i, k] >= min_score
+        ]
         for i in range(sc.shape[0])
     ]

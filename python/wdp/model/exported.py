@@ -20,7 +20,7 @@ FILES = {"torchscript": "model.ts", "onnx": "model.onnx"}
 
 @contextlib.contextmanager
 def quiet_torchscript() -> Iterator[None]:
-    """torch >= 2.10 flags the TorchScript API as deprecated; it still works, and export/load use it on purpose."""
+    """torch >= 2.10 flags TorchScript as deprecated; it still works, and export/load use it on purpose."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=r".*torch\.jit\.")
         yield
@@ -50,20 +50,26 @@ class ExportedPoseNet:
         else:
             raise ValueError(f"unknown backend {backend!r}")
 
-    def __call__(self, amplitude: np.ndarray | torch.Tensor, phase: np.ndarray | torch.Tensor) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, amplitude: np.ndarray | torch.Tensor, phase: np.ndarray | torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         amp = torch.as_tensor(amplitude, dtype=torch.float32)
         pha = torch.as_tensor(phase, dtype=torch.float32)
         single = amp.dim() == len(INPUT_SHAPE)
         if single:
             amp, pha = amp.unsqueeze(0), pha.unsqueeze(0)
         if tuple(amp.shape[1:]) != INPUT_SHAPE or amp.shape != pha.shape:
-            raise ValueError(f"expected amplitude/phase of shape (B, {', '.join(map(str, INPUT_SHAPE))}), "
-                             f"got {tuple(amp.shape)} and {tuple(pha.shape)}")
+            raise ValueError(
+                f"expected amplitude/phase of shape (B, {', '.join(map(str, INPUT_SHAPE))}), "
+                f"got {tuple(amp.shape)} and {tuple(pha.shape)}"
+            )
         if self.backend == "torchscript":
             with torch.no_grad():
                 outs = self._module(amp, pha)
         else:
-            feeds = dict(zip(self._input_names, (amp.contiguous().numpy(), pha.contiguous().numpy()), strict=True))
+            feeds = dict(
+                zip(self._input_names, (amp.contiguous().numpy(), pha.contiguous().numpy()), strict=True)
+            )
             outs = [torch.from_numpy(o) for o in self._session.run(None, feeds)]
         result = dict(zip(OUTPUT_NAMES, outs, strict=True))
         return {k: v[0] for k, v in result.items()} if single else result

@@ -26,8 +26,8 @@ def normalize_amplitude(amplitude: torch.Tensor) -> torch.Tensor:
 class DenseHeads(nn.Module):
     """Per-pixel heads on a (B, C, 64, 64) feature map.
 
-    Returns (center, offsets, keypoint_heatmaps, part_logits, uv) as in spec.OUTPUT_NAMES; heatmaps are logits,
-    uv is already squashed to [0, 1].
+    Returns (center, offsets, keypoint_heatmaps, part_logits, uv) as in spec.OUTPUT_NAMES; heatmaps are
+    logits, uv is already squashed to [0, 1].
     """
 
     def __init__(self, in_channels: int, head_channels: int = 32) -> None:

@@ -25,7 +25,7 @@ _LEFT_SHOULDER, _RIGHT_HIP = KEYPOINT_NAMES.index("left_shoulder"), KEYPOINT_NAM
 class ImagePoses:
     """Ground truth and detections of one image. Keypoints are (n, 17, 3): x, y, v (gt) or x, y, score (dt).
 
-    gt_area is COCO's "area" (OKS scale); gt_boxes are x0, y0, x1, y1 (only used for gts with no visible joint).
+    gt_area is COCO's "area" (OKS scale); gt_boxes are x0, y0, x1, y1 (used for gts with no visible joint).
     """
 
     gt_keypoints: np.ndarray
@@ -35,8 +35,13 @@ class ImagePoses:
     dt_scores: np.ndarray
 
 
-def oks(dt_keypoints: np.ndarray, gt_keypoints: np.ndarray, gt_area: np.ndarray, gt_boxes: np.ndarray,
-        sigmas: np.ndarray | None = None) -> np.ndarray:
+def oks(
+    dt_keypoints: np.ndarray,
+    gt_keypoints: np.ndarray,
+    gt_area: np.ndarray,
+    gt_boxes: np.ndarray,
+    sigmas: np.ndarray | None = None,
+) -> np.ndarray:
     """Object keypoint similarity (n_dt, n_gt), exactly as COCOeval.computeOks."""
     sig = np.asarray(OKS_SIGMAS if sigmas is None else sigmas, dtype=np.float64)
     var = (sig * 2) ** 2
@@ -137,7 +142,7 @@ def _precision_recall(results) -> tuple[np.ndarray, np.ndarray]:
         q = np.zeros(len(_RECALL_THRESHOLDS))
         ok = idx < nd
         q[ok] = pr[idx[ok]]
-        # COCO stops filling at the first recall threshold it cannot reach; idx is monotone so this is the same
+        # COCO stops filling at the first recall threshold it cannot reach; idx is monotone: same
         precision[t] = q
     return precision, recall
 
@@ -147,7 +152,9 @@ def _mean_valid(a: np.ndarray) -> float:
     return float(np.mean(v)) if v.size else -1.0
 
 
-def keypoint_ap(images: list[ImagePoses], max_dets: int = 20, sigmas: np.ndarray | None = None) -> dict[str, float]:
+def keypoint_ap(
+    images: list[ImagePoses], max_dets: int = 20, sigmas: np.ndarray | None = None
+) -> dict[str, float]:
     """COCO keypoint AP/AR: keys ap, ap50, ap75, ap_medium, ap_large, ar, ar50, ar75, ar_medium, ar_large
     (the 10 numbers of COCOeval.summarize for keypoints, in [0, 1]; -1 where undefined)."""
     ious = []
@@ -166,7 +173,7 @@ def keypoint_ap(images: list[ImagePoses], max_dets: int = 20, sigmas: np.ndarray
             i50 = int(np.where(_IOU_THRESHOLDS == 0.5)[0][0])
             i75 = int(np.where(_IOU_THRESHOLDS == 0.75)[0][0])
             out["ap50"], out["ap75"] = _mean_valid(precision[i50]), _mean_valid(precision[i75])
-            out["ar50"], out["ar75"] = _mean_valid(recall[i50:i50 + 1]), _mean_valid(recall[i75:i75 + 1])
+            out["ar50"], out["ar75"] = _mean_valid(recall[i50 : i50 + 1]), _mean_valid(recall[i75 : i75 + 1])
     return out
 
 
@@ -183,10 +190,10 @@ def match_people(img: ImagePoses, min_score: float = 0.0) -> list[tuple[int, int
 def pose_errors(images: list[ImagePoses], pck_alpha: float = 0.2, min_score: float = 0.0) -> dict[str, float]:
     """PCK@alpha and mean per-joint pixel error.
 
-    Each gt person is matched one-to-one to a detection (max total OKS). A visible joint counts as correct when
-    its error is below alpha x torso diameter (left shoulder to right hip; half the box diagonal when either is
-    not visible); joints of unmatched gts count as wrong. Per-joint error (image pixels) averages over matched
-    visible joints only.
+    Each gt person is matched one-to-one to a detection (max total OKS). A visible joint counts as correct
+    when its error is below alpha x torso diameter (left shoulder to right hip; half the box diagonal when
+    either is not visible); joints of unmatched gts count as wrong. Per-joint error (image pixels) averages
+    over matched visible joints only.
     """
     n_j = len(KEYPOINT_NAMES)
     correct = np.zeros(n_j)
@@ -231,13 +238,19 @@ class PartConfusion:
         if self.matrix is None:
             self.matrix = np.zeros((self.n_classes, self.n_classes), dtype=np.int64)
 
-    def add(self, pred_parts: np.ndarray, gt_parts: np.ndarray, pred_uv: np.ndarray | None = None,
-            gt_uv: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        pred_parts: np.ndarray,
+        gt_parts: np.ndarray,
+        pred_uv: np.ndarray | None = None,
+        gt_uv: np.ndarray | None = None,
+    ) -> None:
         """pred/gt parts (..., H, W) ints; uv (..., 2, H, W). UV error counts pixels with the right part."""
         p = np.asarray(pred_parts, dtype=np.int64).ravel()
         g = np.asarray(gt_parts, dtype=np.int64).ravel()
         self.matrix += np.bincount(g * self.n_classes + p, minlength=self.n_classes**2).reshape(
-            self.n_classes, self.n_classes)
+            self.n_classes, self.n_classes
+        )
         if pred_uv is not None and gt_uv is not None:
             right = (np.asarray(pred_parts) == np.asarray(gt_parts)) & (np.asarray(gt_parts) > 0)
             diff = np.abs(np.asarray(pred_uv, dtype=np.float64) - np.asarray(gt_uv, dtype=np.float64))

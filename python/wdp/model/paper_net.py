@@ -20,7 +20,9 @@ _FUSED_SIDE = 24
 
 
 def _mlp(cin: int, hidden: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(cin, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Linear(cin, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, cout), nn.ReLU(inplace=True)
+    )
 
 
 class PaperNet(nn.Module):
@@ -35,8 +37,12 @@ class PaperNet(nn.Module):
             conv_bn_relu(1, w), conv_bn_relu(w, w, 2), conv_bn_relu(w, 2 * w, 2), conv_bn_relu(2 * w, 2 * w)
         )
         self.translate_decoder = nn.Sequential(
-            nn.ConvTranspose2d(2 * w, w, 4, stride=2, padding=1), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(w, w, 4, stride=2, padding=1), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(2 * w, w, 4, stride=2, padding=1),
+            nn.BatchNorm2d(w),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(w, w, 4, stride=2, padding=1),
+            nn.BatchNorm2d(w),
+            nn.ReLU(inplace=True),
             nn.ConvTranspose2d(w, 3, 4, stride=2, padding=1),
         )
         # stand-in for the paper's ResNet-FPN: a two-level U-Net at the 64x64 label resolution

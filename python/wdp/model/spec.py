@@ -1,7 +1,7 @@
 """Shapes and names the nets, decoder and metrics agree on.
 
-The sample constants belong to the simulator contract (wdp.schemas_sample, owned by the sim branch); until that
-module is importable the same values are declared here so the model side stays usable on its own.
+The sample constants belong to the simulator contract (wdp.schemas_sample, owned by the sim branch); until
+that module is importable the same values are declared here so the model side stays usable on its own.
 """
 
 from __future__ import annotations
@@ -31,21 +31,70 @@ except ImportError:  # pragma: no cover - only before the sim branch is merged; 
     N_KEYPOINTS = 17
     N_PARTS = 24
     COCO_KEYPOINTS = (
-        "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-        "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+        "nose",
+        "left_eye",
+        "right_eye",
+        "left_ear",
+        "right_ear",
+        "left_shoulder",
+        "right_shoulder",
+        "left_elbow",
+        "right_elbow",
+        "left_wrist",
+        "right_wrist",
+        "left_hip",
+        "right_hip",
+        "left_knee",
+        "right_knee",
+        "left_ankle",
+        "right_ankle",
     )
     COCO_SKELETON = (
-        (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
-        (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+        (15, 13),
+        (13, 11),
+        (16, 14),
+        (14, 12),
+        (11, 12),
+        (5, 11),
+        (6, 12),
+        (5, 6),
+        (5, 7),
+        (6, 8),
+        (7, 9),
+        (8, 10),
+        (1, 2),
+        (0, 1),
+        (0, 2),
+        (1, 3),
+        (2, 4),
+        (3, 5),
+        (4, 6),
     )
     DENSEPOSE_PARTS = (
-        "torso_back", "torso_front", "right_hand", "left_hand", "left_foot", "right_foot",
-        "upper_leg_right_back", "upper_leg_left_back", "upper_leg_right_front", "upper_leg_left_front",
-        "lower_leg_right_back", "lower_leg_left_back", "lower_leg_right_front", "lower_leg_left_front",
-        "upper_arm_left_inside", "upper_arm_right_inside", "upper_arm_left_outside", "upper_arm_right_outside",
-        "lower_arm_left_inside", "lower_arm_right_inside", "lower_arm_left_outside", "lower_arm_right_outside",
-        "head_right", "head_left",
+        "torso_back",
+        "torso_front",
+        "right_hand",
+        "left_hand",
+        "left_foot",
+        "right_foot",
+        "upper_leg_right_back",
+        "upper_leg_left_back",
+        "upper_leg_right_front",
+        "upper_leg_left_front",
+        "lower_leg_right_back",
+        "lower_leg_left_back",
+        "lower_leg_right_front",
+        "lower_leg_left_front",
+        "upper_arm_left_inside",
+        "upper_arm_right_inside",
+        "upper_arm_left_outside",
+        "upper_arm_right_outside",
+        "lower_arm_left_inside",
+        "lower_arm_right_inside",
+        "lower_arm_left_outside",
+        "lower_arm_right_outside",
+        "head_right",
+        "head_left",
     )
 
 MAP_STRIDE = IMAGE_W // MAP_W  # image pixels per label-map pixel (4)
@@ -55,8 +104,23 @@ KEYPOINT_NAMES: tuple[str, ...] = tuple(COCO_KEYPOINTS)
 SKELETON: tuple[tuple[int, int], ...] = tuple(COCO_SKELETON)  # 0-based joint index pairs (plots)
 # COCO keypoint OKS falloff constants (pycocotools COCOeval.Params.kpt_oks_sigmas)
 OKS_SIGMAS: tuple[float, ...] = (
-    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
-    0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
+    0.026,
+    0.025,
+    0.025,
+    0.035,
+    0.035,
+    0.079,
+    0.079,
+    0.072,
+    0.072,
+    0.062,
+    0.062,
+    0.107,
+    0.107,
+    0.087,
+    0.087,
+    0.089,
+    0.089,
 )
 PART_NAMES: tuple[str, ...] = tuple(DENSEPOSE_PARTS)  # part id i + 1 in part masks
 

@@ -1,9 +1,9 @@
 """wdpnet: a lighter CSI -> dense-map net.
 
 Why not the paper's layout: flattening 5x30x3x3 into an MLP throws away the two axes that carry structure
-(time and subcarrier frequency). Here each frame is a 1-D signal over subcarriers with 2 x 9 channels (amplitude
-and phase per antenna pair), encoded by a small 1-D conv; the 5 frame embeddings then attend to each other
-(a two-layer transformer over the window) and the flattened sequence seeds an 8x8 map that a cheap
+(time and subcarrier frequency). Here each frame is a 1-D signal over subcarriers with 2 x 9 channels
+(amplitude and phase per antenna pair), encoded by a small 1-D conv; the 5 frame embeddings then attend to
+each other (a two-layer transformer over the window) and the flattened sequence seeds an 8x8 map that a cheap
 depthwise-separable decoder upsamples to 64x64 for the shared heads.
 """
 
@@ -69,14 +69,17 @@ class WdpNet(nn.Module):
         super().__init__()
         self.seed_channels = seed_channels
         self.subcarrier_encoder = nn.Sequential(
-            nn.Conv1d(2 * _LINKS, width, 3, padding=1), nn.GELU(),
-            nn.Conv1d(width, width, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv1d(2 * _LINKS, width, 3, padding=1),
+            nn.GELU(),
+            nn.Conv1d(width, width, 3, stride=2, padding=1),
+            nn.GELU(),
         )
         reduced = (N_SUB + 1) // 2
         self.frame_embed = nn.Linear(width * reduced, embed_dim)
         self.time_embed = nn.Parameter(torch.zeros(1, WINDOW, embed_dim))
-        self.blocks = nn.Sequential(*[_SelfAttentionBlock(embed_dim, attention_heads, dropout)
-                                      for _ in range(attention_layers)])
+        self.blocks = nn.Sequential(
+            *[_SelfAttentionBlock(embed_dim, attention_heads, dropout) for _ in range(attention_layers)]
+        )
         self.norm = nn.LayerNorm(embed_dim)
         self.seed = nn.Linear(WINDOW * embed_dim, seed_channels * _SEED_SIDE * _SEED_SIDE)
         c = seed_channels
