@@ -49,8 +49,9 @@ def linear_array(center: np.ndarray, axis: np.ndarray, n: int, spacing: float) -
 
 
 def room_from_id(room_id: int, config: SimConfig | None = None) -> Room:
-    """Deterministic room for an id: size 4-9 x 4-9 x 2.6-3.2 m, TX and RX on opposite or adjacent
-    walls at 0.8-2.0 m with half-wavelength linear arrays, camera high on a wall looking at the room.
+    """Deterministic room for an id: size 4-9 x 4-9 x 2.6-3.2 m, camera high on the y=0 wall looking
+    into the room, RX array beside it and TX array on the opposite wall (0.8-2.0 m high, half-wavelength
+    linear arrays).
     Rooms are immutable and cached."""
     cfg = config or SimConfig()
     return _room(int(room_id), cfg.n_tx, cfg.n_rx, cfg.band.wavelength)
@@ -87,13 +88,12 @@ def _room(room_id: int, n_tx: int, n_rx: int, wavelength: float) -> Room:
             )
         return np.array([rng.uniform(0.2, 0.8) * w, 0.1 if wall == 2 else d - 0.1, z]), np.array([1.0, 0, 0])
 
-    tx_wall = int(rng.integers(4))
-    layout = rng.uniform()
-    opposite = {0: 1, 1: 0, 2: 3, 3: 2}[tx_wall]
-    adjacent = [x for x in range(4) if x not in (tx_wall, opposite)]
-    rx_wall = opposite if layout < 0.7 else adjacent[int(rng.integers(2))]
-    tx_c, tx_axis = wall_point(tx_wall)
-    rx_c, rx_axis = wall_point(rx_wall)
+    # As in "DensePose From WiFi": the receiver array sits beside the camera and the transmitter faces it
+    # from the opposite wall, so image coordinates relate to the same link geometry in every room. Room
+    # size, reflections, clutter and exact placements still vary, and test rooms are never trained on.
+    tx_c, tx_axis = wall_point(3)
+    rx_c, rx_axis = wall_point(2)
+    rx_c[0] = float(np.clip(cam_pos[0] + rng.uniform(-0.3, 0.3), 0.3, w - 0.3))
     tx = linear_array(tx_c, tx_axis, n_tx, spacing)
     rx = linear_array(rx_c, rx_axis, n_rx, spacing)
 
