@@ -32,23 +32,23 @@ class DenseHeads(nn.Module):
 
     def __init__(self, in_channels: int, head_channels: int = 32) -> None:
         super().__init__()
+        # One shared 3x3 trunk, then a 1x1 projection per output: the 3x3 convs at 64x64 were ~80% of a
+        # training step on CPU when each head had its own.
+        self.trunk = nn.Sequential(nn.Conv2d(in_channels, head_channels, 3, padding=1), nn.ReLU(inplace=True))
         self.heads = nn.ModuleDict()
         for name in OUTPUT_NAMES:
-            head = nn.Sequential(
-                nn.Conv2d(in_channels, head_channels, 3, padding=1),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(head_channels, OUTPUT_CHANNELS[name], 1),
-            )
+            head = nn.Conv2d(head_channels, OUTPUT_CHANNELS[name], 1)
             if name in ("center", "keypoint_heatmaps"):
-                nn.init.constant_(head[-1].bias, _HEATMAP_PRIOR_BIAS)
+                nn.init.constant_(head.bias, _HEATMAP_PRIOR_BIAS)
             self.heads[name] = head
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        center = self.heads["center"](features)
-        offsets = self.heads["offsets"](features)
-        keypoint_heatmaps = self.heads["keypoint_heatmaps"](features)
-        part_logits = self.heads["part_logits"](features)
-        uv = torch.sigmoid(self.heads["uv"](features))
+        x = self.trunk(features)
+        center = self.heads["center"](x)
+        offsets = self.heads["offsets"](x)
+        keypoint_heatmaps = self.heads["keypoint_heatmaps"](x)
+        part_logits = self.heads["part_logits"](x)
+        uv = torch.sigmoid(self.heads["uv"](x))
         return center, offsets, keypoint_heatmaps, part_logits, uv
 
 
