@@ -146,7 +146,8 @@ class _TimedStreamSource(CsiSource):
             self._done = True
 
     def _due(self, t_rel: float) -> float:
-        """perf_counter instant a packet at stream time t_rel is due (realtime pacing)."""
+        """perf_counter instant a packet at stream time t_rel is due (realtime pacing). Timestamps stay on
+        the stream's own time axis whatever the speed, so windows and motion are the same at any speed."""
         return self._perf0 + (self._origin + t_rel / self.speed - self._wall0)
 
     @property
@@ -184,12 +185,11 @@ class _TimedStreamSource(CsiSource):
         for i, p in enumerate(packets):
             by_router.setdefault(p[1], []).append(i)
         batches = []
-        scale = 1.0 / self.speed
         for rid, idx in by_router.items():
             truth = [packets[i][3] for i in idx]
             batches.append(PacketBatch(
                 router_id=rid,
-                timestamps=np.array([self._origin + packets[i][0] * scale for i in idx]),
+                timestamps=np.array([self._origin + packets[i][0] for i in idx]),
                 csi=[packets[i][2] for i in idx],
                 arrival=np.array([arrivals[i] for i in idx]),
                 truth=truth if any(t is not None for t in truth) else None,

@@ -122,7 +122,7 @@ class Subscription:
             try:
                 await fut
             finally:
-                if not fut.done():  # cancelled: forget the waiter
+                if fut.cancelled() or not fut.done():  # the awaiting task was cancelled: forget the waiter
                     with self._cond:
                         self._waiters = [(lp, f) for lp, f in self._waiters if f is not fut]
 

@@ -115,7 +115,7 @@ class Engine:
         self._store_options = dict(store_options or {})
         self._event_ids = event_ids
         self._runner = model
-        self._spec: WindowSpec = model.spec if model is not None else WindowSpec.from_card(None, **c.window_overrides())
+        self._spec: WindowSpec = self._spec_for(model)
         self._model_swaps = 0
         self._model_lock = threading.Lock()
         if projector is None:
@@ -243,12 +243,20 @@ class Engine:
         runner = model if isinstance(model, ModelRunner) else ModelRunner.load(
             model, models_dir, backend, min_score=self.config.min_detection_score,
             window_overrides=self.config.window_overrides())
+        spec = self._spec_for(runner)
         with self._model_lock:
             self._runner = runner
-            self._spec = runner.spec
+            self._spec = spec
             self._model_swaps += 1
         _log.info("model swapped to %s (%s)", runner.info.name, runner.info.path)
         return runner.info
+
+    def _spec_for(self, runner: ModelRunner | None) -> WindowSpec:
+        """The model card's window spec with this engine's overrides (hop, gaps, antenna map, Hampel)."""
+        overrides = {k: v for k, v in self.config.window_overrides().items() if v is not None}
+        if runner is None:
+            return WindowSpec.from_card(None, **overrides)
+        return dataclasses.replace(runner.spec, **overrides)
 
     def set_zones(self, zones: Iterable[schemas.Zone]) -> None:
         """Replace the zone set live (effective from the next frame)."""
@@ -355,6 +363,7 @@ class Engine:
                 return
 
     def _wait_time(self) -> float:
+        """Until the oldest pending slot's fusion deadline (at most 0.1 s)."""
         if not self._pending_since:
             return 0.1
         first = min(self._pending_since.values())
@@ -383,8 +392,12 @@ class Engine:
         for s in sorted(self._pending):
             wins = self._pending[s]
             missing = expected - wins.keys()
-            ok = (final or not missing or now - self._pending_since[s] >= self.config.fusion_wait_s
-                  or all(newest.get(rid, -1) > s for rid in missing))
+            # A router that skipped this slot has delivered a later one. Waiting on the wall clock only makes
+            # sense for realtime routers: an as-fast-as-possible source can stall for any time (parsing,
+            # simulating) without its data being late, so the slot waits for it.
+            timed_out = now - self._pending_since[s] >= self.config.fusion_wait_s and all(
+                self._realtime.get(rid, True) for rid in missing)
+            ok = final or not missing or timed_out or all(newest.get(rid, -1) > s for rid in missing)
             if not ok:
                 break
             ready.append((s, list(wins.values())))
@@ -393,6 +406,20 @@ class Engine:
         return ready
 
     def _process(self, ready: list[tuple[int, list[Window]]]) -> None:
+        """Ready slots in time order, in groups of at most max_batch windows (one forward pass each); the
+        staleness check runs right before each group, so no window waits behind several batches unchecked."""
+        group: list[tuple[int, list[Window]]] = []
+        size = 0
+        for s, wins in ready:
+            if group and size + len(wins) > self.config.max_batch:
+                self._process_group(group)
+                group, size = [], 0
+            group.append((s, wins))
+            size += len(wins)
+        if group:
+            self._process_group(group)
+
+    def _process_group(self, ready: list[tuple[int, list[Window]]]) -> None:
         c = self.config
         now = time.perf_counter()
         slots: list[tuple[int, list[Window]]] = []
@@ -414,11 +441,11 @@ class Engine:
             todo = []
             for _, wins in slots:
                 for w in wins:
-                    if w.amplitude.shape == runner.spec.shape:
+                    if w.amplitude.shape == self._spec.shape:
                         todo.append(w)
                     else:
                         self._counts["rejected"] += 1
-            for i in range(0, len(todo), c.max_batch):
+            for i in range(0, len(todo), c.max_batch):  # one pass, unless a single slot exceeds max_batch
                 chunk = todo[i:i + c.max_batch]
                 amp, phase = stack_windows(chunk)
                 t0 = time.perf_counter()

@@ -33,6 +33,9 @@ import numpy as np
 from wdp.csi.sanitize import SanitizeConfig, Sanitizer
 from wdp.csi.simulator.config import INTEL5300_SUBCARRIERS_20MHZ
 
+# Grid instants count as reached by a packet up to 10 us early (grid units at 100 Hz): epoch-second floats
+# carry ~1e-7 s of rounding, so exact comparisons would depend on it.
+_GRID_TOL = 1e-3
 _FITS = {"endpoints": "endpoints", "lstsq": "least_squares", "least_squares": "least_squares",
          "paper": "paper", "none": "none"}
 
@@ -204,10 +207,10 @@ class RouterWindower:
             if prev is not None:
                 st.gaps += 1
             self._restart()
-            self._next_grid = math.ceil(pos - 1e-9)
+            self._next_grid = math.ceil(pos - _GRID_TOL)
         out: list[Window] = []
         assert self._next_grid is not None
-        while self._next_grid <= pos + 1e-9:
+        while self._next_grid <= pos + _GRID_TOL:
             g = self._next_grid
             tg = self.grid_base + g / s.rate_hz
             pick = pkt if prev is None or abs(t - tg) <= abs(tg - prev.t) else prev
