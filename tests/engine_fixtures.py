@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from wheel_layout import ensure_wheel_layout
-
 from wdp import schemas
 from wdp.model import WdpNet
+from wheel_layout import ensure_wheel_layout
 
 TINY = dict(width=8, embed_dim=32, attention_layers=1, seed_channels=16, head_channels=8)
 
@@ -22,11 +21,47 @@ def export_tiny_model(out: Path, seed: int = 0, name: str = "wdpnet") -> Path:
 
     torch.manual_seed(seed)
     net = WdpNet(**TINY).eval()
-    subcarriers = [-28, -26, -24, -22, -20, -18, -16, -14, -12, -10, -8, -6, -4, -2, -1,
-                   1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 28]
-    export_net(net, out, net_name=name, formats=("torchscript",), net_params=TINY,
-               sanitization={"method": "endpoints", "subcarrier_index": subcarriers},
-               decode={"max_people": 4, "refine_radius": 2.0, "refine_threshold": 0.1, "box_margin": 0.1})
+    subcarriers = [
+        -28,
+        -26,
+        -24,
+        -22,
+        -20,
+        -18,
+        -16,
+        -14,
+        -12,
+        -10,
+        -8,
+        -6,
+        -4,
+        -2,
+        -1,
+        1,
+        3,
+        5,
+        7,
+        9,
+        11,
+        13,
+        15,
+        17,
+        19,
+        21,
+        23,
+        25,
+        27,
+        28,
+    ]
+    export_net(
+        net,
+        out,
+        net_name=name,
+        formats=("torchscript",),
+        net_params=TINY,
+        sanitization={"method": "endpoints", "subcarrier_index": subcarriers},
+        decode={"max_people": 4, "refine_radius": 2.0, "refine_threshold": 0.1, "box_margin": 0.1},
+    )
     return out
 
 
@@ -35,10 +70,15 @@ def two_person_scene():
     stands, falls sideways at t = 4.5 s and stays down."""
     from wdp.csi.simulator import Fall, Lie, PersonSpec, Stand, Walk, scripted_scene
 
-    return scripted_scene(101, [
-        PersonSpec((1.0, 2.6), (Stand(until=1.5), Walk(to=(3.7, 4.3), speed=1.0), Stand())),
-        PersonSpec((1.0, 4.6), (Stand(until=4.5), Fall(direction="left"), Lie())),
-    ], duration=9.0, seed=3)
+    return scripted_scene(
+        101,
+        [
+            PersonSpec((1.0, 2.6), (Stand(until=1.5), Walk(to=(3.7, 4.3), speed=1.0), Stand())),
+            PersonSpec((1.0, 4.6), (Stand(until=4.5), Fall(direction="left"), Lie())),
+        ],
+        duration=9.0,
+        seed=3,
+    )
 
 
 def cached_tiny_model(tmp_path_factory, seed: int = 0) -> Path:

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from engine_fixtures import BED, cached_tiny_model, export_tiny_model, two_person_scene
-
 from wdp import schemas
 from wdp.csi import encode_relay_datagram, read_capture
 from wdp.csi.simulator import SceneSimulator, random_scene
@@ -46,8 +45,10 @@ def test_scripted_scene_yields_exact_event_sequence_and_stores_it() -> None:
         with engine:
             assert engine.wait(60)
         msgs = sub.drain()
-        got = [(schemas.event_type(e), e.track_id, getattr(e, "zone_id", None), getattr(e, "activity", None))
-               for e in _events(msgs)]
+        got = [
+            (schemas.event_type(e), e.track_id, getattr(e, "zone_id", None), getattr(e, "activity", None))
+            for e in _events(msgs)
+        ]
         assert got == [
             ("person.detected", 1, None, None),
             ("person.detected", 2, None, None),
@@ -88,8 +89,9 @@ def test_scripted_scene_yields_exact_event_sequence_and_stores_it() -> None:
 
 
 def test_simulator_through_the_model_end_to_end(tiny: ModelRunner) -> None:
-    src = SimulatorSource(routers=2, room_id=81, seed=5, people=1, scene_duration_s=3.0, loop=False,
-                          realtime=False)
+    src = SimulatorSource(
+        routers=2, room_id=81, seed=5, people=1, scene_duration_s=3.0, loop=False, realtime=False
+    )
     with Store(":memory:") as store:
         engine = Engine([src], model=tiny, store=store, config=EngineConfig(max_batch=8))
         with engine:
@@ -133,21 +135,28 @@ def test_replay_of_a_real_capture_is_stored_and_queryable(csi_dir, tiny: ModelRu
         stats = engine.windower_stats()["lab"]
         assert stats["packets"] == 2998 and stats["rejected"] == 0 and stats["gaps"] == 0
         cur = store.cursor()
-        ts = np.array([r[0] for r in cur.execute(
-            "SELECT ts FROM pose_frames WHERE source = 'replay' AND list_contains(router_ids, 'lab') ORDER BY ts"
-        ).fetchall()])
+        sql = "SELECT ts FROM pose_frames WHERE source = 'replay' AND list_contains(router_ids, 'lab')"
+        sql += " ORDER BY ts"
+        ts = np.array([r[0] for r in cur.execute(sql).fetchall()])
         assert len(ts) == 60 and np.allclose(np.diff(ts), 0.05, atol=1e-6)
-        events = [e for e in (msg.payload for msg in sub.drain()) if isinstance(
-            e, schemas.RouterConnected | schemas.RouterDisconnected)]
+        events = [
+            e
+            for e in (msg.payload for msg in sub.drain())
+            if isinstance(e, schemas.RouterConnected | schemas.RouterDisconnected)
+        ]
         assert [(schemas.event_type(e), e.router_id) for e in events] == [
-            ("router.connected", "lab"), ("router.disconnected", "lab")]
+            ("router.connected", "lab"),
+            ("router.disconnected", "lab"),
+        ]
         assert events[1].reason == "end of stream"
 
 
 def test_other_intel_captures_replay(csi_dir, tiny: ModelRunner) -> None:
     # 1/2/3 tx mixed in one file, all timestamps equal: packets spaced at the nominal 100 Hz, every shape
     # mapped to 3x3 (cyclic)
-    sample = ReplaySource(csi_dir / "intel5300" / "intel5300_csitool_sample_log.all_csi.6.7.6.dat", realtime=False)
+    sample = ReplaySource(
+        csi_dir / "intel5300" / "intel5300_csitool_sample_log.all_csi.6.7.6.dat", realtime=False
+    )
     with Engine([sample], model=tiny) as engine:
         assert engine.wait(30)
     assert engine.metrics().frames == _expected_slots(np.arange(29) / 100.0) == 5
@@ -157,8 +166,9 @@ def test_other_intel_captures_replay(csi_dir, tiny: ModelRunner) -> None:
     path = csi_dir / "intel5300" / "intel5300_csikit_example_t410.dat"
     t = read_capture(path).meta["timestamp"]
     for max_gap, expected in ((0.1, None), (0.2, _expected_slots(t))):
-        with Engine([ReplaySource(path, realtime=False)], model=tiny,
-                    config=EngineConfig(max_gap_s=max_gap)) as engine:
+        with Engine(
+            [ReplaySource(path, realtime=False)], model=tiny, config=EngineConfig(max_gap_s=max_gap)
+        ) as engine:
             assert engine.wait(30)
         st = engine.windower_stats()["replay-0"]
         if expected is None:
@@ -192,8 +202,9 @@ def test_backpressure_drops_oldest_windows_and_keeps_memory_bounded(tiny: ModelR
     m = engine.metrics()
     assert max(depths) <= 4
     assert m.windows_dropped_overflow > 20 and m.frames > 0
-    assert m.windows_received == (m.windows_inferred + m.windows_dropped_overflow + m.windows_dropped_stale
-                                  + m.windows_rejected)
+    assert m.windows_received == (
+        m.windows_inferred + m.windows_dropped_overflow + m.windows_dropped_stale + m.windows_rejected
+    )
     assert m.mean_batch > 1.0  # what queued up while the net was busy went through in one batch
 
 
@@ -212,8 +223,9 @@ def test_stale_windows_are_dropped(tiny: ModelRunner) -> None:
 
 def test_model_swap_at_run_time(tmp_path, tiny: ModelRunner) -> None:
     other = export_tiny_model(tmp_path / "other", seed=7, name="wdpnet-b")
-    src = SimulatorSource(routers=1, room_id=83, seed=1, people=1, scene_duration_s=60.0, loop=False,
-                          realtime=True, speed=2.0)
+    src = SimulatorSource(
+        routers=1, room_id=83, seed=1, people=1, scene_duration_s=60.0, loop=False, realtime=True, speed=2.0
+    )
     engine = Engine([src], model=tiny)
     with engine:
         t0 = time.monotonic()
@@ -240,8 +252,13 @@ def test_live_udp_routers(tiny: ModelRunner) -> None:
     for s in socks:
         s.bind(("127.0.0.1", 0))
     named_port = socks[0].getsockname()[1]
-    src = LiveUdpSource(host="127.0.0.1", port=0, format="raw", shape=(30, 3, 3),
-                        routers=[{"id": "kitchen", "host": "127.0.0.1", "port": named_port}])
+    src = LiveUdpSource(
+        host="127.0.0.1",
+        port=0,
+        format="raw",
+        shape=(30, 3, 3),
+        routers=[{"id": "kitchen", "host": "127.0.0.1", "port": named_port}],
+    )
     cfg = EngineConfig(disconnect_after_s=0.4)
     engine = Engine([src], model=tiny, config=cfg)
     sub = engine.bus.subscribe({Topic.POSE, Topic.EVENT}, maxsize=10_000)
@@ -272,8 +289,9 @@ def test_live_udp_routers(tiny: ModelRunner) -> None:
 
 def test_async_context_and_subscription() -> None:
     async def main() -> tuple[list[schemas.PoseFrame], object]:
-        src = SimulatorSource(routers=1, room_id=85, seed=2, people=1, scene_duration_s=60.0, realtime=True,
-                              speed=4.0)
+        src = SimulatorSource(
+            routers=1, room_id=85, seed=2, people=1, scene_duration_s=60.0, realtime=True, speed=4.0
+        )
         engine = Engine([src], config=GT)
         sub = engine.bus.subscribe({Topic.POSE}, maxsize=100)
         got = []
@@ -294,8 +312,9 @@ def test_async_context_and_subscription() -> None:
 
 def test_stop_flushes_everything_published(tmp_path) -> None:
     db = tmp_path / "h.duckdb"
-    src = SimulatorSource(routers=1, room_id=86, seed=3, people=2, scene_duration_s=60.0, realtime=True,
-                          speed=2.0)
+    src = SimulatorSource(
+        routers=1, room_id=86, seed=3, people=2, scene_duration_s=60.0, realtime=True, speed=2.0
+    )
     with Store(db) as store:
         engine = Engine([src], config=GT, store=store, store_options={"flush_interval_s": 30.0})
         counter = engine.bus.subscribe({Topic.POSE, Topic.EVENT}, maxsize=100_000)

@@ -7,7 +7,6 @@ import threading
 import time
 
 import pytest
-
 from wdp.engine.bus import Bus, SubscriptionClosed, Topic
 
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from engine_fixtures import TINY, cached_tiny_model
-
 from wdp.csi.simulator import SceneSimulator, random_scene
 from wdp.engine.models import ModelRunner, decode_poses_fast, resolve_model, truth_detections
 from wdp.model import WdpNet, decode_poses
@@ -77,7 +76,12 @@ def test_resolve_by_path_name_and_version(tmp_path_factory, tmp_path) -> None:
 def test_runner_infers_detections_in_image_pixels(tmp_path_factory) -> None:
     runner = ModelRunner.load(cached_tiny_model(tmp_path_factory), min_score=0.0)
     assert runner.spec.shape == (5, 30, 3, 3) and runner.info.name == "wdpnet"
-    assert runner.decode_params == {"max_people": 4, "refine_radius": 2.0, "refine_threshold": 0.1, "box_margin": 0.1}
+    assert runner.decode_params == {
+        "max_people": 4,
+        "refine_radius": 2.0,
+        "refine_threshold": 0.1,
+        "box_margin": 0.1,
+    }
     rng = np.random.default_rng(0)
     amp = rng.uniform(5, 30, (3, *INPUT_SHAPE)).astype(np.float32)
     phase = rng.normal(0, 1, (3, *INPUT_SHAPE)).astype(np.float32)

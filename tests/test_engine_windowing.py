@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 from engine_fixtures import cached_tiny_model
-
 from wdp.csi.sanitize_numpy import sanitize_phase
 from wdp.csi.simulator import SceneSimulator, random_scene
 from wdp.csi.simulator.config import INTEL5300_SUBCARRIERS_20MHZ
@@ -17,8 +16,14 @@ IDX = np.array(INTEL5300_SUBCARRIERS_20MHZ, np.float64)
 BASE = 1_700_000_000.0
 
 
-def _packets(n: int, seed: int, rate: float = 100.0, jitter: float = 0.002, loss: float = 0.1,
-             shape: tuple[int, int, int] = (30, 3, 3)) -> tuple[np.ndarray, np.ndarray]:
+def _packets(
+    n: int,
+    seed: int,
+    rate: float = 100.0,
+    jitter: float = 0.002,
+    loss: float = 0.1,
+    shape: tuple[int, int, int] = (30, 3, 3),
+) -> tuple[np.ndarray, np.ndarray]:
     """Realistic CSI (the simulator's received channel with impairments) at jittered, lossy instants."""
     rng = np.random.default_rng(seed)
     t = np.arange(n) / rate + rng.normal(0, jitter, n) + 0.003
@@ -30,7 +35,9 @@ def _packets(n: int, seed: int, rate: float = 100.0, jitter: float = 0.002, loss
     return BASE + t, csi
 
 
-def _reference_windows(t: np.ndarray, csi: np.ndarray, spec: WindowSpec) -> list[tuple[int, np.ndarray, np.ndarray]]:
+def _reference_windows(
+    t: np.ndarray, csi: np.ndarray, spec: WindowSpec
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """Brute force: grid frame g = the packet nearest to BASE + g / rate; windows every hop frames."""
     pos = (t - BASE) * spec.rate_hz
     g0, g1 = int(np.ceil(pos[0] - 1e-9)), int(np.floor(pos[-1] + 1e-9))

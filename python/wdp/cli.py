@@ -1,4 +1,4 @@
-"""Command line: `wdp replay <capture>` (summary of a capture) and `wdp serve [overrides]` (the realtime engine)."""
+"""Command line: `wdp replay <capture>` (summarize a capture), `wdp serve [overrides]` (realtime engine)."""
 
 from __future__ import annotations
 
@@ -156,8 +156,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 0
     try:
         return serve(cfg)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"wdp serve: {e}", file=sys.stderr)
+    except Exception as e:  # configuration problems (missing model or file, bad values) before it runs
+        print(f"wdp serve: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
 
 

@@ -33,7 +33,13 @@ import numpy as np
 from wdp.schemas import FrameSource
 
 __all__ = [
-    "ArraySource", "CsiSource", "LiveUdpSource", "PacketBatch", "ReplaySource", "RouterInfo", "SimulatorSource",
+    "ArraySource",
+    "CsiSource",
+    "LiveUdpSource",
+    "PacketBatch",
+    "ReplaySource",
+    "RouterInfo",
+    "SimulatorSource",
     "router_room",
 ]
 
@@ -187,13 +193,15 @@ class _TimedStreamSource(CsiSource):
         batches = []
         for rid, idx in by_router.items():
             truth = [packets[i][3] for i in idx]
-            batches.append(PacketBatch(
-                router_id=rid,
-                timestamps=np.array([self._origin + packets[i][0] for i in idx]),
-                csi=[packets[i][2] for i in idx],
-                arrival=np.array([arrivals[i] for i in idx]),
-                truth=truth if any(t is not None for t in truth) else None,
-            ))
+            batches.append(
+                PacketBatch(
+                    router_id=rid,
+                    timestamps=np.array([self._origin + packets[i][0] for i in idx]),
+                    csi=[packets[i][2] for i in idx],
+                    arrival=np.array([arrivals[i] for i in idx]),
+                    truth=truth if any(t is not None for t in truth) else None,
+                )
+            )
         return batches
 
     def close(self) -> None:
@@ -220,7 +228,9 @@ def router_room(room: Any, index: int) -> Any:
     def wall_point(wall: int) -> tuple[np.ndarray, np.ndarray]:
         z = rng.uniform(0.8, 2.0)
         if wall in (0, 1):
-            return np.array([0.1 if wall == 0 else w - 0.1, rng.uniform(0.2, 0.8) * d, z]), np.array([0, 1.0, 0])
+            return np.array([0.1 if wall == 0 else w - 0.1, rng.uniform(0.2, 0.8) * d, z]), np.array(
+                [0, 1.0, 0]
+            )
         return np.array([rng.uniform(0.2, 0.8) * w, 0.1 if wall == 2 else d - 0.1, z]), np.array([1.0, 0, 0])
 
     tx_wall = int(rng.integers(4))
@@ -285,8 +295,10 @@ class SimulatorSource(_TimedStreamSource):
         self.scenes_played = 0
 
     def routers(self) -> list[RouterInfo]:
-        return [RouterInfo(rid, f"simulated router {i}", "simulator", expected_rate_hz=self.config.rate_hz)
-                for i, rid in enumerate(self.router_ids)]
+        return [
+            RouterInfo(rid, f"simulated router {i}", "simulator", expected_rate_hz=self.config.rate_hz)
+            for i, rid in enumerate(self.router_ids)
+        ]
 
     def _scene(self, n: int) -> Any:
         from wdp.csi.simulator import random_scene
@@ -317,7 +329,9 @@ class SimulatorSource(_TimedStreamSource):
             scene = self._scene(n)
             streams = []
             for k, rid in enumerate(self.router_ids):
-                variant = Scene(router_room(scene.room, k), scene.people, scene.duration, scene.seed + 7919 * k)
+                variant = Scene(
+                    router_room(scene.room, k), scene.people, scene.duration, scene.seed + 7919 * k
+                )
                 sim = SceneSimulator(variant, self.config)
                 streams.append(_tagged(sim.stream(chunk_s=self.chunk_s, seed=k), offset, k, rid))
             for t, _, rid, csi, persons in heapq.merge(*streams, key=lambda p: (p[0], p[1])):
@@ -328,7 +342,9 @@ class SimulatorSource(_TimedStreamSource):
                 return
 
 
-def _tagged(frames: Iterator[Any], offset: float, k: int, rid: str) -> Iterator[tuple[float, int, str, Any, Any]]:
+def _tagged(
+    frames: Iterator[Any], offset: float, k: int, rid: str
+) -> Iterator[tuple[float, int, str, Any, Any]]:
     for f in frames:
         yield offset + f.timestamp, k, rid, f.csi, f.persons
 
@@ -413,8 +429,14 @@ class ArraySource(_TimedStreamSource):
 
     kind: ClassVar[FrameSource] = "replay"
 
-    def __init__(self, streams: Mapping[str, tuple[np.ndarray, np.ndarray]], *, realtime: bool = True,
-                 speed: float = 1.0, kind: FrameSource = "replay") -> None:
+    def __init__(
+        self,
+        streams: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        *,
+        realtime: bool = True,
+        speed: float = 1.0,
+        kind: FrameSource = "replay",
+    ) -> None:
         super().__init__(realtime, speed)
         self.streams = {rid: (np.asarray(t, np.float64), np.asarray(c)) for rid, (t, c) in streams.items()}
         self.kind = kind  # type: ignore[misc]
@@ -428,7 +450,9 @@ class ArraySource(_TimedStreamSource):
             yield t, rid, csi, None
 
 
-def _array_stream(t: np.ndarray, c: np.ndarray, k: int, rid: str) -> Iterator[tuple[float, int, str, np.ndarray]]:
+def _array_stream(
+    t: np.ndarray, c: np.ndarray, k: int, rid: str
+) -> Iterator[tuple[float, int, str, np.ndarray]]:
     for i in range(len(t)):
         yield float(t[i]), k, rid, c[i]
 
@@ -466,8 +490,14 @@ class LiveUdpSource(CsiSource):
         self._known: dict[str, RouterInfo] = {}
         for r in self._configured:
             rid = str(r["id"])
-            self._known[rid] = RouterInfo(rid, str(r.get("name", rid)), format, str(r.get("host", "")),
-                                          int(r.get("port", 0)), expected_rate_hz)
+            self._known[rid] = RouterInfo(
+                rid,
+                str(r.get("name", rid)),
+                format,
+                str(r.get("host", "")),
+                int(r.get("port", 0)),
+                expected_rate_hz,
+            )
         self._by_address: dict[int, str] = {}  # source_id -> router id
         self._udp: Any = None
         self._closed = False
@@ -479,8 +509,13 @@ class LiveUdpSource(CsiSource):
     def open(self, origin: float) -> None:
         from wdp.csi.udp import UdpSource
 
-        self._udp = UdpSource(host=self.host, port=self.requested_port, format=self.format, shape=self.shape,
-                              capacity=self.capacity)
+        self._udp = UdpSource(
+            host=self.host,
+            port=self.requested_port,
+            format=self.format,
+            shape=self.shape,
+            capacity=self.capacity,
+        )
         self._udp.start()
 
     def routers(self) -> list[RouterInfo]:

@@ -149,7 +149,9 @@ class Subscription:
     def __enter__(self) -> Subscription:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def _pop(self) -> Message | None:
@@ -179,8 +181,9 @@ class Bus:
         self._seq = itertools.count()
         self.published: dict[Topic, int] = {t: 0 for t in Topic}
 
-    def subscribe(self, topics: Iterable[Topic | str] | None = None, *, maxsize: int = 1024,
-                  name: str = "") -> Subscription:
+    def subscribe(
+        self, topics: Iterable[Topic | str] | None = None, *, maxsize: int = 1024, name: str = ""
+    ) -> Subscription:
         chosen = ALL_TOPICS if topics is None else frozenset(Topic(t) for t in topics)
         sub = Subscription(self, chosen, maxsize, name)
         with self._lock:

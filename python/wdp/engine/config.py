@@ -87,8 +87,9 @@ def engine_config(cfg: Any) -> Any:
         **a,
     )
     w = dict(_plain(cfg.get("window")) or {})
-    return _dataclass_from(EngineConfig, {**e, **w}, detector=str(cfg.get("detector", "model")),
-                           pipeline=pipeline)
+    return _dataclass_from(
+        EngineConfig, {**e, **w}, detector=str(cfg.get("detector", "model")), pipeline=pipeline
+    )
 
 
 def load_model(cfg: Any, config: Any) -> Any:
@@ -97,8 +98,13 @@ def load_model(cfg: Any, config: Any) -> Any:
 
     m = cfg.model
     spec = m.get("path") or (f"{m.name}/{m.version}" if m.get("version") else m.name)
-    return ModelRunner.load(spec, m.get("models_dir"), m.get("backend", "auto"),
-                            min_score=config.min_detection_score, window_overrides=config.window_overrides())
+    return ModelRunner.load(
+        spec,
+        m.get("models_dir"),
+        m.get("backend", "auto"),
+        min_score=config.min_detection_score,
+        window_overrides=config.window_overrides(),
+    )
 
 
 def build_sources(cfg: Any) -> list[Any]:
@@ -108,8 +114,14 @@ def build_sources(cfg: Any) -> list[Any]:
     return [instantiate(n, _convert_="all") for n in nodes]
 
 
-def build_engine(cfg: Any, *, store: Any = None, bus: Any = None, model: Any = None,
-                 event_ids: Callable[[], str] = schemas.new_id) -> Any:
+def build_engine(
+    cfg: Any,
+    *,
+    store: Any = None,
+    bus: Any = None,
+    model: Any = None,
+    event_ids: Callable[[], str] = schemas.new_id,
+) -> Any:
     from wdp.engine.engine import Engine
     from wdp.tracking import FloorProjector
 
@@ -123,15 +135,27 @@ def build_engine(cfg: Any, *, store: Any = None, bus: Any = None, model: Any = N
         projector = FloorProjector(np.asarray(cam["image_to_floor"], np.float64))
     s = dict(_plain(cfg.get("store")) or {})
     store_options = {k: s[k] for k in ("flush_interval_s", "max_frames", "queue_size") if k in s}
-    return Engine(build_sources(cfg), model=model, config=config, bus=bus, store=store,
-                  store_options=store_options, zones=zones, projector=projector, event_ids=event_ids)
+    return Engine(
+        build_sources(cfg),
+        model=model,
+        config=config,
+        bus=bus,
+        store=store,
+        store_options=store_options,
+        zones=zones,
+        projector=projector,
+        event_ids=event_ids,
+    )
 
 
 def _status_line(m: Any) -> str:
     e2e = m.stages["end_to_end"]
     routers = " ".join(f"{r.id}:{r.status[:4]}/{r.packet_rate:.0f}Hz" for r in m.routers)
-    return (f"[{m.source}] frames {m.frames} ({m.fps:.1f}/s)  e2e p50 {e2e.p50_ms:.1f} ms p99 {e2e.p99_ms:.1f} ms  "
-            f"dropped {m.windows_dropped_overflow + m.windows_dropped_stale}  events {m.events}  {routers}")
+    return (
+        f"[{m.source}] frames {m.frames} ({m.fps:.1f}/s)  "
+        f"e2e p50 {e2e.p50_ms:.1f} ms p99 {e2e.p99_ms:.1f} ms  "
+        f"dropped {m.windows_dropped_overflow + m.windows_dropped_stale}  events {m.events}  {routers}"
+    )
 
 
 def serve(cfg: Any, *, out: Any = sys.stdout, install_signals: bool = True) -> int:
@@ -155,10 +179,15 @@ def serve(cfg: Any, *, out: Any = sys.stdout, install_signals: bool = True) -> i
                 previous[sig] = signal.signal(sig, on_signal)
         engine.start()
         info = engine.model.info if engine.model is not None else None
-        print(f"wdp serve: source {engine.source_kind} ({', '.join(type(s).__name__ for s in engine.sources)}), "
-              f"detector {engine.config.detector}"
-              + (f", model {info.name} ({info.path})" if info else "")
-              + (f", store {store_path}" if store_path else ", no store"), file=out, flush=True)
+        kinds = ", ".join(type(s).__name__ for s in engine.sources)
+        print(
+            f"wdp serve: source {engine.source_kind} ({kinds}), "
+            f"detector {engine.config.detector}"
+            + (f", model {info.name} ({info.path})" if info else "")
+            + (f", store {store_path}" if store_path else ", no store"),
+            file=out,
+            flush=True,
+        )
         duration = cfg.get("duration_s")
         interval = float(cfg.get("status_interval_s") or 0)
         t0 = last = time.monotonic()
@@ -180,9 +209,12 @@ def serve(cfg: Any, *, out: Any = sys.stdout, install_signals: bool = True) -> i
         m = engine.metrics()
         st = m.store
         print(_status_line(m), file=out)
-        print(f"wdp serve: stopped ({reason}); {m.frames} frames, {m.events} events"
-              + (f"; stored {st.frames_written} frames, {st.events_written} events" if st else ""),
-              file=out, flush=True)
+        print(
+            f"wdp serve: stopped ({reason}); {m.frames} frames, {m.events} events"
+            + (f"; stored {st.frames_written} frames, {st.events_written} events" if st else ""),
+            file=out,
+            flush=True,
+        )
         return 1 if engine.error is not None else 0
     finally:
         for sig, handler in previous.items():

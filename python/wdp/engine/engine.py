@@ -58,7 +58,11 @@ from wdp.engine.windowing import RouterWindower, Window, WindowSpec, stack_windo
 from wdp.tracking.detections import Detections
 
 _log = logging.getLogger(__name__)
-_SOURCE_RANK = {"simulator": 0, "replay": 1, "live": 2}  # a frame is as "simulated" as its most simulated input
+_SOURCE_RANK = {
+    "simulator": 0,
+    "replay": 1,
+    "live": 2,
+}  # a frame is as "simulated" as its most simulated input
 
 
 @dataclass(frozen=True)
@@ -82,8 +86,12 @@ class EngineConfig:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     def window_overrides(self) -> dict[str, Any]:
-        return {"hop": self.hop, "hampel_k": self.hampel_k, "antenna_map": self.antenna_map,
-                "max_gap_s": self.max_gap_s}
+        return {
+            "hop": self.hop,
+            "hampel_k": self.hampel_k,
+            "antenna_map": self.antenna_map,
+            "max_gap_s": self.max_gap_s,
+        }
 
 
 class Engine:
@@ -121,7 +129,9 @@ class Engine:
         if projector is None:
             projector = next((p for p in (s.floor_projector() for s in self.sources) if p is not None), None)
         self.pipeline = AnalyticsPipeline(c.pipeline, projector=projector, zones=zones, event_ids=event_ids)
-        self.source_kind: schemas.FrameSource = min((s.kind for s in self.sources), key=_SOURCE_RANK.__getitem__)
+        self.source_kind: schemas.FrameSource = min(
+            (s.kind for s in self.sources), key=_SOURCE_RANK.__getitem__
+        )
 
         self.routers = RouterMonitor(disconnect_after_s=c.disconnect_after_s)
         self.latency = LatencyRecorder()
@@ -137,8 +147,19 @@ class Engine:
         self._frame_ids = itertools.count(1)
         self.latest_frame: schemas.PoseFrame | None = None
         self._counts = dict.fromkeys(
-            ("received", "inferred", "dropped_overflow", "dropped_stale", "dropped_late", "rejected", "batches",
-             "frames", "events"), 0)
+            (
+                "received",
+                "inferred",
+                "dropped_overflow",
+                "dropped_stale",
+                "dropped_late",
+                "rejected",
+                "batches",
+                "frames",
+                "events",
+            ),
+            0,
+        )
         self._stopping = threading.Event()
         self._finished = threading.Event()
         self._sources_done = 0
@@ -171,18 +192,28 @@ class Engine:
         self._running = True
         # engine clock origin: the next 10 ms instant, shared by all sources so their grids line up
         self.grid_base = float(np.ceil(time.time() * 100.0) / 100.0)
-        self._publish_event(schemas.SystemStarted(timestamp=time.time(), version=wdp.__version__,
-                                                  source=self.source_kind, event_id=self._event_ids()))
+        self._publish_event(
+            schemas.SystemStarted(
+                timestamp=time.time(),
+                version=wdp.__version__,
+                source=self.source_kind,
+                event_id=self._event_ids(),
+            )
+        )
         for src in self.sources:
             src.open(self.grid_base)
             for info in src.routers():
                 self.routers.register(info)
         for i, src in enumerate(self.sources):
-            self._threads.append(threading.Thread(target=self._source_loop, args=(src,),
-                                                  name=f"wdp-engine-source-{i}", daemon=True))
+            self._threads.append(
+                threading.Thread(
+                    target=self._source_loop, args=(src,), name=f"wdp-engine-source-{i}", daemon=True
+                )
+            )
         self._threads.append(threading.Thread(target=self._worker, name="wdp-engine-worker", daemon=True))
-        self._threads.append(threading.Thread(target=self._housekeeping, name="wdp-engine-housekeeping",
-                                              daemon=True))
+        self._threads.append(
+            threading.Thread(target=self._housekeeping, name="wdp-engine-housekeeping", daemon=True)
+        )
         for t in self._threads:
             t.start()
         return self
@@ -203,8 +234,11 @@ class Engine:
             t.join()
         self._threads = []
         uptime = time.monotonic() - (self._started_at or time.monotonic())
-        self._publish_event(schemas.SystemStopped(timestamp=time.time(), reason=reason, uptime_s=uptime,
-                                                  event_id=self._event_ids()))
+        self._publish_event(
+            schemas.SystemStopped(
+                timestamp=time.time(), reason=reason, uptime_s=uptime, event_id=self._event_ids()
+            )
+        )
         if self._sink is not None:
             self._sink.stop()
         self._running = False
@@ -216,15 +250,18 @@ class Engine:
     def __enter__(self) -> Engine:
         return self.start()
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     async def __aenter__(self) -> Engine:
         await asyncio.to_thread(self.start)
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await asyncio.to_thread(self.stop)
 
     # ------------------------------------------------------------------------------------------ control
@@ -236,13 +273,22 @@ class Engine:
     def window_spec(self) -> WindowSpec:
         return self._spec
 
-    def swap_model(self, model: ModelRunner | str | Path, *, models_dir: str | Path | None = None,
-                   backend: str = "auto") -> ModelInfo:
+    def swap_model(
+        self, model: ModelRunner | str | Path, *, models_dir: str | Path | None = None, backend: str = "auto"
+    ) -> ModelInfo:
         """Load (by path or name[/version]) and switch to another model without stopping. Windows already
         made for the old model's input shape are rejected; new windows follow the new card's spec."""
-        runner = model if isinstance(model, ModelRunner) else ModelRunner.load(
-            model, models_dir, backend, min_score=self.config.min_detection_score,
-            window_overrides=self.config.window_overrides())
+        runner = (
+            model
+            if isinstance(model, ModelRunner)
+            else ModelRunner.load(
+                model,
+                models_dir,
+                backend,
+                min_score=self.config.min_detection_score,
+                window_overrides=self.config.window_overrides(),
+            )
+        )
         spec = self._spec_for(runner)
         with self._model_lock:
             self._runner = runner
@@ -279,8 +325,14 @@ class Engine:
             reason = f"error: {e}"
             self.error = e
             _log.exception("source %r failed", src)
-            self._publish_event(schemas.AlertSystemError(timestamp=time.time(), component=f"source:{src.kind}",
-                                                         message=str(e), event_id=self._event_ids()))
+            self._publish_event(
+                schemas.AlertSystemError(
+                    timestamp=time.time(),
+                    component=f"source:{src.kind}",
+                    message=str(e),
+                    event_id=self._event_ids(),
+                )
+            )
         finally:
             for info in src.routers():
                 ev = self.routers.disconnect(info.id, reason)
@@ -310,8 +362,12 @@ class Engine:
             wd = self._windowers[rid] = RouterWindower(rid, spec, self.grid_base)
         truth = batch.truth
         for i in range(len(batch)):
-            for w in wd.push(float(batch.timestamps[i]), batch.csi[i], float(batch.arrival[i]),
-                             truth[i] if truth is not None else None):
+            for w in wd.push(
+                float(batch.timestamps[i]),
+                batch.csi[i],
+                float(batch.arrival[i]),
+                truth[i] if truth is not None else None,
+            ):
                 self._enqueue(w, block=not src.realtime)
 
     def _enqueue(self, w: Window, block: bool) -> None:
@@ -337,8 +393,14 @@ class Engine:
         except Exception as e:
             self.error = e
             _log.exception("engine worker failed")
-            self._publish_event(schemas.AlertSystemError(timestamp=time.time(), component="engine.worker",
-                                                         message=str(e), event_id=self._event_ids()))
+            self._publish_event(
+                schemas.AlertSystemError(
+                    timestamp=time.time(),
+                    component="engine.worker",
+                    message=str(e),
+                    event_id=self._event_ids(),
+                )
+            )
             self._finished.set()
 
     def _work(self) -> None:
@@ -396,7 +458,8 @@ class Engine:
             # sense for realtime routers: an as-fast-as-possible source can stall for any time (parsing,
             # simulating) without its data being late, so the slot waits for it.
             timed_out = now - self._pending_since[s] >= self.config.fusion_wait_s and all(
-                self._realtime.get(rid, True) for rid in missing)
+                self._realtime.get(rid, True) for rid in missing
+            )
             ok = final or not missing or timed_out or all(newest.get(rid, -1) > s for rid in missing)
             if not ok:
                 break
@@ -446,7 +509,7 @@ class Engine:
                     else:
                         self._counts["rejected"] += 1
             for i in range(0, len(todo), c.max_batch):  # one pass, unless a single slot exceeds max_batch
-                chunk = todo[i:i + c.max_batch]
+                chunk = todo[i : i + c.max_batch]
                 amp, phase = stack_windows(chunk)
                 t0 = time.perf_counter()
                 dets = runner.infer(amp, phase)
@@ -473,11 +536,16 @@ class Engine:
         persons, events = self.pipeline.update(ts, fused)
         t1 = time.perf_counter()
         arrival = min(w.arrival for w in wins)
-        kind = min((self._router_kind.get(w.router_id, self.source_kind) for w in wins),
-                   key=_SOURCE_RANK.__getitem__)
+        kind = min(
+            (self._router_kind.get(w.router_id, self.source_kind) for w in wins), key=_SOURCE_RANK.__getitem__
+        )
         frame = schemas.PoseFrame(
-            frame_id=next(self._frame_ids), timestamp=ts, source=kind, persons=persons,
-            router_ids=sorted(w.router_id for w in wins), latency_ms=(time.perf_counter() - arrival) * 1e3,
+            frame_id=next(self._frame_ids),
+            timestamp=ts,
+            source=kind,
+            persons=persons,
+            router_ids=sorted(w.router_id for w in wins),
+            latency_ms=(time.perf_counter() - arrival) * 1e3,
         )
         self.bus.publish(Topic.POSE, frame)
         for ev in events:
@@ -520,8 +588,14 @@ class Engine:
         model = None
         if runner is not None:
             i = runner.info
-            model = ModelStatus(name=i.name, path=i.path, backend=i.backend, num_parameters=i.num_parameters,
-                                loaded_at=i.loaded_at, swaps=self._model_swaps)
+            model = ModelStatus(
+                name=i.name,
+                path=i.path,
+                backend=i.backend,
+                num_parameters=i.num_parameters,
+                loaded_at=i.loaded_at,
+                swaps=self._model_swaps,
+            )
         with self._qcond:
             depth = len(self._queue)
         return EngineMetrics(
@@ -529,16 +603,22 @@ class Engine:
             uptime_s=time.monotonic() - self._started_at if self._started_at is not None else 0.0,
             source=self.source_kind,
             detector=self.config.detector,
-            frames=n["frames"], fps=self._fps.rate(),
-            windows_received=n["received"], windows_inferred=n["inferred"],
-            windows_dropped_overflow=n["dropped_overflow"], windows_dropped_stale=n["dropped_stale"],
-            windows_dropped_late=n["dropped_late"], windows_rejected=n["rejected"],
-            batches=n["batches"], mean_batch=n["inferred"] / n["batches"] if n["batches"] else 0.0,
+            frames=n["frames"],
+            fps=self._fps.rate(),
+            windows_received=n["received"],
+            windows_inferred=n["inferred"],
+            windows_dropped_overflow=n["dropped_overflow"],
+            windows_dropped_stale=n["dropped_stale"],
+            windows_dropped_late=n["dropped_late"],
+            windows_rejected=n["rejected"],
+            batches=n["batches"],
+            mean_batch=n["inferred"] / n["batches"] if n["batches"] else 0.0,
             queue_depth=depth,
             stages=self.latency.snapshot(),
             routers=self.routers.status(),
-            subscribers=[SubscriberStats(name=s.name, queued=len(s), dropped=s.dropped)
-                         for s in self.bus.subscriptions],
+            subscribers=[
+                SubscriberStats(name=s.name, queued=len(s), dropped=s.dropped) for s in self.bus.subscriptions
+            ],
             model=model,
             store=self._sink.status() if self._sink is not None else None,
             events=n["events"],

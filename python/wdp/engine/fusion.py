@@ -20,7 +20,9 @@ from wdp.tracking.detections import COCO_SIGMAS, Detections
 _KAPPA2 = (2.0 * COCO_SIGMAS) ** 2
 
 
-def oks_matrix(kp_a: np.ndarray, area_a: np.ndarray, kp_b: np.ndarray, min_keypoint_score: float) -> np.ndarray:
+def oks_matrix(
+    kp_a: np.ndarray, area_a: np.ndarray, kp_b: np.ndarray, min_keypoint_score: float
+) -> np.ndarray:
     """(A, B) OKS of poses ``kp_a`` (A, 17, 3) against ``kp_b`` (B, 17, 3) over keypoints both see; scale is
     the area of a's box. Pairs with no common keypoint score 0."""
     d2 = ((kp_a[:, None, :, :2] - kp_b[None, :, :, :2]) ** 2).sum(-1)
@@ -30,8 +32,9 @@ def oks_matrix(kp_a: np.ndarray, area_a: np.ndarray, kp_b: np.ndarray, min_keypo
     return np.where(n > 0, np.where(common, e, 0.0).sum(-1) / np.maximum(n, 1), 0.0)
 
 
-def fuse_detections(per_router: Sequence[Detections], oks_threshold: float = 0.5,
-                    min_keypoint_score: float = 0.3) -> Detections:
+def fuse_detections(
+    per_router: Sequence[Detections], oks_threshold: float = 0.5, min_keypoint_score: float = 0.3
+) -> Detections:
     """One Detections for a time slot from each router's (see the module docstring)."""
     parts = [d for d in per_router if len(d)]
     if not parts:
@@ -63,8 +66,11 @@ def fuse_detections(per_router: Sequence[Detections], oks_threshold: float = 0.5
         m = np.array(members)
         w = kp[m, :, 2] * (kp[m, :, 2] >= min_keypoint_score)  # (M, 17)
         wsum = w.sum(0)
-        xy = np.where(wsum[:, None] > 0, (w[..., None] * kp[m, :, :2]).sum(0) / np.maximum(wsum, 1e-12)[:, None],
-                      kp[i, :, :2])
+        xy = np.where(
+            wsum[:, None] > 0,
+            (w[..., None] * kp[m, :, :2]).sum(0) / np.maximum(wsum, 1e-12)[:, None],
+            kp[i, :, :2],
+        )
         out_kp.append(np.concatenate([xy, kp[m, :, 2].max(0)[:, None]], axis=1))
         sw = scores[m] / max(scores[m].sum(), 1e-12)
         out_box.append((sw[:, None] * boxes[m]).sum(0))

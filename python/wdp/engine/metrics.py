@@ -18,7 +18,8 @@ from wdp.schemas import Router
 # Stages, in pipeline order. "window": packet arrival -> window queued (grid + sanitize); "queue": waiting for
 # the inference worker (including fusion wait for the other routers); "inference": net forward + decoding
 # per batch; "track": fusion + tracking + analytics per slot; "publish": frame + events onto the bus;
-# "end_to_end": arrival of the packet that completed the (earliest) window of a slot -> its PoseFrame published.
+# "end_to_end": arrival of the packet that completed the (earliest) window of a slot -> its PoseFrame
+# published.
 STAGES = ("window", "queue", "inference", "track", "publish", "end_to_end")
 
 
@@ -113,8 +114,13 @@ class LatencyRecorder:
                 out[stage] = StageLatency(count=0, mean_ms=0.0, p50_ms=0.0, p99_ms=0.0, max_ms=0.0)
                 continue
             p50, p99 = np.percentile(x, [50, 99])
-            out[stage] = StageLatency(count=len(x), mean_ms=float(x.mean()), p50_ms=float(p50),
-                                      p99_ms=float(p99), max_ms=float(x.max()))
+            out[stage] = StageLatency(
+                count=len(x),
+                mean_ms=float(x.mean()),
+                p50_ms=float(p50),
+                p99_ms=float(p99),
+                max_ms=float(x.max()),
+            )
         return out
 
     def reset(self) -> None:

@@ -30,8 +30,14 @@ class _RouterState:
 
 
 class RouterMonitor:
-    def __init__(self, *, disconnect_after_s: float = 2.0, rate_window_s: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        disconnect_after_s: float = 2.0,
+        rate_window_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.disconnect_after_s = disconnect_after_s
         self.rate_window_s = rate_window_s
         self._clock = clock
@@ -75,12 +81,19 @@ class RouterMonitor:
         out = []
         with self._lock:
             for rid, st in self._routers.items():
-                if st.status == "connected" and st.last_packet is not None \
-                        and now - st.last_packet > self.disconnect_after_s:
+                if (
+                    st.status == "connected"
+                    and st.last_packet is not None
+                    and now - st.last_packet > self.disconnect_after_s
+                ):
                     st.status = "disconnected"
-                    out.append(schemas.RouterDisconnected(
-                        timestamp=self._wall(), router_id=rid,
-                        reason=f"no packets for {self.disconnect_after_s:g} s"))
+                    out.append(
+                        schemas.RouterDisconnected(
+                            timestamp=self._wall(),
+                            router_id=rid,
+                            reason=f"no packets for {self.disconnect_after_s:g} s",
+                        )
+                    )
         return out
 
     def disconnect(self, router_id: str, reason: str) -> schemas.RouterDisconnected | None:
@@ -112,8 +125,17 @@ class RouterMonitor:
                     loss = max(0.0, 1.0 - rate / exp)
                 if st.lost_reported and st.packets:
                     loss = max(loss, st.lost_reported / (st.lost_reported + st.packets))
-                out.append(schemas.Router(
-                    id=rid, name=st.info.name, kind=st.info.kind, host=st.info.host, port=st.info.port,
-                    status=st.status, packet_rate=round(rate, 3), loss=round(min(loss, 1.0), 4),
-                    last_seen=st.last_seen_epoch))
+                out.append(
+                    schemas.Router(
+                        id=rid,
+                        name=st.info.name,
+                        kind=st.info.kind,
+                        host=st.info.host,
+                        port=st.info.port,
+                        status=st.status,
+                        packet_rate=round(rate, 3),
+                        loss=round(min(loss, 1.0), 4),
+                        last_seen=st.last_seen_epoch,
+                    )
+                )
         return out

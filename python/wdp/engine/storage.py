@@ -24,8 +24,15 @@ _log = logging.getLogger(__name__)
 
 
 class StoreSink:
-    def __init__(self, store: Store, bus: Bus, *, flush_interval_s: float = 1.0, max_frames: int = 300,
-                 queue_size: int = 20000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        *,
+        flush_interval_s: float = 1.0,
+        max_frames: int = 300,
+        queue_size: int = 20000,
+    ) -> None:
         self.store = store
         self.flush_interval_s = flush_interval_s
         self.max_frames = max_frames
@@ -74,7 +81,9 @@ class StoreSink:
         except Exception:
             _log.exception("store: pose flush failed (kept for the next flush)")
         now = time.monotonic()
-        if self._events and (now - self._last_event_flush >= self.flush_interval_s or len(self._events) >= 1000):
+        if self._events and (
+            now - self._last_event_flush >= self.flush_interval_s or len(self._events) >= 1000
+        ):
             self._flush_events(con)
 
     def _flush_events(self, con: Any) -> None:
@@ -112,8 +121,12 @@ class StoreSink:
     def status(self) -> StoreStatus:
         w = self._writer.stats if self._writer is not None else None
         return StoreStatus(
-            frames_written=w.frames_flushed if w else 0, events_written=self._events_written,
-            flushes=w.flushes if w else 0, flush_errors=(w.flush_errors if w else 0) + self._event_errors,
-            dropped=self._sub.dropped, pending=len(self._sub) + len(self._events)
+            frames_written=w.frames_flushed if w else 0,
+            events_written=self._events_written,
+            flushes=w.flushes if w else 0,
+            flush_errors=(w.flush_errors if w else 0) + self._event_errors,
+            dropped=self._sub.dropped,
+            pending=len(self._sub)
+            + len(self._events)
             + (self._writer.pending_frames if self._writer is not None else 0),
         )

@@ -36,8 +36,13 @@ from wdp.csi.simulator.config import INTEL5300_SUBCARRIERS_20MHZ
 # Grid instants count as reached by a packet up to 10 us early (grid units at 100 Hz): epoch-second floats
 # carry ~1e-7 s of rounding, so exact comparisons would depend on it.
 _GRID_TOL = 1e-3
-_FITS = {"endpoints": "endpoints", "lstsq": "least_squares", "least_squares": "least_squares",
-         "paper": "paper", "none": "none"}
+_FITS = {
+    "endpoints": "endpoints",
+    "lstsq": "least_squares",
+    "least_squares": "least_squares",
+    "paper": "paper",
+    "none": "none",
+}
 
 
 @dataclass(frozen=True)
@@ -80,8 +85,13 @@ class WindowSpec:
         spec = (card or {}).get("input_spec", {})
         san = spec.get("sanitization", {})
         kw: dict[str, Any] = {}
-        for key, name in (("window", "window"), ("rate_hz", "frame_rate_hz"), ("n_sub", "subcarriers"),
-                          ("n_rx", "rx_antennas"), ("n_tx", "tx_antennas")):
+        for key, name in (
+            ("window", "window"),
+            ("rate_hz", "frame_rate_hz"),
+            ("n_sub", "subcarriers"),
+            ("n_rx", "rx_antennas"),
+            ("n_tx", "tx_antennas"),
+        ):
             if name in spec:
                 kw[key] = type(getattr(cls, key))(spec[name])
         if "method" in san:
