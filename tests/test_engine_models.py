@@ -9,8 +9,9 @@ import pytest
 import torch
 from engine_fixtures import TINY, cached_tiny_model
 from wdp.csi.simulator import SceneSimulator, random_scene
-from wdp.engine.models import ModelRunner, decode_poses_fast, resolve_model, truth_detections
+from wdp.engine.models import ModelRunner, decode_poses_fast, local_peaks, resolve_model, truth_detections
 from wdp.model import WdpNet, decode_poses
+from wdp.model.decode import _local_peaks
 from wdp.model.spec import INPUT_SHAPE
 
 torch.set_num_threads(1)
@@ -19,6 +20,16 @@ torch.set_num_threads(1)
 def _assert_same(a, b) -> None:
     for name in ("keypoints", "boxes", "scores"):
         torch.testing.assert_close(getattr(a, name), getattr(b, name), atol=1e-5, rtol=1e-5)
+
+
+def test_separable_peak_nms_equals_max_pool() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 17, 64, 64, generator=g)
+    x[0, 0, 5, 5] = x[0, 0, 5, 6] = 9.0  # a plateau: both cells are peaks for max pooling too
+    x[1, 2, 0, :] = 7.0  # a ridge along the border
+    x[2] = torch.round(x[2])  # many ties
+    assert torch.equal(local_peaks(x), _local_peaks(x))
+    assert torch.equal(local_peaks(torch.sigmoid(x)), _local_peaks(torch.sigmoid(x)))
 
 
 @pytest.mark.parametrize("radius", [2.0, 1.5, 3.0])
