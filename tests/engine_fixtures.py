@@ -7,13 +7,16 @@ from pathlib import Path
 
 import torch
 from wdp import schemas
+from wdp.csi.simulator.config import INTEL5300_SUBCARRIERS_20MHZ
 from wdp.model import WdpNet
 from wheel_layout import ensure_wheel_layout
 
 TINY = dict(width=8, embed_dim=32, attention_layers=1, seed_channels=16, head_channels=8)
 
 
-def export_tiny_model(out: Path, seed: int = 0, name: str = "wdpnet") -> Path:
+def export_tiny_model(
+    out: Path, seed: int = 0, name: str = "wdpnet", formats: tuple[str, ...] = ("torchscript",)
+) -> Path:
     """A small WdpNet with random weights, exported (TorchScript + model card) the way training exports;
     the shipped model (python/wdp/models/default) is not needed for the engine's tests."""
     ensure_wheel_layout()
@@ -21,45 +24,14 @@ def export_tiny_model(out: Path, seed: int = 0, name: str = "wdpnet") -> Path:
 
     torch.manual_seed(seed)
     net = WdpNet(**TINY).eval()
-    subcarriers = [
-        -28,
-        -26,
-        -24,
-        -22,
-        -20,
-        -18,
-        -16,
-        -14,
-        -12,
-        -10,
-        -8,
-        -6,
-        -4,
-        -2,
-        -1,
-        1,
-        3,
-        5,
-        7,
-        9,
-        11,
-        13,
-        15,
-        17,
-        19,
-        21,
-        23,
-        25,
-        27,
-        28,
-    ]
     export_net(
         net,
         out,
         net_name=name,
-        formats=("torchscript",),
+        formats=formats,
         net_params=TINY,
-        sanitization={"method": "endpoints", "subcarrier_index": subcarriers},
+        onnx_optimize=False,
+        sanitization={"method": "endpoints", "subcarrier_index": list(INTEL5300_SUBCARRIERS_20MHZ)},
         decode={"max_people": 4, "refine_radius": 2.0, "refine_threshold": 0.1, "box_margin": 0.1},
     )
     return out

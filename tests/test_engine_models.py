@@ -7,9 +7,16 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from engine_fixtures import TINY, cached_tiny_model
+from engine_fixtures import TINY, cached_tiny_model, export_tiny_model
 from wdp.csi.simulator import SceneSimulator, random_scene
-from wdp.engine.models import ModelRunner, decode_poses_fast, local_peaks, resolve_model, truth_detections
+from wdp.engine.models import (
+    ModelRunner,
+    decode_poses_fast,
+    local_peaks,
+    pick_backend,
+    resolve_model,
+    truth_detections,
+)
 from wdp.model import WdpNet, decode_poses
 from wdp.model.decode import _local_peaks
 from wdp.model.spec import INPUT_SHAPE
@@ -103,6 +110,21 @@ def test_runner_infers_detections_in_image_pixels(tmp_path_factory) -> None:
     np.testing.assert_allclose(dets[1].keypoints, ref.keypoints[1].numpy(), atol=1e-4)
     strict = ModelRunner(runner.model, min_score=1.01)
     assert all(len(d) == 0 for d in strict.infer(amp, phase))
+
+
+def test_auto_backend_prefers_onnx_runtime(tmp_path) -> None:
+    path = export_tiny_model(tmp_path / "both", seed=3, formats=("torchscript", "onnx"))
+    assert pick_backend(path) == "onnx" and pick_backend(path, "torchscript") == "torchscript"
+    assert pick_backend(path / "model.ts") == "auto"
+    onnx = ModelRunner.load(path, min_score=0.0, threads=1)
+    ts = ModelRunner.load(path, backend="torchscript", min_score=0.0)
+    assert onnx.info.backend == "onnx" and ts.info.backend == "torchscript"
+    rng = np.random.default_rng(1)
+    amp = rng.uniform(5, 30, (2, *INPUT_SHAPE)).astype(np.float32)
+    phase = rng.normal(0, 1, (2, *INPUT_SHAPE)).astype(np.float32)
+    for a, b in zip(onnx.infer(amp, phase), ts.infer(amp, phase), strict=True):
+        np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-3)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
 
 
 def test_truth_detections_from_simulator() -> None:

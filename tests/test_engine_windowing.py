@@ -23,10 +23,11 @@ def _packets(
     jitter: float = 0.002,
     loss: float = 0.1,
     shape: tuple[int, int, int] = (30, 3, 3),
+    offset: float = 0.003,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Realistic CSI (the simulator's received channel with impairments) at jittered, lossy instants."""
     rng = np.random.default_rng(seed)
-    t = np.arange(n) / rate + rng.normal(0, jitter, n) + 0.003
+    t = np.arange(n) / rate + rng.normal(0, jitter, n) + offset
     t = np.sort(t[rng.uniform(size=n) > loss])
     sim = SceneSimulator(random_scene(85, seed, n_people=1))
     csi = sim.received_csi(t, rng).astype(np.complex64)
@@ -83,6 +84,33 @@ def test_window_completes_when_its_last_grid_instant_is_reached() -> None:
         out.append(wd.push(BASE + i / 100, csi, arrival=i))
     assert [len(o) for o in out] == [0, 0, 0, 0, 1, 0]
     assert out[4][0].arrival == 4 and out[4][0].slot == 0
+
+
+def test_clock_decisions_give_the_same_windows_earlier() -> None:
+    """advance(now) decides a grid frame once no packet can be nearer: same windows as push alone."""
+    spec = WindowSpec()
+    t, csi = _packets(150, seed=5, offset=-0.002, jitter=0.001)  # packets a little before the grid instants
+    by_packets, by_clock = RouterWindower("a", spec, BASE), RouterWindower("b", spec, BASE)
+    ref, got, early = [], [], 0
+    for i in range(len(t)):
+        ref += by_packets.push(float(t[i]), csi[i], 0.0)
+        now = float(t[i]) - 1e-6  # the clock just before packet i arrives
+        adv = by_clock.advance(now, now_perf=100.0)
+        early += len(adv)
+        got += adv
+        got += by_clock.push(float(t[i]), csi[i], 0.0)
+    assert early >= 10 and len(got) == len(ref)
+    for a, b in zip(got, ref, strict=True):
+        assert a.slot == b.slot
+        np.testing.assert_array_equal(a.amplitude, b.amplitude)
+        np.testing.assert_array_equal(a.phase, b.phase)
+    w = RouterWindower("c", spec, BASE)
+    assert w.deadline() is None
+    w.push(BASE + 0.0012, csi[0], 0.0)  # next grid instant 0.01: decidable at 0.01 + 0.0088 + guard
+    assert w.deadline() == pytest.approx(BASE + 0.0198, abs=1e-6)
+    assert w.advance(BASE + 0.0197, 5.0) == [] and w.stats.grid_frames == 0
+    w.advance(BASE + 0.0199, 5.0)
+    assert w.stats.grid_frames == 1 and w.deadline() is None  # the held packet is now over a period old
 
 
 def test_spec_follows_the_model_card(tmp_path_factory) -> None:

@@ -104,6 +104,11 @@ class CsiSource(ABC):
         """A wdp.tracking.FloorProjector for the source's camera view, if it knows one (the simulator)."""
         return None
 
+    def stream_time(self) -> float | None:
+        """Now on the packets' clock (engine clock), for realtime sources; None when the source is not
+        realtime (its packets come as fast as they are taken, the clock says nothing about them)."""
+        return None
+
     def __enter__(self) -> CsiSource:
         return self
 
@@ -150,6 +155,11 @@ class _TimedStreamSource(CsiSource):
         self._next = next(self._it, None)
         if self._next is None:
             self._done = True
+
+    def stream_time(self) -> float | None:
+        if not self.realtime or self._it is None:
+            return None
+        return self._origin + (time.perf_counter() - self._perf0 - (self._origin - self._wall0)) * self.speed
 
     def _due(self, t_rel: float) -> float:
         """perf_counter instant a packet at stream time t_rel is due (realtime pacing). Timestamps stay on
@@ -559,6 +569,9 @@ class LiveUdpSource(CsiSource):
     @property
     def exhausted(self) -> bool:
         return self._closed
+
+    def stream_time(self) -> float | None:
+        return time.time()  # packets carry kernel receive times on the same clock
 
     def lost_packets(self) -> Mapping[str, int]:
         if self._udp is None:

@@ -102,6 +102,7 @@ def load_model(cfg: Any, config: Any) -> Any:
         spec,
         m.get("models_dir"),
         m.get("backend", "auto"),
+        threads=config.torch_threads,
         min_score=config.min_detection_score,
         window_overrides=config.window_overrides(),
     )

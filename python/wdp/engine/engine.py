@@ -69,9 +69,9 @@ _SOURCE_RANK = {
 class EngineConfig:
     detector: Literal["model", "ground_truth"] = "model"
     max_batch: int = 16  # windows per forward pass
-    queue_windows: int = 64  # window queue bound (backpressure)
+    queue_windows: int = 32  # window queue bound (backpressure)
     fusion_wait_s: float = 0.02  # longest wait for the other routers' windows of a slot
-    max_window_age_s: float = 0.5  # realtime windows older than this when dequeued are dropped
+    max_window_age_s: float = 0.25  # realtime windows older than this when dequeued are dropped
     fusion_oks: float = 0.5  # OKS above which detections of two routers are one person
     min_keypoint_score: float = 0.3
     min_detection_score: float = 0.3  # decoder person score threshold (model detector)
@@ -144,6 +144,7 @@ class Engine:
         self._realtime: dict[str, bool] = {}
         self._router_kind: dict[str, schemas.FrameSource] = {}
         self._windowers: dict[str, RouterWindower] = {}
+        self._source_of: dict[str, CsiSource] = {}
         self._frame_ids = itertools.count(1)
         self.latest_frame: schemas.PoseFrame | None = None
         self._counts = dict.fromkeys(
@@ -314,8 +315,9 @@ class Engine:
         reason = "stopped"
         try:
             while not self._stopping.is_set():
-                for batch in src.read(timeout=0.1):
+                for batch in src.read(timeout=self._read_timeout(src)):
                     self._on_batch(src, infos, batch)
+                self._advance_clock(src)
                 for rid, lost in src.lost_packets().items():
                     self.routers.set_lost(rid, lost)
                 if src.exhausted:
@@ -343,6 +345,28 @@ class Engine:
                 self._sources_done += 1
                 self._qcond.notify_all()
 
+    def _read_timeout(self, src: CsiSource) -> float:
+        """Until the earliest clock decision of this source's routers (realtime), at most 0.1 s."""
+        now = src.stream_time()
+        if now is None:
+            return 0.1
+        deadlines = [
+            d
+            for rid, w in self._windowers.items()
+            if self._source_of.get(rid) is src and (d := w.deadline()) is not None
+        ]
+        return max(0.0, min(0.1, min(deadlines, default=now + 0.1) - now))
+
+    def _advance_clock(self, src: CsiSource) -> None:
+        now = src.stream_time()
+        if now is None:
+            return
+        now_perf = time.perf_counter()
+        for rid, wd in list(self._windowers.items()):
+            if self._source_of.get(rid) is src and wd.spec is self._spec:
+                for w in wd.advance(now, now_perf):
+                    self._enqueue(w, block=False)
+
     def _on_batch(self, src: CsiSource, infos: dict[str, RouterInfo], batch: Any) -> None:
         rid = batch.router_id
         info = infos.get(rid)
@@ -352,6 +376,7 @@ class Engine:
             infos[rid] = info
         self._realtime[rid] = src.realtime
         self._router_kind[rid] = src.kind
+        self._source_of[rid] = src
         ev = self.routers.on_packets(info, len(batch))
         if ev is not None:
             self._publish_event(ev)

@@ -12,6 +12,7 @@ to per-window detections. The engine swaps runners atomically at run time.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import time
 from dataclasses import dataclass
@@ -82,6 +83,24 @@ def local_peaks(heat: torch.Tensor) -> torch.Tensor:
     m = torch.maximum(torch.maximum(p[..., :, :-2], p[..., :, 1:-1]), p[..., :, 2:])
     m = torch.maximum(torch.maximum(m[..., :-2, :], m[..., 1:-1, :]), m[..., 2:, :])
     return heat * (m == heat)
+
+
+def pick_backend(path: Path, backend: str = "auto") -> str:
+    """The backend to load ``path`` with: "auto" -> "onnx" if an ONNX export and onnxruntime are there."""
+    if backend != "auto":
+        return backend
+    onnx_file = path if path.suffix == ".onnx" else None
+    if path.is_dir():
+        card = path / MODEL_CARD
+        name = "model.onnx"
+        if card.is_file():
+            import json
+
+            name = json.loads(card.read_text()).get("files", {}).get("onnx", name)
+        onnx_file = path / name
+    if onnx_file is not None and onnx_file.is_file() and importlib.util.find_spec("onnxruntime") is not None:
+        return "onnx"
+    return "auto"
 
 
 def decode_poses_fast(
@@ -200,9 +219,22 @@ class ModelRunner:
 
     @classmethod
     def load(
-        cls, spec: str | Path, models_dir: str | Path | None = None, backend: str = "auto", **kwargs: Any
+        cls,
+        spec: str | Path,
+        models_dir: str | Path | None = None,
+        backend: str = "auto",
+        *,
+        threads: int | None = None,
+        **kwargs: Any,
     ) -> ModelRunner:
-        return cls(load_exported(resolve_model(spec, models_dir), backend=backend), **kwargs)
+        """Resolve and load a model. ``backend`` "auto" prefers ONNX Runtime when the export has an ONNX file
+        and onnxruntime is installed (2-3x faster than TorchScript for these nets on CPU, see
+        bench/bench_engine.py), else TorchScript. ``threads``: intra-op threads (ONNX Runtime fixes them when
+        the session is created)."""
+        path = resolve_model(spec, models_dir)
+        if threads:
+            torch.set_num_threads(int(threads))
+        return cls(load_exported(path, backend=pick_backend(path, backend)), **kwargs)
 
     def infer(self, amplitude: np.ndarray, phase: np.ndarray) -> list[Detections]:
         """(B, W, S, R, T) windows -> per window the people scoring >= min_score."""

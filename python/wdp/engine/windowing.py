@@ -18,6 +18,9 @@ and the sanitization the training used. Per packet:
    (tests/test_engine_windowing.py checks it). Inputs with another subcarrier count are interpolated to the
    model's count (over positions 0..S-1). Optional causal Hampel on the amplitude (off unless configured).
 4. Every ``hop`` grid frames a window of the last ``window`` frames is emitted (slot = end index // hop).
+
+Realtime sources also advance the grid by the clock (``advance``): once no packet can arrive nearer to a grid
+instant than the packet held, the frame is decided without waiting for the next packet (up to a period).
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ from wdp.csi.simulator.config import INTEL5300_SUBCARRIERS_20MHZ
 # Grid instants count as reached by a packet up to 10 us early (grid units at 100 Hz): epoch-second floats
 # carry ~1e-7 s of rounding, so exact comparisons would depend on it.
 _GRID_TOL = 1e-3
+# Decide a grid frame by the clock only this long after no packet could still be nearer: live packets are
+# timestamped by the kernel on arrival but read a little later.
+DECISION_GUARD_S = 0.001
 _FITS = {
     "endpoints": "endpoints",
     "lstsq": "least_squares",
@@ -229,6 +235,34 @@ class RouterWindower:
                 out.append(w)
             self._next_grid = g + 1
         self._prev = pkt
+        return out
+
+    def deadline(self) -> float | None:
+        """Engine-clock time after which no packet can be nearer the next grid instant than the held one
+        (None when nothing can be decided early: no packet held, or the held one is over a period old)."""
+        prev, g = self._prev, self._next_grid
+        if prev is None or g is None:
+            return None
+        tg = self.grid_base + g / self.spec.rate_hz
+        lead = tg - prev.t
+        if lead > 1.0 / self.spec.rate_hz:
+            return None  # a lost packet: wait for the next one (the packet path handles gaps)
+        return tg + lead + DECISION_GUARD_S
+
+    def advance(self, now: float, now_perf: float) -> list[Window]:
+        """Emit the grid frames decided by the clock alone: at engine-clock time ``now`` a packet that has
+        not arrived is further from the grid instant than the held packet once now > instant + (instant -
+        held packet's time). This saves waiting for the next packet (up to a packet period) in realtime;
+        the frames are the ones push() would give. A window completed here "arrived" at its deadline
+        (``now_perf`` is the perf_counter reading at ``now``)."""
+        out: list[Window] = []
+        while (d := self.deadline()) is not None and now >= d:
+            assert self._prev is not None and self._next_grid is not None
+            g = self._next_grid
+            w = self._grid_frame(g, self._prev, now_perf - (now - d))
+            self._next_grid = g + 1
+            if w is not None:
+                out.append(w)
         return out
 
     def _restart(self) -> None:
