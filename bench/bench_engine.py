@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from wdp.csi.simulator import Scene, SceneSimulator, random_scene
 from wdp.csi.sources import ArraySource, router_room
 from wdp.engine import Engine, EngineConfig, ModelRunner
@@ -189,7 +188,7 @@ def main() -> None:
         for b, r in runners.items():
             iso[b] = isolated_inference(r, args.routers)
             iso[f"{b} batch 1"] = isolated_inference(r, 1)
-        for i, (b, r) in enumerate(runners.items()):
+        for b, r in runners.items():
             db = None if args.no_store else tmp_p / f"{b}.duckdb"
             runs[b] = run_engine(streams, r, args.seconds, args.warmup, db, args.threads)
         if not args.skip_null:
@@ -216,9 +215,8 @@ def main() -> None:
     print(f"  {'backend':<14}{'batch':>6}{'p50':>9}{'p99':>9}")
     for b in args.backends:
         for label, batch in ((b, args.routers), (f"{b} batch 1", 1)):
-            print(
-                f"  {b:<14}{batch:>6}{np.percentile(iso[label], 50):>9.2f}{np.percentile(iso[label], 99):>9.2f}"
-            )
+            p50, p99 = np.percentile(iso[label], [50, 99])
+            print(f"  {b:<14}{batch:>6}{p50:>9.2f}{p99:>9.2f}")
     print(
         "  the window of the slowest router completes up to one packet period (1000/rate ms) after the "
         "first one's; the fusion wait is capped at fusion_wait_s (20 ms)"
