@@ -193,8 +193,9 @@ def test_backpressure_drops_oldest_windows_and_keeps_memory_bounded(tiny: ModelR
     csi = sim.received_csi(t, np.random.default_rng(0)).astype(np.complex64)
     src = ArraySource({"a": (t, csi), "b": (t + 0.001, csi)}, realtime=True, speed=3.0)
     slow = _SlowRunner(tiny.model)
-    cfg = EngineConfig(queue_windows=4, max_batch=2, max_window_age_s=10.0)
+    cfg = EngineConfig(queue_windows=4, max_batch=2, max_window_age_s=10.0, status_interval_s=0.25)
     engine = Engine([src], model=slow, config=cfg)
+    alerts = engine.bus.subscribe({Topic.EVENT})
     depths = []
     with engine:
         while not engine.wait(0.02):
@@ -206,6 +207,8 @@ def test_backpressure_drops_oldest_windows_and_keeps_memory_bounded(tiny: ModelR
         m.windows_inferred + m.windows_dropped_overflow + m.windows_dropped_stale + m.windows_rejected
     )
     assert m.mean_batch > 1.0  # what queued up while the net was busy went through in one batch
+    degraded = [e.payload for e in alerts.drain() if isinstance(e.payload, schemas.AlertPerformanceDegraded)]
+    assert len(degraded) == 1 and degraded[0].value > 0  # one alert per cooldown (60 s)
 
 
 def test_stale_windows_are_dropped(tiny: ModelRunner) -> None:

@@ -78,6 +78,7 @@ class EngineConfig:
     torch_threads: int | None = 1  # intra-op threads for inference (None: leave torch's setting)
     disconnect_after_s: float = 2.0
     status_interval_s: float = 1.0
+    alert_cooldown_s: float = 60.0  # at most one alert.performance_degraded (windows dropped) per this time
     # window overrides (None: as the model card says, see WindowSpec)
     hop: int | None = None
     hampel_k: int | None = None
@@ -201,10 +202,14 @@ class Engine:
                 event_id=self._event_ids(),
             )
         )
-        for src in self.sources:
-            src.open(self.grid_base)
-            for info in src.routers():
-                self.routers.register(info)
+        try:
+            for src in self.sources:
+                src.open(self.grid_base)
+                for info in src.routers():
+                    self.routers.register(info)
+        except BaseException:
+            self.stop("failed to start")  # the sources opened so far, the store sink
+            raise
         for i, src in enumerate(self.sources):
             self._threads.append(
                 threading.Thread(
@@ -596,15 +601,32 @@ class Engine:
 
     def _housekeeping(self) -> None:
         last_status = 0.0
+        last_alert = -float("inf")
+        dropped_before = 0
         while not self._stopping.wait(0.25):
             for ev in self.routers.check_timeouts():
                 self._publish_event(ev)
                 self._publish_router(ev.router_id)
             now = time.monotonic()
-            if now - last_status >= self.config.status_interval_s:
-                last_status = now
-                for r in self.routers.status():
-                    self.bus.publish(Topic.ROUTER, r)
+            if now - last_status < self.config.status_interval_s:
+                continue
+            interval = now - last_status if last_status else self.config.status_interval_s
+            last_status = now
+            for r in self.routers.status():
+                self.bus.publish(Topic.ROUTER, r)
+            dropped = self._counts["dropped_overflow"] + self._counts["dropped_stale"]
+            if dropped > dropped_before and now - last_alert >= self.config.alert_cooldown_s:
+                last_alert = now
+                self._publish_event(
+                    schemas.AlertPerformanceDegraded(
+                        timestamp=time.time(),
+                        metric="windows_dropped_per_s",
+                        value=(dropped - dropped_before) / interval,
+                        threshold=0.0,
+                        event_id=self._event_ids(),
+                    )
+                )
+            dropped_before = dropped
 
     # ------------------------------------------------------------------------------------------ metrics
     def metrics(self) -> EngineMetrics:
