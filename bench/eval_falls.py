@@ -75,7 +75,7 @@ def true_falls(scene_idx: int, scene, sim: SceneSimulator, window: float) -> lis
 
 def run_scene(scene, args, runner) -> SceneRun:
     src = SimulatorSource(routers=args.routers, scene=scene, loop=False, realtime=False)
-    engine = Engine([src], model=runner, config=EngineConfig(detector=args.detector))
+    engine = Engine([src], model=runner, config=EngineConfig(detector=args.detector, hop=args.hop))
     sub = engine.bus.subscribe({Topic.EVENT, Topic.POSE}, maxsize=1_000_000)
     with engine:
         if not engine.wait(600):
@@ -133,6 +133,7 @@ def main() -> None:
     ap.add_argument("--base-seed", type=int, default=7)
     ap.add_argument("--duration", type=float, default=20.0, help="scene length (s)")
     ap.add_argument("--routers", type=int, default=1)
+    ap.add_argument("--hop", type=int, default=5, help="grid frames between windows (5: 20 pose frames/s)")
     ap.add_argument(
         "--window", type=float, default=4.0, help="a detection counts within this long after a fall"
     )
@@ -207,6 +208,7 @@ def main() -> None:
         f"fall detection, {args.scenes} simulator scenes x {args.duration:g} s ({n_people} people), "
         f"test-split "
         f"rooms 80-99 and seeds (base {args.base_seed}), detector {args.detector}, {args.routers} router(s), "
+        f"{100 / args.hop:g} frames/s, "
         f"{elapsed:.0f} s"
     )
     print(
