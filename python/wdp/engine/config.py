@@ -98,14 +98,20 @@ def load_model(cfg: Any, config: Any) -> Any:
 
     m = cfg.model
     spec = m.get("path") or (f"{m.name}/{m.version}" if m.get("version") else m.name)
-    return ModelRunner.load(
-        spec,
-        m.get("models_dir"),
-        m.get("backend", "auto"),
-        threads=config.torch_threads,
-        min_score=config.min_detection_score,
-        window_overrides=config.window_overrides(),
-    )
+    try:
+        return ModelRunner.load(
+            spec,
+            m.get("models_dir"),
+            m.get("backend", "auto"),
+            threads=config.torch_threads,
+            min_score=config.min_detection_score,
+            window_overrides=config.window_overrides(),
+        )
+    except FileNotFoundError as e:
+        raise FileNotFoundError(
+            f"{e}. Export one with `python -m wdp.train` and pass model.path=<run>/export, or watch the "
+            "simulator without a model: detector=ground_truth"
+        ) from None
 
 
 def build_sources(cfg: Any) -> list[Any]:
