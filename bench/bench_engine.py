@@ -83,6 +83,9 @@ class NullRunner(ModelRunner):
 
 
 def isolated_inference(runner: ModelRunner, batch: int, runs: int = 40) -> np.ndarray:
+    """(runs, 2) wall and CPU milliseconds of one forward + decode (CPU: this thread's; ONNX Runtime with
+    one intra-op thread and torch with one thread compute in the calling thread). On a shared machine the CPU
+    time is the contention-free figure."""
     rng = np.random.default_rng(0)
     amp = rng.uniform(5, 30, (batch, 5, 30, 3, 3)).astype(np.float32)
     phase = rng.normal(0, 1, (batch, 5, 30, 3, 3)).astype(np.float32)
@@ -90,9 +93,9 @@ def isolated_inference(runner: ModelRunner, batch: int, runs: int = 40) -> np.nd
         runner.infer(amp, phase)
     out = []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         runner.infer(amp, phase)
-        out.append(time.perf_counter() - t0)
+        out.append((time.perf_counter() - t0, time.thread_time() - c0))
     return np.array(out) * 1e3
 
 
@@ -116,6 +119,7 @@ def run_engine(
     return {
         "metrics": m1,
         "cpu_share": cpu / wall,
+        "cpu_ms_per_frame": 1e3 * cpu / max(m1.frames - m0.frames, 1),
         "frames_per_s": (m1.frames - m0.frames) / wall,
         "dropped": (m1.windows_dropped_overflow + m1.windows_dropped_stale + m1.windows_dropped_late)
         - (m0.windows_dropped_overflow + m0.windows_dropped_stale + m0.windows_dropped_late),
@@ -133,7 +137,11 @@ def print_run(title: str, r: dict) -> None:
         print(f"  {label:<22}{st.p50_ms:>9.2f}{st.p99_ms:>9.2f}{st.max_ms:>9.2f}{st.count:>9}")
     print(
         f"  frames/s {r['frames_per_s']:.1f}   windows {r['windows']}   dropped {r['dropped']}   "
-        f"mean batch {m.mean_batch:.2f}   process CPU {100 * r['cpu_share']:.0f}% of one core"
+        f"mean batch {m.mean_batch:.2f}"
+    )
+    print(
+        f"  process CPU {100 * r['cpu_share']:.0f}% of one core, "
+        f"{r['cpu_ms_per_frame']:.1f} ms CPU per frame (all engine threads and the store sink)"
     )
 
 
@@ -212,11 +220,11 @@ def main() -> None:
         print_run("same engine, null model (no inference): the pipeline's own overhead", runs["null"])
 
     print("\nfloor: net forward + decoding alone (no engine thread running), ms")
-    print(f"  {'backend':<14}{'batch':>6}{'p50':>9}{'p99':>9}")
+    print(f"  {'backend':<14}{'batch':>6}{'wall p50':>10}{'wall p99':>10}{'CPU p50':>9}{'CPU p99':>9}")
     for b in args.backends:
         for label, batch in ((b, args.routers), (f"{b} batch 1", 1)):
-            p50, p99 = np.percentile(iso[label], [50, 99])
-            print(f"  {b:<14}{batch:>6}{p50:>9.2f}{p99:>9.2f}")
+            (w50, c50), (w99, c99) = np.percentile(iso[label], [50, 99], axis=0)
+            print(f"  {b:<14}{batch:>6}{w50:>10.2f}{w99:>10.2f}{c50:>9.2f}{c99:>9.2f}")
     print(
         "  the window of the slowest router completes up to one packet period (1000/rate ms) after the "
         "first one's; the fusion wait is capped at fusion_wait_s (20 ms)"
