@@ -104,7 +104,7 @@ def run_engine(
 ) -> dict:
     src = ArraySource(streams, realtime=True)
     cfg = EngineConfig(detector="model", torch_threads=threads)
-    store = Store(db).open() if db is not None else None
+    store = Store(db, config={"threads": 1}).open() if db is not None else None  # as `wdp serve` opens it
     engine = Engine([src], model=runner, config=cfg, store=store)
     with engine:
         time.sleep(warmup)

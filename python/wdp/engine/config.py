@@ -170,7 +170,12 @@ def serve(cfg: Any, *, out: Any = sys.stdout, install_signals: bool = True) -> i
     from wdp.store import Store
 
     store_path = cfg.store.get("path") if cfg.get("store") else None
-    store = Store(store_path).open() if store_path else None
+    threads = cfg.store.get("duckdb_threads") if cfg.get("store") else None
+    store = (
+        Store(store_path, config={"threads": int(threads)} if threads else None).open()
+        if store_path
+        else None
+    )
     stop = threading.Event()
     received: list[str] = []
     previous: dict[int, Any] = {}
