@@ -1,4 +1,4 @@
-"""Command line: `wdp replay <capture>` (and later `wdp serve`)."""
+"""Command line: `wdp replay <capture>` (summarize a capture), `wdp serve [overrides]` (realtime engine)."""
 
 from __future__ import annotations
 
@@ -149,6 +149,26 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from wdp.engine.config import compose_serve_config, serve
+
+    try:
+        cfg = compose_serve_config(args.overrides)
+    except Exception as e:  # Hydra reports bad overrides / missing groups as exceptions
+        print(f"wdp serve: {e}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        from omegaconf import OmegaConf
+
+        print(OmegaConf.to_yaml(cfg))
+        return 0
+    try:
+        return serve(cfg)
+    except Exception as e:  # configuration problems (missing model or file, bad values) before it runs
+        print(f"wdp serve: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wdp", description="WiFi CSI to tracked human poses and events")
     sub = p.add_subparsers(dest="command", required=True)
@@ -159,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_replay)
+    s = sub.add_parser(
+        "serve", help="run the realtime engine (simulator by default) until Ctrl-C",
+        description="Run the realtime engine. Settings come from conf/serve.yaml; override them Hydra-style, "
+                    "e.g. `wdp serve source=replay source.path=capture.dat source.realtime=false` or "
+                    "`wdp serve detector=ground_truth store.path=null duration_s=10`.")
+    s.add_argument("overrides", nargs="*", help="Hydra overrides key=value / group=option")
+    s.add_argument("--print-config", action="store_true", help="print the composed config and exit")
+    s.set_defaults(func=_cmd_serve)
     return p
 
 

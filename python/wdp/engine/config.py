@@ -1,0 +1,235 @@
+"""Building the engine from the serve config (conf/serve.yaml) and running it: the body of `wdp serve`.
+
+``compose_serve_config(overrides)`` composes conf/serve.yaml with Hydra's compose API (command-line style
+overrides, e.g. ``["source=replay", "source.path=capture.dat"]``); ``build_engine(cfg, store=...)`` turns a
+composed config into an Engine (sources from ``_target_``, the model by path or name/version, zones,
+camera); ``serve(cfg)`` runs it until SIGINT/SIGTERM (or ``duration_s``, or the end of finite sources),
+then stops it cleanly, flushing the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from wdp import schemas
+
+_log = logging.getLogger(__name__)
+
+
+def conf_dir() -> Path:
+    """The directory holding serve.yaml: the installed wdp.conf package, else the source checkout's conf/."""
+    spec = importlib.util.find_spec("wdp.conf") if importlib.util.find_spec("wdp") else None
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations))).resolve()
+    repo_conf = Path(__file__).resolve().parents[3] / "conf"
+    if (repo_conf / "serve.yaml").is_file():
+        return repo_conf
+    raise FileNotFoundError("cannot find the wdp configuration directory (wdp.conf or <repo>/conf)")
+
+
+def compose_serve_config(overrides: Sequence[str] = ()) -> Any:
+    from hydra import compose, initialize_config_dir
+
+    d = conf_dir()
+    # the serve groups (source/...) live in conf/serve/ so they stay apart from the training groups
+    search = f"hydra.searchpath=[file://{d / 'serve'}]"
+    with initialize_config_dir(version_base="1.3", config_dir=str(d), job_name="wdp_serve"):
+        return compose(config_name="serve", overrides=[search, *overrides])
+
+
+def _plain(node: Any) -> Any:
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(node, DictConfig | ListConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def _dataclass_from(cls: Any, values: dict[str, Any] | None, **fixed: Any) -> Any:
+    values = dict(values or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - names
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} settings: {', '.join(sorted(unknown))}")
+    for k, v in values.items():
+        if isinstance(v, list):
+            values[k] = tuple(v)
+    return cls(**{**values, **fixed})
+
+
+def engine_config(cfg: Any) -> Any:
+    from wdp.analytics import ActivityConfig, FallConfig, PipelineConfig, ZoneMonitorConfig
+    from wdp.engine.engine import EngineConfig
+    from wdp.tracking import TrackerConfig
+
+    e = dict(_plain(cfg.get("engine")) or {})
+    a = dict(_plain(cfg.get("analytics")) or {})
+    image = tuple(float(v) for v in a.pop("image_size", (256.0, 256.0)))
+    tracker = a.pop("tracker", None)
+    pipeline = PipelineConfig(
+        image_size=image,  # type: ignore[arg-type]
+        tracker=_dataclass_from(TrackerConfig, tracker, scale=image[0]) if tracker else None,
+        zones=_dataclass_from(ZoneMonitorConfig, a.pop("zones", None)),
+        activity=_dataclass_from(ActivityConfig, a.pop("activity", None)),
+        falls=_dataclass_from(FallConfig, a.pop("falls", None)),
+        **a,
+    )
+    w = dict(_plain(cfg.get("window")) or {})
+    return _dataclass_from(
+        EngineConfig, {**e, **w}, detector=str(cfg.get("detector", "model")), pipeline=pipeline
+    )
+
+
+def load_model(cfg: Any, config: Any) -> Any:
+    """The ModelRunner the config names (model.path, else model.name[/model.version] in model.models_dir)."""
+    from wdp.engine.models import ModelRunner
+
+    m = cfg.model
+    spec = m.get("path") or (f"{m.name}/{m.version}" if m.get("version") else m.name)
+    try:
+        return ModelRunner.load(
+            spec,
+            m.get("models_dir"),
+            m.get("backend", "auto"),
+            threads=config.torch_threads,
+            min_score=config.min_detection_score,
+            window_overrides=config.window_overrides(),
+        )
+    except FileNotFoundError as e:
+        raise FileNotFoundError(
+            f"{e}. Export one with `python -m wdp.train` and pass model.path=<run>/export, or watch the "
+            "simulator without a model: detector=ground_truth"
+        ) from None
+
+
+def build_sources(cfg: Any) -> list[Any]:
+    from hydra.utils import instantiate
+
+    nodes = [cfg.source] + list(cfg.get("extra_sources") or [])
+    return [instantiate(n, _convert_="all") for n in nodes]
+
+
+def build_engine(
+    cfg: Any,
+    *,
+    store: Any = None,
+    bus: Any = None,
+    model: Any = None,
+    event_ids: Callable[[], str] = schemas.new_id,
+) -> Any:
+    from wdp.engine.engine import Engine
+    from wdp.tracking import FloorProjector
+
+    config = engine_config(cfg)
+    if config.detector == "model" and model is None:
+        model = load_model(cfg, config)
+    zones = [msgspec.convert(z, schemas.Zone) for z in (_plain(cfg.get("zones")) or [])]
+    projector = None
+    cam = _plain(cfg.get("camera"))
+    if cam and cam.get("image_to_floor") is not None:
+        projector = FloorProjector(np.asarray(cam["image_to_floor"], np.float64))
+    s = dict(_plain(cfg.get("store")) or {})
+    store_options = {k: s[k] for k in ("flush_interval_s", "max_frames", "queue_size") if k in s}
+    return Engine(
+        build_sources(cfg),
+        model=model,
+        config=config,
+        bus=bus,
+        store=store,
+        store_options=store_options,
+        zones=zones,
+        projector=projector,
+        event_ids=event_ids,
+    )
+
+
+def _status_line(m: Any) -> str:
+    e2e = m.stages["end_to_end"]
+    routers = " ".join(f"{r.id}:{r.status[:4]}/{r.packet_rate:.0f}Hz" for r in m.routers)
+    return (
+        f"[{m.source}] frames {m.frames} ({m.fps:.1f}/s)  "
+        f"e2e p50 {e2e.p50_ms:.1f} ms p99 {e2e.p99_ms:.1f} ms  "
+        f"dropped {m.windows_dropped_overflow + m.windows_dropped_stale}  events {m.events}  {routers}"
+    )
+
+
+def serve(cfg: Any, *, out: Any = sys.stdout, install_signals: bool = True) -> int:
+    """Run the engine the config describes until SIGINT/SIGTERM, ``duration_s`` or the end of its sources."""
+    from wdp.store import Store
+
+    store_path = cfg.store.get("path") if cfg.get("store") else None
+    threads = cfg.store.get("duckdb_threads") if cfg.get("store") else None
+    store = (
+        Store(store_path, config={"threads": int(threads)} if threads else None).open()
+        if store_path
+        else None
+    )
+    stop = threading.Event()
+    received: list[str] = []
+    previous: dict[int, Any] = {}
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        received.append(signal.Signals(signum).name)
+        stop.set()
+
+    try:
+        engine = build_engine(cfg, store=store)
+        if install_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, on_signal)
+        engine.start()
+        info = engine.model.info if engine.model is not None else None
+        kinds = ", ".join(type(s).__name__ for s in engine.sources)
+        print(
+            f"wdp serve: source {engine.source_kind} ({kinds}), "
+            f"detector {engine.config.detector}"
+            + (f", model {info.name} ({info.path})" if info else "")
+            + (f", store {store_path}" if store_path else ", no store"),
+            file=out,
+            flush=True,
+        )
+        duration = cfg.get("duration_s")
+        interval = float(cfg.get("status_interval_s") or 0)
+        t0 = last = time.monotonic()
+        reason = "stopped"
+        while not stop.wait(0.1):
+            now = time.monotonic()
+            if engine.wait(0):
+                reason = "end of stream"
+                break
+            if duration is not None and now - t0 >= float(duration):
+                reason = "duration reached"
+                break
+            if interval and now - last >= interval:
+                last = now
+                print(_status_line(engine.metrics()), file=out, flush=True)
+        if received:
+            reason = f"signal {received[0]}"
+        engine.stop(reason)
+        m = engine.metrics()
+        st = m.store
+        print(_status_line(m), file=out)
+        print(
+            f"wdp serve: stopped ({reason}); {m.frames} frames, {m.events} events"
+            + (f"; stored {st.frames_written} frames, {st.events_written} events" if st else ""),
+            file=out,
+            flush=True,
+        )
+        return 1 if engine.error is not None else 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if store is not None:
+            store.close()

@@ -1,0 +1,140 @@
+"""`wdp serve`: Hydra composition of conf/serve.yaml, building the engine from it, running until a signal."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from engine_fixtures import cached_tiny_model
+from wdp.cli import main
+from wdp.csi.sources import LiveUdpSource, ReplaySource, SimulatorSource
+from wdp.engine.config import build_engine, compose_serve_config, serve
+from wdp.store import Store
+
+REPO = Path(__file__).resolve().parents[1]
+INTEL = "intel5300/intel5300_csiread_monitor_ch64_0x5_3000pkts.dat"
+
+
+def test_compose_defaults_and_overrides(tmp_path) -> None:
+    cfg = compose_serve_config()
+    assert cfg.source._target_ == "wdp.csi.sources.SimulatorSource" and cfg.detector == "model"
+    assert cfg.window.hop == 5 and cfg.store.path == "wdp_history.duckdb"
+    cfg = compose_serve_config(
+        [
+            "source=replay",
+            f"source.path={tmp_path / 'x.dat'}",
+            "source.realtime=false",
+            "engine.max_batch=4",
+            "detector=ground_truth",
+        ]
+    )
+    assert cfg.source._target_ == "wdp.csi.sources.ReplaySource" and cfg.source.realtime is False
+    assert cfg.engine.max_batch == 4
+    assert compose_serve_config(["source=live", "source.port=0"]).source.port == 0
+    with pytest.raises(Exception, match="nonsense"):
+        compose_serve_config(["source=nonsense"])
+
+
+def test_build_engine_from_config(csi_dir, tmp_path_factory) -> None:
+    model = cached_tiny_model(tmp_path_factory)
+    zones = "[{id: door, name: Door, polygon: [[0, 0], [1, 0], [1, 1]], restricted: true}]"
+    cfg = compose_serve_config(
+        [
+            f"model.path={model}",
+            "engine.fusion_wait_s=0.05",
+            "window.max_gap_s=0.2",
+            f"zones={zones}",
+            "+analytics.falls.trigger_speed=0.7",
+        ]
+    )
+    engine = build_engine(cfg)
+    assert isinstance(engine.sources[0], SimulatorSource) and engine.sources[0].router_ids == [
+        "sim-0",
+        "sim-1",
+    ]
+    assert engine.config.fusion_wait_s == 0.05 and engine.window_spec.max_gap_s == 0.2
+    assert engine.model.info.name == "wdpnet" and engine.pipeline.falls.config.trigger_speed == 0.7
+    assert [z.id for z in engine.pipeline.zones.zones] == ["door"]
+    cfg = compose_serve_config(
+        ["source=replay", f"source.path={csi_dir / INTEL}", "detector=model", f"model.path={model}"]
+    )
+    assert isinstance(build_engine(cfg).sources[0], ReplaySource)
+    cfg = compose_serve_config(
+        ["source=live", "source.port=0", f"model.path={model}", "source.routers=[{id: a, host: 10.0.0.2}]"]
+    )
+    live = build_engine(cfg).sources[0]
+    assert isinstance(live, LiveUdpSource) and [r.id for r in live.routers()] == ["a"]
+
+
+def test_serve_replays_a_capture_into_the_store(csi_dir, tmp_path, tmp_path_factory) -> None:
+    db = tmp_path / "h.duckdb"
+    cfg = compose_serve_config(
+        [
+            "source=replay",
+            f"source.path={csi_dir / INTEL}",
+            "source.realtime=false",
+            f"model.path={cached_tiny_model(tmp_path_factory)}",
+            f"store.path={db}",
+        ]
+    )
+    out = io.StringIO()
+    assert serve(cfg, out=out, install_signals=False) == 0
+    assert "stopped (end of stream); 60 frames" in out.getvalue() and "stored 60 frames" in out.getvalue()
+    with Store(db, read_only=True) as store:
+        assert store.cursor().execute("SELECT count(*), min(source) FROM pose_frames").fetchone() == (
+            60,
+            "replay",
+        )
+
+
+def test_serve_reports_configuration_errors(tmp_path, capsys) -> None:
+    assert main(["serve", "model.name=no-such-model", f"model.models_dir={tmp_path}", "store.path=null"]) == 2
+    assert "no model 'no-such-model'" in capsys.readouterr().err
+    assert main(["serve", "source=replay", "store.path=null", "detector=ground_truth"]) == 2
+    assert "Missing mandatory value" in capsys.readouterr().err
+    assert main(["serve", "source=nonsense"]) == 2
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_wdp_serve_runs_until_signalled_and_flushes(tmp_path, tmp_path_factory, sig: signal.Signals) -> None:
+    """The real command: the simulator default with a model, stopped by a signal; the store has everything."""
+    db = tmp_path / "serve.duckdb"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "python"), "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "wdp",
+        "serve",
+        f"model.path={cached_tiny_model(tmp_path_factory)}",
+        f"store.path={db}",
+        "store.flush_interval_s=60",
+        "status_interval_s=0",
+        "source.speed=2",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("wdp serve: source simulator"), first + proc.stderr.read()
+        time.sleep(1.5)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert f"stopped (signal {sig.name})" in out
+    with Store(db, read_only=True) as store:
+        cur = store.cursor()
+        frames, sources = cur.execute("SELECT count(*), list(DISTINCT source) FROM pose_frames").fetchone()
+        assert frames > 20 and sources == ["simulator"]  # flush interval 60 s: only the stop flushed them
+        kinds = {r[0] for r in cur.execute("SELECT DISTINCT type FROM events").fetchall()}
+        assert {"system.started", "system.stopped", "router.connected", "router.disconnected"} <= kinds
+    assert f"stored {frames} frames" in out
