@@ -1,0 +1,432 @@
+"""WebhookDispatcher: durable webhook delivery through the store's outbox.
+
+    submit(events) --record_events (one transaction: events + one outbox row per interested subscription)-->
+    dispatcher loop --claim_due (lease)--> delivery tasks (httpx, bounded concurrency) --mark_result-->
+        2xx: delivered | retryable (network error, timeout, retry_on_status e.g. 5xx/429): pending again after
+        exponential backoff with jitter (never earlier than Retry-After) | anything else: failed
+
+``submit`` returns only after the events and their deliveries are committed, so an accepted event survives a
+crash of this process; on ``start`` deliveries left in flight by a previous run are released at once and,
+with every pending one, delivered. Delivery is at least once: a crash after the receiver got a request but
+before the result was recorded sends it again, with the same ``X-Delivery-ID`` (stable across retries and
+manual redelivery) for the receiver to deduplicate.
+
+All DuckDB work runs on one dedicated thread (one connection), so the event loop never blocks on the
+database and the dispatcher's own statements never conflict with each other. Each attempt is appended to the
+store's delivery log (status code, latency, error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import math
+import random
+import time
+from collections.abc import AsyncIterable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+import duckdb
+import httpx
+import msgspec
+
+from wdp import __version__
+from wdp.integrations.webhooks.signing import (
+    ATTEMPT_HEADER,
+    DELIVERY_ID_HEADER,
+    EVENT_TYPE_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    sign_payload,
+)
+from wdp.integrations.webhooks.ssrf import UrlGuard, UrlRefusedError
+from wdp.schemas import EventBase, WebhookSubscription
+from wdp.store import Store, config, events, outbox
+from wdp.store.outbox import OutboxItem
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class WebhookSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    concurrency: int = 16  # deliveries in flight at once (all subscriptions together)
+    claim_batch: int = 64
+    lease_s: float = 120.0  # an attempt not reported within this is handed out again; > total_timeout_s
+    poll_interval_s: float = 0.5  # how often due retries are looked for when nothing wakes the loop
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 10.0
+    total_timeout_s: float = 30.0  # per attempt, whole request/response (a slow-drip receiver is cut off)
+    max_connections: int = 100
+    max_response_bytes: int = 65_536  # read (and discard) at most this much of a response body
+    max_retry_after_s: float = 3600.0  # a Retry-After beyond this is capped
+    jitter: float = 0.5  # backoff delay d becomes d * (1 - jitter * U[0,1)); 0 disables
+    allowed_networks: list[str] = []  # CIDRs exempt from the SSRF guard, e.g. ["127.0.0.1/32"]
+    subscription_cache_s: float = 1.0
+    user_agent: str = f"wdp-webhooks/{__version__}"
+
+
+@dataclass
+class WebhookStats:
+    submitted_events: int = 0
+    queued_deliveries: int = 0
+    attempts: int = 0
+    delivered: int = 0
+    retries_scheduled: int = 0
+    failed: int = 0
+    refused: int = 0  # attempts refused by the SSRF guard (failed without a request)
+    network_errors: int = 0
+    recovered_in_flight: int = 0  # deliveries left in flight by a previous run, released on start
+    stale_reports: int = 0  # results for attempts whose lease had expired and been re-claimed
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    ok: bool
+    status_code: int | None = None
+    error: str | None = None
+    retryable: bool = True
+    retry_after_s: float | None = None
+    latency_ms: float | None = None
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent/invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _reschedule(con: duckdb.DuckDBPyConnection, delivery_id: str, attempt: int, at: float) -> None:
+    """Move a retry's due time (jitter, Retry-After). Guarded by the attempt number so it only touches the
+    retry that ``mark_result`` just scheduled."""
+    con.execute(
+        "UPDATE outbox SET next_attempt_at = ? WHERE delivery_id = ? AND status = 'pending' AND attempts = ?",
+        [at, delivery_id, attempt],
+    )
+
+
+def _release_in_flight(con: duckdb.DuckDBPyConnection, now: float) -> int:
+    rows = con.execute(
+        "UPDATE outbox SET claimed_until = ? WHERE status = 'in_flight' RETURNING delivery_id", [now]
+    ).fetchall()
+    return len(rows)
+
+
+def _redeliver(con: duckdb.DuckDBPyConnection, delivery_id: str, now: float) -> bool:
+    """Failed or delivered -> pending with a fresh set of attempts, same delivery id."""
+    rows = con.execute(
+        "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, claimed_until = NULL, "
+        "last_error = NULL WHERE delivery_id = ? AND status IN ('failed', 'delivered') RETURNING delivery_id",
+        [now, delivery_id],
+    ).fetchall()
+    return bool(rows)
+
+
+class WebhookDispatcher:
+    """Delivers the store's webhook outbox. Use ``async with`` (or start()/stop())."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: WebhookSettings | None = None,
+        *,
+        client: httpx.AsyncClient | None = None,
+        guard: UrlGuard | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.settings = settings or WebhookSettings()
+        if self.settings.lease_s <= self.settings.total_timeout_s:
+            raise ValueError("lease_s must exceed total_timeout_s, or live attempts would be handed out twice")
+        self.guard = guard or UrlGuard(self.settings.allowed_networks)
+        self.clock = clock
+        self.rng = rng
+        self.stats = WebhookStats()
+        self._client = client
+        self._owns_client = client is None
+        self._executor: ThreadPoolExecutor | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._active: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._subs: dict[str, WebhookSubscription] = {}
+        self._subs_loaded_at = -math.inf
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+    async def start(self) -> WebhookDispatcher:
+        if self._task is not None:
+            raise RuntimeError("dispatcher already started")
+        s = self.settings
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(s.read_timeout_s, connect=s.connect_timeout_s, pool=s.connect_timeout_s),
+                limits=httpx.Limits(max_connections=s.max_connections, max_keepalive_connections=s.max_connections),
+                follow_redirects=False,  # a redirect could point anywhere, past the SSRF check
+                trust_env=False,
+            )
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wdp-webhooks-db")
+        self._stopping = False
+        recovered = await self._db(_release_in_flight, self.clock())
+        self.stats.recovered_in_flight += recovered
+        if recovered:
+            _log.info("webhooks: %d deliveries were in flight when the previous run ended; resending", recovered)
+        self._task = asyncio.create_task(self._loop(), name="webhook-dispatcher")
+        return self
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop claiming; let running attempts finish for ``grace_s``, then cancel them (they stay in flight in
+        the outbox and are resent by the next start)."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        task, self._task = self._task, None
+        await asyncio.gather(task, return_exceptions=True)
+        if self._active:
+            _, pending = await asyncio.wait(set(self._active), timeout=grace_s)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    async def __aenter__(self) -> WebhookDispatcher:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------------------------------ API
+    async def submit(self, batch: Iterable[EventBase]) -> list[str]:
+        """Store events and queue their deliveries (one transaction), then wake the delivery loop. Returns the
+        new delivery ids. When this returns, the events are durable."""
+        items = list(batch)
+        if not items:
+            return []
+        ids = await self._db(self._record, items, self.clock())
+        self.stats.submitted_events += len(items)
+        self.stats.queued_deliveries += len(ids)
+        if ids:
+            self._wake.set()
+        return ids
+
+    async def consume(self, source: AsyncIterable[EventBase], *, max_batch: int = 256) -> None:
+        """Submit every event an async iterator yields; events that arrive while a submit is running are
+        batched into the next transaction."""
+        pending: asyncio.Queue[EventBase | None] = asyncio.Queue()
+
+        async def read() -> None:
+            try:
+                async for event in source:
+                    pending.put_nowait(event)
+            finally:
+                pending.put_nowait(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            done = False
+            while not done:
+                batch = [await pending.get()]
+                while not pending.empty() and len(batch) < max_batch:
+                    batch.append(pending.get_nowait())
+                if None in batch:
+                    done = True
+                    batch = [e for e in batch if e is not None]
+                await self.submit(batch)  # type: ignore[arg-type]
+            await reader
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+    async def redeliver(self, delivery_id: str) -> bool:
+        """Send a failed or delivered delivery again (fresh attempts, same X-Delivery-ID). False if unknown or
+        still pending/in flight."""
+        ok = await self._db(_redeliver, delivery_id, self.clock())
+        if ok:
+            self._wake.set()
+        return ok
+
+    def invalidate_subscriptions(self) -> None:
+        """Call after webhook CRUD so the next attempt sees the new URL/secret at once (else within
+        ``subscription_cache_s``)."""
+        self._subs_loaded_at = -math.inf
+
+    def wake(self) -> None:
+        """Look for due deliveries now (e.g. after another component enqueued or requeued some)."""
+        self._wake.set()
+
+    # ------------------------------------------------------------------------------------------ internals
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self._executor is None:
+            raise RuntimeError("dispatcher is not started")
+        store = self.store
+
+        def run() -> T:
+            return fn(store.cursor(), *args, **kwargs)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, run)
+
+    @staticmethod
+    def _record(con: duckdb.DuckDBPyConnection, items: list[EventBase], now: float) -> list[str]:
+        return events.record_events(con, items, config.active_webhooks(con), now=now)
+
+    async def _subscription(self, subscription_id: str) -> WebhookSubscription | None:
+        if self.clock() - self._subs_loaded_at > self.settings.subscription_cache_s \
+                or subscription_id not in self._subs:
+            subs = await self._db(config.WEBHOOKS.list)
+            self._subs = {s.id: s for s in subs}
+            self._subs_loaded_at = self.clock()
+        return self._subs.get(subscription_id)
+
+    async def _loop(self) -> None:
+        s = self.settings
+        while not self._stopping:
+            self._wake.clear()
+            free = s.concurrency - len(self._active)
+            claimed: list[OutboxItem] = []
+            if free > 0:
+                try:
+                    claimed = await self._db(outbox.claim_due, now=self.clock(), limit=min(free, s.claim_batch),
+                                             lease_s=s.lease_s)
+                except duckdb.Error:
+                    _log.exception("webhooks: claiming due deliveries failed")
+                for item in claimed:
+                    task = asyncio.create_task(self._deliver(item))
+                    self._active.add(task)
+                    task.add_done_callback(self._active.discard)
+                if claimed and len(claimed) == min(free, s.claim_batch):
+                    continue  # more may be due right now
+            try:
+                await asyncio.wait_for(self._wake.wait(), s.poll_interval_s)
+            except TimeoutError:
+                pass
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        try:
+            sub = await self._subscription(item.subscription_id)
+            if sub is None:
+                result = AttemptResult(ok=False, error="subscription deleted", retryable=False)
+            elif not sub.active:
+                result = AttemptResult(ok=False, error="subscription inactive", retryable=False)
+            else:
+                result = await self._attempt(item, sub)
+            await self._report(item, sub, result)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the outbox keeps it in flight; the lease hands it out again later
+            _log.exception("webhooks: delivery %s attempt %d crashed", item.delivery_id, item.attempts)
+        finally:
+            self._wake.set()  # a concurrency slot is free
+
+    async def _attempt(self, item: OutboxItem, sub: WebhookSubscription) -> AttemptResult:
+        s = self.settings
+        self.stats.attempts += 1
+        try:
+            target = await self.guard.resolve(sub.url)
+        except UrlRefusedError as exc:
+            self.stats.refused += 1
+            return AttemptResult(ok=False, error=f"refused: {exc}", retryable=False)
+        except OSError as exc:
+            self.stats.network_errors += 1
+            return AttemptResult(ok=False, error=f"resolve failed: {exc}")
+        body = item.payload.encode()
+        timestamp = str(int(self.clock()))
+        headers = {
+            **sub.headers,  # custom headers first: ours below cannot be overridden
+            "Content-Type": "application/json",
+            "User-Agent": s.user_agent,
+            "Host": target.host_header,
+            EVENT_TYPE_HEADER: item.event_type,
+            DELIVERY_ID_HEADER: item.delivery_id,
+            TIMESTAMP_HEADER: timestamp,
+            ATTEMPT_HEADER: str(item.attempts),
+        }
+        if sub.secret:
+            headers[SIGNATURE_HEADER] = sign_payload(sub.secret, timestamp, body)
+        extensions = {"sni_hostname": target.server_name} if target.server_name else None
+        assert self._client is not None
+        t0 = time.perf_counter()
+        try:
+            async with asyncio.timeout(s.total_timeout_s):
+                async with self._client.stream("POST", target.url, content=body, headers=headers,
+                                               extensions=extensions) as response:
+                    received = 0
+                    async for chunk in response.aiter_raw():
+                        received += len(chunk)
+                        if received >= s.max_response_bytes:
+                            break
+        except TimeoutError:
+            self.stats.network_errors += 1
+            return AttemptResult(ok=False, error=f"timeout after {s.total_timeout_s:g} s",
+                                 latency_ms=(time.perf_counter() - t0) * 1e3)
+        except httpx.HTTPError as exc:
+            self.stats.network_errors += 1
+            return AttemptResult(ok=False, error=f"{type(exc).__name__}: {exc}"[:500],
+                                 latency_ms=(time.perf_counter() - t0) * 1e3)
+        latency_ms = (time.perf_counter() - t0) * 1e3
+        code = response.status_code
+        if 200 <= code < 300:
+            return AttemptResult(ok=True, status_code=code, latency_ms=latency_ms)
+        retryable = code in sub.retry.retry_on_status
+        return AttemptResult(
+            ok=False, status_code=code, latency_ms=latency_ms, retryable=retryable,
+            error=f"HTTP {code}" + ("" if 300 > code or code >= 400 else " (redirects are not followed)"),
+            retry_after_s=parse_retry_after(response.headers.get("Retry-After"), self.clock()) if retryable else None,
+        )
+
+    async def _report(self, item: OutboxItem, sub: WebhookSubscription | None, result: AttemptResult) -> None:
+        now = self.clock()
+        retry_at = None
+        if not result.ok and result.retryable and sub is not None:
+            delay = sub.retry.delay_s(item.attempts) * (1.0 - self.settings.jitter * self.rng())
+            if result.retry_after_s is not None:
+                delay = max(delay, min(result.retry_after_s, self.settings.max_retry_after_s))
+            retry_at = now + delay
+        status = await self._db(self._mark, item, result, now, retry_at)
+        if status == "delivered":
+            self.stats.delivered += 1
+        elif status == "pending":
+            self.stats.retries_scheduled += 1
+        elif status == "failed":
+            self.stats.failed += 1
+            _log.warning("webhooks: delivery %s to %s failed for good: %s", item.delivery_id,
+                         item.subscription_id, result.error)
+        else:
+            self.stats.stale_reports += 1
+
+    @staticmethod
+    def _mark(con: duckdb.DuckDBPyConnection, item: OutboxItem, result: AttemptResult, now: float,
+              retry_at: float | None) -> str | None:
+        for tries in range(5):
+            try:
+                status = outbox.mark_result(
+                    con, item.delivery_id, item.attempts, ok=result.ok, now=now, status_code=result.status_code,
+                    latency_ms=result.latency_ms, error=result.error, retryable=result.retryable)
+                break
+            except duckdb.TransactionException:
+                # Another connection (e.g. the API requeueing) touched the row: try again.
+                if tries == 4:
+                    raise
+        if status == "pending" and retry_at is not None:
+            _reschedule(con, item.delivery_id, item.attempts, retry_at)
+        return status
