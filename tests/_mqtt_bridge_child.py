@@ -10,8 +10,16 @@ from wdp.integrations.mqtt import MqttBridge, MqttConfig
 
 
 async def main(port: int, client_id: str) -> None:
-    bridge = MqttBridge(MqttConfig(host="127.0.0.1", port=port, client_id=client_id, keepalive_s=5,
-                                   reconnect_min_s=0.05, reconnect_max_s=0.5))
+    bridge = MqttBridge(
+        MqttConfig(
+            host="127.0.0.1",
+            port=port,
+            client_id=client_id,
+            keepalive_s=5,
+            reconnect_min_s=0.05,
+            reconnect_max_s=0.5,
+        )
+    )
     async with bridge:
         bridge.publish_status("running", {"fps": 10.0})
         await bridge.wait_connected(5)

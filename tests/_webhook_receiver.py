@@ -50,8 +50,18 @@ def main() -> None:
                 n = state["count"]
                 status = args.fail_status if n <= args.fail_first else 200
                 if log is not None:
-                    log.write(json.dumps({"t": time.time(), "path": self.path, "headers": dict(self.headers),
-                                          "body": body.decode("utf-8", "replace"), "status": status}) + "\n")
+                    log.write(
+                        json.dumps(
+                            {
+                                "t": time.time(),
+                                "path": self.path,
+                                "headers": dict(self.headers),
+                                "body": body.decode("utf-8", "replace"),
+                                "status": status,
+                            }
+                        )
+                        + "\n"
+                    )
                     log.flush()
             reply = b'{"ok": true}' if status == 200 else b'{"ok": false}'
             self.send_response(status)

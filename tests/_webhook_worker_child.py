@@ -1,9 +1,9 @@
 """A process that accepts events and delivers webhooks, for the kill -9 test.
 
-    stream DB URL ACCEPTED   submit events forever; after each submit returns (events committed), append the
-                             event id to ACCEPTED (fsync'd) -- the parent SIGKILLs it mid-stream
-    drain DB URL -           deliver whatever the outbox holds (incl. what was in flight when the other one
-                             died), print "drained <recovered in flight>" and exit
+stream DB URL ACCEPTED   submit events forever; after each submit returns (events committed), append the
+                         event id to ACCEPTED (fsync'd) -- the parent SIGKILLs it mid-stream
+drain DB URL -           deliver whatever the outbox holds (incl. what was in flight when the other one
+                         died), print "drained <recovered in flight>" and exit
 """
 
 from __future__ import annotations
@@ -17,13 +17,28 @@ from wdp.integrations.webhooks import WebhookDispatcher, WebhookSettings
 from wdp.schemas import RetryPolicy, WebhookSubscription
 from wdp.store import Store, config
 
-SETTINGS = WebhookSettings(concurrency=8, poll_interval_s=0.02, allowed_networks=["127.0.0.1/32"], lease_s=30,
-                           total_timeout_s=5, connect_timeout_s=1, read_timeout_s=5)
+SETTINGS = WebhookSettings(
+    concurrency=8,
+    poll_interval_s=0.02,
+    allowed_networks=["127.0.0.1/32"],
+    lease_s=30,
+    total_timeout_s=5,
+    connect_timeout_s=1,
+    read_timeout_s=5,
+)
 
 
 async def stream(store: Store, url: str, accepted_path: str) -> None:
-    config.WEBHOOKS.put(store.cursor(), WebhookSubscription(
-        id="sub", url=url, events=["*"], secret="k", retry=RetryPolicy(backoff_base_s=0.05, backoff_max_s=0.2)))
+    config.WEBHOOKS.put(
+        store.cursor(),
+        WebhookSubscription(
+            id="sub",
+            url=url,
+            events=["*"],
+            secret="k",
+            retry=RetryPolicy(backoff_base_s=0.05, backoff_max_s=0.2),
+        ),
+    )
     fd = os.open(accepted_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     async with WebhookDispatcher(store, SETTINGS) as hooks:
         print("streaming", flush=True)
@@ -41,7 +56,9 @@ async def drain(store: Store) -> None:
     async with WebhookDispatcher(store, SETTINGS) as hooks:
         con = store.cursor()
         for _ in range(3000):
-            (left,) = con.execute("SELECT count(*) FROM outbox WHERE status IN ('pending', 'in_flight')").fetchone()
+            (left,) = con.execute(
+                "SELECT count(*) FROM outbox WHERE status IN ('pending', 'in_flight')"
+            ).fetchone()
             if left == 0:
                 break
             await asyncio.sleep(0.01)

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import aiomqtt
 
-MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+MOSQUITTO = shutil.which("mosquitto") or (
+    "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+)
 
 
 def free_port() -> int:
@@ -40,7 +42,9 @@ def wait_port(port: int, timeout: float = 5.0, host: str = "127.0.0.1") -> None:
 class MosquittoBroker:
     """``extra`` lines go into the listener's config (TLS, password_file...)."""
 
-    def __init__(self, workdir: Path, port: int | None = None, *, extra: str = "", anonymous: bool = True) -> None:
+    def __init__(
+        self, workdir: Path, port: int | None = None, *, extra: str = "", anonymous: bool = True
+    ) -> None:
         if MOSQUITTO is None:
             raise RuntimeError("mosquitto not installed")
         self.workdir = workdir
@@ -65,7 +69,9 @@ class MosquittoBroker:
             f"pid_file {self.workdir}/mosquitto.pid",
         ]
         if os.geteuid() == 0:
-            lines.append("user root")  # else mosquitto drops to a user that cannot write the pid/persistence files
+            lines.append(
+                "user root"
+            )  # else mosquitto drops to a user that cannot write the pid/persistence files
         self.conf.write_text("\n".join(lines) + "\n")
 
     def start(self) -> MosquittoBroker:
@@ -129,8 +135,13 @@ class Collector:
     async def _run(self) -> None:
         while True:
             try:
-                async with aiomqtt.Client("127.0.0.1", self.port, identifier=self.client_id,
-                                          clean_session=self.clean_session, keepalive=10) as client:
+                async with aiomqtt.Client(
+                    "127.0.0.1",
+                    self.port,
+                    identifier=self.client_id,
+                    clean_session=self.clean_session,
+                    keepalive=10,
+                ) as client:
                     self.connects += 1
                     await client.subscribe(self.topic_filter, qos=self.qos)
                     self._subscribed.set()
@@ -155,8 +166,9 @@ class Collector:
         deadline = time.monotonic() + timeout
         while not predicate(self.messages):
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out; got {len(self.messages)} messages: "
-                                     f"{[m.topic for m in self.messages][-20:]}")
+                raise AssertionError(
+                    f"timed out; got {len(self.messages)} messages: {[m.topic for m in self.messages][-20:]}"
+                )
             await asyncio.sleep(0.01)
 
     def on(self, suffix: str) -> list[Received]:

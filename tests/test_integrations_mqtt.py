@@ -19,7 +19,6 @@ import msgspec
 import pytest
 from integration_samples import detected, fall, frame, person, zone
 from mqtt_broker import MOSQUITTO, Collector, MosquittoBroker, free_port, retained
-
 from wdp.integrations.mqtt import CommandHandlers, CommandProcessor, MqttBridge, MqttConfig, TlsConfig, Topics
 from wdp.integrations.mqtt.commands import ZonePatch
 from wdp.schemas import EVENT_JSON, PersonDetected
@@ -41,8 +40,15 @@ def broker(tmp_path: Path):
 
 
 def config(port: int, **kw) -> MqttConfig:  # type: ignore[no-untyped-def]
-    base = dict(host="127.0.0.1", port=port, client_id=f"wdp-{uuid.uuid4().hex[:8]}", keepalive_s=5,
-                connect_timeout_s=2.0, reconnect_min_s=0.05, reconnect_max_s=0.4)
+    base = dict(
+        host="127.0.0.1",
+        port=port,
+        client_id=f"wdp-{uuid.uuid4().hex[:8]}",
+        keepalive_s=5,
+        connect_timeout_s=2.0,
+        reconnect_min_s=0.05,
+        reconnect_max_s=0.4,
+    )
     return MqttConfig(**(base | kw))
 
 
@@ -58,8 +64,13 @@ def test_topic_tree_qos_retain_and_payloads(broker: MosquittoBroker) -> None:
                 assert bridge.publish_event(fall(7))
                 assert bridge.publish_event(detected(3))
                 assert await bridge.flush(5)
-                expected = {"wdp/events/person.detected", "wdp/system/alerts/fall_detected", "wdp/pose/current",
-                            "wdp/events/person.fall_detected", "wdp/pose/person/8/update"}
+                expected = {
+                    "wdp/events/person.detected",
+                    "wdp/system/alerts/fall_detected",
+                    "wdp/pose/current",
+                    "wdp/events/person.fall_detected",
+                    "wdp/pose/person/8/update",
+                }
                 await live.wait_for(lambda ms: expected <= {m.topic for m in ms if not m.retain})
                 fresh = {m.topic: m for m in live.messages if not m.retain}
             # live QoS = publish QoS (the collector subscribed at 2)
@@ -72,8 +83,12 @@ def test_topic_tree_qos_retain_and_payloads(broker: MosquittoBroker) -> None:
             assert fresh["wdp/events/person.detected"].qos == 1
 
             current = json.loads(fresh["wdp/pose/current"].payload)
-            assert current["person_count"] == 2 and current["frame_id"] == 1 and current["source"] == "simulator"
-            assert current["persons"][0]["track_id"] == 7 and current["persons"][0]["keypoints_detected"] == 12
+            assert (
+                current["person_count"] == 2 and current["frame_id"] == 1 and current["source"] == "simulator"
+            )
+            assert (
+                current["persons"][0]["track_id"] == 7 and current["persons"][0]["keypoints_detected"] == 12
+            )
             update = json.loads(fresh["wdp/pose/person/7/update"].payload)
             assert len(update["person"]["keypoints"]) == 17 and update["person"]["zone_ids"] == ["kitchen"]
             alert = json.loads(fresh["wdp/system/alerts/fall_detected"].payload)
@@ -142,7 +157,9 @@ class FakeEngine:
         return {"state": "stopped"}
 
     def handlers(self) -> CommandHandlers:
-        return CommandHandlers(configure_zone=self.configure_zone, start=self.start, stop=self.stop)  # no status
+        return CommandHandlers(
+            configure_zone=self.configure_zone, start=self.start, stop=self.stop
+        )  # no status
 
 
 async def _request(client: aiomqtt.Client, topic: str, payload: bytes | str) -> dict:
@@ -163,21 +180,40 @@ def test_command_round_trips_with_correlation_id(broker: MosquittoBroker) -> Non
             await bridge.wait_connected(5)
             async with aiomqtt.Client("127.0.0.1", broker.port, identifier="operator") as op:
                 await op.subscribe("wdp/response/#", qos=1)
-                body = {"correlation_id": "c-1", "configuration": {"max_occupancy": 2, "restricted": True,
-                                                                    "polygon": [[0, 0], [1, 0], [1, 1]]}}
+                body = {
+                    "correlation_id": "c-1",
+                    "configuration": {
+                        "max_occupancy": 2,
+                        "restricted": True,
+                        "polygon": [[0, 0], [1, 0], [1, 1]],
+                    },
+                }
                 r = await _request(op, "wdp/command/zone/kitchen/configure", json.dumps(body))
-                assert r["status"] == "ok" and r["correlation_id"] == "c-1" and r["command"] == "zone.configure"
+                assert (
+                    r["status"] == "ok" and r["correlation_id"] == "c-1" and r["command"] == "zone.configure"
+                )
                 assert r["target"] == "kitchen"
                 assert r["result"]["max_occupancy"] == 2 and r["result"]["restricted"] is True
                 assert r["result"]["polygon"] == [[0, 0], [1, 0], [1, 1]]
-                assert engine.calls[-1] == ("configure", "kitchen", {"polygon": [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)],
-                                                                      "max_occupancy": 2, "restricted": True})
+                assert engine.calls[-1] == (
+                    "configure",
+                    "kitchen",
+                    {"polygon": [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)], "max_occupancy": 2, "restricted": True},
+                )
                 r = await _request(op, "wdp/command/system/start", b"")  # empty payload == {}
-                assert r == {**r, "status": "ok", "command": "system.start", "correlation_id": None,
-                             "result": {"state": "running"}}
+                assert r == {
+                    **r,
+                    "status": "ok",
+                    "command": "system.start",
+                    "correlation_id": None,
+                    "result": {"state": "running"},
+                }
                 assert engine.running
-                r = await _request(op, "wdp/command/system/stop", json.dumps({"correlation_id": "c-3",
-                                                                               "reason": "maintenance"}))
+                r = await _request(
+                    op,
+                    "wdp/command/system/stop",
+                    json.dumps({"correlation_id": "c-3", "reason": "maintenance"}),
+                )
                 assert r["status"] == "ok" and r["correlation_id"] == "c-3" and not engine.running
                 assert engine.calls[-1] == ("stop", "maintenance")
             assert bridge.stats.commands_ok == 3 and bridge.stats.commands_error == 0
@@ -197,24 +233,58 @@ def test_invalid_commands_get_error_responses_and_never_crash(broker: MosquittoB
                 zone_topic = "wdp/command/zone/kitchen/configure"
                 cases = [
                     (zone_topic, b"{not json", None, "invalid command payload"),
-                    (zone_topic, b'{"correlation_id": "u1", "configuration": {"colour": "red"}}', "u1",
-                     "unknown field"),
-                    (zone_topic, b'{"correlation_id": "t1", "configuration": {"max_occupancy": "two"}}', "t1",
-                     "Expected `int | null`"),
-                    (zone_topic, b'{"correlation_id": "p1", "configuration": {"polygon": [[0, 0]]}}', "p1",
-                     "length >= 3"),
+                    (
+                        zone_topic,
+                        b'{"correlation_id": "u1", "configuration": {"colour": "red"}}',
+                        "u1",
+                        "unknown field",
+                    ),
+                    (
+                        zone_topic,
+                        b'{"correlation_id": "t1", "configuration": {"max_occupancy": "two"}}',
+                        "t1",
+                        "Expected `int | null`",
+                    ),
+                    (
+                        zone_topic,
+                        b'{"correlation_id": "p1", "configuration": {"polygon": [[0, 0]]}}',
+                        "p1",
+                        "length >= 3",
+                    ),
                     (zone_topic, b'{"correlation_id": "m1"}', "m1", "missing required field `configuration`"),
                     (zone_topic, b"[1, 2]", None, "Expected `object`"),
                     (zone_topic, b"\xff\xfe", None, "invalid command payload"),
-                    (zone_topic, b'{"correlation_id": "big", "configuration": {"name": "' + b"x" * 2000 + b'"}}',
-                     None, "exceeds 1024"),
-                    ("wdp/command/zone/explode/configure", b'{"correlation_id": "x1", "configuration": {}}', "x1",
-                     "RuntimeError: zone store unavailable"),
-                    ("wdp/command/zone/bad$id/configure", b'{"correlation_id": "z1", "configuration": {}}', "z1",
-                     "invalid zone id"),
-                    ("wdp/command/system/reboot", b'{"correlation_id": "r1"}', "r1", "unknown system command"),
+                    (
+                        zone_topic,
+                        b'{"correlation_id": "big", "configuration": {"name": "' + b"x" * 2000 + b'"}}',
+                        None,
+                        "exceeds 1024",
+                    ),
+                    (
+                        "wdp/command/zone/explode/configure",
+                        b'{"correlation_id": "x1", "configuration": {}}',
+                        "x1",
+                        "RuntimeError: zone store unavailable",
+                    ),
+                    (
+                        "wdp/command/zone/bad$id/configure",
+                        b'{"correlation_id": "z1", "configuration": {}}',
+                        "z1",
+                        "invalid zone id",
+                    ),
+                    (
+                        "wdp/command/system/reboot",
+                        b'{"correlation_id": "r1"}',
+                        "r1",
+                        "unknown system command",
+                    ),
                     ("wdp/command/system/status", b'{"correlation_id": "s1"}', "s1", "no status handler"),
-                    ("wdp/command/system/start", b'{"correlation_id": "e1", "extra": 1}', "e1", "unknown field"),
+                    (
+                        "wdp/command/system/start",
+                        b'{"correlation_id": "e1", "extra": 1}',
+                        "e1",
+                        "unknown field",
+                    ),
                 ]
                 for topic, payload, cid, message in cases:
                     r = await _request(op, topic, payload)
@@ -243,7 +313,9 @@ def test_command_processor_without_broker() -> None:
         assert topic == "wdp/response/system/status"
         assert r.status == "error" and "not JSON-encodable" in (r.error or "")
         topic, r = await proc.process("wdp/command/zone/a/b/c", b"")
-        assert topic == "wdp/response/zone/a/b/c" and r.status == "error" and "unknown command topic" in r.error
+        assert (
+            topic == "wdp/response/zone/a/b/c" and r.status == "error" and "unknown command topic" in r.error
+        )
 
     run(scenario())
 
@@ -280,7 +352,9 @@ def test_broker_restart_mid_stream_loses_no_qos1_event(broker: MosquittoBroker) 
                 stats = bridge.stats
             assert stats.connects >= 2 and stats.disconnects >= 1
             assert stats.rejected_full == 0
-            assert stats.requeued > 0  # the burst was in flight when the broker went down: the path was exercised
+            assert (
+                stats.requeued > 0
+            )  # the burst was in flight when the broker went down: the path was exercised
         finally:
             await sub.stop()
         seqs = [EVENT_JSON.decode(m.payload).track_id for m in sub.messages]  # type: ignore[union-attr]
@@ -318,7 +392,9 @@ def test_queue_bound_and_pose_current_drop_oldest_while_broker_is_down(tmp_path:
                     await bridge.wait_connected(5)
                     assert await bridge.flush(5)
                     await sub.wait_for(lambda ms: len([m for m in ms if "/events/" in m.topic]) >= 5)
-                    events = [EVENT_JSON.decode(m.payload).track_id for m in sub.messages if "/events/" in m.topic]
+                    events = [
+                        EVENT_JSON.decode(m.payload).track_id for m in sub.messages if "/events/" in m.topic
+                    ]
                     assert events == [0, 1, 2, 3, 4]
                     state = await retained(late.port, "wdp/pose/current")
                     assert json.loads(state["wdp/pose/current"].payload)["frame_id"] == 3  # the newest frame
@@ -343,7 +419,9 @@ def test_home_assistant_discovery(broker: MosquittoBroker) -> None:
             await bridge.wait_connected(5)
             bridge.publish_frame(frame(1, [person(7, ["kitchen"]), person(9, ["kitchen", "hall"])]))
             assert await bridge.flush(5)
-            configs = {t: json.loads(m.payload) for t, m in (await retained(broker.port, "homeassistant/#")).items()}
+            configs = {
+                t: json.loads(m.payload) for t, m in (await retained(broker.port, "homeassistant/#")).items()
+            }
             assert set(configs) == {
                 "homeassistant/sensor/house1/person_count/config",
                 "homeassistant/binary_sensor/house1/presence/config",
@@ -385,7 +463,8 @@ def test_home_assistant_discovery(broker: MosquittoBroker) -> None:
             bridge.set_zones([zone("kitchen", "Kitchen")])
             assert await bridge.flush(5)
             assert "homeassistant/sensor/house1/zone_hall_occupancy/config" not in await retained(
-                broker.port, "homeassistant/#")
+                broker.port, "homeassistant/#"
+            )
             assert "wdp/pose/zone/hall/occupancy" not in await retained(broker.port, "wdp/#")
 
     run(scenario())
@@ -396,8 +475,13 @@ def test_home_assistant_discovery(broker: MosquittoBroker) -> None:
 
 def test_last_will_marks_offline_and_clean_stop_too(broker: MosquittoBroker) -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent / "python"), str(HERE)]))
-    proc = subprocess.Popen([sys.executable, str(HERE / "_mqtt_bridge_child.py"), str(broker.port), "child"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "_mqtt_bridge_child.py"), str(broker.port), "child"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -421,7 +505,12 @@ def test_last_will_marks_offline_and_clean_stop_too(broker: MosquittoBroker) -> 
                 await asyncio.sleep(0.05)
             raise AssertionError("will not published")
 
-        assert run(wait_offline()) == {"availability": "offline", "state": "unknown", "timestamp": None, "details": {}}
+        assert run(wait_offline()) == {
+            "availability": "offline",
+            "state": "unknown",
+            "timestamp": None,
+            "details": {},
+        }
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -450,13 +539,51 @@ def _make_certs(d: Path) -> None:
     def ossl(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
 
-    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=wdp-test-ca",
-         "-keyout", "ca.key", "-out", "ca.crt")
-    ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key",
-         "-out", "server.csr")
+    ossl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=wdp-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    )
+    ossl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    )
     (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-         "-days", "2", "-extfile", "ext.cnf", "-out", "server.crt")
+    ossl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.crt",
+    )
 
 
 def test_tls_with_username_password(tmp_path: Path) -> None:
@@ -466,9 +593,13 @@ def test_tls_with_username_password(tmp_path: Path) -> None:
     certs.mkdir()
     _make_certs(certs)
     passwd = tmp_path / "passwd"
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "wdp", "s3cret"], check=True, capture_output=True)
-    extra = (f"cafile {certs}/ca.crt\ncertfile {certs}/server.crt\nkeyfile {certs}/server.key\n"
-             f"password_file {passwd}")
+    subprocess.run(
+        ["mosquitto_passwd", "-b", "-c", str(passwd), "wdp", "s3cret"], check=True, capture_output=True
+    )
+    extra = (
+        f"cafile {certs}/ca.crt\ncertfile {certs}/server.crt\nkeyfile {certs}/server.key\n"
+        f"password_file {passwd}"
+    )
 
     async def scenario(port: int) -> None:
         tls = TlsConfig(ca_file=str(certs / "ca.crt"))
@@ -480,7 +611,9 @@ def test_tls_with_username_password(tmp_path: Path) -> None:
         bad = MqttBridge(config(port, username="wdp", password="wrong", tls=tls, discovery=False))
         # plain MQTT to the TLS listener: the broker resets the socket, which aiomqtt only reports when the
         # CONNACK wait times out
-        no_tls = MqttBridge(config(port, username="wdp", password="s3cret", discovery=False, connect_timeout_s=0.3))
+        no_tls = MqttBridge(
+            config(port, username="wdp", password="s3cret", discovery=False, connect_timeout_s=0.3)
+        )
         async with bad, no_tls:
             await asyncio.sleep(0.8)
             for b in (bad, no_tls):

@@ -13,11 +13,26 @@ HERE = Path(__file__).resolve().parent
 
 
 class Receiver:
-    def __init__(self, log: Path | None, port: int = 0, *, fail_first: int = 0, fail_status: int = 500,
-                 retry_after: str | None = None, delay_ms: float = 0.0) -> None:
+    def __init__(
+        self,
+        log: Path | None,
+        port: int = 0,
+        *,
+        fail_first: int = 0,
+        fail_status: int = 500,
+        retry_after: str | None = None,
+        delay_ms: float = 0.0,
+    ) -> None:
         self.log = log
         self.port = port
-        self.args = ["--fail-first", str(fail_first), "--fail-status", str(fail_status), "--delay-ms", str(delay_ms)]
+        self.args = [
+            "--fail-first",
+            str(fail_first),
+            "--fail-status",
+            str(fail_status),
+            "--delay-ms",
+            str(delay_ms),
+        ]
         if retry_after is not None:
             self.args += ["--retry-after", retry_after]
         if log is not None:
@@ -26,8 +41,12 @@ class Receiver:
         self.count: int | None = None
 
     def start(self) -> Receiver:
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "_webhook_receiver.py"), "--port", str(self.port),
-                                      *self.args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "_webhook_receiver.py"), "--port", str(self.port), *self.args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line.startswith("listening"):

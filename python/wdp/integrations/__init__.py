@@ -26,6 +26,14 @@ from wdp.integrations.webhooks import (
 )
 
 __all__ = [
-    "CommandHandlers", "MqttBridge", "MqttConfig", "MqttStats", "TlsConfig", "UrlGuard", "UrlRefusedError",
-    "WebhookDispatcher", "sign_payload", "verify_signature",
+    "CommandHandlers",
+    "MqttBridge",
+    "MqttConfig",
+    "MqttStats",
+    "TlsConfig",
+    "UrlGuard",
+    "UrlRefusedError",
+    "WebhookDispatcher",
+    "sign_payload",
+    "verify_signature",
 ]

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from wdp.integrations.mqtt.bridge import MqttBridge, MqttStats
 from wdp.integrations.mqtt.commands import CommandHandlers, CommandProcessor, ZonePatch
-from wdp.integrations.mqtt.config import MqttConfig, Topics, TlsConfig
+from wdp.integrations.mqtt.config import MqttConfig, TlsConfig, Topics
 
-__all__ = ["CommandHandlers", "CommandProcessor", "MqttBridge", "MqttConfig", "MqttStats", "TlsConfig", "Topics",
-           "ZonePatch"]
+__all__ = [
+    "CommandHandlers",
+    "CommandProcessor",
+    "MqttBridge",
+    "MqttConfig",
+    "MqttStats",
+    "TlsConfig",
+    "Topics",
+    "ZonePatch",
+]

@@ -106,8 +106,9 @@ class MqttBridge:
         self.config = config
         self.topics = Topics(config.prefix)
         self.clock = clock
-        self._processor = CommandProcessor(self.topics, handlers or CommandHandlers(),
-                                           max_bytes=config.max_command_bytes, clock=clock)
+        self._processor = CommandProcessor(
+            self.topics, handlers or CommandHandlers(), max_bytes=config.max_command_bytes, clock=clock
+        )
         self._stats = MqttStats()
         self._seq = itertools.count(1)
         self._queue: deque[_Outgoing] = deque()
@@ -184,6 +185,7 @@ class MqttBridge:
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued message, state update and pose/current was acknowledged/sent. False on
         timeout."""
+
         async def drained() -> None:
             while self._queue or self._unacked or self._dirty or self._current:
                 self._progress.clear()
@@ -201,13 +203,15 @@ class MqttBridge:
         Returns False when person updates were rejected by a full queue."""
         if len(self._current) == self._current.maxlen:
             self._stats.current_dropped += 1
-        self._current.append(_Outgoing(self.topics.current, _ENCODER.encode(current_pose(frame)), *QOS_CURRENT,
-                                       kind="current"))
+        self._current.append(
+            _Outgoing(self.topics.current, _ENCODER.encode(current_pose(frame)), *QOS_CURRENT, kind="current")
+        )
         ok = True
         if self.config.person_updates:
             for person in frame.persons:
-                update = PersonUpdate(timestamp=frame.timestamp, frame_id=frame.frame_id, source=frame.source,
-                                      person=person)
+                update = PersonUpdate(
+                    timestamp=frame.timestamp, frame_id=frame.frame_id, source=frame.source, person=person
+                )
                 ok &= self._enqueue(self.topics.person(person.track_id), _ENCODER.encode(update), *QOS_PERSON)
         members = zone_members(frame)
         for zone_id in members.keys() - self._zone_members.keys():
@@ -225,14 +229,15 @@ class MqttBridge:
         ok = True
         category = alert_category(event)
         if category is not None:
-            ok &= self._enqueue(self.topics.alert(category), _ENCODER.encode(alert_message(event, category)),
-                                *QOS_ALERT)
+            ok &= self._enqueue(
+                self.topics.alert(category), _ENCODER.encode(alert_message(event, category)), *QOS_ALERT
+            )
         if self.config.event_topics:
             ok &= self._enqueue(self.topics.event(event_type(event)), _ENCODER.encode(event), *QOS_EVENT)
         return ok
 
     def publish_status(self, state: str, details: dict[str, Any] | None = None) -> None:
-        """system/status (retained): the engine's state (running, stopped, ...) and details (fps, routers...)."""
+        """system/status (retained): the engine's state (running, stopped...) plus details (fps...)."""
         self._engine_state = state
         self._status_details = dict(details or {})
         self._set_status()
@@ -271,8 +276,11 @@ class MqttBridge:
         if len(self._queue) + len(self._unacked) >= self.config.max_queued:
             self._stats.rejected_full += 1
             if self._stats.rejected_full == 1 or self._stats.rejected_full % 1000 == 0:
-                _log.warning("MQTT queue full (%d): rejected %d messages so far", self.config.max_queued,
-                             self._stats.rejected_full)
+                _log.warning(
+                    "MQTT queue full (%d): rejected %d messages so far",
+                    self.config.max_queued,
+                    self._stats.rejected_full,
+                )
             return False
         self._queue.append(_Outgoing(topic, payload, qos, retain, "queued", next(self._seq)))
         self._wake.set()
@@ -284,8 +292,12 @@ class MqttBridge:
         self._wake.set()
 
     def _set_status(self) -> None:
-        status = SystemStatusMessage(availability="online", state=self._engine_state, timestamp=self.clock(),
-                                     details=self._status_details)
+        status = SystemStatusMessage(
+            availability="online",
+            state=self._engine_state,
+            timestamp=self.clock(),
+            details=self._status_details,
+        )
         self._set_state(self.topics.status, _ENCODER.encode(status), *QOS_STATUS)
 
     def _add_zone(self, zone_id: str, name: str | None) -> None:
@@ -313,12 +325,15 @@ class MqttBridge:
             topic = discovery.config_topic(self.config, "sensor", discovery.zone_object_id(zone_id))
             self._set_state(topic, b"", *QOS_DISCOVERY, once=True)
 
-    def _set_zone_occupancy(self, zone_id: str, ids: list[int], timestamp: float, frame_id: int | None) -> None:
+    def _set_zone_occupancy(
+        self, zone_id: str, ids: list[int], timestamp: float, frame_id: int | None
+    ) -> None:
         self._zone_members[zone_id] = ids
         if not valid_segment(zone_id):
             return
-        message = ZoneOccupancy(timestamp=timestamp, zone_id=zone_id, occupancy_count=len(ids), person_ids=ids,
-                                frame_id=frame_id)
+        message = ZoneOccupancy(
+            timestamp=timestamp, zone_id=zone_id, occupancy_count=len(ids), person_ids=ids, frame_id=frame_id
+        )
         self._set_state(self.topics.zone_occupancy(zone_id), _ENCODER.encode(message), *QOS_ZONE)
 
     def _take(self) -> _Outgoing | None:
@@ -366,7 +381,9 @@ class MqttBridge:
 
     def _backoff_s(self, failures: int) -> float:
         cfg = self.config
-        return min(cfg.reconnect_max_s, cfg.reconnect_min_s * 2.0 ** min(failures, 30)) * random.uniform(0.5, 1.0)
+        return min(cfg.reconnect_max_s, cfg.reconnect_min_s * 2.0 ** min(failures, 30)) * random.uniform(
+            0.5, 1.0
+        )
 
     async def _run(self) -> None:
         failures = 0
@@ -380,8 +397,12 @@ class MqttBridge:
                     self._stats.connects += 1
                     self._stats.connected = True
                     self._connected.set()
-                    _log.info("MQTT connected to %s:%d as %s", self.config.host, self.config.port,
-                              self.config.client_id)
+                    _log.info(
+                        "MQTT connected to %s:%d as %s",
+                        self.config.host,
+                        self.config.port,
+                        self.config.client_id,
+                    )
                     await self._session(client)
             except (aiomqtt.MqttError, OSError) as exc:
                 if established:
@@ -421,10 +442,19 @@ class MqttBridge:
             if sender in done:
                 sender.result()  # raises the publish error that ended the session
                 # stopping and drained: announce offline ourselves (a clean DISCONNECT suppresses the will)
-                offline = SystemStatusMessage(availability="offline", state=self._engine_state,
-                                              timestamp=self.clock(), details=self._status_details)
-                await client.publish(self.topics.status, _ENCODER.encode(offline), qos=QOS_STATUS[0],
-                                     retain=True, timeout=self.config.publish_timeout_s)
+                offline = SystemStatusMessage(
+                    availability="offline",
+                    state=self._engine_state,
+                    timestamp=self.clock(),
+                    details=self._status_details,
+                )
+                await client.publish(
+                    self.topics.status,
+                    _ENCODER.encode(offline),
+                    qos=QOS_STATUS[0],
+                    retain=True,
+                    timeout=self.config.publish_timeout_s,
+                )
             else:
                 receiver.result()
                 raise aiomqtt.MqttError("message stream ended")
@@ -466,8 +496,9 @@ class MqttBridge:
 
     async def _publish_one(self, client: aiomqtt.Client, msg: _Outgoing, window: asyncio.Semaphore) -> None:
         try:
-            await client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain,
-                                 timeout=self.config.publish_timeout_s)
+            await client.publish(
+                msg.topic, msg.payload, qos=msg.qos, retain=msg.retain, timeout=self.config.publish_timeout_s
+            )
         except aiomqtt.MqttError as exc:
             if self._send_error is None:
                 self._send_error = exc

@@ -149,7 +149,9 @@ class CommandProcessor:
             elif len(parts) == 3 and parts[1] == "system":
                 command = f"system.{parts[2]}"
                 if parts[2] not in SYSTEM_COMMANDS:
-                    raise CommandError(f"unknown system command {parts[2]!r}; known: {', '.join(SYSTEM_COMMANDS)}")
+                    raise CommandError(
+                        f"unknown system command {parts[2]!r}; known: {', '.join(SYSTEM_COMMANDS)}"
+                    )
                 sys_cmd: SystemCommand = _decode(_SYSTEM_DECODER, payload)
                 correlation_id = sys_cmd.correlation_id
                 if parts[2] == "stop":
@@ -160,16 +162,31 @@ class CommandProcessor:
                 raise CommandError(f"unknown command topic {relative!r}")
         except CommandError as exc:
             return response_topic, CommandResponse(
-                command=command, status="error", correlation_id=correlation_id, timestamp=self.clock(),
-                target=target, error=str(exc))
+                command=command,
+                status="error",
+                correlation_id=correlation_id,
+                timestamp=self.clock(),
+                target=target,
+                error=str(exc),
+            )
         except Exception as exc:  # a handler bug must not take the subscriber down
             _log.exception("MQTT command %s failed", command)
             return response_topic, CommandResponse(
-                command=command, status="error", correlation_id=correlation_id, timestamp=self.clock(),
-                target=target, error=f"{type(exc).__name__}: {exc}")
+                command=command,
+                status="error",
+                correlation_id=correlation_id,
+                timestamp=self.clock(),
+                target=target,
+                error=f"{type(exc).__name__}: {exc}",
+            )
         return response_topic, CommandResponse(
-            command=command, status="ok", correlation_id=correlation_id, timestamp=self.clock(), target=target,
-            result=result)
+            command=command,
+            status="ok",
+            correlation_id=correlation_id,
+            timestamp=self.clock(),
+            target=target,
+            result=result,
+        )
 
     async def _apply(self, name: str, *args: Any) -> Any:
         handler: Callable[..., Awaitable[Any] | Any] | None = getattr(self.handlers, name)

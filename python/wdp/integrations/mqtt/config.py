@@ -115,14 +115,14 @@ class Topics:
 
     def response_for(self, command_topic: str) -> str:
         """command/... -> response/... (same levels after the verb)."""
-        relative = command_topic[len(self._base):]
+        relative = command_topic[len(self._base) :]
         return self("response/" + relative.removeprefix("command/"))
 
     def relative(self, topic: str) -> str | None:
         """The topic without the prefix, or None when it is not under the prefix."""
         if not topic.startswith(self._base):
             return None
-        return topic[len(self._base):]
+        return topic[len(self._base) :]
 
 
 # (qos, retain) per topic kind, from the seed's broker configuration

@@ -4,7 +4,7 @@ Entities (all on one device, all unavailable while system/status says offline, e
     sensor         person_count               from pose/current   value_json.person_count
     binary_sensor  presence (occupancy class) from pose/current   ON when person_count > 0
     sensor         zone_{id}_occupancy        from pose/zone/{id}/occupancy   value_json.occupancy_count
-    event          fall                       from system/alerts/fall_detected (event_type person.fall_detected)
+    event          fall                       from system/alerts/fall_detected  (person.fall_detected)
 
 Config topic: ``{discovery_prefix}/{component}/{node_id}/{object_id}/config``, retained. Removing a zone
 publishes an empty retained config, which is how Home Assistant deletes the entity.
@@ -26,12 +26,14 @@ def _base(config: MqttConfig, topics: Topics, object_id: str, name: str) -> dict
         "name": name,
         "unique_id": f"{config.node_id}_{object_id}",
         "object_id": f"{config.node_id}_{object_id}",
-        "availability": [{
-            "topic": topics.status,
-            "value_template": "{{ value_json.availability }}",
-            "payload_available": "online",
-            "payload_not_available": "offline",
-        }],
+        "availability": [
+            {
+                "topic": topics.status,
+                "value_template": "{{ value_json.availability }}",
+                "payload_available": "online",
+                "payload_not_available": "offline",
+            }
+        ],
         "device": {
             "identifiers": [f"wdp_{config.node_id}"],
             "name": config.device_name,
@@ -79,7 +81,9 @@ def static_entities(config: MqttConfig, topics: Topics) -> dict[str, dict[str, A
     }
 
 
-def zone_entity(config: MqttConfig, topics: Topics, zone_id: str, name: str | None = None) -> tuple[str, dict]:
+def zone_entity(
+    config: MqttConfig, topics: Topics, zone_id: str, name: str | None = None
+) -> tuple[str, dict]:
     object_id = zone_object_id(zone_id)
     payload = _base(config, topics, object_id, f"{name or zone_id} occupancy") | {
         "state_topic": topics.zone_occupancy(zone_id),

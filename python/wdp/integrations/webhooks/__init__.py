@@ -3,11 +3,23 @@ See ``delivery`` for the delivery model and ``signing`` for the receiver-side ve
 
 from __future__ import annotations
 
-from wdp.integrations.webhooks.delivery import WebhookDispatcher, WebhookSettings, WebhookStats, parse_retry_after
+from wdp.integrations.webhooks.delivery import (
+    WebhookDispatcher,
+    WebhookSettings,
+    WebhookStats,
+    parse_retry_after,
+)
 from wdp.integrations.webhooks.signing import sign_payload, verify_signature
 from wdp.integrations.webhooks.ssrf import ResolvedTarget, UrlGuard, UrlRefusedError
 
 __all__ = [
-    "ResolvedTarget", "UrlGuard", "UrlRefusedError", "WebhookDispatcher", "WebhookSettings", "WebhookStats",
-    "parse_retry_after", "sign_payload", "verify_signature",
+    "ResolvedTarget",
+    "UrlGuard",
+    "UrlRefusedError",
+    "WebhookDispatcher",
+    "WebhookSettings",
+    "WebhookStats",
+    "parse_retry_after",
+    "sign_payload",
+    "verify_signature",
 ]

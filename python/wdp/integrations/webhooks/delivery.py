@@ -151,7 +151,9 @@ class WebhookDispatcher:
         self.store = store
         self.settings = settings or WebhookSettings()
         if self.settings.lease_s <= self.settings.total_timeout_s:
-            raise ValueError("lease_s must exceed total_timeout_s, or live attempts would be handed out twice")
+            raise ValueError(
+                "lease_s must exceed total_timeout_s, or live attempts would be handed out twice"
+            )
         self.guard = guard or UrlGuard(self.settings.allowed_networks)
         self.clock = clock
         self.rng = rng
@@ -173,8 +175,12 @@ class WebhookDispatcher:
         s = self.settings
         if self._client is None:
             self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(s.read_timeout_s, connect=s.connect_timeout_s, pool=s.connect_timeout_s),
-                limits=httpx.Limits(max_connections=s.max_connections, max_keepalive_connections=s.max_connections),
+                timeout=httpx.Timeout(
+                    s.read_timeout_s, connect=s.connect_timeout_s, pool=s.connect_timeout_s
+                ),
+                limits=httpx.Limits(
+                    max_connections=s.max_connections, max_keepalive_connections=s.max_connections
+                ),
                 follow_redirects=False,  # a redirect could point anywhere, past the SSRF check
                 trust_env=False,
             )
@@ -183,13 +189,15 @@ class WebhookDispatcher:
         recovered = await self._db(_release_in_flight, self.clock())
         self.stats.recovered_in_flight += recovered
         if recovered:
-            _log.info("webhooks: %d deliveries were in flight when the previous run ended; resending", recovered)
+            _log.info(
+                "webhooks: %d deliveries were in flight when the previous run ended; resending", recovered
+            )
         self._task = asyncio.create_task(self._loop(), name="webhook-dispatcher")
         return self
 
     async def stop(self, grace_s: float = 5.0) -> None:
-        """Stop claiming; let running attempts finish for ``grace_s``, then cancel them (they stay in flight in
-        the outbox and are resent by the next start)."""
+        """Stop claiming; let running attempts finish for ``grace_s``, then cancel them (they stay in flight
+        in the outbox and are resent by the next start)."""
         if self._task is None:
             return
         self._stopping = True
@@ -291,8 +299,10 @@ class WebhookDispatcher:
         return events.record_events(con, items, config.active_webhooks(con), now=now)
 
     async def _subscription(self, subscription_id: str) -> WebhookSubscription | None:
-        if self.clock() - self._subs_loaded_at > self.settings.subscription_cache_s \
-                or subscription_id not in self._subs:
+        if (
+            self.clock() - self._subs_loaded_at > self.settings.subscription_cache_s
+            or subscription_id not in self._subs
+        ):
             subs = await self._db(config.WEBHOOKS.list)
             self._subs = {s.id: s for s in subs}
             self._subs_loaded_at = self.clock()
@@ -306,8 +316,9 @@ class WebhookDispatcher:
             claimed: list[OutboxItem] = []
             if free > 0:
                 try:
-                    claimed = await self._db(outbox.claim_due, now=self.clock(), limit=min(free, s.claim_batch),
-                                             lease_s=s.lease_s)
+                    claimed = await self._db(
+                        outbox.claim_due, now=self.clock(), limit=min(free, s.claim_batch), lease_s=s.lease_s
+                    )
                 except duckdb.Error:
                     _log.exception("webhooks: claiming due deliveries failed")
                 for item in claimed:
@@ -368,8 +379,9 @@ class WebhookDispatcher:
         t0 = time.perf_counter()
         try:
             async with asyncio.timeout(s.total_timeout_s):
-                async with self._client.stream("POST", target.url, content=body, headers=headers,
-                                               extensions=extensions) as response:
+                async with self._client.stream(
+                    "POST", target.url, content=body, headers=headers, extensions=extensions
+                ) as response:
                     received = 0
                     async for chunk in response.aiter_raw():
                         received += len(chunk)
@@ -377,21 +389,32 @@ class WebhookDispatcher:
                             break
         except TimeoutError:
             self.stats.network_errors += 1
-            return AttemptResult(ok=False, error=f"timeout after {s.total_timeout_s:g} s",
-                                 latency_ms=(time.perf_counter() - t0) * 1e3)
+            return AttemptResult(
+                ok=False,
+                error=f"timeout after {s.total_timeout_s:g} s",
+                latency_ms=(time.perf_counter() - t0) * 1e3,
+            )
         except httpx.HTTPError as exc:
             self.stats.network_errors += 1
-            return AttemptResult(ok=False, error=f"{type(exc).__name__}: {exc}"[:500],
-                                 latency_ms=(time.perf_counter() - t0) * 1e3)
+            return AttemptResult(
+                ok=False,
+                error=f"{type(exc).__name__}: {exc}"[:500],
+                latency_ms=(time.perf_counter() - t0) * 1e3,
+            )
         latency_ms = (time.perf_counter() - t0) * 1e3
         code = response.status_code
         if 200 <= code < 300:
             return AttemptResult(ok=True, status_code=code, latency_ms=latency_ms)
         retryable = code in sub.retry.retry_on_status
         return AttemptResult(
-            ok=False, status_code=code, latency_ms=latency_ms, retryable=retryable,
+            ok=False,
+            status_code=code,
+            latency_ms=latency_ms,
+            retryable=retryable,
             error=f"HTTP {code}" + ("" if 300 > code or code >= 400 else " (redirects are not followed)"),
-            retry_after_s=parse_retry_after(response.headers.get("Retry-After"), self.clock()) if retryable else None,
+            retry_after_s=parse_retry_after(response.headers.get("Retry-After"), self.clock())
+            if retryable
+            else None,
         )
 
     async def _report(self, item: OutboxItem, sub: WebhookSubscription | None, result: AttemptResult) -> None:
@@ -409,19 +432,36 @@ class WebhookDispatcher:
             self.stats.retries_scheduled += 1
         elif status == "failed":
             self.stats.failed += 1
-            _log.warning("webhooks: delivery %s to %s failed for good: %s", item.delivery_id,
-                         item.subscription_id, result.error)
+            _log.warning(
+                "webhooks: delivery %s to %s failed for good: %s",
+                item.delivery_id,
+                item.subscription_id,
+                result.error,
+            )
         else:
             self.stats.stale_reports += 1
 
     @staticmethod
-    def _mark(con: duckdb.DuckDBPyConnection, item: OutboxItem, result: AttemptResult, now: float,
-              retry_at: float | None) -> str | None:
+    def _mark(
+        con: duckdb.DuckDBPyConnection,
+        item: OutboxItem,
+        result: AttemptResult,
+        now: float,
+        retry_at: float | None,
+    ) -> str | None:
         for tries in range(5):
             try:
                 status = outbox.mark_result(
-                    con, item.delivery_id, item.attempts, ok=result.ok, now=now, status_code=result.status_code,
-                    latency_ms=result.latency_ms, error=result.error, retryable=result.retryable)
+                    con,
+                    item.delivery_id,
+                    item.attempts,
+                    ok=result.ok,
+                    now=now,
+                    status_code=result.status_code,
+                    latency_ms=result.latency_ms,
+                    error=result.error,
+                    retryable=result.retryable,
+                )
                 break
             except duckdb.TransactionException:
                 # Another connection (e.g. the API requeueing) touched the row: try again.

@@ -38,7 +38,14 @@ class ResolvedTarget:
 def _blocked_reason(ip: IPAddress) -> str | None:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return _blocked_reason(ip.ipv4_mapped)
-    for attr in ("is_loopback", "is_link_local", "is_multicast", "is_unspecified", "is_private", "is_reserved"):
+    for attr in (
+        "is_loopback",
+        "is_link_local",
+        "is_multicast",
+        "is_unspecified",
+        "is_private",
+        "is_reserved",
+    ):
         if getattr(ip, attr):
             return attr.removeprefix("is_").replace("_", "-")
     if not ip.is_global:
@@ -46,11 +53,21 @@ def _blocked_reason(ip: IPAddress) -> str | None:
     return None
 
 
+def _literal_ip(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
 class UrlGuard:
-    def __init__(self, allowed_networks: Iterable[str | IPNetwork] = (), *, schemes: Iterable[str] = ("http", "https")
-                 ) -> None:
+    def __init__(
+        self, allowed_networks: Iterable[str | IPNetwork] = (), *, schemes: Iterable[str] = ("http", "https")
+    ) -> None:
         self.allowed_networks: tuple[IPNetwork, ...] = tuple(
-            n if isinstance(n, ipaddress.IPv4Network | ipaddress.IPv6Network) else ipaddress.ip_network(n, strict=False)
+            n
+            if isinstance(n, ipaddress.IPv4Network | ipaddress.IPv6Network)
+            else ipaddress.ip_network(n, strict=False)
             for n in allowed_networks
         )
         self.schemes = frozenset(schemes)
@@ -86,9 +103,10 @@ class UrlGuard:
         parsed = self.parse(url)
         host = parsed.host
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        try:
-            addresses: list[IPAddress] = [ipaddress.ip_address(host)]
-        except ValueError:
+        literal = _literal_ip(host)
+        if literal is not None:
+            addresses: list[IPAddress] = [literal]
+        else:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
             addresses = []
             for info in infos:
@@ -111,9 +129,6 @@ class UrlGuard:
     def check_url(self, url: str) -> None:
         """Static check for the API (at subscription create/update): scheme and, for a literal IP host, the
         address. Hostnames are checked again at every delivery, after resolving."""
-        parsed = self.parse(url)
-        try:
-            ip = ipaddress.ip_address(parsed.host)
-        except ValueError:
-            return
-        self.check_address(ip)
+        ip = _literal_ip(self.parse(url).host)
+        if ip is not None:
+            self.check_address(ip)
