@@ -75,8 +75,11 @@ def main() -> None:
         def log_message(self, format: str, *a: object) -> None:  # noqa: A002 (quiet)
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 256  # listen backlog (default 5): many senders connect at once
+        daemon_threads = True
+
+    server = Server(("127.0.0.1", args.port), Handler)
 
     def stop(*_: object) -> None:
         print(f"count {state['count']}", flush=True)

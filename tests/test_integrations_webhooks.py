@@ -485,3 +485,81 @@ def test_settings_reject_a_lease_shorter_than_an_attempt() -> None:
     with Store(":memory:") as store, pytest.raises(ValueError, match="lease_s"):
         WebhookDispatcher(store, WebhookSettings(lease_s=10, total_timeout_s=30))
     assert json.loads(b"{}") == {}
+
+
+# ---------------------------------------------------------------------------------------------- batch marking
+
+
+def test_batched_mark_results_match_mark_result_row_for_row() -> None:
+    """outbox_batch.mark_results is the store's mark_result for many reports at once: same outbox rows, same
+    delivery log, same returned statuses, including stale, unknown, exhausted and non-retryable reports."""
+    from wdp.integrations.webhooks.outbox_batch import Report, mark_results
+
+    policy = RetryPolicy(max_attempts=2, backoff_base_s=1.5, backoff_max_s=2.0)
+
+    def build(store: Store) -> list[outbox.OutboxItem]:
+        con = store.cursor()
+        sub = WebhookSubscription(id="s", url="http://x/", events=["*"], retry=policy)
+        from wdp.store import events as store_events
+
+        store_events.record_events(con, [detected(i) for i in range(8)], [sub], now=T0)
+        items = sorted(outbox.claim_due(con, now=T0, limit=8, lease_s=1000), key=lambda i: i.event_id)
+        # item 7: first attempt failed earlier, claimed again (attempt 2 = the last one)
+        outbox.mark_result(con, items[7].delivery_id, 1, ok=False, now=T0, status_code=503)
+        (again,) = outbox.claim_due(con, now=T0 + 10, limit=1, lease_s=5)
+        return [*items[:7], again]
+
+    def reports(items: list[outbox.OutboxItem]) -> list[Report]:
+        t = T0 + 1
+        return [
+            Report(items[0].delivery_id, 1, True, t, 200, 3.5),
+            Report(items[1].delivery_id, 1, False, t, 500, 9.0, "HTTP 500"),  # backoff
+            Report(items[2].delivery_id, 1, False, t, 429, 1.0, "HTTP 429", retry_at=t + 30),  # Retry-After
+            Report(items[3].delivery_id, 1, False, t, 400, 1.0, "HTTP 400", retryable=False),
+            Report(items[4].delivery_id, 1, False, t, None, None, "ConnectError: refused"),
+            Report(items[5].delivery_id, 2, True, t, 200, 1.0),  # stale: quotes the wrong attempt
+            Report(items[6].delivery_id, 1, False, t, 502, 2.0, None),  # no error text: "HTTP 502"
+            Report(items[7].delivery_id, 2, False, t, 500, 2.0, "HTTP 500"),  # attempts exhausted
+            Report("unknown", 1, True, t, 200, 1.0),
+        ]
+
+    def snapshot(store: Store) -> tuple[list, list]:
+        con = store.cursor()
+        rows = con.execute(
+            "SELECT e.event_id, o.status, o.attempts, o.next_attempt_at, o.claimed_until, o.last_error "
+            "FROM outbox o JOIN events e USING (event_id) ORDER BY e.event_id"
+        ).fetchall()
+        log = con.execute(
+            "SELECT event_id, attempt, ts, ok, status_code, latency_ms, error FROM delivery_log "
+            "ORDER BY event_id, attempt, ts"
+        ).fetchall()
+        return rows, log
+
+    with Store(":memory:") as one, Store(":memory:") as batch:
+        items_one, items_batch = build(one), build(batch)
+        expected = {}
+        for r in reports(items_one):
+            status = outbox.mark_result(
+                one.cursor(),
+                r.delivery_id,
+                r.attempt,
+                ok=r.ok,
+                now=r.now,
+                status_code=r.status_code,
+                latency_ms=r.latency_ms,
+                error=r.error,
+                retryable=r.retryable,
+            )
+            if status == "pending" and r.retry_at is not None:  # what the dispatcher does after mark_result
+                one.cursor().execute(
+                    "UPDATE outbox SET next_attempt_at = ? WHERE delivery_id = ?", [r.retry_at, r.delivery_id]
+                )
+            expected[r.delivery_id] = status
+        got = mark_results(batch.cursor(), reports(items_batch))
+        by_event_one = {i.delivery_id: i.event_id for i in items_one} | {"unknown": "unknown"}
+        by_event_batch = {i.delivery_id: i.event_id for i in items_batch} | {"unknown": "unknown"}
+        assert {by_event_batch[k]: v for k, v in got.items()} == {by_event_one[k]: v for k, v in expected.items()}
+        assert list(expected.values()) == [
+            "delivered", "pending", "pending", "failed", "pending", None, "pending", "failed", None
+        ]
+        assert snapshot(batch) == snapshot(one)

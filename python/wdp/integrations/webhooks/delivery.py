@@ -12,8 +12,9 @@ before the result was recorded sends it again, with the same ``X-Delivery-ID`` (
 manual redelivery) for the receiver to deduplicate.
 
 All DuckDB work runs on one dedicated thread (one connection), so the event loop never blocks on the
-database and the dispatcher's own statements never conflict with each other. Each attempt is appended to the
-store's delivery log (status code, latency, error).
+database and the dispatcher's own statements never conflict with each other. Outcomes are recorded in
+batches (``outbox_batch.mark_results``: ``mark_result``'s semantics, one transaction for all the attempts that
+finished meanwhile); each attempt is appended to the store's delivery log (status code, latency, error).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import httpx
 import msgspec
 
 from wdp import __version__
+from wdp.integrations.webhooks.outbox_batch import Report, mark_results
 from wdp.integrations.webhooks.signing import (
     ATTEMPT_HEADER,
     DELIVERY_ID_HEADER,
@@ -66,6 +68,9 @@ class WebhookSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     jitter: float = 0.5  # backoff delay d becomes d * (1 - jitter * U[0,1)); 0 disables
     allowed_networks: list[str] = []  # CIDRs exempt from the SSRF guard, e.g. ["127.0.0.1/32"]
     subscription_cache_s: float = 1.0
+    # While attempts are running, outcomes are gathered this long into one batch (a batch costs ~5 ms of
+    # DuckDB whatever its size). A crash in that window only means those requests are sent again.
+    report_linger_s: float = 0.05
     user_agent: str = f"wdp-webhooks/{__version__}"
 
 
@@ -107,15 +112,6 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if when.tzinfo is None:
         return None
     return max(0.0, when.timestamp() - now)
-
-
-def _reschedule(con: duckdb.DuckDBPyConnection, delivery_id: str, attempt: int, at: float) -> None:
-    """Move a retry's due time (jitter, Retry-After). Guarded by the attempt number so it only touches the
-    retry that ``mark_result`` just scheduled."""
-    con.execute(
-        "UPDATE outbox SET next_attempt_at = ? WHERE delivery_id = ? AND status = 'pending' AND attempts = ?",
-        [at, delivery_id, attempt],
-    )
 
 
 def _release_in_flight(con: duckdb.DuckDBPyConnection, now: float) -> int:
@@ -163,10 +159,15 @@ class WebhookDispatcher:
         self._executor: ThreadPoolExecutor | None = None
         self._task: asyncio.Task[None] | None = None
         self._active: set[asyncio.Task[None]] = set()
+        self._reports: list[tuple[Report, OutboxItem]] = []
+        self._reports_ready = asyncio.Event()
+        self._reporter_done = False
+        self._reporter_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
         self._subs: dict[str, WebhookSubscription] = {}
         self._subs_loaded_at = -math.inf
+        self._subs_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------------------------------ lifecycle
     async def start(self) -> WebhookDispatcher:
@@ -192,6 +193,8 @@ class WebhookDispatcher:
             _log.info(
                 "webhooks: %d deliveries were in flight when the previous run ended; resending", recovered
             )
+        self._reporter_done = False
+        self._reporter_task = asyncio.create_task(self._reporter(), name="webhook-reporter")
         self._task = asyncio.create_task(self._loop(), name="webhook-dispatcher")
         return self
 
@@ -209,6 +212,11 @@ class WebhookDispatcher:
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._reporter_task is not None:  # record the outcomes still queued
+            self._reporter_done = True
+            self._reports_ready.set()
+            await asyncio.gather(self._reporter_task, return_exceptions=True)
+            self._reporter_task = None
         if self._owns_client and self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -299,13 +307,15 @@ class WebhookDispatcher:
         return events.record_events(con, items, config.active_webhooks(con), now=now)
 
     async def _subscription(self, subscription_id: str) -> WebhookSubscription | None:
-        if (
-            self.clock() - self._subs_loaded_at > self.settings.subscription_cache_s
-            or subscription_id not in self._subs
+        requested_at = self.clock()
+        if requested_at - self._subs_loaded_at > self.settings.subscription_cache_s or (
+            subscription_id not in self._subs
         ):
-            subs = await self._db(config.WEBHOOKS.list)
-            self._subs = {s.id: s for s in subs}
-            self._subs_loaded_at = self.clock()
+            async with self._subs_lock:
+                if self._subs_loaded_at < requested_at:  # else another task reloaded while we waited
+                    subs = await self._db(config.WEBHOOKS.list)
+                    self._subs = {s.id: s for s in subs}
+                    self._subs_loaded_at = self.clock()
         return self._subs.get(subscription_id)
 
     async def _loop(self) -> None:
@@ -313,8 +323,11 @@ class WebhookDispatcher:
         while not self._stopping:
             self._wake.clear()
             free = s.concurrency - len(self._active)
+            # A claim costs a few ms whatever its size: while deliveries are running, wait until half the
+            # slots are free instead of claiming one item per finished attempt.
+            wanted = 1 if not self._active else max(1, min(s.claim_batch, s.concurrency // 2))
             claimed: list[OutboxItem] = []
-            if free > 0:
+            if free >= wanted:
                 try:
                     claimed = await self._db(
                         outbox.claim_due, now=self.clock(), limit=min(free, s.claim_batch), lease_s=s.lease_s
@@ -341,7 +354,7 @@ class WebhookDispatcher:
                 result = AttemptResult(ok=False, error="subscription inactive", retryable=False)
             else:
                 result = await self._attempt(item, sub)
-            await self._report(item, sub, result)
+            self._report(item, sub, result)
         except asyncio.CancelledError:
             raise
         except Exception:  # the outbox keeps it in flight; the lease hands it out again later
@@ -417,7 +430,8 @@ class WebhookDispatcher:
             else None,
         )
 
-    async def _report(self, item: OutboxItem, sub: WebhookSubscription | None, result: AttemptResult) -> None:
+    def _report(self, item: OutboxItem, sub: WebhookSubscription | None, result: AttemptResult) -> None:
+        """Queue the outcome for the reporter, which records outcomes in batches (one transaction each)."""
         now = self.clock()
         retry_at = None
         if not result.ok and result.retryable and sub is not None:
@@ -425,7 +439,49 @@ class WebhookDispatcher:
             if result.retry_after_s is not None:
                 delay = max(delay, min(result.retry_after_s, self.settings.max_retry_after_s))
             retry_at = now + delay
-        status = await self._db(self._mark, item, result, now, retry_at)
+        report = Report(
+            item.delivery_id,
+            item.attempts,
+            result.ok,
+            now,
+            result.status_code,
+            result.latency_ms,
+            result.error,
+            result.retryable,
+            retry_at,
+        )
+        self._reports.append((report, item))
+        self._reports_ready.set()
+
+    async def _reporter(self) -> None:
+        while True:
+            await self._reports_ready.wait()
+            self._reports_ready.clear()
+            if len(self._reports) < 64 and self._active and not self._reporter_done:
+                # Let outcomes of the attempts still running join this batch: a batch costs about the same
+                # whatever its size. Only the bookkeeping waits; the receivers already have their requests.
+                await asyncio.sleep(self.settings.report_linger_s)
+            batch: list[tuple[Report, OutboxItem]] = []
+            ids: set[str] = set()
+            while self._reports and len(batch) < 512 and self._reports[0][0].delivery_id not in ids:
+                entry = self._reports.pop(0)
+                ids.add(entry[0].delivery_id)
+                batch.append(entry)
+            if batch:
+                try:
+                    statuses = await self._db(self._mark, [r for r, _ in batch])
+                except Exception:
+                    # Not recorded: the items stay in flight and their lease hands them out again.
+                    _log.exception("webhooks: recording %d delivery results failed", len(batch))
+                else:
+                    for report, item in batch:
+                        self._count(statuses.get(report.delivery_id), item, report)
+            if self._reports:
+                self._reports_ready.set()
+            elif self._reporter_done:
+                return
+
+    def _count(self, status: str | None, item: OutboxItem, report: Report) -> None:
         if status == "delivered":
             self.stats.delivered += 1
         elif status == "pending":
@@ -436,37 +492,18 @@ class WebhookDispatcher:
                 "webhooks: delivery %s to %s failed for good: %s",
                 item.delivery_id,
                 item.subscription_id,
-                result.error,
+                report.error,
             )
         else:
             self.stats.stale_reports += 1
 
     @staticmethod
-    def _mark(
-        con: duckdb.DuckDBPyConnection,
-        item: OutboxItem,
-        result: AttemptResult,
-        now: float,
-        retry_at: float | None,
-    ) -> str | None:
+    def _mark(con: duckdb.DuckDBPyConnection, reports: list[Report]) -> dict[str, str | None]:
         for tries in range(5):
             try:
-                status = outbox.mark_result(
-                    con,
-                    item.delivery_id,
-                    item.attempts,
-                    ok=result.ok,
-                    now=now,
-                    status_code=result.status_code,
-                    latency_ms=result.latency_ms,
-                    error=result.error,
-                    retryable=result.retryable,
-                )
-                break
+                return mark_results(con, reports)  # type: ignore[return-value]
             except duckdb.TransactionException:
-                # Another connection (e.g. the API requeueing) touched the row: try again.
+                # Another connection (e.g. the API requeueing) touched one of the rows: try again.
                 if tries == 4:
                     raise
-        if status == "pending" and retry_at is not None:
-            _reschedule(con, item.delivery_id, item.attempts, retry_at)
-        return status
+        raise AssertionError("unreachable")
