@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -404,6 +405,19 @@ def test_queue_bound_and_pose_current_drop_oldest_while_broker_is_down(tmp_path:
     run(scenario())
 
 
+def test_person_updates_cannot_crowd_events_out_of_the_queue() -> None:
+    async def scenario() -> None:
+        bridge = MqttBridge(config(free_port(), max_queued=6, max_queued_person_updates=2, discovery=False))
+        async with bridge:  # no broker there: everything waits
+            assert not bridge.publish_frame(frame(1, [person(1), person(2), person(3)]))
+            assert bridge.publish_frame(frame(2))  # no persons: nothing to reject
+            assert [bridge.publish_event(detected(i)) for i in range(5)] == [True] * 4 + [False]
+            stats = bridge.stats
+            assert stats.rejected_person_updates == 1 and stats.rejected_full == 1 and stats.queued == 6
+
+    run(scenario())
+
+
 # ---------------------------------------------------------------------------------------------- discovery
 
 
@@ -589,6 +603,8 @@ def _make_certs(d: Path) -> None:
 def test_tls_with_username_password(tmp_path: Path) -> None:
     if MOSQUITTO is None:
         pytest.skip("mosquitto binary not found")
+    if shutil.which("openssl") is None or shutil.which("mosquitto_passwd") is None:
+        pytest.skip("openssl / mosquitto_passwd not found (.ci/setup installs them)")
     certs = tmp_path / "certs"
     certs.mkdir()
     _make_certs(certs)

@@ -558,8 +558,17 @@ def test_batched_mark_results_match_mark_result_row_for_row() -> None:
         got = mark_results(batch.cursor(), reports(items_batch))
         by_event_one = {i.delivery_id: i.event_id for i in items_one} | {"unknown": "unknown"}
         by_event_batch = {i.delivery_id: i.event_id for i in items_batch} | {"unknown": "unknown"}
-        assert {by_event_batch[k]: v for k, v in got.items()} == {by_event_one[k]: v for k, v in expected.items()}
+        got_by_event = {by_event_batch[k]: v for k, v in got.items()}
+        assert got_by_event == {by_event_one[k]: v for k, v in expected.items()}
         assert list(expected.values()) == [
-            "delivered", "pending", "pending", "failed", "pending", None, "pending", "failed", None
+            "delivered",
+            "pending",
+            "pending",
+            "failed",
+            "pending",
+            None,
+            "pending",
+            "failed",
+            None,
         ]
         assert snapshot(batch) == snapshot(one)

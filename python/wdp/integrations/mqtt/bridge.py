@@ -6,7 +6,8 @@ Delivery model (all in memory; call the publish methods from the event loop's th
   the next one arrives is replaced and counted (``stats.current_dropped``), connected or not.
 * Events, person updates and command responses (qos1/2) wait in one FIFO bounded by ``max_queued`` (queued
   plus unacknowledged). A full queue rejects the new message (``publish_*`` returns False, counted in
-  ``stats.rejected_full``); nothing already accepted is dropped.
+  ``stats.rejected_full``); nothing already accepted is dropped. Person updates (one per person per frame)
+  may hold at most ``max_queued_person_updates`` of it, so an outage at frame rate leaves room for events.
 * Retained state (system/status, zone occupancy, discovery configs) is latest-value per topic and is
   republished on every (re)connect, so a broker that lost its retained store is repaired.
 * QoS1/2 publishes are pipelined (``inflight_window`` awaiting acks). A message leaves the queue only when the
@@ -74,6 +75,7 @@ class MqttStats:
     published: dict[int, int] = field(default_factory=lambda: {0: 0, 1: 0, 2: 0})  # acknowledged, per qos
     current_dropped: int = 0  # pose/current frames replaced before they were sent (drop-oldest)
     rejected_full: int = 0  # qos1/2 messages refused because the queue was full
+    rejected_person_updates: int = 0  # person updates refused because they reached their share of the queue
     requeued: int = 0  # unacknowledged messages put back at the head of the queue after a disconnect
     invalid_ids: int = 0  # zone ids that cannot be a topic level (skipped)
     commands_ok: int = 0
@@ -90,6 +92,7 @@ class _Outgoing:
     retain: bool
     kind: Kind
     seq: int = 0
+    person: bool = False  # a person update (counted against max_queued_person_updates)
     once: bool = False  # state message to forget after it was sent once (an empty "delete" payload)
 
 
@@ -114,6 +117,7 @@ class MqttBridge:
         self._queue: deque[_Outgoing] = deque()
         self._current: deque[_Outgoing] = deque(maxlen=max(1, config.current_slots))
         self._unacked: dict[int, _Outgoing] = {}  # seq -> message, in send order
+        self._queued_person = 0  # person updates queued or unacknowledged
         self._state: dict[str, _Outgoing] = {}  # retained state by topic, in first-set order
         self._dirty: dict[str, None] = {}  # state topics to (re)publish, ordered
         self._zone_members: dict[str, list[int] | None] = {}  # None: announced but no occupancy sent yet
@@ -212,7 +216,9 @@ class MqttBridge:
                 update = PersonUpdate(
                     timestamp=frame.timestamp, frame_id=frame.frame_id, source=frame.source, person=person
                 )
-                ok &= self._enqueue(self.topics.person(person.track_id), _ENCODER.encode(update), *QOS_PERSON)
+                ok &= self._enqueue(
+                    self.topics.person(person.track_id), _ENCODER.encode(update), *QOS_PERSON, person=True
+                )
         members = zone_members(frame)
         for zone_id in members.keys() - self._zone_members.keys():
             self._add_zone(zone_id, None)
@@ -272,7 +278,11 @@ class MqttBridge:
                 raise TypeError(f"expected PoseFrame or Event, got {type(item).__name__}")
 
     # ------------------------------------------------------------------------------------------ internals
-    def _enqueue(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+    def _enqueue(self, topic: str, payload: bytes, qos: int, retain: bool, *, person: bool = False) -> bool:
+        if person and self._queued_person >= self.config.max_queued_person_updates:
+            # frame-rate person updates must not crowd events out of the queue during a long outage
+            self._stats.rejected_person_updates += 1
+            return False
         if len(self._queue) + len(self._unacked) >= self.config.max_queued:
             self._stats.rejected_full += 1
             if self._stats.rejected_full == 1 or self._stats.rejected_full % 1000 == 0:
@@ -282,7 +292,8 @@ class MqttBridge:
                     self._stats.rejected_full,
                 )
             return False
-        self._queue.append(_Outgoing(topic, payload, qos, retain, "queued", next(self._seq)))
+        self._queue.append(_Outgoing(topic, payload, qos, retain, "queued", next(self._seq), person=person))
+        self._queued_person += person
         self._wake.set()
         return True
 
@@ -510,6 +521,7 @@ class MqttBridge:
             self._wake.set()
         if msg.kind == "queued":
             self._unacked.pop(msg.seq, None)
+            self._queued_person -= msg.person
         elif msg.once and self._state.get(msg.topic) is msg:
             del self._state[msg.topic]
         self._stats.published[msg.qos] += 1

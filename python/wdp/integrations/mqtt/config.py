@@ -63,6 +63,7 @@ class MqttConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     # QoS1/2 messages waiting (queued or unacknowledged). Full: new ones are rejected and counted; nothing
     # already accepted is dropped. pose/current (qos0) has its own drop-oldest slot(s).
     max_queued: int = 10_000
+    max_queued_person_updates: int = 5_000  # the person updates' share of max_queued
     current_slots: int = 1
     inflight_window: int = 64  # QoS1/2 publishes awaiting PUBACK/PUBCOMP at once
     publish_timeout_s: float = 30.0  # an ack slower than this counts as a dead connection
