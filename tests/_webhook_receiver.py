@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -28,6 +29,8 @@ def main() -> None:
     ap.add_argument("--fail-status", type=int, default=500)
     ap.add_argument("--retry-after")
     ap.add_argument("--delay-ms", type=float, default=0.0)
+    ap.add_argument("--tls-cert")  # serve HTTPS with this certificate (and --tls-key)
+    ap.add_argument("--tls-key")
     args = ap.parse_args()
 
     lock = threading.Lock()
@@ -80,6 +83,10 @@ def main() -> None:
         daemon_threads = True
 
     server = Server(("127.0.0.1", args.port), Handler)
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
 
     def stop(*_: object) -> None:
         print(f"count {state['count']}", flush=True)

@@ -20,6 +20,7 @@ import msgspec
 import pytest
 from integration_samples import detected, fall, frame, person, zone
 from mqtt_broker import MOSQUITTO, Collector, MosquittoBroker, free_port, retained
+from tls_certs import make_certs
 from wdp.integrations.mqtt import CommandHandlers, CommandProcessor, MqttBridge, MqttConfig, TlsConfig, Topics
 from wdp.integrations.mqtt.commands import ZonePatch
 from wdp.schemas import EVENT_JSON, PersonDetected
@@ -549,57 +550,6 @@ def test_last_will_marks_offline_and_clean_stop_too(broker: MosquittoBroker) -> 
 # ---------------------------------------------------------------------------------------------- TLS + auth
 
 
-def _make_certs(d: Path) -> None:
-    def ossl(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
-
-    ossl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=wdp-test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    )
-    ossl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    )
-    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    ossl(
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "server.crt",
-    )
-
-
 def test_tls_with_username_password(tmp_path: Path) -> None:
     if MOSQUITTO is None:
         pytest.skip("mosquitto binary not found")
@@ -607,7 +557,7 @@ def test_tls_with_username_password(tmp_path: Path) -> None:
         pytest.skip("openssl / mosquitto_passwd not found (.ci/setup installs them)")
     certs = tmp_path / "certs"
     certs.mkdir()
-    _make_certs(certs)
+    make_certs(certs)
     passwd = tmp_path / "passwd"
     subprocess.run(
         ["mosquitto_passwd", "-b", "-c", str(passwd), "wdp", "s3cret"], check=True, capture_output=True

@@ -572,3 +572,70 @@ def test_batched_mark_results_match_mark_result_row_for_row() -> None:
             None,
         ]
         assert snapshot(batch) == snapshot(one)
+
+
+def test_hostname_target_is_pinned_to_the_checked_address(tmp_path: Path) -> None:
+    """A hostname URL is resolved and checked once; the request goes to that address with the original Host
+    header (so a DNS answer that changes between check and connect cannot redirect it)."""
+    import socket
+
+    if {info[4][0] for info in socket.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)} != {"127.0.0.1"}:
+        pytest.skip("localhost does not resolve to 127.0.0.1 only here")
+    target = run(UrlGuard(["127.0.0.1/32"]).resolve("https://localhost:8443/x?y=1"))
+    assert str(target.url) == "https://127.0.0.1:8443/x?y=1"
+    assert target.host_header == "localhost:8443" and target.server_name == "localhost"
+    with pytest.raises(UrlRefusedError):
+        run(UrlGuard().resolve("http://localhost/x"))
+
+    with Receiver(tmp_path / "log.jsonl") as receiver:
+
+        async def run_it() -> None:
+            with Store(":memory:") as store:
+                subscribe(store, f"http://localhost:{receiver.port}/named")
+                async with WebhookDispatcher(store, FAST) as hooks:
+                    await hooks.submit([detected(1)])
+                    await until(lambda: open_deliveries(store) == 0)
+
+        run(run_it())
+        (record,) = receiver.records()
+    assert record["path"] == "/named" and record["headers"]["Host"] == f"localhost:{receiver.port}"
+
+
+def test_https_target_verifies_the_certificate_of_the_hostname_not_the_pinned_ip(tmp_path: Path) -> None:
+    """The request connects to the checked IP but TLS uses the URL's hostname (SNI and certificate check): the
+    receiver's certificate names only DNS:localhost, so checking it against 127.0.0.1 would fail."""
+    import shutil
+    import socket
+    import ssl
+
+    import httpx
+    from tls_certs import make_certs
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not found")
+    if {info[4][0] for info in socket.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)} != {"127.0.0.1"}:
+        pytest.skip("localhost does not resolve to 127.0.0.1 only here")
+    make_certs(tmp_path, san="DNS:localhost")
+    trust = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+
+    async def scenario(receiver: Receiver) -> None:
+        async with httpx.AsyncClient(verify=trust, trust_env=False) as client:
+            with pytest.raises(httpx.ConnectError, match="certificate verify failed"):
+                await client.post(f"https://127.0.0.1:{receiver.port}/ip", content=b"{}")  # no IP in the cert
+            with Store(":memory:") as store:
+                subscribe(store, f"https://localhost:{receiver.port}/tls")
+                async with WebhookDispatcher(store, FAST, client=client) as hooks:
+                    await hooks.submit([detected(1)])
+                    await until(lambda: open_deliveries(store) == 0)
+                assert hooks.stats.delivered == 1 and hooks.stats.network_errors == 0
+
+    with Receiver(tmp_path / "log.jsonl", tls=(tmp_path / "server.crt", tmp_path / "server.key")) as receiver:
+        run(scenario(receiver))
+        (record,) = receiver.records()
+    assert record["path"] == "/tls" and record["headers"]["Host"] == f"localhost:{receiver.port}"
+    assert verify_signature(
+        "topsecret",
+        record["headers"]["X-Timestamp"],
+        record["body"].encode(),
+        record["headers"]["X-Signature"],
+    )

@@ -22,6 +22,7 @@ class Receiver:
         fail_status: int = 500,
         retry_after: str | None = None,
         delay_ms: float = 0.0,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.log = log
         self.port = port
@@ -37,6 +38,8 @@ class Receiver:
             self.args += ["--retry-after", retry_after]
         if log is not None:
             self.args += ["--log", str(log)]
+        if tls is not None:
+            self.args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         self.proc: subprocess.Popen[str] | None = None
         self.count: int | None = None
 
