@@ -168,6 +168,8 @@ class WebhookDispatcher:
         self._subs: dict[str, WebhookSubscription] = {}
         self._subs_loaded_at = -math.inf
         self._subs_lock = asyncio.Lock()
+        self._claim_lock = asyncio.Lock()
+        self._want_slots = False  # one claimer at a time, so claims never exceed the free slots
 
     # ------------------------------------------------------------------------------------------ lifecycle
     async def start(self) -> WebhookDispatcher:
@@ -239,10 +241,16 @@ class WebhookDispatcher:
         items = list(batch)
         if not items:
             return []
-        ids = await self._db(self._record, items, self.clock())
+        s = self.settings
+        async with self._claim_lock:
+            # Claim right after the commit, on the same trip to the DB thread: the new deliveries start
+            # without waiting for the loop to wake up and claim them.
+            limit = 0 if self._stopping else min(s.concurrency - len(self._active), s.claim_batch)
+            ids, claimed = await self._db(self._record_and_claim, items, self.clock(), limit, s.lease_s)
+            self._spawn(claimed)
         self.stats.submitted_events += len(items)
         self.stats.queued_deliveries += len(ids)
-        if ids:
+        if ids and len(claimed) >= limit:  # some may still be due: let the loop look
             self._wake.set()
         return ids
 
@@ -303,8 +311,23 @@ class WebhookDispatcher:
         return await asyncio.get_running_loop().run_in_executor(self._executor, run)
 
     @staticmethod
-    def _record(con: duckdb.DuckDBPyConnection, items: list[EventBase], now: float) -> list[str]:
-        return events.record_events(con, items, config.active_webhooks(con), now=now)
+    def _record_and_claim(
+        con: duckdb.DuckDBPyConnection, items: list[EventBase], now: float, limit: int, lease_s: float
+    ) -> tuple[list[str], list[OutboxItem]]:
+        ids = events.record_events(con, items, config.active_webhooks(con), now=now)
+        claimed: list[OutboxItem] = []
+        if ids and limit > 0:
+            try:
+                claimed = outbox.claim_due(con, now=now, limit=limit, lease_s=lease_s)
+            except duckdb.Error:  # the events are stored; the loop will claim them
+                _log.exception("webhooks: claiming after submit failed")
+        return ids, claimed
+
+    def _spawn(self, claimed: list[OutboxItem]) -> None:
+        for item in claimed:
+            task = asyncio.create_task(self._deliver(item))
+            self._active.add(task)
+            task.add_done_callback(self._active.discard)
 
     async def _subscription(self, subscription_id: str) -> WebhookSubscription | None:
         requested_at = self.clock()
@@ -322,24 +345,27 @@ class WebhookDispatcher:
         s = self.settings
         while not self._stopping:
             self._wake.clear()
-            free = s.concurrency - len(self._active)
-            # A claim costs a few ms whatever its size: while deliveries are running, wait until half the
-            # slots are free instead of claiming one item per finished attempt.
-            wanted = 1 if not self._active else max(1, min(s.claim_batch, s.concurrency // 2))
-            claimed: list[OutboxItem] = []
-            if free >= wanted:
-                try:
-                    claimed = await self._db(
-                        outbox.claim_due, now=self.clock(), limit=min(free, s.claim_batch), lease_s=s.lease_s
-                    )
-                except duckdb.Error:
-                    _log.exception("webhooks: claiming due deliveries failed")
-                for item in claimed:
-                    task = asyncio.create_task(self._deliver(item))
-                    self._active.add(task)
-                    task.add_done_callback(self._active.discard)
-                if claimed and len(claimed) == min(free, s.claim_batch):
-                    continue  # more may be due right now
+            async with self._claim_lock:
+                free = s.concurrency - len(self._active)
+                # A claim costs a few ms whatever its size: while deliveries are running, wait until half the
+                # slots are free instead of claiming one item per finished attempt.
+                wanted = 1 if not self._active else max(1, min(s.claim_batch, s.concurrency // 2))
+                claimed: list[OutboxItem] = []
+                if free >= wanted and not self._stopping:
+                    try:
+                        claimed = await self._db(
+                            outbox.claim_due,
+                            now=self.clock(),
+                            limit=min(free, s.claim_batch),
+                            lease_s=s.lease_s,
+                        )
+                    except duckdb.Error:
+                        _log.exception("webhooks: claiming due deliveries failed")
+                    self._spawn(claimed)
+            # due work may be left over (the claim was full) or waiting for slots: wake on completions
+            self._want_slots = free < wanted or len(claimed) == min(free, s.claim_batch)
+            if claimed and len(claimed) == min(free, s.claim_batch):
+                continue  # more may be due right now
             try:
                 await asyncio.wait_for(self._wake.wait(), s.poll_interval_s)
             except TimeoutError:
@@ -360,7 +386,8 @@ class WebhookDispatcher:
         except Exception:  # the outbox keeps it in flight; the lease hands it out again later
             _log.exception("webhooks: delivery %s attempt %d crashed", item.delivery_id, item.attempts)
         finally:
-            self._wake.set()  # a concurrency slot is free
+            if self._want_slots:  # the loop is waiting for a free slot (else it would claim nothing)
+                self._wake.set()
 
     async def _attempt(self, item: OutboxItem, sub: WebhookSubscription) -> AttemptResult:
         s = self.settings
