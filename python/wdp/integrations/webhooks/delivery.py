@@ -246,7 +246,15 @@ class WebhookDispatcher:
             # Claim right after the commit, on the same trip to the DB thread: the new deliveries start
             # without waiting for the loop to wake up and claim them.
             limit = 0 if self._stopping else min(s.concurrency - len(self._active), s.claim_batch)
-            ids, claimed = await self._db(self._record_and_claim, items, self.clock(), limit, s.lease_s)
+            job = asyncio.ensure_future(
+                self._db(self._record_and_claim, items, self.clock(), limit, s.lease_s)
+            )
+            try:
+                ids, claimed = await asyncio.shield(job)
+            except asyncio.CancelledError:
+                # The caller gave up, but the DB thread finishes the job: still deliver what it claims.
+                job.add_done_callback(self._spawn_when_done)
+                raise
             self._spawn(claimed)
         self.stats.submitted_events += len(items)
         self.stats.queued_deliveries += len(ids)
@@ -322,6 +330,10 @@ class WebhookDispatcher:
             except duckdb.Error:  # the events are stored; the loop will claim them
                 _log.exception("webhooks: claiming after submit failed")
         return ids, claimed
+
+    def _spawn_when_done(self, job: asyncio.Future[tuple[list[str], list[OutboxItem]]]) -> None:
+        if not job.cancelled() and job.exception() is None:
+            self._spawn(job.result()[1])
 
     def _spawn(self, claimed: list[OutboxItem]) -> None:
         for item in claimed:
