@@ -1,0 +1,545 @@
+"""MqttBridge: one broker connection that publishes poses, events and state, and answers commands.
+
+Delivery model (all in memory; call the publish methods from the event loop's thread):
+
+* pose/current (qos0, retained) goes through ``current_slots`` drop-oldest slot(s): a frame not yet sent when
+  the next one arrives is replaced and counted (``stats.current_dropped``), connected or not.
+* Events, person updates and command responses (qos1/2) wait in one FIFO bounded by ``max_queued`` (queued
+  plus unacknowledged). A full queue rejects the new message (``publish_*`` returns False, counted in
+  ``stats.rejected_full``); nothing already accepted is dropped. Person updates (one per person per frame)
+  may hold at most ``max_queued_person_updates`` of it, so an outage at frame rate leaves room for events.
+* Retained state (system/status, zone occupancy, discovery configs) is latest-value per topic and is
+  republished on every (re)connect, so a broker that lost its retained store is repaired.
+* QoS1/2 publishes are pipelined (``inflight_window`` awaiting acks). A message leaves the queue only when the
+  broker acknowledged it; on a disconnect the unacknowledged ones go back to the head of the queue in their
+  original order, so after a reconnect the backlog arrives in order, at least once (a message whose ack was
+  lost with the connection is sent again).
+* Reconnect: exponential backoff with jitter. The last will (system/status, retained, availability offline)
+  covers a crash or a lost connection; ``stop()`` drains, then publishes offline itself and disconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterable, Callable, Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+
+import aiomqtt
+import msgspec
+
+from wdp.integrations.mqtt import discovery
+from wdp.integrations.mqtt.commands import CommandHandlers, CommandProcessor
+from wdp.integrations.mqtt.config import (
+    QOS_ALERT,
+    QOS_COMMAND_SUBSCRIPTION,
+    QOS_CURRENT,
+    QOS_DISCOVERY,
+    QOS_EVENT,
+    QOS_PERSON,
+    QOS_RESPONSE,
+    QOS_STATUS,
+    QOS_ZONE,
+    MqttConfig,
+    Topics,
+    valid_segment,
+)
+from wdp.integrations.mqtt.payloads import (
+    PersonUpdate,
+    SystemStatusMessage,
+    ZoneOccupancy,
+    alert_category,
+    alert_message,
+    current_pose,
+    zone_members,
+)
+from wdp.schemas import EventBase, PoseFrame, Zone, event_type
+
+_log = logging.getLogger(__name__)
+_ENCODER = msgspec.json.Encoder()
+Kind = Literal["queued", "current", "state"]
+
+
+@dataclass
+class MqttStats:
+    connected: bool = False
+    connects: int = 0
+    connect_failures: int = 0
+    disconnects: int = 0  # connections lost or closed after being established
+    published: dict[int, int] = field(default_factory=lambda: {0: 0, 1: 0, 2: 0})  # acknowledged, per qos
+    current_dropped: int = 0  # pose/current frames replaced before they were sent (drop-oldest)
+    rejected_full: int = 0  # qos1/2 messages refused because the queue was full
+    rejected_person_updates: int = 0  # person updates refused because they reached their share of the queue
+    requeued: int = 0  # unacknowledged messages put back at the head of the queue after a disconnect
+    invalid_ids: int = 0  # zone ids that cannot be a topic level (skipped)
+    commands_ok: int = 0
+    commands_error: int = 0
+    commands_dropped: int = 0  # incoming commands dropped because the command queue was full
+    queued: int = 0  # qos1/2 messages queued or unacknowledged (at the time stats were read)
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    kind: Kind
+    seq: int = 0
+    person: bool = False  # a person update (counted against max_queued_person_updates)
+    once: bool = False  # state message to forget after it was sent once (an empty "delete" payload)
+
+
+class MqttBridge:
+    """Publisher + command subscriber + Home Assistant discovery over one reconnecting MQTT connection."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        *,
+        handlers: CommandHandlers | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.topics = Topics(config.prefix)
+        self.clock = clock
+        self._processor = CommandProcessor(
+            self.topics, handlers or CommandHandlers(), max_bytes=config.max_command_bytes, clock=clock
+        )
+        self._stats = MqttStats()
+        self._seq = itertools.count(1)
+        self._queue: deque[_Outgoing] = deque()
+        self._current: deque[_Outgoing] = deque(maxlen=max(1, config.current_slots))
+        self._unacked: dict[int, _Outgoing] = {}  # seq -> message, in send order
+        self._queued_person = 0  # person updates queued or unacknowledged
+        self._state: dict[str, _Outgoing] = {}  # retained state by topic, in first-set order
+        self._dirty: dict[str, None] = {}  # state topics to (re)publish, ordered
+        self._zone_members: dict[str, list[int] | None] = {}  # None: announced but no occupancy sent yet
+        self._zone_names: dict[str, str | None] = {}
+        self._engine_state = "unknown"
+        self._status_details: dict[str, Any] = {}
+        self._incoming: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=1000)
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self._send_error: BaseException | None = None
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._command_task: asyncio.Task[None] | None = None
+        self._set_status()
+        if config.discovery:
+            for topic, payload in discovery.static_entities(config, self.topics).items():
+                self._set_state(topic, _ENCODER.encode(payload), *QOS_DISCOVERY)
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+    async def start(self) -> MqttBridge:
+        if self._task is not None:
+            raise RuntimeError("bridge already started")
+        self._stopping = False
+        self._stop_requested.clear()
+        self._task = asyncio.create_task(self._run(), name="mqtt-bridge")
+        self._command_task = asyncio.create_task(self._command_worker(), name="mqtt-commands")
+        return self
+
+    async def stop(self, drain_timeout_s: float = 5.0) -> None:
+        """Send what is queued (up to ``drain_timeout_s``), publish offline status, disconnect."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._stop_requested.set()
+        self._wake.set()
+        task, self._task = self._task, None
+        try:
+            await asyncio.wait_for(asyncio.shield(task), drain_timeout_s)
+        except TimeoutError:
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if self._command_task is not None:
+            self._command_task.cancel()
+            await asyncio.gather(self._command_task, return_exceptions=True)
+            self._command_task = None
+
+    async def __aenter__(self) -> MqttBridge:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @property
+    def stats(self) -> MqttStats:
+        self._stats.queued = len(self._queue) + len(self._unacked)
+        return self._stats
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued message, state update and pose/current was acknowledged/sent. False on
+        timeout."""
+
+        async def drained() -> None:
+            while self._queue or self._unacked or self._dirty or self._current:
+                self._progress.clear()
+                await self._progress.wait()
+
+        try:
+            await asyncio.wait_for(drained(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # ------------------------------------------------------------------------------------------ publish API
+    def publish_frame(self, frame: PoseFrame) -> bool:
+        """pose/current, one pose/person/{id}/update per person, and zone occupancy where it changed.
+        Returns False when person updates were rejected by a full queue."""
+        if len(self._current) == self._current.maxlen:
+            self._stats.current_dropped += 1
+        self._current.append(
+            _Outgoing(self.topics.current, _ENCODER.encode(current_pose(frame)), *QOS_CURRENT, kind="current")
+        )
+        ok = True
+        if self.config.person_updates:
+            for person in frame.persons:
+                update = PersonUpdate(
+                    timestamp=frame.timestamp, frame_id=frame.frame_id, source=frame.source, person=person
+                )
+                ok &= self._enqueue(
+                    self.topics.person(person.track_id), _ENCODER.encode(update), *QOS_PERSON, person=True
+                )
+        members = zone_members(frame)
+        for zone_id in members.keys() - self._zone_members.keys():
+            self._add_zone(zone_id, None)
+        for zone_id, previous in self._zone_members.items():
+            ids = members.get(zone_id, [])
+            if ids != previous:
+                self._set_zone_occupancy(zone_id, ids, frame.timestamp, frame.frame_id)
+        self._wake.set()
+        return ok
+
+    def publish_event(self, event: EventBase) -> bool:
+        """system/alerts/{category} (qos2) for alerts and falls, events/{type} (qos1) for every event.
+        Returns False when a full queue rejected it."""
+        ok = True
+        category = alert_category(event)
+        if category is not None:
+            ok &= self._enqueue(
+                self.topics.alert(category), _ENCODER.encode(alert_message(event, category)), *QOS_ALERT
+            )
+        if self.config.event_topics:
+            ok &= self._enqueue(self.topics.event(event_type(event)), _ENCODER.encode(event), *QOS_EVENT)
+        return ok
+
+    def publish_status(self, state: str, details: dict[str, Any] | None = None) -> None:
+        """system/status (retained): the engine's state (running, stopped...) plus details (fps...)."""
+        self._engine_state = state
+        self._status_details = dict(details or {})
+        self._set_status()
+
+    def publish(self, relative_topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> bool:
+        """Any other message under the prefix (qos0 too goes through the FIFO)."""
+        return self._enqueue(self.topics(relative_topic), payload, qos, retain)
+
+    def set_zones(self, zones: Iterable[Zone | str]) -> None:
+        """The configured zones: each gets an occupancy topic (0 until someone enters) and a discovery
+        sensor; zones no longer listed have their retained occupancy and discovery config deleted."""
+        wanted: dict[str, str | None] = {}
+        for zone in zones:
+            zone_id, name = (zone, None) if isinstance(zone, str) else (zone.id, zone.name)
+            wanted[zone_id] = name
+        for zone_id in list(self._zone_members):
+            if zone_id not in wanted:
+                self._remove_zone(zone_id)
+        for zone_id, name in wanted.items():
+            if zone_id not in self._zone_members or self._zone_names.get(zone_id) != name:
+                self._add_zone(zone_id, name)
+        self._wake.set()
+
+    async def consume(self, source: AsyncIterable[PoseFrame | EventBase]) -> None:
+        """Publish everything an async iterator yields (PoseFrames and Events) until it ends."""
+        async for item in source:
+            if isinstance(item, PoseFrame):
+                self.publish_frame(item)
+            elif isinstance(item, EventBase):
+                self.publish_event(item)
+            else:
+                raise TypeError(f"expected PoseFrame or Event, got {type(item).__name__}")
+
+    # ------------------------------------------------------------------------------------------ internals
+    def _enqueue(self, topic: str, payload: bytes, qos: int, retain: bool, *, person: bool = False) -> bool:
+        if person and self._queued_person >= self.config.max_queued_person_updates:
+            # frame-rate person updates must not crowd events out of the queue during a long outage
+            self._stats.rejected_person_updates += 1
+            return False
+        if len(self._queue) + len(self._unacked) >= self.config.max_queued:
+            self._stats.rejected_full += 1
+            if self._stats.rejected_full == 1 or self._stats.rejected_full % 1000 == 0:
+                _log.warning(
+                    "MQTT queue full (%d): rejected %d messages so far",
+                    self.config.max_queued,
+                    self._stats.rejected_full,
+                )
+            return False
+        self._queue.append(_Outgoing(topic, payload, qos, retain, "queued", next(self._seq), person=person))
+        self._queued_person += person
+        self._wake.set()
+        return True
+
+    def _set_state(self, topic: str, payload: bytes, qos: int, retain: bool, *, once: bool = False) -> None:
+        self._state[topic] = _Outgoing(topic, payload, qos, retain, "state", once=once)
+        self._dirty[topic] = None
+        self._wake.set()
+
+    def _set_status(self) -> None:
+        status = SystemStatusMessage(
+            availability="online",
+            state=self._engine_state,
+            timestamp=self.clock(),
+            details=self._status_details,
+        )
+        self._set_state(self.topics.status, _ENCODER.encode(status), *QOS_STATUS)
+
+    def _add_zone(self, zone_id: str, name: str | None) -> None:
+        if not valid_segment(zone_id):
+            self._stats.invalid_ids += 1
+            _log.warning("zone id %r cannot be an MQTT topic level; not published", zone_id)
+            self._zone_members.setdefault(zone_id, [])  # remember it so it is not reported every frame
+            return
+        self._zone_names[zone_id] = name
+        if zone_id not in self._zone_members:
+            self._zone_members[zone_id] = None
+            self._set_zone_occupancy(zone_id, [], self.clock(), None)
+        if self.config.discovery:
+            topic, payload = discovery.zone_entity(self.config, self.topics, zone_id, name)
+            self._set_state(topic, _ENCODER.encode(payload), *QOS_DISCOVERY)
+
+    def _remove_zone(self, zone_id: str) -> None:
+        self._zone_members.pop(zone_id, None)
+        self._zone_names.pop(zone_id, None)
+        if not valid_segment(zone_id):
+            return
+        # An empty retained message deletes the retained value (and, for a discovery config, the entity).
+        self._set_state(self.topics.zone_occupancy(zone_id), b"", *QOS_ZONE, once=True)
+        if self.config.discovery:
+            topic = discovery.config_topic(self.config, "sensor", discovery.zone_object_id(zone_id))
+            self._set_state(topic, b"", *QOS_DISCOVERY, once=True)
+
+    def _set_zone_occupancy(
+        self, zone_id: str, ids: list[int], timestamp: float, frame_id: int | None
+    ) -> None:
+        self._zone_members[zone_id] = ids
+        if not valid_segment(zone_id):
+            return
+        message = ZoneOccupancy(
+            timestamp=timestamp, zone_id=zone_id, occupancy_count=len(ids), person_ids=ids, frame_id=frame_id
+        )
+        self._set_state(self.topics.zone_occupancy(zone_id), _ENCODER.encode(message), *QOS_ZONE)
+
+    def _take(self) -> _Outgoing | None:
+        """Next message to send: state first (status leads), then the latest pose, then the FIFO."""
+        if self._dirty:
+            topic = next(iter(self._dirty))
+            del self._dirty[topic]
+            return self._state[topic]
+        if self._current:
+            return self._current.popleft()
+        if self._queue:
+            msg = self._queue.popleft()
+            self._unacked[msg.seq] = msg
+            return msg
+        return None
+
+    def _requeue_unacked(self) -> None:
+        if self._unacked:
+            self._stats.requeued += len(self._unacked)
+            self._queue.extendleft(reversed(self._unacked.values()))  # seq order == insertion order
+            self._unacked.clear()
+
+    def _will(self) -> aiomqtt.Will:
+        payload = _ENCODER.encode(SystemStatusMessage(availability="offline", state="unknown"))
+        return aiomqtt.Will(self.topics.status, payload, qos=QOS_STATUS[0], retain=True)
+
+    def _client(self) -> aiomqtt.Client:
+        cfg = self.config
+        client = aiomqtt.Client(
+            cfg.host,
+            cfg.port,
+            identifier=cfg.client_id,
+            username=cfg.username,
+            password=cfg.password,
+            will=self._will(),
+            clean_session=True,
+            keepalive=cfg.keepalive_s,
+            timeout=cfg.connect_timeout_s,
+            tls_context=cfg.tls.context() if cfg.tls is not None else None,
+            max_inflight_messages=cfg.inflight_window,
+            logger=_log,
+        )
+        client.pending_calls_threshold = cfg.inflight_window + 64  # our window is deliberate: no warning
+        return client
+
+    def _backoff_s(self, failures: int) -> float:
+        cfg = self.config
+        return min(cfg.reconnect_max_s, cfg.reconnect_min_s * 2.0 ** min(failures, 30)) * random.uniform(
+            0.5, 1.0
+        )
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping:
+            established = False
+            try:
+                client = self._client()
+                async with client:
+                    established = True
+                    failures = 0
+                    self._stats.connects += 1
+                    self._stats.connected = True
+                    self._connected.set()
+                    _log.info(
+                        "MQTT connected to %s:%d as %s",
+                        self.config.host,
+                        self.config.port,
+                        self.config.client_id,
+                    )
+                    await self._session(client)
+            except (aiomqtt.MqttError, OSError) as exc:
+                if established:
+                    _log.warning("MQTT connection lost: %s", exc)
+                else:
+                    self._stats.connect_failures += 1
+                    _log.info("MQTT connect to %s:%d failed: %s", self.config.host, self.config.port, exc)
+            except Exception:  # a bug here must not end publishing for good: log, back off, reconnect
+                _log.exception("MQTT session failed")
+                if not established:
+                    self._stats.connect_failures += 1
+            finally:
+                if established:
+                    self._stats.disconnects += 1
+                self._stats.connected = False
+                self._connected.clear()
+                self._requeue_unacked()
+            if self._stopping:
+                break
+            delay = self._backoff_s(failures)
+            failures += 1
+            try:
+                await asyncio.wait_for(self._stop_requested.wait(), delay)
+            except TimeoutError:
+                pass
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        for topic_filter in self.topics.command_filters:
+            await client.subscribe(topic_filter, qos=QOS_COMMAND_SUBSCRIPTION)
+        self._set_status()  # fresh timestamp; goes first
+        self._dirty = dict.fromkeys(itertools.chain([self.topics.status], self._state))
+        self._send_error = None
+        receiver = asyncio.create_task(self._receive(client))
+        sender = asyncio.create_task(self._send(client))
+        try:
+            done, _ = await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+            if sender in done:
+                sender.result()  # raises the publish error that ended the session
+                # stopping and drained: announce offline ourselves (a clean DISCONNECT suppresses the will)
+                offline = SystemStatusMessage(
+                    availability="offline",
+                    state=self._engine_state,
+                    timestamp=self.clock(),
+                    details=self._status_details,
+                )
+                await client.publish(
+                    self.topics.status,
+                    _ENCODER.encode(offline),
+                    qos=QOS_STATUS[0],
+                    retain=True,
+                    timeout=self.config.publish_timeout_s,
+                )
+            else:
+                receiver.result()
+                raise aiomqtt.MqttError("message stream ended")
+        finally:
+            for task in (receiver, sender):
+                task.cancel()
+            await asyncio.gather(receiver, sender, return_exceptions=True)
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+            try:
+                self._incoming.put_nowait((message.topic.value, payload))
+            except asyncio.QueueFull:
+                self._stats.commands_dropped += 1
+
+    async def _send(self, client: aiomqtt.Client) -> None:
+        window = asyncio.Semaphore(self.config.inflight_window)
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                if self._send_error is not None:
+                    raise self._send_error
+                msg = self._take()
+                if msg is None:
+                    if self._stopping and not tasks:
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                await window.acquire()
+                task = asyncio.create_task(self._publish_one(client, msg, window))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _publish_one(self, client: aiomqtt.Client, msg: _Outgoing, window: asyncio.Semaphore) -> None:
+        try:
+            await client.publish(
+                msg.topic, msg.payload, qos=msg.qos, retain=msg.retain, timeout=self.config.publish_timeout_s
+            )
+        except aiomqtt.MqttError as exc:
+            if self._send_error is None:
+                self._send_error = exc
+            if msg.kind == "state" and msg.topic in self._state:
+                self._dirty[msg.topic] = None
+            return
+        finally:
+            window.release()
+            self._wake.set()
+        if msg.kind == "queued":
+            self._unacked.pop(msg.seq, None)
+            self._queued_person -= msg.person
+        elif msg.once and self._state.get(msg.topic) is msg:
+            del self._state[msg.topic]
+        self._stats.published[msg.qos] += 1
+        self._progress.set()
+
+    async def _command_worker(self) -> None:
+        while True:
+            topic, payload = await self._incoming.get()
+            try:
+                result = await self._processor.process(topic, payload)
+            except Exception:  # CommandProcessor already turns errors into responses; belt and braces
+                _log.exception("MQTT command on %s crashed", topic)
+                continue
+            if result is None:
+                continue
+            response_topic, response = result
+            if response.status == "ok":
+                self._stats.commands_ok += 1
+            else:
+                self._stats.commands_error += 1
+            self._enqueue(response_topic, _ENCODER.encode(response), *QOS_RESPONSE)

@@ -1,0 +1,138 @@
+"""MQTT settings and the topic tree (seed section 4.1), with QoS and retain per topic.
+
+Topics, relative to ``prefix`` (default ``wdp``):
+
+    pose/current                  qos0 retained   latest frame summary (person count, persons)
+    pose/person/{track_id}/update qos1            one person per frame
+    pose/zone/{zone_id}/occupancy qos1 retained   published when the count or the set of persons changes
+    system/status                 qos1 retained   availability online/offline (offline is the last will)
+    system/alerts/{category}      qos2            alert.* events and falls
+    events/{event_type}           qos1            every event (an addition to the seed tree; can be disabled)
+    command/zone/{zone_id}/configure, command/system/{start|stop|status}   subscribed at qos2
+    response/zone/{zone_id}/configure, response/system/{cmd}               qos1 answers with correlation id
+
+Home Assistant discovery configs go to ``{discovery_prefix}/{component}/{node_id}/{object_id}/config``
+(retained, qos1), outside ``prefix`` because Home Assistant listens there.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from typing import Literal
+
+import msgspec
+
+_TOPIC_SEGMENT = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def valid_segment(value: str) -> bool:
+    """True for ids that are safe as one topic level (no '/', '+', '#', spaces or control characters)."""
+    return bool(_TOPIC_SEGMENT.match(value))
+
+
+class TlsConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    ca_file: str | None = None  # None: the system trust store
+    cert_file: str | None = None  # client certificate (mutual TLS)
+    key_file: str | None = None
+    insecure: bool = False  # skip hostname verification (self-signed test brokers only)
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.ca_file)
+        if self.cert_file:
+            ctx.load_cert_chain(self.cert_file, self.key_file)
+        if self.insecure:
+            ctx.check_hostname = False
+        return ctx
+
+
+class MqttConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    host: str = "localhost"
+    port: int = 1883
+    client_id: str = "wdp"
+    prefix: str = "wdp"  # topic prefix; "" publishes at the root
+    username: str | None = None
+    password: str | None = None
+    tls: TlsConfig | None = None
+    keepalive_s: int = 30
+    connect_timeout_s: float = 10.0
+    # Reconnect backoff: min * 2**n, capped, times a random factor in [0.5, 1] so a fleet does not reconnect
+    # in lockstep after a broker restart.
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+    # QoS1/2 messages waiting (queued or unacknowledged). Full: new ones are rejected and counted; nothing
+    # already accepted is dropped. pose/current (qos0) has its own drop-oldest slot(s).
+    max_queued: int = 10_000
+    max_queued_person_updates: int = 5_000  # the person updates' share of max_queued
+    current_slots: int = 1
+    inflight_window: int = 64  # QoS1/2 publishes awaiting PUBACK/PUBCOMP at once
+    publish_timeout_s: float = 30.0  # an ack slower than this counts as a dead connection
+    person_updates: bool = True
+    event_topics: bool = True  # events/{type} for every event
+    max_command_bytes: int = 65_536
+    # Home Assistant discovery
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    node_id: str = "wdp"
+    device_name: str = "WiFi DensePose"
+
+
+QoS = Literal[0, 1, 2]
+
+
+class Topics:
+    """Topic names under one prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix.strip("/")
+        self._base = f"{self.prefix}/" if self.prefix else ""
+
+    def __call__(self, relative: str) -> str:
+        return self._base + relative
+
+    @property
+    def current(self) -> str:
+        return self("pose/current")
+
+    def person(self, track_id: int) -> str:
+        return self(f"pose/person/{track_id}/update")
+
+    def zone_occupancy(self, zone_id: str) -> str:
+        return self(f"pose/zone/{zone_id}/occupancy")
+
+    @property
+    def status(self) -> str:
+        return self("system/status")
+
+    def alert(self, category: str) -> str:
+        return self(f"system/alerts/{category}")
+
+    def event(self, event_type: str) -> str:
+        return self(f"events/{event_type}")
+
+    @property
+    def command_filters(self) -> tuple[str, str]:
+        return self("command/zone/+/configure"), self("command/system/+")
+
+    def response_for(self, command_topic: str) -> str:
+        """command/... -> response/... (same levels after the verb)."""
+        relative = command_topic[len(self._base) :]
+        return self("response/" + relative.removeprefix("command/"))
+
+    def relative(self, topic: str) -> str | None:
+        """The topic without the prefix, or None when it is not under the prefix."""
+        if not topic.startswith(self._base):
+            return None
+        return topic[len(self._base) :]
+
+
+# (qos, retain) per topic kind, from the seed's broker configuration
+QOS_CURRENT: tuple[QoS, bool] = (0, True)
+QOS_PERSON: tuple[QoS, bool] = (1, False)
+QOS_ZONE: tuple[QoS, bool] = (1, True)
+QOS_STATUS: tuple[QoS, bool] = (1, True)
+QOS_ALERT: tuple[QoS, bool] = (2, False)
+QOS_EVENT: tuple[QoS, bool] = (1, False)
+QOS_RESPONSE: tuple[QoS, bool] = (1, False)
+QOS_DISCOVERY: tuple[QoS, bool] = (1, True)
+QOS_COMMAND_SUBSCRIPTION: QoS = 2
