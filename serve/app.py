@@ -58,7 +58,11 @@ def create_app(
     engine = engine_view if engine_view is not None else StoreBackedEngineView(store)
     services = build_services(settings, engine, store)
     # The schema plugin must precede Litestar's built-in ones, which are appended after these.
-    return Litestar(plugins=[StructDefaultsSchemaPlugin(), WdpApiPlugin(services, owns_store=owns_store)])
+    # request_max_body_size goes here: Litestar 2.25 ignores the value an init plugin sets on AppConfig.
+    return Litestar(
+        plugins=[StructDefaultsSchemaPlugin(), WdpApiPlugin(services, owns_store=owns_store)],
+        request_max_body_size=settings.request_max_body_size,
+    )
 
 
 def create_app_from_config(cfg: Any) -> Litestar:

@@ -62,7 +62,6 @@ class WdpApiPlugin(InitPluginProtocol):
         app_config.lifespan.append(self.lifespan)
         app_config.on_startup.append(self._document)
         app_config.openapi_config = openapi_config(settings)
-        app_config.request_max_body_size = settings.request_max_body_size
         app_config.debug = settings.dev_mode
         if settings.cors.allow_origins:
             c = settings.cors

@@ -1,6 +1,6 @@
 """/api/v1/config: CRUD of routers, zones, alert rules and templates, validated; zone changes go live.
 
-Reads need system:read (or a write scope); writes need config:write (zones also accept zone:write). Every zone
+Reads need system:read (or a write scope; zones also zone:write); writes need config:write (zones also accept zone:write). Every zone
 change hands the engine the whole new zone set (``EngineView.set_zones``) under a lock, so concurrent edits
 cannot leave the engine with an older set than the store.
 """
@@ -32,6 +32,7 @@ from wdp.serve.validation import check_alert_rule, check_id, check_name, check_r
 READ = {"scopes": (SYSTEM_READ, CONFIG_WRITE)}
 WRITE = {"scopes": (CONFIG_WRITE,)}
 ZONE_EDIT = {"scopes": (ZONE_WRITE, CONFIG_WRITE)}
+ZONE_READ = {"scopes": (SYSTEM_READ, CONFIG_WRITE, ZONE_WRITE)}
 
 
 class Conflict(ClientException):
@@ -107,11 +108,11 @@ class ConfigController(Controller):
         await _delete(services, store_config.ROUTERS, router_id, "router")
 
     # ------------------------------------------------------------------------------------------ zones
-    @get("/zones", operation_id="listZones")
+    @get("/zones", operation_id="listZones", opt=ZONE_READ)
     async def list_zones(self, services: ServicesDep) -> list[Zone]:
         return await services.db(store_config.ZONES.list)
 
-    @get("/zones/{zone_id:str}", operation_id="getZone", raises=[NotFoundException])
+    @get("/zones/{zone_id:str}", operation_id="getZone", opt=ZONE_READ, raises=[NotFoundException])
     async def get_zone(self, services: ServicesDep, zone_id: ItemId) -> Zone:
         return await _get(services, store_config.ZONES, zone_id, "zone")
 
