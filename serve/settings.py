@@ -185,17 +185,17 @@ def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
 def load_settings(config: Any = None, env: Mapping[str, str] | None = None) -> ServeSettings:
     """Settings from a Hydra/OmegaConf node or plain mapping (the ``api`` group), then the environment.
     Unknown keys fail loudly (typos in YAML or env names)."""
+    from omegaconf import DictConfig, OmegaConf
+
     if config is None:
         base: dict[str, Any] = {}
+    elif isinstance(config, DictConfig):  # checked first: a DictConfig is also a Mapping
+        container = OmegaConf.to_container(config, resolve=True)
+        base = {str(k): v for k, v in container.items()}  # type: ignore[union-attr]
     elif isinstance(config, Mapping):
         base = dict(config)
-    else:  # OmegaConf DictConfig
-        from omegaconf import OmegaConf
-
-        container = OmegaConf.to_container(config, resolve=True)
-        if not isinstance(container, dict):
-            raise TypeError("api settings must be a mapping")
-        base = {str(k): v for k, v in container.items()}
+    else:
+        raise TypeError(f"api settings must be a mapping, got {type(config).__name__}")
     merged = _merge(base, env_overrides(os.environ if env is None else env))
     # strict=False: environment strings become ints, floats and bools where the field says so
     return msgspec.convert(merged, ServeSettings, strict=False)

@@ -18,7 +18,7 @@ import collections
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from wdp.schemas import JSON_ENCODER, EventBase, PoseFrame, event_type
@@ -199,9 +199,12 @@ class StreamHub:
 
     # ------------------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
+        # Subscribe here, not inside the tasks: an item published before a task first runs must not be lost.
+        poses = self.engine.subscribe("poses")
+        events = self.engine.subscribe("events")
         self._tasks = [
-            asyncio.create_task(self._pump("poses", self.dispatch_frame), name="wdp-hub-poses"),
-            asyncio.create_task(self._pump("events", self.dispatch_event), name="wdp-hub-events"),
+            asyncio.create_task(self._pump(poses, self.dispatch_frame), name="wdp-hub-poses"),
+            asyncio.create_task(self._pump(events, self.dispatch_event), name="wdp-hub-events"),
         ]
 
     async def stop(self) -> None:
@@ -216,16 +219,17 @@ class StreamHub:
                 pass
         self._tasks = []
 
-    async def _pump(self, topic: str, dispatch: Callable[[Any], None]) -> None:
-        sub = self.engine.subscribe(topic)  # type: ignore[call-overload]
+    async def _pump(self, sub: AsyncIterator[Any], dispatch: Callable[[Any], None]) -> None:
         try:
             async for item in sub:
                 try:
                     dispatch(item)
                 except Exception:  # one bad item must not end the stream for everyone
-                    log.exception("stream dispatch failed for a %s item", topic)
+                    log.exception("stream dispatch failed for %r", type(item).__name__)
         finally:
-            await sub.aclose()
+            aclose = getattr(sub, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     # ------------------------------------------------------------------------------------------ clients
     def connect(self, principal: Principal, send: SendText) -> StreamClient:

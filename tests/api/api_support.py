@@ -103,6 +103,12 @@ class Api:
     def auth(self, *scopes: str, subject: str = "alice") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(*scopes, subject=subject)}"}
 
+    def publish(self, item: Any) -> None:
+        """Publish a frame or event on the app's event loop. The test client runs the lifespan (hub) and
+        WebSocket handlers in its portal thread, and asyncio objects are not thread-safe."""
+        publish = self.view.publish_frame if isinstance(item, PoseFrame) else self.view.publish_event
+        self.client.blocking_portal.call(publish, item)
+
 
 async def open_api(store: Store, settings: ServeSettings | None = None) -> AsyncIterator[Api]:
     view = StoreBackedEngineView(store)
