@@ -59,7 +59,7 @@ async def scope_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: B
     """Every route is protected unless its opt says ``public``; ``scopes`` lists the scopes of which the
     caller needs one (admin:all implies all). 401 without valid credentials, 403 without the scope."""
     opt = handler.opt
-    if opt.get("public"):
+    if opt.get("public") or connection.scope.get("method") == "OPTIONS":  # OPTIONS only lists methods
         return
     principal = connection.scope.get("wdp_principal")  # type: ignore[call-overload]
     if principal is None:

@@ -79,7 +79,8 @@ def openapi_config(settings: ServeSettings) -> OpenAPIConfig:
         }),
         security=_SECURITY,
         render_plugins=[ScalarRenderPlugin()],
-        openapi_router=Router(SCHEMA_PATH, route_handlers=[], opt={"public": True, "no_rate_limit": True}),
+        openapi_router=Router(SCHEMA_PATH, route_handlers=[], opt={"public": True, "no_rate_limit": True},
+                              include_in_schema=False),
     )
 
 

@@ -102,15 +102,17 @@ class SecretHasher:
             memory_cost=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
         )
-        # Verified against when a user does not exist, so a miss costs as much as a wrong password.
-        self._dummy = self._ph.hash(secrets.token_urlsafe(16))
+        self._dummy: str | None = None
 
     def hash(self, secret: str) -> str:
         return self._ph.hash(secret)
 
     def verify(self, hashed: str | None, secret: str) -> bool:
+        if hashed is None and self._dummy is None:
+            # Verified against when a user does not exist, so a miss costs as much as a wrong password.
+            self._dummy = self._ph.hash(secrets.token_urlsafe(16))
         try:
-            return self._ph.verify(hashed or self._dummy, secret) and hashed is not None
+            return self._ph.verify(hashed or self._dummy, secret) and hashed is not None  # type: ignore[arg-type]
         except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
             return False
 
