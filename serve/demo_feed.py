@@ -38,12 +38,19 @@ def synthetic_frame(frame_id: int, t: float, persons: int) -> PoseFrame:
 
 
 async def run_demo_feed(view: StoreBackedEngineView, fps: float, persons: int) -> None:
-    """Publish frames at ``fps`` on a fixed schedule (no drift) until cancelled."""
+    """Publish frames at ``fps`` on a fixed schedule (no drift) until cancelled. Like a sensor, a late
+    loop skips the missed instants instead of bursting to catch up (``frames_dropped`` counts them)."""
     period = 1.0 / fps
     t0 = time.monotonic()
+    next_at = t0
     frame_id = 0
     while True:
         frame_id += 1
         view.publish_frame(synthetic_frame(frame_id, time.monotonic() - t0, persons))
-        delay = t0 + frame_id * period - time.monotonic()
-        await asyncio.sleep(max(0.0, delay))
+        next_at += period
+        now = time.monotonic()
+        if now > next_at:
+            missed = int((now - next_at) / period) + 1
+            view.frames_dropped += missed
+            next_at += missed * period
+        await asyncio.sleep(next_at - now)
