@@ -4,8 +4,13 @@ import json
 import sys
 import time
 
-from CSIKit.reader import (ATHBeamformReader, CSVBeamformReader, IWLBeamformReader, NEXBeamformReader,
-                           PicoScenesBeamformReader)
+from CSIKit.reader import (
+    ATHBeamformReader,
+    CSVBeamformReader,
+    IWLBeamformReader,
+    NEXBeamformReader,
+    PicoScenesBeamformReader,
+)
 
 READERS = {"intel5300": IWLBeamformReader, "nexmon_pcap": NEXBeamformReader, "esp32": CSVBeamformReader,
            "atheros": ATHBeamformReader, "picoscenes": PicoScenesBeamformReader}

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from wdp import schemas
 from wdp.analytics import ZoneMonitor, ZoneMonitorConfig, points_in_polygon, signed_distance
 from wdp.analytics.geometry import distance_to_boundary

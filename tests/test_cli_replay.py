@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from wdp.cli import main, summarize_capture
 
 

@@ -8,7 +8,6 @@ from dataclasses import replace
 import msgspec
 import numpy as np
 import pytest
-
 from wdp import schemas
 from wdp.analytics.synthetic import DEFAULT_CAMERA, Posture, walking
 from wdp.tracking import ConstantVelocityKalman, Detections, Tracker, TrackerConfig

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from wdp.analytics.synthetic import DEFAULT_CAMERA, Camera, Posture, skeleton_3d
 from wdp.tracking import FloorProjector, foot_points
 
