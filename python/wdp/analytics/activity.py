@@ -45,6 +45,7 @@ class ActivityConfig:
     walk_speed_heights_s: float = 0.3
     speed_window_s: float = 0.5  # speed is the displacement over this window
     reference_time_constant_s: float = 0.5  # how fast the standing references follow the person
+    score_time_constant_s: float = 0.1  # posture scores are smoothed over about this long
     hold_s: float = 0.4  # a new label must hold this long to be reported
 
 
@@ -54,7 +55,7 @@ class ActivityEstimate:
     posture: str  # this frame's label
     activity: str | None  # the debounced label (None until one has held for hold_s)
     confidence: float  # of the debounced label (of the frame label while there is none)
-    lying_score: float  # 0..1 this frame
+    lying_score: float  # 0..1, smoothed over score_time_constant_s
     sitting_score: float
     speed: float  # m/s when floor positions are known, else body heights per second
     speed_unit: str  # "m/s" or "heights/s"
@@ -66,6 +67,8 @@ class ActivityEstimate:
 class _TrackState:
     ref_height: float = float("nan")
     ref_torso: float = float("nan")
+    lying: float | None = None  # smoothed scores
+    sitting: float | None = None
     last_t: float | None = None
     floor: deque[tuple[float, float, float]] | None = None  # (t, x, y)
     image: deque[tuple[float, float, float]] | None = None  # (t, cx, cy)
@@ -148,9 +151,18 @@ class ActivityClassifier:
             ramp(torso / s.ref_torso, *c.lying_torso_ratio) if np.isfinite(s.ref_torso) else np.nan,
             ramp(height / f.width[i], *c.lying_aspect) if f.width[i] > 0 else np.nan,
         ]
-        lying = float(np.nanmax(lying_parts)) if np.isfinite(lying_parts).any() else 0.0
+        lying_now = float(np.nanmax(lying_parts)) if np.isfinite(lying_parts).any() else 0.0
         sitting_parts = [ramp(f.knee_drop[i], *c.sitting_knee_drop), ramp(f.leg_drop[i], *c.sitting_leg_drop)]
-        sitting = float(np.nanmax(sitting_parts)) if np.isfinite(sitting_parts).any() else 0.0
+        sitting_now = float(np.nanmax(sitting_parts)) if np.isfinite(sitting_parts).any() else 0.0
+        dt = 0.0 if s.last_t is None else max(0.0, t - s.last_t)
+        s.last_t = t
+        if s.lying is None or s.sitting is None:
+            s.lying, s.sitting = lying_now, sitting_now
+        else:
+            a = 1.0 - np.exp(-dt / c.score_time_constant_s) if c.score_time_constant_s > 0 else 1.0
+            s.lying += a * (lying_now - s.lying)
+            s.sitting += a * (sitting_now - s.sitting)
+        lying, sitting = s.lying, s.sitting
         speed, unit = self._speed(t, tr, s, pos)
         walk_thr = c.walk_speed_m_s if unit == "m/s" else c.walk_speed_heights_s
 
@@ -167,9 +179,8 @@ class ActivityClassifier:
 
         # Standing references: follow the person while clearly upright and consistent with the
         # reference (a fall shrinks the torso too fast to be followed).
-        dt = 0.0 if s.last_t is None else max(0.0, t - s.last_t)
-        s.last_t = t
-        if posture in (STANDING, WALKING) and lying == 0.0 and sitting == 0.0 and np.isfinite(torso) and torso > 0:
+        if posture in (STANDING, WALKING) and lying_now == 0.0 and sitting_now == 0.0 and np.isfinite(torso) \
+                and torso > 0:
             if not np.isfinite(s.ref_torso):
                 s.ref_torso, s.ref_height = float(torso), float(height)
             elif 0.8 <= torso / s.ref_torso <= 1.25:
@@ -197,7 +208,7 @@ class ActivityClassifier:
             s.candidate, s.candidate_since, s.candidate_conf = label, t, [conf]
         else:
             s.candidate_conf.append(conf)
-        if t - s.candidate_since < self.config.hold_s:
+        if t - s.candidate_since < self.config.hold_s - 1e-9:  # (float sums of frame steps)
             return None
         s.stable, s.stable_conf = label, float(np.mean(s.candidate_conf))
         s.candidate, s.candidate_conf = None, None

@@ -6,8 +6,8 @@ ActivityClassifier's reference, so the threshold holds at any distance and in an
 candidate when it exceeds ``trigger_speed``. The candidate becomes a ``person.fall_detected`` once the
 classifier's lying score has held above ``lying_score`` for ``lying_hold_s`` and the body has come to rest
 (drop speed under ``rest_speed``), provided lying began within
-``lying_within_s`` of the trigger and the drop itself was quick: each of head, shoulders and hips that
-dropped at least ``min_drop`` body heights went from 10 % to 90 % of its drop within
+``lying_within_s`` of the trigger and the drop itself was quick: whichever of head, shoulders and hips
+dropped most (at least ``min_drop`` body heights) went from 10 % to 90 % of its drop within
 ``max_drop_duration_s``. Otherwise the
 candidate is dropped (sitting down hard, crouching, a deliberate lie-down).
 
@@ -44,6 +44,7 @@ class FallConfig:
     min_drop: float = 0.2  # body heights the part that drops most must fall
     max_drop_duration_s: float = 0.8  # its 10 % -> 90 % drop time
     lookback_s: float = 3.0  # the drop starts at most this long before the trigger
+    profile_smoothing_s: float = 0.1
     lying_score: float = 0.5
     lying_within_s: float = 2.0  # T: lying must begin this soon after the trigger
     lying_hold_s: float = 0.4
@@ -105,9 +106,10 @@ class FallDetector:
                 size = float(np.nanmax([feats.height[i], feats.width[i], 0.0]))
                 s.history.append((t, feats.head_y[i], feats.shoulder_y[i], feats.hip_y[i], size))
                 speed = self._drop_speed(t, s, est)
+                # hysteresis: lying starts above lying_score and lasts until the score is upright-low
                 if est.lying_score >= c.lying_score:
                     s.lying_since = t if s.lying_since is None else s.lying_since
-                else:
+                elif est.lying_score < c.upright_score:
                     s.lying_since = None
                 if est.lying_score < c.upright_score:
                     s.upright_since = t if s.upright_since is None else s.upright_since
@@ -150,29 +152,39 @@ class FallDetector:
         return float(body)
 
     def _drop_profile(self, s: _FallState, t_from: float, body: float) -> tuple[float, float]:
-        """(largest drop in body heights, slowest 10-90 % duration in s) over head, shoulders and hips,
-        counting the parts that dropped at least ``min_drop`` since ``t_from``."""
+        """(drop in body heights, 10-90 % duration in s) of whichever of head, shoulders and hips dropped
+        most (at least ``min_drop``) since ``t_from``: the largest drop is the most reliable. The heights are smoothed
+        over ``profile_smoothing_s`` first and the end level is the mean of the last such stretch, so
+        keypoint jitter neither fakes nor hides a drop."""
+        c = self.config
         rows = [x for x in s.history if x[0] >= t_from]
         if len(rows) < 3 or not body > 0:
             return 0.0, float("inf")
         arr = np.array(rows)
         ts = arr[:, 0]
-        largest, slowest = 0.0, 0.0
+        step = float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0
+        width = max(1, int(round(c.profile_smoothing_s / step))) if step > 0 else 1
+        largest, duration = 0.0, float("inf")
         for k in (1, 2, 3):
             y = arr[:, k]
             ok = np.isfinite(y)
-            if ok.sum() < 3:
+            if ok.sum() < max(3, width):
                 continue
             yt, yy = ts[ok], y[ok]
+            if width > 1:
+                yy = np.convolve(yy, np.ones(width) / width, mode="valid")
+                yt = yt[width // 2: width // 2 + len(yy)]
             top = int(np.argmin(yy))  # highest point (image y grows downwards)
-            drop = yy[-1] - yy[top]
-            if drop / body < self.config.min_drop:
+            end = float(np.mean(yy[max(top, len(yy) - width):]))
+            drop = end - yy[top]
+            if drop / body < c.min_drop:
                 continue
             after_t, after_y = yt[top:], yy[top:]
             t10 = after_t[np.argmax(after_y >= yy[top] + 0.1 * drop)]
             t90 = after_t[np.argmax(after_y >= yy[top] + 0.9 * drop)]
-            largest, slowest = max(largest, float(drop / body)), max(slowest, float(t90 - t10))
-        return (largest, slowest) if largest > 0 else (0.0, float("inf"))
+            if drop / body > largest:
+                largest, duration = float(drop / body), float(t90 - t10)
+        return (largest, duration) if largest > 0 else (0.0, float("inf"))
 
     def _advance(self, t: float, track_id: int, s: _FallState, speed: float,
                  est: ActivityEstimate | None) -> schemas.PersonFallDetected | None:
