@@ -32,7 +32,7 @@ import numpy as np
 
 from wdp import schemas
 from wdp.analytics.activity import LYING, ActivityEstimate
-from wdp.analytics.pose_features import pose_features, ramp
+from wdp.analytics.pose_features import PoseFeatures, pose_features, ramp
 from wdp.tracking.tracker import TrackSnapshot
 
 
@@ -85,24 +85,25 @@ class FallDetector:
 
     def update(
         self, timestamp: float, tracks: Sequence[TrackSnapshot], activities: Mapping[int, ActivityEstimate],
+        features: PoseFeatures | None = None,
     ) -> list[schemas.PersonFallDetected]:
         """Advance with the live tracks and their activity estimates; coasting tracks (no detection this
-        update) keep their state but add no samples, since their poses are extrapolated."""
+        update) keep their state but add no samples, since their poses are extrapolated. ``features``:
+        the tracks' pose features if already computed (same order as ``tracks``)."""
         c = self.config
         t = float(timestamp)
         live = {tr.track_id for tr in tracks}
         self._state = {tid: s for tid, s in self._state.items() if tid in live}
-        measured = [tr for tr in tracks if not tr.coasting]
-        feats = pose_features(np.stack([tr.keypoints for tr in measured]), c.min_keypoint_score) if measured else None
+        feats = features
+        if feats is None and tracks:
+            feats = pose_features(np.stack([tr.keypoints for tr in tracks]), c.min_keypoint_score)
         events: list[schemas.PersonFallDetected] = []
         self.last_observations = {}
-        row = {tr.track_id: i for i, tr in enumerate(measured)}
-        for tr in tracks:
+        for i, tr in enumerate(tracks):
             s = self._state.setdefault(tr.track_id, _FallState())
             est = activities.get(tr.track_id)
             speed = 0.0
-            if feats is not None and tr.track_id in row and est is not None:
-                i = row[tr.track_id]
+            if feats is not None and not tr.coasting and est is not None:
                 size = float(np.nanmax([feats.height[i], feats.width[i], 0.0]))
                 s.history.append((t, feats.head_y[i], feats.shoulder_y[i], feats.hip_y[i], size))
                 speed = self._drop_speed(t, s, est)

@@ -16,6 +16,7 @@ import numpy as np
 from wdp import schemas
 from wdp.analytics.activity import ActivityClassifier, ActivityConfig, ActivityEstimate
 from wdp.analytics.falls import FallConfig, FallDetector
+from wdp.analytics.pose_features import pose_features
 from wdp.analytics.zones import ZoneMonitor, ZoneMonitorConfig
 from wdp.tracking.detections import Detections
 from wdp.tracking.floor import FloorProjector
@@ -71,8 +72,10 @@ class AnalyticsPipeline:
         zone_update = self.zones.update(t, positions)
         self.occupancy = zone_update.occupancy
         members = zone_update.memberships
-        estimates, activity_events = self.activity.update(t, tracks, positions)
-        fall_events = self.falls.update(t, tracks, estimates)
+        feats = pose_features(np.stack([tr.keypoints for tr in tracks]), c.activity.min_keypoint_score) \
+            if tracks else None
+        estimates, activity_events = self.activity.update(t, tracks, positions, feats)
+        fall_events = self.falls.update(t, tracks, estimates, feats)
 
         def zone_of(tid: int) -> str | None:
             ids = members.get(tid) or self.zones.zones_at(self._last_position.get(tid))
