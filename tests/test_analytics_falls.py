@@ -101,9 +101,7 @@ def test_long_lie_escalates_to_critical_at_any_frame_rate():
 def test_recovery_rearms_and_a_second_fall_is_reported():
     base = Posture(x=3.0, y=3.0, heading=0.0)
     seq = fall_sequence(base, 1.0, after=2.0)
-    lying = seq[-1]
-    seq += [lying_down(replace(base), 1.0 - u, 1.0) for u in np.linspace(0, 1, 200)]  # get up over 2 s
-    seq = [*seq[:-1], replace(lying, tilt=0.0)] if False else seq
+    seq += [lying_down(base, 1.0 - u, 1.0) for u in np.linspace(0, 1, 200)]  # get up over 2 s
     seq += [base] * 150
     seq += fall_sequence(base, -1.0, before=0.0)
     falls = run(seq)
