@@ -66,9 +66,12 @@ def run_scene(sim, scene, args, rng):
         v = cam.in_image(xy, z)
         kps.append(xy)
         vis.append(v)
-    steady = [steady_activity(person.timeline.activity(times), times, args.steady_s) for person in scene.people]
-    pipe = AnalyticsPipeline(PipelineConfig(image_size=(cam.width, cam.height)),
-                             projector=camera_projector(cam, args.plane_height))
+    steady = [
+        steady_activity(person.timeline.activity(times), times, args.steady_s) for person in scene.people
+    ]
+    pipe = AnalyticsPipeline(
+        PipelineConfig(image_size=(cam.width, cam.height)), projector=camera_projector(cam, args.plane_height)
+    )
     detections = []  # (t, track_id, person index, severity)
     act_pairs = []  # (truth activity, reported activity)
     for i, t in enumerate(times):
@@ -149,8 +152,14 @@ def evaluate(sim, args) -> dict[str, float]:
         for t, _track, owner, severity in detections:
             if severity == "critical":
                 continue
-            hit = next((j for j, (p, t0, t1) in enumerate(falls)
-                        if j not in matched and p == owner and t0 <= t <= t1 + args.match_window), None)
+            hit = next(
+                (
+                    j
+                    for j, (p, t0, t1) in enumerate(falls)
+                    if j not in matched and p == owner and t0 <= t <= t1 + args.match_window
+                ),
+                None,
+            )
             if hit is None:
                 fp += 1
             else:
@@ -165,9 +174,18 @@ def evaluate(sim, args) -> dict[str, float]:
     act_total = sum(act.values())
     act_correct = sum(n for (a, b), n in act.items() if a == b)
     return dict(
-        scenes=args.scenes, falls=tp + fn, tp=tp, fp=fp, fn=fn, skipped=skipped, precision=precision,
-        recall=recall, latency_median_s=float(np.median(latencies)) if latencies else float("nan"),
-        high=severities["high"], medium=severities["medium"], seconds=elapsed,
+        scenes=args.scenes,
+        falls=tp + fn,
+        tp=tp,
+        fp=fp,
+        fn=fn,
+        skipped=skipped,
+        precision=precision,
+        recall=recall,
+        latency_median_s=float(np.median(latencies)) if latencies else float("nan"),
+        high=severities["high"],
+        medium=severities["medium"],
+        seconds=elapsed,
         activity_accuracy=act_correct / act_total if act_total else float("nan"),
         activity_confusion=dict(act),
     )
@@ -191,15 +209,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--activity", action="store_true", help="also print the activity confusion counts")
     args = ap.parse_args(argv)
     sim = import_simulator(args.sim)
-    print(f"split={args.split} scenes={args.scenes} base_seed={args.base_seed} drop={args.drop} rate={args.rate}")
-    print(f"{'noise_px':>8} {'falls':>5} {'tp':>4} {'fp':>4} {'fn':>4} {'skip':>4} {'precision':>9} {'recall':>6} "
-          f"{'lat_s':>5} {'act_acc':>7} {'sec':>5}")
+    print(f"split={args.split} scenes={args.scenes} base_seed={args.base_seed} drop={args.drop}")
+    print(
+        f"{'noise_px':>8} {'falls':>5} {'tp':>4} {'fp':>4} {'fn':>4} {'skip':>4} {'precision':>9} "
+        f"{'recall':>6} {'lat_s':>5} {'act_acc':>7} {'sec':>5}"
+    )
     for noise in args.noise:
         args.noise = noise
         r = evaluate(sim, args)
-        print(f"{noise:8.1f} {r['falls']:5d} {r['tp']:4d} {r['fp']:4d} {r['fn']:4d} {r['skipped']:4d} "
-              f"{r['precision']:9.3f} {r['recall']:6.3f} {r['latency_median_s']:5.2f} "
-              f"{r['activity_accuracy']:7.3f} {r['seconds']:5.0f}")
+        print(
+            f"{noise:8.1f} {r['falls']:5d} {r['tp']:4d} {r['fp']:4d} {r['fn']:4d} {r['skipped']:4d} "
+            f"{r['precision']:9.3f} {r['recall']:6.3f} {r['latency_median_s']:5.2f} "
+            f"{r['activity_accuracy']:7.3f} {r['seconds']:5.0f}"
+        )
         if args.activity:
             for (truth, got), n in sorted(r["activity_confusion"].items()):
                 print(f"    {truth:>9} -> {got:<9} {n}")

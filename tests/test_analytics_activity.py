@@ -23,6 +23,13 @@ from wdp.analytics.synthetic import (
 from wdp.tracking import TrackSnapshot
 
 CAM = DEFAULT_CAMERA
+
+
+def counter_ids(prefix: str):
+    c = itertools.count()
+    return lambda: f"{prefix}-{next(c)}"
+
+
 FLOOR = CAM.floor_projector(plane_height=0.07)
 SPOTS = [(3.0, 2.2), (1.8, 3.5), (4.5, 5.0)]
 
@@ -30,15 +37,23 @@ SPOTS = [(3.0, 2.2), (1.8, 3.5), (4.5, 5.0)]
 def snapshot(kp: np.ndarray, track_id: int = 1, t: float = 0.0, misses: int = 0) -> TrackSnapshot:
     box = np.array([*kp[:, :2].min(0), *kp[:, :2].max(0)])
     return TrackSnapshot(
-        track_id=track_id, keypoints=kp, keypoint_velocity=np.zeros((17, 2)), box=box,
-        center=0.5 * (box[:2] + box[2:]), velocity=np.zeros(2), confidence=0.9, first_seen=0.0, last_seen=t,
-        hits=1, misses=misses,
+        track_id=track_id,
+        keypoints=kp,
+        keypoint_velocity=np.zeros((17, 2)),
+        box=box,
+        center=0.5 * (box[:2] + box[2:]),
+        velocity=np.zeros(2),
+        confidence=0.9,
+        first_seen=0.0,
+        last_seen=t,
+        hits=1,
+        misses=misses,
     )
 
 
 def run(postures, dt=0.01, with_floor=True, clf=None):
     """Feed a posture sequence; return the last estimate and all events."""
-    clf = clf or ActivityClassifier(event_ids=lambda c=itertools.count(): f"a-{next(c)}")
+    clf = clf or ActivityClassifier(event_ids=counter_ids("a"))
     events = []
     est = None
     for k, p in enumerate(postures):

@@ -22,13 +22,19 @@ from wdp.analytics.synthetic import (
 from wdp.tracking import Detections
 
 CAM = DEFAULT_CAMERA
+
+
+def counter_ids(prefix: str):
+    c = itertools.count()
+    return lambda: f"{prefix}-{next(c)}"
+
+
 SPOTS = [(3.0, 2.2), (4.5, 5.0)]
 HEADINGS = [0.0, np.pi / 2, np.pi, 1.5 * np.pi]
 
 
 def run(postures, dt=0.01, noise_px=0.0, seed=0, config=None):
-    pipe = AnalyticsPipeline(config, projector=CAM.floor_projector(0.07),
-                             event_ids=lambda c=itertools.count(): f"e-{next(c)}")
+    pipe = AnalyticsPipeline(config, projector=CAM.floor_projector(0.07), event_ids=counter_ids("e"))
     rng = np.random.default_rng(seed)
     falls = []
     for k, p in enumerate(postures):
@@ -41,8 +47,11 @@ def run(postures, dt=0.01, noise_px=0.0, seed=0, config=None):
 
 def fall_sequence(base, direction, duration=0.7, dt=0.01, before=1.0, after=2.0):
     n = int(round(duration / dt))
-    return ([base] * int(before / dt) + [falling(base, (i + 1) / n, direction) for i in range(n)]
-            + [falling(base, 1.0, direction)] * int(after / dt))
+    return (
+        [base] * int(before / dt)
+        + [falling(base, (i + 1) / n, direction) for i in range(n)]
+        + [falling(base, 1.0, direction)] * int(after / dt)
+    )
 
 
 @pytest.mark.parametrize("spot", SPOTS)
@@ -54,15 +63,23 @@ def test_fall_is_detected(spot, heading, direction):
     assert fall.track_id == 1
     assert 1.7 <= fall.timestamp <= 2.4  # the fall ends at 1.7 s; lying must hold 0.4 s
     assert fall.severity in ("medium", "high") and 0.5 <= fall.confidence <= 1.0
-    assert fall.position is not None and np.hypot(fall.position[0] - spot[0], fall.position[1] - spot[1]) < 0.3
+    assert (
+        fall.position is not None and np.hypot(fall.position[0] - spot[0], fall.position[1] - spot[1]) < 0.3
+    )
     assert fall.alert_triggered  # no zones: a fall always alerts
 
 
 @pytest.mark.parametrize("heading", [0.0, np.pi / 2])
 def test_sideways_fall_and_fall_while_walking(heading):
     base = Posture(x=2.5, y=3.0, heading=heading)
-    seq = [base] * 100 + [replace(falling(base, u / 60), tilt=0.0, tilt_side=np.pi / 2 * (u / 60) ** 2)
-                          for u in range(1, 61)] + [replace(falling(base, 1.0), tilt=0.0, tilt_side=np.pi / 2)] * 150
+    seq = (
+        [base] * 100
+        + [
+            replace(falling(base, u / 60), tilt=0.0, tilt_side=np.pi / 2 * (u / 60) ** 2)
+            for u in range(1, 61)
+        ]
+        + [replace(falling(base, 1.0), tilt=0.0, tilt_side=np.pi / 2)] * 150
+    )
     assert len(run(seq)) == 1
     walk = [walking(base, k * 0.01, speed=1.0) for k in range(150)]
     last = walk[-1]
@@ -126,8 +143,12 @@ def test_severity_follows_drop_speed():
 
 def test_fall_in_zone_follows_zone_alert_setting():
     base = Posture(x=3.0, y=3.0, heading=0.0)
-    mat = schemas.Zone(id="mat", name="Mat", polygon=[(1.0, 1.0), (5.5, 1.0), (5.5, 5.5), (1.0, 5.5)],
-                       alerts=schemas.ZoneAlertSettings(fall=False))
+    mat = schemas.Zone(
+        id="mat",
+        name="Mat",
+        polygon=[(1.0, 1.0), (5.5, 1.0), (5.5, 5.5), (1.0, 5.5)],
+        alerts=schemas.ZoneAlertSettings(fall=False),
+    )
     pipe = AnalyticsPipeline(projector=CAM.floor_projector(0.07), zones=[mat])
     falls = []
     for k, p in enumerate(fall_sequence(base, -1.0)):

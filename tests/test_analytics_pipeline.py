@@ -15,8 +15,13 @@ from wdp.analytics.synthetic import DEFAULT_CAMERA, STANDING, Posture, falling, 
 from wdp.tracking import Detections
 
 CAM = DEFAULT_CAMERA
-LAB = schemas.Zone(id="lab", name="Lab", polygon=[(3.5, 2.0), (6.0, 2.0), (6.0, 7.0), (3.5, 7.0)],
-                   restricted=True, max_occupancy=1)
+LAB = schemas.Zone(
+    id="lab",
+    name="Lab",
+    polygon=[(3.5, 2.0), (6.0, 2.0), (6.0, 7.0), (3.5, 7.0)],
+    restricted=True,
+    max_occupancy=1,
+)
 
 
 def scene(k: int, dt: float = 0.01) -> list[Posture]:
@@ -53,8 +58,12 @@ def make(normalized=False, zones=(LAB,)):
     ids = itertools.count()
     proj = CAM.floor_projector(0.07)
     if normalized:
-        return AnalyticsPipeline(PipelineConfig(image_size=(1.0, 1.0)), projector=proj.scaled(256), zones=zones,
-                                 event_ids=lambda: f"e-{next(ids)}")
+        return AnalyticsPipeline(
+            PipelineConfig(image_size=(1.0, 1.0)),
+            projector=proj.scaled(256),
+            zones=zones,
+            event_ids=lambda: f"e-{next(ids)}",
+        )
     return AnalyticsPipeline(projector=proj, zones=zones, event_ids=lambda: f"e-{next(ids)}")
 
 
@@ -129,6 +138,7 @@ def test_normalized_input_gives_the_same_results():
 def test_deterministic():
     def digest():
         return [msgspec.json.encode([persons, events]) for persons, events in run(make(), n=600)]
+
     assert digest() == digest()
 
 
@@ -158,7 +168,9 @@ def test_live_zone_update_and_no_projector():
     # no projector: persons without positions, no zone membership, still tracked and classified
     bare = AnalyticsPipeline(zones=[LAB])
     for k in range(60):
-        persons, _ = bare.update(k * 0.01, Detections.from_arrays(np.stack([CAM.keypoints(p) for p in scene(k)])))
+        persons, _ = bare.update(
+            k * 0.01, Detections.from_arrays(np.stack([CAM.keypoints(p) for p in scene(k)]))
+        )
     assert [p.position for p in persons] == [None, None] and all(p.zone_ids == [] for p in persons)
     assert persons[1].activity == "standing"
 

@@ -82,7 +82,9 @@ class _TrackState:
 
 
 class ActivityClassifier:
-    def __init__(self, config: ActivityConfig | None = None, *, event_ids: Callable[[], str] = schemas.new_id):
+    def __init__(
+        self, config: ActivityConfig | None = None, *, event_ids: Callable[[], str] = schemas.new_id
+    ):
         self.config = config or ActivityConfig()
         self._event_ids = event_ids
         self._state: dict[int, _TrackState] = {}
@@ -108,13 +110,17 @@ class ActivityClassifier:
         # Frame scores for every track at once (NaN parts: cue not available).
         ref_torso = np.array([s.ref_torso for s in states])
         with np.errstate(invalid="ignore", divide="ignore"):
-            lying_parts = np.stack([
-                ramp(f.torso_angle_deg, *c.lying_torso_angle_deg),
-                ramp(f.torso_length / ref_torso, *c.lying_torso_ratio),
-                ramp(np.where(f.width > 0, f.height / f.width, np.nan), *c.lying_aspect),
-            ], axis=1)
+            lying_parts = np.stack(
+                [
+                    ramp(f.torso_angle_deg, *c.lying_torso_angle_deg),
+                    ramp(f.torso_length / ref_torso, *c.lying_torso_ratio),
+                    ramp(np.where(f.width > 0, f.height / f.width, np.nan), *c.lying_aspect),
+                ],
+                axis=1,
+            )
             sitting_parts = np.stack(
-                [ramp(f.knee_drop, *c.sitting_knee_drop), ramp(f.leg_drop, *c.sitting_leg_drop)], axis=1,
+                [ramp(f.knee_drop, *c.sitting_knee_drop), ramp(f.leg_drop, *c.sitting_leg_drop)],
+                axis=1,
             )
         lying_now = np.where(np.isnan(lying_parts), 0.0, lying_parts).max(1)
         sitting_now = np.where(np.isnan(sitting_parts), 0.0, sitting_parts).max(1)
@@ -126,7 +132,13 @@ class ActivityClassifier:
                 continue
             pos = None if positions is None else positions.get(tr.track_id)
             est, ev = self._classify_one(
-                t, tr, s, pos, float(lying_now[i]), float(sitting_now[i]), float(f.torso_length[i]),
+                t,
+                tr,
+                s,
+                pos,
+                float(lying_now[i]),
+                float(sitting_now[i]),
+                float(f.torso_length[i]),
                 float(f.height[i]),
             )
             s.last = est
@@ -137,8 +149,9 @@ class ActivityClassifier:
 
     # ------------------------------------------------------------------------------------------ internals
 
-    def _speed(self, t: float, tr: TrackSnapshot, s: _TrackState,
-               pos: tuple[float, float] | None) -> tuple[float, str]:
+    def _speed(
+        self, t: float, tr: TrackSnapshot, s: _TrackState, pos: tuple[float, float] | None
+    ) -> tuple[float, str]:
         c = self.config
         if s.floor is None:
             s.floor, s.image = deque(), deque()
@@ -163,8 +176,15 @@ class ActivityClassifier:
         return rate(s.image) / h, "heights/s"
 
     def _classify_one(
-        self, t: float, tr: TrackSnapshot, s: _TrackState, pos: tuple[float, float] | None, lying_now: float,
-        sitting_now: float, torso: float, height: float,
+        self,
+        t: float,
+        tr: TrackSnapshot,
+        s: _TrackState,
+        pos: tuple[float, float] | None,
+        lying_now: float,
+        sitting_now: float,
+        torso: float,
+        height: float,
     ) -> tuple[ActivityEstimate, schemas.PersonActivityDetected | None]:
         c = self.config
         dt = 0.0 if s.last_t is None else max(0.0, t - s.last_t)
@@ -203,15 +223,22 @@ class ActivityClassifier:
 
         event = self._debounce(t, tr.track_id, s, posture, conf)
         est = ActivityEstimate(
-            track_id=tr.track_id, posture=posture, activity=s.stable,
-            confidence=s.stable_conf if s.stable is not None else conf, lying_score=lying,
-            sitting_score=sitting, speed=speed, speed_unit=unit, body_height=s.ref_height,
+            track_id=tr.track_id,
+            posture=posture,
+            activity=s.stable,
+            confidence=s.stable_conf if s.stable is not None else conf,
+            lying_score=lying,
+            sitting_score=sitting,
+            speed=speed,
+            speed_unit=unit,
+            body_height=s.ref_height,
             torso_length=s.ref_torso,
         )
         return est, event
 
-    def _debounce(self, t: float, track_id: int, s: _TrackState, label: str,
-                  conf: float) -> schemas.PersonActivityDetected | None:
+    def _debounce(
+        self, t: float, track_id: int, s: _TrackState, label: str, conf: float
+    ) -> schemas.PersonActivityDetected | None:
         if label == s.stable:
             s.candidate, s.candidate_conf = None, None
             s.stable_conf += 0.1 * (conf - s.stable_conf)
@@ -225,6 +252,9 @@ class ActivityClassifier:
         s.stable, s.stable_conf = label, float(np.mean(s.candidate_conf))
         s.candidate, s.candidate_conf = None, None
         return schemas.PersonActivityDetected(
-            timestamp=t, track_id=track_id, activity=label, confidence=s.stable_conf,
+            timestamp=t,
+            track_id=track_id,
+            activity=label,
+            confidence=s.stable_conf,
             event_id=self._event_ids(),
         )

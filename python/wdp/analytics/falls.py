@@ -57,7 +57,9 @@ class FallConfig:
 
 @dataclass
 class _FallState:
-    history: deque[tuple[float, float, float, float, float]] = field(default_factory=deque)  # t, head, sh, hip, size
+    history: deque[tuple[float, float, float, float, float]] = field(
+        default_factory=deque
+    )  # t, head, sh, hip, size
     lying_since: float | None = None
     upright_since: float | None = None
     triggered_at: float | None = None
@@ -84,7 +86,10 @@ class FallDetector:
         self.last_observations: dict[int, FallObservation] = {}
 
     def update(
-        self, timestamp: float, tracks: Sequence[TrackSnapshot], activities: Mapping[int, ActivityEstimate],
+        self,
+        timestamp: float,
+        tracks: Sequence[TrackSnapshot],
+        activities: Mapping[int, ActivityEstimate],
         features: PoseFeatures | None = None,
     ) -> list[schemas.PersonFallDetected]:
         """Advance with the live tracks and their activity estimates; coasting tracks (no detection this
@@ -120,7 +125,10 @@ class FallDetector:
             if ev is not None:
                 events.append(ev)
             self.last_observations[tr.track_id] = FallObservation(
-                tr.track_id, speed, s.triggered_at is not None, s.fallen_at is not None,
+                tr.track_id,
+                speed,
+                s.triggered_at is not None,
+                s.fallen_at is not None,
             )
         return events
 
@@ -154,9 +162,9 @@ class FallDetector:
 
     def _drop_profile(self, s: _FallState, t_from: float, body: float) -> tuple[float, float]:
         """(drop in body heights, 10-90 % duration in s) of whichever of head, shoulders and hips dropped
-        most (at least ``min_drop``) since ``t_from``: the largest drop is the most reliable. The heights are smoothed
-        over ``profile_smoothing_s`` first and the end level is the mean of the last such stretch, so
-        keypoint jitter neither fakes nor hides a drop."""
+        most (at least ``min_drop``) since ``t_from``: the largest drop is the most reliable. The heights
+        are smoothed over ``profile_smoothing_s`` first and the end level is the mean of the last such
+        stretch, so keypoint jitter neither fakes nor hides a drop."""
         c = self.config
         rows = [x for x in s.history if x[0] >= t_from]
         if len(rows) < 3 or not body > 0:
@@ -174,9 +182,9 @@ class FallDetector:
             yt, yy = ts[ok], y[ok]
             if width > 1:
                 yy = np.convolve(yy, np.ones(width) / width, mode="valid")
-                yt = yt[width // 2: width // 2 + len(yy)]
+                yt = yt[width // 2 : width // 2 + len(yy)]
             top = int(np.argmin(yy))  # highest point (image y grows downwards)
-            end = float(np.mean(yy[max(top, len(yy) - width):]))
+            end = float(np.mean(yy[max(top, len(yy) - width) :]))
             drop = end - yy[top]
             if drop / body < c.min_drop:
                 continue
@@ -187,15 +195,20 @@ class FallDetector:
                 largest, duration = float(drop / body), float(t90 - t10)
         return (largest, duration) if largest > 0 else (0.0, float("inf"))
 
-    def _advance(self, t: float, track_id: int, s: _FallState, speed: float,
-                 est: ActivityEstimate | None) -> schemas.PersonFallDetected | None:
+    def _advance(
+        self, t: float, track_id: int, s: _FallState, speed: float, est: ActivityEstimate | None
+    ) -> schemas.PersonFallDetected | None:
         c = self.config
         if s.fallen_at is not None:
             if s.upright_since is not None and t - s.upright_since >= c.recover_s:
                 s.fallen_at, s.triggered_at, s.escalated = None, None, False
                 return None
-            if c.long_lie_s is not None and not s.escalated and s.lying_since is not None \
-                    and t - s.fallen_at >= c.long_lie_s:
+            if (
+                c.long_lie_s is not None
+                and not s.escalated
+                and s.lying_since is not None
+                and t - s.fallen_at >= c.long_lie_s
+            ):
                 s.escalated = True
                 conf = min(1.0, 0.5 + 0.5 * (est.lying_score if est is not None else 0.5))
                 return self._event(t, track_id, conf, "critical")
@@ -229,6 +242,9 @@ class FallDetector:
 
     def _event(self, t: float, track_id: int, confidence: float, severity: str) -> schemas.PersonFallDetected:
         return schemas.PersonFallDetected(
-            timestamp=t, track_id=track_id, confidence=confidence, severity=severity,  # type: ignore[arg-type]
+            timestamp=t,
+            track_id=track_id,
+            confidence=confidence,
+            severity=severity,  # type: ignore[arg-type]
             event_id=self._event_ids(),
         )
