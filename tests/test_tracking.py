@@ -319,6 +319,19 @@ def test_detections_from_bad_arrays():
     np.testing.assert_array_equal(d.boxes[0], [50, 20, 100, 200])
     assert d.scores[0] == 0.0
     assert Tracker(TrackerConfig(scale=256)).update(0.0, d).tracks == []
+    # Detections built by hand with NaNs: the bad detection is skipped, the bad keypoint ignored
+    tracker = Tracker(TrackerConfig(scale=256, confirm_hits=1))
+    good = kp[2].copy()
+    good[:, 2] = 0.9
+    nan_kp = good.copy()
+    nan_kp[0, :2] = np.nan
+    raw = Detections(
+        np.stack([nan_kp, good + [50, 0, 0]]),
+        np.array([[0, 0, 10, 10], [np.nan, 0, 1, 1]], float),
+        np.array([0.9, np.inf]),
+    )
+    out = tracker.update(0.0, raw)
+    assert len(out.tracks) == 1 and np.isfinite(out.tracks[0].keypoints).all()
 
 
 def test_config_validation():

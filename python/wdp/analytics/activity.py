@@ -105,7 +105,7 @@ class ActivityClassifier:
         self._state = {tid: s for tid, s in self._state.items() if tid in live}
         if not tracks:
             return {}, []
-        f = features or pose_features(np.stack([tr.keypoints for tr in tracks]), c.min_keypoint_score)
+        f = features if features is not None else pose_features(np.stack([tr.keypoints for tr in tracks]), c.min_keypoint_score)
         states = [self._state.setdefault(tr.track_id, _TrackState()) for tr in tracks]
         # Frame scores for every track at once (NaN parts: cue not available).
         ref_torso = np.array([s.ref_torso for s in states])

@@ -187,12 +187,16 @@ class Tracker:
         for tr in self._tracks:
             tr.kf.predict(dt)
 
-        # Normalize the input, drop weak detections.
-        keep = detections.scores >= c.min_detection_score
-        kp = detections.keypoints[keep].astype(np.float64, copy=True)
+        # Normalize the input, drop weak detections. Non-finite values (Detections built by hand rather
+        # than by from_arrays) must not reach the filter: one NaN would poison a track for good.
+        boxes = np.asarray(detections.boxes, np.float64)
+        keep = (np.asarray(detections.scores) >= c.min_detection_score) & np.isfinite(boxes).all(axis=1)
+        kp = np.array(detections.keypoints, np.float64)[keep]
+        bad = ~np.isfinite(kp).all(axis=2)
+        kp[bad] = 0.0
         kp[..., :2] /= c.scale
-        boxes = detections.boxes[keep] / c.scale
-        scores = detections.scores[keep]
+        boxes = boxes[keep] / c.scale
+        scores = np.asarray(detections.scores, np.float64)[keep]
         visible = kp[..., 2] >= c.min_keypoint_score
 
         # Confirmed tracks get the first pick, tentative ones share what is left.
