@@ -147,7 +147,7 @@ class AnalyticsPipeline:
         kp = tr.keypoints
         return schemas.Person(
             track_id=tr.track_id,
-            keypoints=[(float(x / w), float(y / h), float(s)) for x, y, s in kp],
+            keypoints=[[float(x / w), float(y / h), float(s)] for x, y, s in kp],
             box=(float(tr.box[0] / w), float(tr.box[1] / h), float(tr.box[2] / w), float(tr.box[3] / h)),
             confidence=float(tr.confidence),
             zone_ids=list(zone_ids),
