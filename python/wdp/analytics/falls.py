@@ -3,21 +3,22 @@
 Per track the image heights (y) of the head, shoulder midpoint and hip midpoint are kept for a few
 seconds. Their downward speed over ``velocity_window_s``, in standing body heights per second (the
 ActivityClassifier's reference, so the threshold holds at any distance and in any image unit), arms a
-candidate when it exceeds ``trigger_speed``. The candidate becomes a ``person.fall_detected`` once the
-classifier's lying score has held above ``lying_score`` for ``lying_hold_s`` and the body has come to rest
-(drop speed under ``rest_speed``), provided lying began within
-``lying_within_s`` of the trigger and the drop itself was quick: whichever of head, shoulders and hips
-dropped most (at least ``min_drop`` body heights) went from 10 % to 90 % of its drop within
-``max_drop_duration_s``. Otherwise the
-candidate is dropped (sitting down hard, crouching, a deliberate lie-down).
+candidate when it exceeds ``trigger_speed``. The candidate is judged once the classifier's lying score
+has held above ``lying_score`` for ``lying_hold_s`` (lying having begun within ``lying_within_s`` of the
+trigger) and the body has stopped going down (drop speed under ``rest_speed``). It is a fall, and a
+``person.fall_detected``, when the drop itself was quick: of whichever of head, shoulders and hips dropped
+most (at least ``min_drop`` body heights within ``drop_context_s``), at least ``min_drop_fraction`` of
+that drop happened within some ``max_drop_duration_s`` window. Otherwise it is dropped (sitting down
+hard, crouching, a deliberate lie-down).
 
-Why the duration test: image speed in body heights per second depends on where the person is and which
-way they go down (a perspective camera shrinks motion away from it and magnifies motion towards it), so a
-slow lie-down towards the camera can look as fast as a fall away from it. The 10-90 % time of a person's
-own drop is free of that scale: a topple takes ~0.2-0.45 s, lying down deliberately well over a second.
+Why a share of the drop in a time window: image speed in body heights per second depends on where the
+person is and which way they go down (a perspective camera shrinks motion away from it and magnifies
+motion towards it), so a slow lie-down towards the camera can look as fast as a fall away from it. The
+time course of a person's own drop is free of that scale: a topple puts nearly all of it into ~0.5 s,
+lying down deliberately spreads it over seconds.
 
-Severity: "high" when the drop took at most half of ``max_drop_duration_s``, else "medium"; a person
-still lying ``long_lie_s`` after the fall (no recovery) raises a second event with severity "critical".
+Severity: "high" when the same share of the drop fits in half the window, else "medium"; a person still
+lying ``long_lie_s`` after the fall (no recovery) raises a second event with severity "critical".
 Confidence grows with the drop's quickness and the lying score. After a fall the track must be upright
 again for ``recover_s`` before another fall can be detected.
 """
@@ -42,12 +43,14 @@ class FallConfig:
     velocity_window_s: float = 0.2
     trigger_speed: float = 0.6  # body heights per second, downwards
     min_drop: float = 0.2  # body heights the part that drops most must fall
-    max_drop_duration_s: float = 0.8  # its 10 % -> 90 % drop time
+    max_drop_duration_s: float = 0.8  # a window this long must hold ...
+    min_drop_fraction: float = 0.8  # ... this much of the drop
     lookback_s: float = 3.0  # the drop starts at most this long before the trigger
     profile_smoothing_s: float = 0.1
+    drop_context_s: float = 1.6  # the drop is measured over windows this long
     lying_score: float = 0.5
     lying_within_s: float = 2.0  # T: lying must begin this soon after the trigger
-    lying_hold_s: float = 0.4
+    lying_hold_s: float = 0.25  # short: people who fall often get straight back up
     rest_speed: float = 0.3  # judge the drop once it has ended: drop speed below this (body heights/s) ...
     rest_timeout_s: float = 2.0  # ... or this long after lying_within_s
     long_lie_s: float | None = 30.0  # None: no escalation
@@ -57,9 +60,8 @@ class FallConfig:
 
 @dataclass
 class _FallState:
-    history: deque[tuple[float, float, float, float, float]] = field(
-        default_factory=deque
-    )  # t, head, sh, hip, size
+    # (t, head y, shoulder y, hip y, pose extent)
+    history: deque[tuple[float, float, float, float, float]] = field(default_factory=deque)
     lying_since: float | None = None
     upright_since: float | None = None
     triggered_at: float | None = None
@@ -160,20 +162,22 @@ class FallDetector:
             body = max((x[4] for x in s.history), default=0.0)  # never seen upright: largest extent lately
         return float(body)
 
-    def _drop_profile(self, s: _FallState, t_from: float, body: float) -> tuple[float, float]:
-        """(drop in body heights, 10-90 % duration in s) of whichever of head, shoulders and hips dropped
-        most (at least ``min_drop``) since ``t_from``: the largest drop is the most reliable. The heights
-        are smoothed over ``profile_smoothing_s`` first and the end level is the mean of the last such
-        stretch, so keypoint jitter neither fakes nor hides a drop."""
+    def _drop_profile(self, s: _FallState, t_from: float, body: float) -> tuple[float, float, float]:
+        """For whichever of head, shoulders and hips dropped most since ``t_from`` (smoothed over
+        ``profile_smoothing_s``): (its largest drop within any ``drop_context_s`` window, in body heights;
+        the share of that drop achieved within ``max_drop_duration_s``; the share within half of that).
+
+        Comparing windows of one track's own motion is free of perspective scale, and a slow drift
+        before the fall (walking towards the camera) adds little to either window."""
         c = self.config
         rows = [x for x in s.history if x[0] >= t_from]
         if len(rows) < 3 or not body > 0:
-            return 0.0, float("inf")
+            return 0.0, 0.0, 0.0
         arr = np.array(rows)
         ts = arr[:, 0]
-        step = float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0
+        step = float(np.median(np.diff(ts)))
         width = max(1, int(round(c.profile_smoothing_s / step))) if step > 0 else 1
-        largest, duration = 0.0, float("inf")
+        best = (0.0, 0.0, 0.0)
         for k in (1, 2, 3):
             y = arr[:, k]
             ok = np.isfinite(y)
@@ -183,17 +187,20 @@ class FallDetector:
             if width > 1:
                 yy = np.convolve(yy, np.ones(width) / width, mode="valid")
                 yt = yt[width // 2 : width // 2 + len(yy)]
-            top = int(np.argmin(yy))  # highest point (image y grows downwards)
-            end = float(np.mean(yy[max(top, len(yy) - width) :]))
-            drop = end - yy[top]
-            if drop / body < c.min_drop:
-                continue
-            after_t, after_y = yt[top:], yy[top:]
-            t10 = after_t[np.argmax(after_y >= yy[top] + 0.1 * drop)]
-            t90 = after_t[np.argmax(after_y >= yy[top] + 0.9 * drop)]
-            if drop / body > largest:
-                largest, duration = float(drop / body), float(t90 - t10)
-        return (largest, duration) if largest > 0 else (0.0, float("inf"))
+
+            def drop_within(w: float, yt: np.ndarray = yt, yy: np.ndarray = yy) -> float:
+                # largest rise of image y (= downward motion) from any instant to w seconds later
+                ahead = np.interp(np.minimum(yt + w, yt[-1]), yt, yy)
+                return float(np.max(ahead - yy))
+
+            total = drop_within(c.drop_context_s)
+            if total / body > best[0]:
+                best = (
+                    total / body,
+                    drop_within(c.max_drop_duration_s) / total,
+                    drop_within(0.5 * c.max_drop_duration_s) / total,
+                )
+        return best
 
     def _advance(
         self, t: float, track_id: int, s: _FallState, speed: float, est: ActivityEstimate | None
@@ -226,15 +233,15 @@ class FallDetector:
                 return None
             if speed > c.rest_speed and t - s.triggered_at < c.lying_within_s + c.rest_timeout_s:
                 return None  # still going down: judge the whole drop
-            drop, duration = self._drop_profile(s, s.triggered_at - c.lookback_s, self._body(s, est))
+            drop, share, share_half = self._drop_profile(s, s.triggered_at - c.lookback_s, self._body(s, est))
             s.triggered_at, s.peak_speed = None, 0.0
-            if drop < c.min_drop or duration > c.max_drop_duration_s:
+            if drop < c.min_drop or share < c.min_drop_fraction:
                 return None  # went down, but not like a fall
             s.fallen_at = t
             lying = est.lying_score if est is not None else c.lying_score
-            quick = float(ramp(duration, c.max_drop_duration_s, 0.25 * c.max_drop_duration_s))
+            quick = float(ramp(share_half, 0.5 * c.min_drop_fraction, c.min_drop_fraction))
             conf = 0.4 + 0.3 * quick + 0.3 * lying
-            severity = "high" if duration <= 0.5 * c.max_drop_duration_s else "medium"
+            severity = "high" if share_half >= c.min_drop_fraction else "medium"
             return self._event(t, track_id, float(np.clip(conf, 0.0, 1.0)), severity)
         if t - s.triggered_at > c.lying_within_s:
             s.triggered_at, s.peak_speed = None, 0.0
