@@ -44,7 +44,7 @@ class ActivityConfig:
     sitting_leg_drop: tuple[float, float] = (1.25, 1.0)
     walk_speed_m_s: float = 0.4
     walk_speed_heights_s: float = 0.3
-    speed_window_s: float = 0.5  # speed is the displacement over this window
+    speed_window_s: float = 0.8  # speed is the least-squares velocity over this window
     reference_time_constant_s: float = 0.5  # how fast the standing references follow the person
     score_time_constant_s: float = 0.1  # posture scores are smoothed over about this long
     hold_s: float = 0.4  # a new label must hold this long to be reported
@@ -105,7 +105,9 @@ class ActivityClassifier:
         self._state = {tid: s for tid, s in self._state.items() if tid in live}
         if not tracks:
             return {}, []
-        f = features if features is not None else pose_features(np.stack([tr.keypoints for tr in tracks]), c.min_keypoint_score)
+        f = features
+        if f is None:
+            f = pose_features(np.stack([tr.keypoints for tr in tracks]), c.min_keypoint_score)
         states = [self._state.setdefault(tr.track_id, _TrackState()) for tr in tracks]
         # Frame scores for every track at once (NaN parts: cue not available).
         ref_torso = np.array([s.ref_torso for s in states])
@@ -164,9 +166,14 @@ class ActivityClassifier:
                 q.popleft()
 
         def rate(q: deque[tuple[float, float, float]]) -> float:
-            t0, x0, y0 = q[0]
-            t1, x1, y1 = q[-1]
-            return math.hypot(x1 - x0, y1 - y0) / (t1 - t0) if t1 - t0 > 0.1 * c.speed_window_s else 0.0
+            # A straight-line fit over the window rather than end-to-end displacement: position jitter
+            # (noisy ankles at a few metres) would otherwise read as walking.
+            if q[-1][0] - q[0][0] <= 0.1 * c.speed_window_s:
+                return 0.0
+            a = np.asarray(q)
+            tc = a[:, 0] - a[:, 0].mean()
+            v = tc @ (a[:, 1:] - a[:, 1:].mean(0)) / (tc @ tc)
+            return math.hypot(v[0], v[1])
 
         if len(s.floor) >= 2 and s.floor[-1][0] == t:
             return rate(s.floor), "m/s"
