@@ -139,7 +139,7 @@ class FallDetector:
     def _drop_speed(self, t: float, s: _FallState, est: ActivityEstimate) -> float:
         c = self.config
         h = s.history
-        keep = c.lookback_s + c.lying_within_s + c.lying_hold_s + 1.0
+        keep = c.lookback_s + c.lying_within_s + c.rest_timeout_s + 0.5  # all a judgment may look at
         while len(h) > 2 and t - h[1][0] >= keep:
             h.popleft()
         body = self._body(s, est)
