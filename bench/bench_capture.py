@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from wdp import _native
 from wdp.csi import UdpSource, encode_relay_datagram
 

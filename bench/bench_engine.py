@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from wdp.csi.simulator import Scene, SceneSimulator, random_scene
 from wdp.csi.sources import ArraySource, router_room
 from wdp.engine import Engine, EngineConfig, ModelRunner

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
 import wdp
 
 if importlib.util.find_spec("wdp.train") is None:  # source checkout: use the installed wheel's layout

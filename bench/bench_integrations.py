@@ -34,11 +34,12 @@ import aiomqtt  # noqa: E402
 import httpx  # noqa: E402
 from integration_samples import detected  # noqa: E402
 from mqtt_broker import MOSQUITTO, MosquittoBroker  # noqa: E402
+from webhook_receiver import Receiver  # noqa: E402
+
 from wdp.integrations.mqtt import MqttBridge, MqttConfig  # noqa: E402
 from wdp.integrations.webhooks import WebhookDispatcher, WebhookSettings, sign_payload  # noqa: E402
 from wdp.schemas import JSON_ENCODER, RetryPolicy, WebhookSubscription  # noqa: E402
 from wdp.store import Store, config  # noqa: E402
-from webhook_receiver import Receiver  # noqa: E402
 
 
 def cpu_s() -> float:

@@ -21,6 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy_sanitize as ref  # noqa: E402
+
 from wdp.csi import SanitizeConfig, Sanitizer, hampel_filter, resample  # noqa: E402
 
 SHAPE = (30, 3, 3)

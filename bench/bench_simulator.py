@@ -13,6 +13,7 @@ import argparse
 import time
 
 import numpy as np
+
 from wdp.csi.simulator import SceneSimulator, SimConfig, random_scene
 from wdp.csi.simulator.splits import SPLIT_ROOMS
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+
 from wdp.schemas import FloorGrid, Person, PoseFrame
 from wdp.store import Store, queries
 

@@ -16,6 +16,7 @@ import jwt
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
+
 from wdp.serve.demo_feed import synthetic_frame
 
 SECRET = os.environ.get("WDP_JWT_SECRET", "")

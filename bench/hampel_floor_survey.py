@@ -21,6 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy_sanitize as ref  # noqa: E402
+
 from wdp.csi import SanitizeConfig, read_capture  # noqa: E402
 
 CSI_SUFFIXES = {".dat", ".pcap", ".csv", ".csi"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import duckdb
+
 from wdp.serve.api_types import ActivityCount, ZoneReport
 
 _IN_ZONE = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
+
 from wdp.schemas import (
     AlertRule,
     OccupancyBucket,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Litestar
+
 from wdp.serve.engine_view import EngineView, StoreBackedEngineView
 from wdp.serve.metrics import ApiMetrics
 from wdp.serve.openapi import StructDefaultsSchemaPlugin

@@ -20,6 +20,7 @@ from litestar.enums import ScopeType
 from litestar.exceptions import TooManyRequestsException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
 from wdp.serve.ratelimit import RateDecision
 from wdp.serve.security import API_KEY_PREFIX, AuthError, Principal
 from wdp.serve.services import Services

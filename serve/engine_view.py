@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal, Protocol, overload, runtime_checkable
 
 import msgspec
+
 from wdp.schemas import EventBase, FrameSource, PoseFrame, Router, SystemStarted, SystemStopped, Zone
 from wdp.store import Store, config, queries
 

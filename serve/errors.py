@@ -20,6 +20,7 @@ from litestar.exceptions import (
 )
 from litestar.handlers.base import BaseRouteHandler
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
+
 from wdp.serve.api_types import ErrorBody
 
 log = logging.getLogger("wdp.serve")

@@ -29,6 +29,7 @@ from litestar.plugins.core._msgspec import kwarg_definition_from_field
 from litestar.routes import HTTPRoute
 from litestar.types.empty import Empty
 from litestar.typing import FieldDefinition
+
 from wdp.serve.settings import ServeSettings
 
 if TYPE_CHECKING:

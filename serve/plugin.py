@@ -17,6 +17,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Schema
 from litestar.plugins import InitPluginProtocol
+
 from wdp.serve.controllers import CONTROLLERS
 from wdp.serve.demo_feed import run_demo_feed
 from wdp.serve.edge import EdgeMiddleware

@@ -13,6 +13,7 @@ import math
 import time
 
 import msgspec
+
 from wdp.serve.settings import RateLimitSettings, RateTier
 
 

@@ -22,6 +22,7 @@ from typing import Literal
 import argon2
 import jwt
 import msgspec
+
 from wdp.serve.settings import AuthSettings, RateLimitSettings, jwt_keys
 from wdp.store import Store
 from wdp.store import config as store_config

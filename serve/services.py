@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import duckdb
 from litestar.di import NamedDependency
+
 from wdp.serve.engine_view import EngineView
 from wdp.serve.metrics import ApiMetrics
 from wdp.serve.ratelimit import RateLimiter

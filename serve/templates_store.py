@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import duckdb
 import msgspec
+
 from wdp.serve.api_types import ConfigTemplate
 from wdp.store.config import ConfigTable
 

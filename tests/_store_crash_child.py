@@ -7,6 +7,7 @@ import sys
 
 import msgspec
 from _store_frames import make_frames
+
 from wdp.store import Store
 
 

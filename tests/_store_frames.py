@@ -4,6 +4,7 @@ with ==)."""
 from __future__ import annotations
 
 import numpy as np
+
 from wdp.schemas import Person, PoseFrame
 
 ROOM = (10.0, 8.0)  # metres

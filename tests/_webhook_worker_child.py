@@ -13,6 +13,7 @@ import os
 import sys
 
 from integration_samples import detected
+
 from wdp.integrations.webhooks import WebhookDispatcher, WebhookSettings
 from wdp.schemas import RetryPolicy, WebhookSubscription
 from wdp.store import Store, config

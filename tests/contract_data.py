@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+
 from wdp.model.spec import (
     IMAGE_H,
     IMAGE_W,

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from wheel_layout import ensure_wheel_layout
+
 from wdp import schemas
 from wdp.csi.simulator.config import INTEL5300_SUBCARRIERS_20MHZ
 from wdp.model import WdpNet
-from wheel_layout import ensure_wheel_layout
 
 TINY = dict(width=8, embed_dim=32, attention_layers=1, seed_channels=16, head_channels=8)
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from wdp import schemas
 from wdp.analytics import ZoneMonitor, ZoneMonitorConfig, points_in_polygon, signed_distance
 from wdp.analytics.geometry import distance_to_boundary
@@ -63,7 +64,7 @@ def test_point_in_polygon_matches_winding_number(poly, pts):
 def test_signed_distance():
     pts = np.array([[2.0, 2.0], [1.0, 3.5], [5.0, 2.0], [5.0, 7.0], [np.nan, 0.0]])
     np.testing.assert_allclose(signed_distance(pts, SQUARE), [2.0, 0.5, -1.0, -np.hypot(1, 3), np.nan])
-    # the notch of the L: (2, 2) is outside, 1 from both inner edges; (0.5, 0.5) inside, 0.5 from the outer ones
+    # the notch of the L: (2, 2) is outside, 1 from both inner edges; (0.5, 0.5) is 0.5 inside
     assert signed_distance(np.array([[2.0, 2.0]]), L_SHAPE)[0] == pytest.approx(-1.0)
     assert signed_distance(np.array([[0.5, 0.5]]), L_SHAPE)[0] == pytest.approx(0.5)
 
@@ -85,8 +86,9 @@ def kinds(events):
 
 
 def test_enter_and_leave_with_dwell():
-    mon = ZoneMonitor([zone()], ZoneMonitorConfig(enter_margin_m=0.1, exit_margin_m=0.1, confirm_frames=2),
-                      event_ids=ids())
+    mon = ZoneMonitor(
+        [zone()], ZoneMonitorConfig(enter_margin_m=0.1, exit_margin_m=0.1, confirm_frames=2), event_ids=ids()
+    )
     events = []
     xs = np.arange(-1.0, 6.0, 0.05)  # walk through the square along y = 2
     for k, x in enumerate(xs):
@@ -135,7 +137,9 @@ def test_single_frame_excursion_is_ignored_and_unlocalized_tracks_hold():
 
 
 def test_track_gone_leaves_its_zones():
-    mon = ZoneMonitor([zone("a"), zone("b", [(1, 1), (3, 1), (3, 3), (1, 3)])], ZoneMonitorConfig(confirm_frames=1))
+    mon = ZoneMonitor(
+        [zone("a"), zone("b", [(1, 1), (3, 1), (3, 3), (1, 3)])], ZoneMonitorConfig(confirm_frames=1)
+    )
     mon.update(0.0, {1: (2.0, 2.0), 2: (0.5, 0.5)})
     assert mon.memberships() == {1: ["a", "b"], 2: ["a"]}
     assert mon.occupancy() == {"a": 2, "b": 1}
@@ -145,8 +149,10 @@ def test_track_gone_leaves_its_zones():
 
 
 def occupancy_monitor(max_occ=2, min_duration_s=2.0, cooldown_s=10.0):
-    z = zone(max_occupancy=max_occ,
-             alerts=schemas.ZoneAlertSettings(min_duration_s=min_duration_s, cooldown_s=cooldown_s))
+    z = zone(
+        max_occupancy=max_occ,
+        alerts=schemas.ZoneAlertSettings(min_duration_s=min_duration_s, cooldown_s=cooldown_s),
+    )
     return ZoneMonitor([z], ZoneMonitorConfig(confirm_frames=1), event_ids=ids())
 
 
@@ -196,12 +202,17 @@ def test_occupancy_alert_disabled_or_unlimited():
 def test_restricted_breach_on_entry_once_per_visit_with_cooldown():
     z = zone(restricted=True, alerts=schemas.ZoneAlertSettings(cooldown_s=5.0))
     mon = ZoneMonitor([z], ZoneMonitorConfig(confirm_frames=1), event_ids=ids())
-    path = [(-1.0, 2.0)] * 3 + [(2.0, 2.0)] * 5 + [(-1.0, 2.0)] * 5 + [(2.0, 2.0)] * 5  # in, out, in (t = 1.3)
+    path = (
+        [(-1.0, 2.0)] * 3 + [(2.0, 2.0)] * 5 + [(-1.0, 2.0)] * 5 + [(2.0, 2.0)] * 5
+    )  # in, out, in (t = 1.3)
     events = []
     for k, p in enumerate(path):
         events += mon.update(k * 0.1, {4: p}).events
     assert kinds(events) == [
-        "person.entered_zone", "alert.restricted_zone_breach", "person.left_zone", "person.entered_zone",
+        "person.entered_zone",
+        "alert.restricted_zone_breach",
+        "person.left_zone",
+        "person.entered_zone",
     ]  # the second entry is within the 5 s cooldown
     breach = events[1]
     assert (breach.track_id, breach.zone_id, breach.severity, breach.position) == (4, "a", "high", (2.0, 2.0))
@@ -229,8 +240,11 @@ def test_restricted_breach_waits_for_min_duration():
 
 
 def test_live_zone_replacement():
-    mon = ZoneMonitor([zone("a"), zone("b", [(10, 10), (12, 10), (12, 12)])], ZoneMonitorConfig(confirm_frames=1),
-                      event_ids=ids())
+    mon = ZoneMonitor(
+        [zone("a"), zone("b", [(10, 10), (12, 10), (12, 12)])],
+        ZoneMonitorConfig(confirm_frames=1),
+        event_ids=ids(),
+    )
     mon.update(0.0, {1: (1.0, 1.0), 2: (3.0, 3.0)})
     assert mon.occupancy() == {"a": 2, "b": 0}
     # move zone a so that only track 2 is in it, drop b, add c around track 1, make a restricted

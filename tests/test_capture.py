@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from wdp import _native
 from wdp.csi import CaptureStats, UdpSource, encode_relay_datagram
 

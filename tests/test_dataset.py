@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from scipy.io import savemat
+
 from wdp import schemas_sample as S
 from wdp.csi.simulator import SceneSimulator, SimConfig, random_scene
 from wdp.csi.simulator.splits import (

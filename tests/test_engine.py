@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from engine_fixtures import BED, cached_tiny_model, export_tiny_model, two_person_scene
+
 from wdp import schemas
 from wdp.csi import encode_relay_datagram, read_capture
 from wdp.csi.simulator import SceneSimulator, random_scene

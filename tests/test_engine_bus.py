@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+
 from wdp.engine.bus import Bus, SubscriptionClosed, Topic
 
 

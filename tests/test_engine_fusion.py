@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from wdp.engine.fusion import fuse_detections, oks_matrix
 from wdp.tracking.detections import COCO_SIGMAS, Detections
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from engine_fixtures import TINY, cached_tiny_model, export_tiny_model
+
 from wdp.csi.simulator import SceneSimulator, random_scene
 from wdp.engine.models import (
     ModelRunner,

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from engine_fixtures import cached_tiny_model
+
 from wdp.csi.sanitize_numpy import sanitize_phase
 from wdp.csi.simulator import SceneSimulator, random_scene
 from wdp.csi.simulator.config import INTEL5300_SUBCARRIERS_20MHZ

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from wheel_layout import ensure_wheel_layout
+
 from wdp.model import NETS, load_exported
 from wdp.model.spec import INPUT_SHAPE, OUTPUT_NAMES
-from wheel_layout import ensure_wheel_layout
 
 ensure_wheel_layout()
 from wdp.train.export import export_net  # noqa: E402

@@ -21,6 +21,7 @@ import pytest
 from integration_samples import detected, fall, frame, person, zone
 from mqtt_broker import MOSQUITTO, Collector, MosquittoBroker, free_port, retained
 from tls_certs import make_certs
+
 from wdp.integrations.mqtt import CommandHandlers, CommandProcessor, MqttBridge, MqttConfig, TlsConfig, Topics
 from wdp.integrations.mqtt.commands import ZonePatch
 from wdp.schemas import EVENT_JSON, PersonDetected

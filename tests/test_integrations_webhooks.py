@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from integration_samples import T0, detected, fall
 from mqtt_broker import free_port
+from webhook_receiver import Receiver
+
 from wdp.integrations.webhooks import (
     UrlGuard,
     UrlRefusedError,
@@ -30,7 +32,6 @@ from wdp.integrations.webhooks import (
 )
 from wdp.schemas import EVENT_JSON, RetryPolicy, WebhookSubscription
 from wdp.store import Store, config, outbox
-from webhook_receiver import Receiver
 
 HERE = Path(__file__).resolve().parent
 pytestmark = pytest.mark.timeout(60)

@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 import pytest
+
 from wdp.model.metrics import ImagePoses, PartConfusion, keypoint_ap, oks, pose_errors
 from wdp.model.spec import KEYPOINT_NAMES, OKS_SIGMAS
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 from contract_data import random_sample
+from wheel_layout import ensure_wheel_layout
+
 from wdp.model.decode import decode_densepose, decode_poses, to_people
 from wdp.model.metrics import ImagePoses, keypoint_ap
 from wdp.model.spec import MAP_H, MAP_W, N_KEYPOINTS
-from wheel_layout import ensure_wheel_layout
 
 ensure_wheel_layout()
 from wdp.train.targets import encode_targets  # noqa: E402

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from wdp.model import NETS, PaperNet, WdpNet
 from wdp.model.spec import INPUT_SHAPE, MAP_H, MAP_W, OUTPUT_CHANNELS, OUTPUT_NAMES
 

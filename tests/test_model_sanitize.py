@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from wdp.csi.sanitize_numpy import sanitize_phase
 
 INTEL_5300_SUBCARRIERS = np.array(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from wdp import _native
 from wdp.csi import StreamReader, detect_format, parse_bytes, read_capture
 

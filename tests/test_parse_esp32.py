@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from wdp import _native
 from wdp.csi import Capture, StreamReader, detect_format, parse_bytes, read_capture
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+
 from wdp.csi import StreamReader, parse_bytes, read_capture
 from wdp.csi.scaling import scaled_capture_csi, scaled_csi, total_rss_dbm
 

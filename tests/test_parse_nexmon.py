@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+
 from wdp import _native
 from wdp.csi import StreamReader, parse_bytes, read_capture, read_nexmon_grouped
 

@@ -11,6 +11,7 @@ import pytest
 import scipy.io
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from wdp.csi import (
     HampelStream,
     SanitizeConfig,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from engine_fixtures import cached_tiny_model
+
 from wdp.cli import main
 from wdp.csi.sources import LiveUdpSource, ReplaySource, SimulatorSource
 from wdp.engine.config import build_engine, compose_serve_config, serve

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+
 from wdp import schemas_sample as S
 from wdp.csi.simulator import (
     SPLIT_ROOMS,

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from _store_frames import make_frames
+
 from wdp.store import Store, queries
 
 BATCH = 40

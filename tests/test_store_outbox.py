@@ -7,6 +7,7 @@ import threading
 import duckdb
 import msgspec
 import pytest
+
 from wdp.schemas import (
     AlertRule,
     PersonDetected,

@@ -6,6 +6,7 @@ import msgspec
 import numpy as np
 import pytest
 from _store_frames import make_frames
+
 from wdp.schemas import (
     AlertHighOccupancy,
     FloorGrid,

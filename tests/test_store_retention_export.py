@@ -8,6 +8,7 @@ import duckdb
 import msgspec
 import pytest
 from _store_frames import make_frames
+
 from wdp.schemas import PersonDetected, SystemStarted, WebhookSubscription
 from wdp.store import Store, events, export, outbox, queries, retention
 

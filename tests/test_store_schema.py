@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 from _store_frames import make_frames
+
 from wdp.schemas import Zone
 from wdp.store import Store, config, queries, schema
 

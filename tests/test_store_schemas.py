@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 import pytest
+
 from wdp import schemas as s
 
 SEED_EVENT_NAMES = {

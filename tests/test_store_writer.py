@@ -9,6 +9,7 @@ import msgspec
 import numpy as np
 import pytest
 from _store_frames import make_frames
+
 from wdp.schemas import Person, PoseFrame
 from wdp.store import PoseWriter, Store, queries
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 import msgspec
 import numpy as np
 import pytest
+
 from wdp import schemas
 from wdp.analytics.synthetic import DEFAULT_CAMERA, Posture, walking
 from wdp.tracking import ConstantVelocityKalman, Detections, Tracker, TrackerConfig
@@ -75,8 +76,9 @@ def test_kalman_matches_full_matrix_reference():
 def test_kalman_predicts_constant_velocity_exactly_without_noise():
     v = np.array([0.7, -1.3, 0.05])
     p0 = np.array([1.0, 2.0, -3.0])
-    kf = ConstantVelocityKalman(p0, process_noise=0.0, measurement_noise=1e-12, position_var=1e-12,
-                                velocity_var=1e6)
+    kf = ConstantVelocityKalman(
+        p0, process_noise=0.0, measurement_noise=1e-12, position_var=1e-12, velocity_var=1e6
+    )
     t = 0.0
     for dt in (0.01, 0.013, 0.02, 0.007):  # irregular sampling
         t += dt
@@ -90,8 +92,14 @@ def test_kalman_predicts_constant_velocity_exactly_without_noise():
 
 
 def test_kalman_ignores_masked_axes_and_nonpositive_dt():
-    kf = ConstantVelocityKalman(np.zeros(2), process_noise=1.0, measurement_noise=0.1, position_var=1.0,
-                                velocity_var=1.0, velocity=np.array([1.0, 1.0]))
+    kf = ConstantVelocityKalman(
+        np.zeros(2),
+        process_noise=1.0,
+        measurement_noise=0.1,
+        position_var=1.0,
+        velocity_var=1.0,
+        velocity=np.array([1.0, 1.0]),
+    )
     kf.predict(0.0)
     kf.predict(-1.0)
     np.testing.assert_array_equal(kf.pos, 0.0)
@@ -266,6 +274,7 @@ def test_tracker_is_deterministic():
             log.append([(s.track_id, s.keypoints.round(9).tolist()) for s in out.tracks])
             log.append(msgspec.json.encode(out.events))
         return log
+
     assert run() == run()
 
 
@@ -310,6 +319,19 @@ def test_detections_from_bad_arrays():
     np.testing.assert_array_equal(d.boxes[0], [50, 20, 100, 200])
     assert d.scores[0] == 0.0
     assert Tracker(TrackerConfig(scale=256)).update(0.0, d).tracks == []
+    # Detections built by hand with NaNs: the bad detection is skipped, the bad keypoint ignored
+    tracker = Tracker(TrackerConfig(scale=256, confirm_hits=1))
+    good = kp[2].copy()
+    good[:, 2] = 0.9
+    nan_kp = good.copy()
+    nan_kp[0, :2] = np.nan
+    raw = Detections(
+        np.stack([nan_kp, good + [50, 0, 0]]),
+        np.array([[0, 0, 10, 10], [np.nan, 0, 1, 1]], float),
+        np.array([0.9, np.inf]),
+    )
+    out = tracker.update(0.0, raw)
+    assert len(out.tracks) == 1 and np.isfinite(out.tracks[0].keypoints).all()
 
 
 def test_config_validation():

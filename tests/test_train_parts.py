@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 from contract_data import random_sample, write_split
+from wheel_layout import ensure_wheel_layout
+
 from wdp.csi.sanitize_numpy import sanitize_phase
 from wdp.model import WdpNet
 from wdp.model.spec import MAP_H, MAP_W, image_to_map
-from wheel_layout import ensure_wheel_layout
 
 ensure_wheel_layout()
 from wdp.train.datamodule import CsiDataModule, CsiWindows, people_probs, read_split  # noqa: E402
@@ -132,6 +133,7 @@ def test_simulator_data_round_trip(tmp_path: Path) -> None:
     """With the simulator merged: its windows load, and labels -> targets -> decode reproduces them (AP 1)."""
     pytest.importorskip("wdp.data", reason="simulator (sim branch) not merged yet")
     from test_model_decode import _images, perfect_outputs
+
     from wdp.model.decode import decode_poses
     from wdp.model.metrics import keypoint_ap
 

@@ -10,9 +10,10 @@ import pytest
 import torch
 from contract_data import write_dataset_dirs
 from hydra import compose, initialize_config_dir
+from wheel_layout import conf_dir, ensure_wheel_layout
+
 from wdp.model import load_exported
 from wdp.model.spec import INPUT_SHAPE, OUTPUT_NAMES
-from wheel_layout import conf_dir, ensure_wheel_layout
 
 ensure_wheel_layout()
 from wdp.train.training import train  # noqa: E402

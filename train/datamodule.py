@@ -17,6 +17,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
+
 from wdp.csi.sanitize_numpy import sanitize_phase
 from wdp.model.spec import MAX_PEOPLE
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from torch import nn
+
 from wdp.model.exported import FILES, MODEL_CARD, quiet_torchscript
 from wdp.model.spec import (
     IMAGE_H,

@@ -9,6 +9,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
+
 from wdp.model.decode import decode_densepose, decode_poses
 from wdp.model.metrics import ImagePoses, PartConfusion, keypoint_ap, pose_errors
 from wdp.train.losses import compute_losses

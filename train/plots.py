@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
 from wdp.model.spec import IMAGE_H, IMAGE_W, N_PART_CLASSES, SKELETON
 
 

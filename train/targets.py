@@ -8,6 +8,7 @@ focal loss's positive, and the (scale-invariant) log-parabola in the decoder rec
 from __future__ import annotations
 
 import torch
+
 from wdp.model.spec import MAP_H, MAP_W, image_to_map
 
 

@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, Logger
+
 from wdp.train.export import config_hash, export_net
 from wdp.train.module import predictions_numpy
 

@@ -13,6 +13,7 @@ from litestar.background_tasks import BackgroundTask
 from litestar.controller import Controller
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import File
+
 from wdp.schemas import FloorGrid, Heatmap
 from wdp.serve import analytics_queries
 from wdp.serve.api_types import ActivitySummary, AnalyticsReport

@@ -11,6 +11,7 @@ from litestar.controller import Controller
 from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
+
 from wdp.serve.api_types import (
     ApiKeyCreate,
     ApiKeyCreated,

@@ -15,6 +15,7 @@ from litestar.controller import Controller
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_409_CONFLICT
+
 from wdp.schemas import AlertRule, Router, Zone
 from wdp.serve.api_types import ConfigTemplate, TemplateApplied
 from wdp.serve.errors import unprocessable

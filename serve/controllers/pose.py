@@ -8,6 +8,7 @@ from litestar import get
 from litestar.controller import Controller
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter, QueryParameter
+
 from wdp.schemas import PoseFrame
 from wdp.serve.api_types import (
     PersonDetails,

@@ -9,6 +9,7 @@ from litestar import Response, get, post
 from litestar.controller import Controller
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+
 from wdp.schemas import Router
 from wdp.serve.api_types import (
     HealthReport,

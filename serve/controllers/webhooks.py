@@ -15,6 +15,7 @@ from litestar.controller import Controller
 from litestar.exceptions import NotFoundException
 from litestar.params import FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
+
 from wdp.schemas import DeliveryAttempt, WebhookSubscription, new_id
 from wdp.serve.api_types import Redelivered, WebhookCreate, WebhookOut
 from wdp.serve.errors import unprocessable

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 from litestar import WebSocket, websocket
 from litestar.controller import Controller
+
 from wdp.serve.security import STREAM_SUBSCRIBE, Principal
 from wdp.serve.services import ServicesDep
 from wdp.serve.stream import protocol as p

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+
 from wdp.schemas import N_KEYPOINTS, Person, PoseFrame, Zone
 from wdp.serve import StoreBackedEngineView, create_app, load_settings
 from wdp.serve.services import Services

@@ -9,6 +9,7 @@ import time
 import jwt
 import pytest
 from api_support import SECRET, Api, make_settings, open_api
+
 from wdp.serve import InsecureSettingsError, create_app, load_settings
 from wdp.store import Store
 from wdp.store import config as store_config

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from api_support import SECRET, Api, live_frame, make_settings, open_api
 from omegaconf import OmegaConf
+
 from wdp.serve import load_settings
 from wdp.serve.ratelimit import RateLimiter
 from wdp.serve.settings import RateLimitSettings, RateTier

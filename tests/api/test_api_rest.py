@@ -7,6 +7,7 @@ import io
 import duckdb
 import pytest
 from api_support import FPS, N_FRAMES, T0, ZONES, Api, live_frame
+
 from wdp.schemas import AlertHighOccupancy, PersonEnteredZone, WebhookSubscription
 from wdp.serve.engine_view import ComponentHealth
 from wdp.store import config as store_config

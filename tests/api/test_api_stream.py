@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from api_support import Api, live_frame
 from litestar.exceptions import WebSocketDisconnect
+
 from wdp.schemas import AlertSystemError, PersonEnteredZone, PersonLost
 from wdp.serve.engine_view import StoreBackedEngineView
 from wdp.serve.metrics import ApiMetrics

@@ -9,7 +9,17 @@ from wdp.analytics.pipeline import AnalyticsPipeline, PipelineConfig
 from wdp.analytics.zones import ZoneMonitor, ZoneMonitorConfig, ZoneUpdate
 
 __all__ = [
-    "ACTIVITIES", "ActivityClassifier", "ActivityConfig", "ActivityEstimate", "AnalyticsPipeline", "FallConfig",
-    "FallDetector", "PipelineConfig", "ZoneMonitor", "ZoneMonitorConfig", "ZoneUpdate", "points_in_polygon",
+    "ACTIVITIES",
+    "ActivityClassifier",
+    "ActivityConfig",
+    "ActivityEstimate",
+    "AnalyticsPipeline",
+    "FallConfig",
+    "FallDetector",
+    "PipelineConfig",
+    "ZoneMonitor",
+    "ZoneMonitorConfig",
+    "ZoneUpdate",
+    "points_in_polygon",
     "signed_distance",
 ]

@@ -16,6 +16,7 @@ import numpy as np
 from wdp import schemas
 from wdp.analytics.activity import ActivityClassifier, ActivityConfig, ActivityEstimate
 from wdp.analytics.falls import FallConfig, FallDetector
+from wdp.analytics.pose_features import pose_features
 from wdp.analytics.zones import ZoneMonitor, ZoneMonitorConfig
 from wdp.tracking.detections import Detections
 from wdp.tracking.floor import FloorProjector
@@ -57,7 +58,9 @@ class AnalyticsPipeline:
         """Replace the zone set live; tracks are re-evaluated at the next update."""
         self.zones.set_zones(zones)
 
-    def update(self, timestamp: float, detections: Detections | None) -> tuple[list[schemas.Person], list[schemas.Event]]:
+    def update(
+        self, timestamp: float, detections: Detections | None
+    ) -> tuple[list[schemas.Person], list[schemas.Event]]:
         c = self.config
         t = float(timestamp)
         tracked = self.tracker.update(t, detections if detections is not None else Detections.empty())
@@ -71,8 +74,13 @@ class AnalyticsPipeline:
         zone_update = self.zones.update(t, positions)
         self.occupancy = zone_update.occupancy
         members = zone_update.memberships
-        estimates, activity_events = self.activity.update(t, tracks, positions)
-        fall_events = self.falls.update(t, tracks, estimates)
+        feats = (
+            pose_features(np.stack([tr.keypoints for tr in tracks]), c.activity.min_keypoint_score)
+            if tracks
+            else None
+        )
+        estimates, activity_events = self.activity.update(t, tracks, positions, feats)
+        fall_events = self.falls.update(t, tracks, estimates, feats)
 
         def zone_of(tid: int) -> str | None:
             ids = members.get(tid) or self.zones.zones_at(self._last_position.get(tid))
@@ -81,30 +89,41 @@ class AnalyticsPipeline:
         events: list[schemas.Event] = []
         for ev in tracked.events:
             if isinstance(ev, schemas.PersonDetected):
-                events.append(msgspec.structs.replace(
-                    ev, position=self._last_position.get(ev.track_id), zone_id=zone_of(ev.track_id),
-                ))
+                events.append(
+                    msgspec.structs.replace(
+                        ev,
+                        position=self._last_position.get(ev.track_id),
+                        zone_id=zone_of(ev.track_id),
+                    )
+                )
         events.extend(zone_update.events)
         events.extend(msgspec.structs.replace(ev, zone_id=zone_of(ev.track_id)) for ev in activity_events)
         for ev in fall_events:
             zone_ids = members.get(ev.track_id) or self.zones.zones_at(self._last_position.get(ev.track_id))
             zone_settings = {z.id: z.alerts for z in self.zones.zones}
-            # Zones can switch fall alerts off (e.g. an exercise mat); outside every zone a fall always alerts.
+            # Zones can switch fall alerts off (e.g. an exercise mat); outside every zone a fall alerts.
             alert = not zone_ids or any(zone_settings[z].fall for z in zone_ids if z in zone_settings)
-            events.append(msgspec.structs.replace(
-                ev, zone_id=zone_ids[0] if zone_ids else None, position=self._last_position.get(ev.track_id),
-                alert_triggered=alert,
-            ))
+            events.append(
+                msgspec.structs.replace(
+                    ev,
+                    zone_id=zone_ids[0] if zone_ids else None,
+                    position=self._last_position.get(ev.track_id),
+                    alert_triggered=alert,
+                )
+            )
         for snap in tracked.lost:
             before = zones_before.get(snap.track_id)
             pos = self._last_position.pop(snap.track_id, None)
             for ev in tracked.events:
                 if isinstance(ev, schemas.PersonLost) and ev.track_id == snap.track_id:
-                    events.append(msgspec.structs.replace(ev, position=pos, zone_id=before[0] if before else None))
+                    events.append(
+                        msgspec.structs.replace(ev, position=pos, zone_id=before[0] if before else None)
+                    )
 
         persons = [
             self._person(tr, members.get(tr.track_id, []), estimates.get(tr.track_id))
-            for tr in tracks if t - tr.last_seen <= c.publish_coast_s
+            for tr in tracks
+            if t - tr.last_seen <= c.publish_coast_s
         ]
         return persons, events
 
@@ -114,7 +133,8 @@ class AnalyticsPipeline:
         if self.projector is None or not measured:
             return out
         floor = self.projector.locate(
-            np.stack([tr.keypoints for tr in measured]), np.stack([tr.box for tr in measured]),
+            np.stack([tr.keypoints for tr in measured]),
+            np.stack([tr.box for tr in measured]),
             self.config.min_keypoint_score,
         )
         for tr, p in zip(measured, floor, strict=True):
@@ -127,7 +147,7 @@ class AnalyticsPipeline:
         kp = tr.keypoints
         return schemas.Person(
             track_id=tr.track_id,
-            keypoints=[(float(x / w), float(y / h), float(s)) for x, y, s in kp],
+            keypoints=[[float(x / w), float(y / h), float(s)] for x, y, s in kp],
             box=(float(tr.box[0] / w), float(tr.box[1] / h), float(tr.box[2] / w), float(tr.box[3] / h)),
             confidence=float(tr.confidence),
             zone_ids=list(zone_ids),

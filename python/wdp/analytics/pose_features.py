@@ -78,8 +78,15 @@ def pose_features(keypoints: np.ndarray, min_score: float = 0.3) -> PoseFeatures
         height[any_vis] = np.nanmax(ys[any_vis], 1) - np.nanmin(ys[any_vis], 1)
         width[any_vis] = np.nanmax(xs[any_vis], 1) - np.nanmin(xs[any_vis], 1)
     return PoseFeatures(
-        head_y=head_y, shoulder_y=shoulder[:, 1], hip_y=hip[:, 1], torso_length=torso_len,
-        torso_angle_deg=angle, leg_drop=leg_drop, knee_drop=knee_drop, height=height, width=width,
+        head_y=head_y,
+        shoulder_y=shoulder[:, 1],
+        hip_y=hip[:, 1],
+        torso_length=torso_len,
+        torso_angle_deg=angle,
+        leg_drop=leg_drop,
+        knee_drop=knee_drop,
+        height=height,
+        width=width,
     )
 
 

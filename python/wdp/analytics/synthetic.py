@@ -35,8 +35,15 @@ class Posture:
 
 
 STANDING = Posture()
-SITTING = Posture(l_thigh=88 * DEG, r_thigh=88 * DEG, l_shank=3 * DEG, r_shank=3 * DEG, trunk=4 * DEG,
-                  l_arm=25 * DEG, r_arm=25 * DEG)
+SITTING = Posture(
+    l_thigh=88 * DEG,
+    r_thigh=88 * DEG,
+    l_shank=3 * DEG,
+    r_shank=3 * DEG,
+    trunk=4 * DEG,
+    l_arm=25 * DEG,
+    r_arm=25 * DEG,
+)
 LYING_BACK = Posture(tilt=-90 * DEG, l_arm=10 * DEG, r_arm=10 * DEG)
 LYING_FRONT = Posture(tilt=90 * DEG)
 LYING_SIDE = Posture(tilt_side=90 * DEG)
@@ -53,11 +60,16 @@ def skeleton_3d(p: Posture) -> np.ndarray:
         return np.array([np.sin(angle), 0.0, -np.cos(angle)])
 
     # Body frame: x forward, y left, z up; the feet rest on the floor.
-    reach = max(thigh * np.cos(p.l_thigh) + shank * np.cos(p.l_shank),
-                thigh * np.cos(p.r_thigh) + shank * np.cos(p.r_shank))
+    reach = max(
+        thigh * np.cos(p.l_thigh) + shank * np.cos(p.l_shank),
+        thigh * np.cos(p.r_thigh) + shank * np.cos(p.r_shank),
+    )
     pelvis = np.array([0.0, 0.0, ankle_h + reach])
     j = np.zeros((17, 3))
-    for side, hip, knee, ank, th, sk in ((1, 11, 13, 15, p.l_thigh, p.l_shank), (-1, 12, 14, 16, p.r_thigh, p.r_shank)):
+    for side, hip, knee, ank, th, sk in (
+        (1, 11, 13, 15, p.l_thigh, p.l_shank),
+        (-1, 12, 14, 16, p.r_thigh, p.r_shank),
+    ):
         j[hip] = pelvis + [0.0, side * hip_half, 0.0]
         j[knee] = j[hip] + thigh * down(th)
         j[ank] = j[knee] + shank * down(sk)
@@ -106,9 +118,14 @@ def walking(base: Posture, t: float, speed: float = 1.2, cadence_hz: float = 0.9
     swing = 22 * DEG * np.sin(ph)
     return replace(
         base,
-        x=base.x + speed * t * np.cos(base.heading), y=base.y + speed * t * np.sin(base.heading),
-        l_thigh=swing, r_thigh=-swing, l_shank=swing - 15 * DEG * max(0.0, np.sin(ph + 1.2)),
-        r_shank=-swing - 15 * DEG * max(0.0, -np.sin(ph + 1.2)), l_arm=-0.7 * swing, r_arm=0.7 * swing,
+        x=base.x + speed * t * np.cos(base.heading),
+        y=base.y + speed * t * np.sin(base.heading),
+        l_thigh=swing,
+        r_thigh=-swing,
+        l_shank=swing - 15 * DEG * max(0.0, np.sin(ph + 1.2)),
+        r_shank=-swing - 15 * DEG * max(0.0, -np.sin(ph + 1.2)),
+        l_arm=-0.7 * swing,
+        r_arm=0.7 * swing,
         trunk=4 * DEG,
     )
 
@@ -118,16 +135,31 @@ def falling(base: Posture, u: float, direction: float = 1.0) -> Posture:
     body (angle ~ u^2), knees buckling on the way. ``direction`` +1 forward, -1 backward."""
     s = min(max(u, 0.0), 1.0) ** 2
     bump = np.sin(np.pi * min(max(u, 0.0), 1.0))
-    return replace(base, tilt=direction * 90 * DEG * s, l_thigh=25 * DEG * bump, r_thigh=25 * DEG * bump,
-                   l_shank=-20 * DEG * bump, r_shank=-20 * DEG * bump, l_arm=60 * DEG * bump, r_arm=60 * DEG * bump)
+    return replace(
+        base,
+        tilt=direction * 90 * DEG * s,
+        l_thigh=25 * DEG * bump,
+        r_thigh=25 * DEG * bump,
+        l_shank=-20 * DEG * bump,
+        r_shank=-20 * DEG * bump,
+        l_arm=60 * DEG * bump,
+        r_arm=60 * DEG * bump,
+    )
 
 
 def lying_down(base: Posture, u: float, direction: float = -1.0) -> Posture:
     """Deliberately lying down from ``base``: through a crouch, smoothstep timing (u in [0, 1])."""
     s = smoothstep(u)
     bump = np.sin(np.pi * min(max(u, 0.0), 1.0))
-    return replace(base, tilt=direction * 90 * DEG * s, l_thigh=80 * DEG * bump, r_thigh=80 * DEG * bump,
-                   l_shank=-10 * DEG * bump, r_shank=-10 * DEG * bump, trunk=25 * DEG * bump)
+    return replace(
+        base,
+        tilt=direction * 90 * DEG * s,
+        l_thigh=80 * DEG * bump,
+        r_thigh=80 * DEG * bump,
+        l_shank=-10 * DEG * bump,
+        r_shank=-10 * DEG * bump,
+        trunk=25 * DEG * bump,
+    )
 
 
 def sitting_down(base: Posture, u: float) -> Posture:
@@ -147,8 +179,14 @@ class Camera:
     height: int
 
     @classmethod
-    def look_at(cls, position: tuple[float, float, float], target: tuple[float, float, float],
-                fov_deg: float = 90.0, width: int = 256, height: int = 256) -> Camera:
+    def look_at(
+        cls,
+        position: tuple[float, float, float],
+        target: tuple[float, float, float],
+        fov_deg: float = 90.0,
+        width: int = 256,
+        height: int = 256,
+    ) -> Camera:
         pos = np.asarray(position, np.float64)
         fwd = np.asarray(target, np.float64) - pos
         fwd /= np.linalg.norm(fwd)

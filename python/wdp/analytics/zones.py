@@ -25,7 +25,9 @@ from wdp import schemas
 from wdp.analytics.geometry import as_polygon, points_in_polygon, signed_distance
 
 ZoneEvent = (
-    schemas.PersonEnteredZone | schemas.PersonLeftZone | schemas.AlertHighOccupancy
+    schemas.PersonEnteredZone
+    | schemas.PersonLeftZone
+    | schemas.AlertHighOccupancy
     | schemas.AlertRestrictedZoneBreach
 )
 Position = tuple[float, float]
@@ -153,10 +155,15 @@ class ZoneMonitor:
                     self._leave(s, tid, t, events)
                 else:
                     s.members[tid] = _Member(entered_at=t)
-                    events.append(schemas.PersonEnteredZone(
-                        timestamp=t, track_id=tid, zone_id=s.zone.id, position=self._last_positions.get(tid),
-                        event_id=self._event_ids(),
-                    ))
+                    events.append(
+                        schemas.PersonEnteredZone(
+                            timestamp=t,
+                            track_id=tid,
+                            zone_id=s.zone.id,
+                            position=self._last_positions.get(tid),
+                            event_id=self._event_ids(),
+                        )
+                    )
             self._check_breaches(s, t, events)
             self._check_occupancy(s, t, events)
         return ZoneUpdate(self.memberships(), self.occupancy(), events)
@@ -188,10 +195,16 @@ class ZoneMonitor:
 
     def _leave(self, s: _ZoneState, tid: int, t: float, events: list[ZoneEvent]) -> None:
         m = s.members.pop(tid)
-        events.append(schemas.PersonLeftZone(
-            timestamp=t, track_id=tid, zone_id=s.zone.id, dwell_s=max(0.0, t - m.entered_at),
-            position=self._last_positions.get(tid), event_id=self._event_ids(),
-        ))
+        events.append(
+            schemas.PersonLeftZone(
+                timestamp=t,
+                track_id=tid,
+                zone_id=s.zone.id,
+                dwell_s=max(0.0, t - m.entered_at),
+                position=self._last_positions.get(tid),
+                event_id=self._event_ids(),
+            )
+        )
 
     def _check_breaches(self, s: _ZoneState, t: float, events: list[ZoneEvent]) -> None:
         z = s.zone
@@ -205,10 +218,15 @@ class ZoneMonitor:
             if last is not None and t - last < z.alerts.cooldown_s:
                 continue
             s.last_breach_alert[tid] = t
-            events.append(schemas.AlertRestrictedZoneBreach(
-                timestamp=t, zone_id=z.id, track_id=tid, position=self._last_positions.get(tid),
-                event_id=self._event_ids(),
-            ))
+            events.append(
+                schemas.AlertRestrictedZoneBreach(
+                    timestamp=t,
+                    zone_id=z.id,
+                    track_id=tid,
+                    position=self._last_positions.get(tid),
+                    event_id=self._event_ids(),
+                )
+            )
 
     def _check_occupancy(self, s: _ZoneState, t: float, events: list[ZoneEvent]) -> None:
         z = s.zone
@@ -224,8 +242,14 @@ class ZoneMonitor:
         if s.last_occupancy_alert is not None and t - s.last_occupancy_alert < z.alerts.cooldown_s:
             return
         s.last_occupancy_alert = t
-        events.append(schemas.AlertHighOccupancy(
-            timestamp=t, zone_id=z.id, current_occupancy=count, max_occupancy=z.max_occupancy,
-            duration_seconds=held, severity="high" if count >= 2 * max(z.max_occupancy, 1) else "medium",
-            event_id=self._event_ids(),
-        ))
+        events.append(
+            schemas.AlertHighOccupancy(
+                timestamp=t,
+                zone_id=z.id,
+                current_occupancy=count,
+                max_occupancy=z.max_occupancy,
+                duration_seconds=held,
+                severity="high" if count >= 2 * max(z.max_occupancy, 1) else "medium",
+                event_id=self._event_ids(),
+            )
+        )

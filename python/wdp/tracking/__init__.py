@@ -8,6 +8,14 @@ from wdp.tracking.kalman import ConstantVelocityKalman
 from wdp.tracking.tracker import Tracker, TrackerConfig, TrackerUpdate, TrackSnapshot
 
 __all__ = [
-    "COCO_SIGMAS", "N_KEYPOINTS", "ConstantVelocityKalman", "Detections", "FloorProjector", "TrackSnapshot",
-    "Tracker", "TrackerConfig", "TrackerUpdate", "foot_points",
+    "COCO_SIGMAS",
+    "N_KEYPOINTS",
+    "ConstantVelocityKalman",
+    "Detections",
+    "FloorProjector",
+    "TrackSnapshot",
+    "Tracker",
+    "TrackerConfig",
+    "TrackerUpdate",
+    "foot_points",
 ]

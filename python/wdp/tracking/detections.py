@@ -13,10 +13,27 @@ L_HIP, R_HIP, L_KNEE, R_KNEE, L_ANKLE, R_ANKLE = 11, 12, 13, 14, 15, 16
 HEAD = (NOSE, L_EYE, R_EYE, L_EAR, R_EAR)
 
 # COCO per-keypoint OKS constants (pycocotools: sigmas / 10; kappa = 2 * sigma).
-COCO_SIGMAS = np.array([
-    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
-    0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
-])
+COCO_SIGMAS = np.array(
+    [
+        0.026,
+        0.025,
+        0.025,
+        0.035,
+        0.035,
+        0.079,
+        0.079,
+        0.072,
+        0.072,
+        0.062,
+        0.062,
+        0.107,
+        0.107,
+        0.087,
+        0.087,
+        0.089,
+        0.089,
+    ]
+)
 
 
 @dataclass(frozen=True, eq=False)

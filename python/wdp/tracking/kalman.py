@@ -15,7 +15,7 @@ import numpy as np
 
 
 class ConstantVelocityKalman:
-    """State of ``n`` axes: ``pos``, ``vel`` and covariance entries ``p_pp``, ``p_pv``, ``p_vv`` (all (n,))."""
+    """State of ``n`` axes: ``pos``, ``vel`` and covariance entries ``p_pp``, ``p_pv``, ``p_vv``, all (n,)."""
 
     __slots__ = ("pos", "vel", "p_pp", "p_pv", "p_vv", "q", "r")
 
@@ -76,7 +76,9 @@ class ConstantVelocityKalman:
         self.p_pv = p_pv - k_p * p_pv
         self.p_pp = p_pp - k_p * p_pp
 
-    def reset_axes(self, mask: np.ndarray, position: np.ndarray, position_var: float, velocity_var: float) -> None:
+    def reset_axes(
+        self, mask: np.ndarray, position: np.ndarray, position_var: float, velocity_var: float
+    ) -> None:
         """Re-initialise the axes in ``mask`` at ``position`` with zero velocity (e.g. a keypoint seen again
         after it was lost for long enough that its coasted state means nothing)."""
         m = np.asarray(mask, bool).reshape(-1)

@@ -94,12 +94,28 @@ class TrackerUpdate:
 
 class _Track:
     __slots__ = (
-        "key", "track_id", "kf", "kp_score", "kp_last_seen", "confidence", "first_seen", "last_seen",
-        "hits", "misses", "updates",
+        "key",
+        "track_id",
+        "kf",
+        "kp_score",
+        "kp_last_seen",
+        "confidence",
+        "first_seen",
+        "last_seen",
+        "hits",
+        "misses",
+        "updates",
     )
 
-    def __init__(self, key: int, kf: ConstantVelocityKalman, kp_score: np.ndarray, kp_seen: np.ndarray,
-                 confidence: float, t: float):
+    def __init__(
+        self,
+        key: int,
+        kf: ConstantVelocityKalman,
+        kp_score: np.ndarray,
+        kp_seen: np.ndarray,
+        confidence: float,
+        t: float,
+    ):
         self.key = key
         self.track_id: int | None = None  # public id, given on confirmation
         self.kf = kf
@@ -140,13 +156,19 @@ class Tracker:
         self._next_key = 0
         self._next_id = 1
         c = self.config
-        self._q = np.concatenate([
-            np.full(2, c.center_process_noise), np.full(2, c.size_process_noise),
-            np.full(2 * N_KEYPOINTS, c.keypoint_process_noise),
-        ])
-        self._r = np.concatenate([
-            np.full(N_BOX_AXES, c.box_measurement_std**2), np.full(2 * N_KEYPOINTS, c.keypoint_measurement_std**2),
-        ])
+        self._q = np.concatenate(
+            [
+                np.full(2, c.center_process_noise),
+                np.full(2, c.size_process_noise),
+                np.full(2 * N_KEYPOINTS, c.keypoint_process_noise),
+            ]
+        )
+        self._r = np.concatenate(
+            [
+                np.full(N_BOX_AXES, c.box_measurement_std**2),
+                np.full(2 * N_KEYPOINTS, c.keypoint_measurement_std**2),
+            ]
+        )
 
     @property
     def time(self) -> float | None:
@@ -165,12 +187,16 @@ class Tracker:
         for tr in self._tracks:
             tr.kf.predict(dt)
 
-        # Normalize the input, drop weak detections.
-        keep = detections.scores >= c.min_detection_score
-        kp = detections.keypoints[keep].astype(np.float64, copy=True)
+        # Normalize the input, drop weak detections. Non-finite values (Detections built by hand rather
+        # than by from_arrays) must not reach the filter: one NaN would poison a track for good.
+        boxes = np.asarray(detections.boxes, np.float64)
+        keep = (np.asarray(detections.scores) >= c.min_detection_score) & np.isfinite(boxes).all(axis=1)
+        kp = np.array(detections.keypoints, np.float64)[keep]
+        bad = ~np.isfinite(kp).all(axis=2)
+        kp[bad] = 0.0
         kp[..., :2] /= c.scale
-        boxes = detections.boxes[keep] / c.scale
-        scores = detections.scores[keep]
+        boxes = boxes[keep] / c.scale
+        scores = np.asarray(detections.scores, np.float64)[keep]
         visible = kp[..., 2] >= c.min_keypoint_score
 
         # Confirmed tracks get the first pick, tentative ones share what is left.
@@ -210,19 +236,27 @@ class Tracker:
                 if tr.hits >= c.confirm_hits:
                     tr.track_id = self._next_id
                     self._next_id += 1
-                    events.append(schemas.PersonDetected(
-                        timestamp=t, track_id=tr.track_id, confidence=float(tr.confidence),
-                        event_id=self._event_ids(),
-                    ))
+                    events.append(
+                        schemas.PersonDetected(
+                            timestamp=t,
+                            track_id=tr.track_id,
+                            confidence=float(tr.confidence),
+                            event_id=self._event_ids(),
+                        )
+                    )
                 elif tr.hits + (c.confirm_window - tr.updates) < c.confirm_hits:
                     continue  # can no longer be confirmed: dropped without a trace
             elif tr.misses >= c.max_misses or (tr.misses > 0 and t - tr.last_seen > c.max_coast_s):
                 snap = self._snapshot(tr)
                 lost.append(snap)
-                events.append(schemas.PersonLost(
-                    timestamp=t, track_id=snap.track_id, duration_s=tr.last_seen - tr.first_seen,
-                    event_id=self._event_ids(),
-                ))
+                events.append(
+                    schemas.PersonLost(
+                        timestamp=t,
+                        track_id=snap.track_id,
+                        duration_s=tr.last_seen - tr.first_seen,
+                        event_id=self._event_ids(),
+                    )
+                )
                 continue
             alive.append(tr)
         self._tracks = alive
@@ -231,8 +265,9 @@ class Tracker:
 
     # ------------------------------------------------------------------------------------------ internals
 
-    def _cost(self, group: list[_Track], kp: np.ndarray, boxes: np.ndarray, visible: np.ndarray,
-              t: float) -> np.ndarray:
+    def _cost(
+        self, group: list[_Track], kp: np.ndarray, boxes: np.ndarray, visible: np.ndarray, t: float
+    ) -> np.ndarray:
         c = self.config
         t_xy = np.stack([tr.keypoints_xy() for tr in group])
         # A track "sees" a keypoint it measured recently; older ones are extrapolated guesses.
@@ -252,22 +287,38 @@ class Tracker:
         kp_var = np.where(visible, c.keypoint_measurement_std**2, 1.0)
         z[N_BOX_AXES:] = np.where(np.repeat(visible, 2), z[N_BOX_AXES:], np.tile(z[0:2], N_KEYPOINTS))
         kf = ConstantVelocityKalman(
-            z, process_noise=self._q, measurement_noise=self._r,
-            position_var=np.concatenate([np.full(N_BOX_AXES, c.box_measurement_std**2), np.repeat(kp_var, 2)]),
+            z,
+            process_noise=self._q,
+            measurement_noise=self._r,
+            position_var=np.concatenate(
+                [np.full(N_BOX_AXES, c.box_measurement_std**2), np.repeat(kp_var, 2)]
+            ),
             velocity_var=c.initial_velocity_std**2,
         )
         track = _Track(self._next_key, kf, np.where(visible, kp[:, 2], 0.0), visible, score, t)
         self._next_key += 1
         return track
 
-    def _correct(self, tr: _Track, kp: np.ndarray, box: np.ndarray, visible: np.ndarray, score: float,
-                 alpha: float, t: float) -> None:
+    def _correct(
+        self,
+        tr: _Track,
+        kp: np.ndarray,
+        box: np.ndarray,
+        visible: np.ndarray,
+        score: float,
+        alpha: float,
+        t: float,
+    ) -> None:
         c = self.config
         z = _measurement(kp, box)
         stale = visible & ((t - tr.kp_last_seen) > c.keypoint_reset_s)
         if stale.any():
-            tr.kf.reset_axes(np.concatenate([np.zeros(N_BOX_AXES, bool), np.repeat(stale, 2)]), z,
-                             c.keypoint_measurement_std**2, c.initial_velocity_std**2)
+            tr.kf.reset_axes(
+                np.concatenate([np.zeros(N_BOX_AXES, bool), np.repeat(stale, 2)]),
+                z,
+                c.keypoint_measurement_std**2,
+                c.initial_velocity_std**2,
+            )
         mask = np.concatenate([np.ones(N_BOX_AXES, bool), np.repeat(visible & ~stale, 2)])
         tr.kf.update(z, mask)
         tr.kp_score += alpha * (np.where(visible, kp[:, 2], 0.0) - tr.kp_score)
