@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from wdp import schemas
 from wdp import schemas_sample as S
 from wdp.csi.simulator import SceneSimulator, SimConfig, random_scene, scene_seed
