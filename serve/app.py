@@ -1,0 +1,75 @@
+"""App factory: ``create_app(settings, engine_view, store)``.
+
+    app = create_app(load_settings(cfg.api), engine_view=engine, store=store)   # the engine binds here
+    uvicorn wdp.serve.app:create_app_from_env --factory                         # API on its own (store-backed)
+
+Without an engine view the app serves a StoreBackedEngineView over the store; without a store it opens
+``settings.store_path`` in its lifespan and closes it on shutdown. A store handed in is the caller's to
+close (it is opened in the lifespan if it is not open yet).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar
+
+from wdp.store import Store
+
+from wdp.serve.engine_view import EngineView, StoreBackedEngineView
+from wdp.serve.metrics import ApiMetrics
+from wdp.serve.openapi import StructDefaultsSchemaPlugin
+from wdp.serve.plugin import WdpApiPlugin
+from wdp.serve.ratelimit import RateLimiter
+from wdp.serve.security import ApiKeyVerifier, SecretHasher, TokenService
+from wdp.serve.services import Services
+from wdp.serve.settings import ServeSettings, check_settings, load_settings
+from wdp.serve.stream.hub import StreamHub
+from wdp.serve.versioning import Versioning
+
+
+def build_services(settings: ServeSettings, engine_view: EngineView, store: Store) -> Services:
+    metrics = ApiMetrics(engine_view.status)
+    hasher = SecretHasher(settings.auth)
+    return Services(
+        settings=settings,
+        store=store,
+        engine=engine_view,
+        tokens=TokenService(settings.auth, settings.rate_limit),
+        hasher=hasher,
+        api_keys=ApiKeyVerifier(store, hasher, settings.auth, settings.rate_limit),
+        limiter=RateLimiter(settings.rate_limit),
+        versioning=Versioning(settings.versioning),
+        metrics=metrics,
+        hub=StreamHub(engine_view, settings.stream, metrics),
+    )
+
+
+def create_app(
+    settings: ServeSettings | None = None,
+    engine_view: EngineView | None = None,
+    store: Store | None = None,
+) -> Litestar:
+    """The Litestar app. Raises InsecureSettingsError for a configuration that must not serve."""
+    settings = settings if settings is not None else load_settings()
+    check_settings(settings)
+    owns_store = store is None
+    store = store if store is not None else Store(settings.store_path)
+    engine = engine_view if engine_view is not None else StoreBackedEngineView(store)
+    services = build_services(settings, engine, store)
+    # The schema plugin must precede Litestar's built-in ones, which are appended after these.
+    # request_max_body_size goes here: Litestar 2.25 ignores the value an init plugin sets on AppConfig.
+    return Litestar(
+        plugins=[StructDefaultsSchemaPlugin(), WdpApiPlugin(services, owns_store=owns_store)],
+        request_max_body_size=settings.request_max_body_size,
+    )
+
+
+def create_app_from_config(cfg: Any) -> Litestar:
+    """From the Hydra ``api`` node (plus environment overrides)."""
+    return create_app(load_settings(cfg))
+
+
+def create_app_from_env() -> Litestar:
+    """For ``uvicorn --factory``: settings from WDP_API__* / WDP_JWT_SECRET / WDP_DEV_MODE only."""
+    return create_app(load_settings())

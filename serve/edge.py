@@ -1,0 +1,152 @@
+"""The one middleware on every route: resolve credentials, apply the rate limit, add version and rate-limit
+headers, record request metrics.
+
+Why one middleware rather than four: each Litestar middleware layer wraps ``send`` again and costs a few
+microseconds per request; the pieces stay separate functions/classes (security, ratelimit, versioning,
+metrics) and this only sequences them.
+
+Credentials are *resolved* here and *enforced* by ``errors.scope_guard``: a request with a bad token reaches
+the guard with no principal and the reason, which yields the 401. Resolving first lets the rate limiter key
+authenticated callers by identity and everyone else by address.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio.to_thread
+from litestar.enums import ScopeType
+from litestar.exceptions import TooManyRequestsException
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from wdp.serve.ratelimit import RateDecision
+from wdp.serve.security import API_KEY_PREFIX, AuthError, Principal
+from wdp.serve.services import Services
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _query_param(scope: Scope, name: str) -> str | None:
+    raw = scope.get("query_string", b"")
+    if not raw:
+        return None
+    from urllib.parse import parse_qs
+
+    values = parse_qs(raw.decode("latin-1")).get(name)
+    return values[0] if values else None
+
+
+class EdgeMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
+
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self._limits = services.settings.rate_limit
+
+    def client_address(self, scope: Scope) -> str:
+        if self._limits.trust_forwarded_for:
+            forwarded = _header(scope, b"x-forwarded-for")
+            if forwarded:
+                return forwarded.split(",", 1)[0].strip()
+        client = scope.get("client")
+        return client[0] if client else "unknown"
+
+    async def authenticate(self, scope: Scope, charge: bool = True) -> tuple[Principal | None, str | None]:
+        """The caller's principal, or None and why not (None, None: no credentials presented). ``charge``:
+        an API key that needs argon2 first costs one request of the caller's anonymous budget."""
+        token: str | None = None
+        api_key: str | None = None
+        authorization = _header(scope, b"authorization")
+        if authorization is not None:
+            scheme, _, value = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                return None, "unsupported authorization scheme (use: Bearer <token>)"
+            token = value.strip()
+        else:
+            api_key = _header(scope, b"x-api-key")
+            if api_key is None and scope["type"] == ScopeType.WEBSOCKET:
+                candidate = _query_param(scope, "token")
+                if candidate is not None:
+                    if candidate.startswith(API_KEY_PREFIX):
+                        api_key = candidate
+                    else:
+                        token = candidate
+        try:
+            if token is not None:
+                return self.s.tokens.verify(token), None
+            if api_key is not None:
+                principal = self.s.api_keys.cached(api_key)
+                if principal is not None:
+                    return principal, None
+                # argon2 is deliberately slow: charge the caller's anonymous budget before paying for it
+                if charge and self._limits.enabled and scope["type"] == ScopeType.HTTP:
+                    decision = self.s.limiter.hit(self._limits.anonymous_tier, "ip:" + self.client_address(scope))
+                    if not decision.allowed:
+                        self._refuse(scope, decision, self._limits.anonymous_tier)
+                return await anyio.to_thread.run_sync(self.s.api_keys.verify, api_key), None
+        except AuthError as exc:
+            self.s.metrics.auth_failures.labels("api_key" if api_key is not None else "jwt").inc()
+            return None, exc.reason
+        return None, None
+
+    def _refuse(self, scope: Scope, decision: RateDecision, tier: str) -> None:
+        self.s.metrics.rate_limited.labels(tier).inc()
+        headers = decision.headers()
+        for key, value in self.s.versioning.headers_for(self.s.versioning.version_of(scope["path"])):
+            headers[key.decode()] = value.decode()
+        raise TooManyRequestsException(detail=f"rate limit of the {tier!r} tier exceeded", headers=headers)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        started = time.perf_counter()
+        limits = self._limits
+        opt = scope["route_handler"].opt
+        principal, error = await self.authenticate(scope, charge=not opt.get("no_rate_limit"))
+        scope["wdp_principal"] = principal  # type: ignore[typeddict-unknown-key]
+        scope["wdp_auth_error"] = error  # type: ignore[typeddict-unknown-key]
+
+        if scope["type"] == ScopeType.WEBSOCKET:
+            # Connection attempts count against the streaming tier; the handler closes with 4029.
+            if limits.enabled:
+                key = principal.rate_key if principal else "ip:" + self.client_address(scope)
+                scope["wdp_rate"] = self.s.limiter.hit(limits.stream_tier, key)  # type: ignore[typeddict-unknown-key]
+            await next_app(scope, receive, send)
+            return
+
+        extra = list(self.s.versioning.headers_for(self.s.versioning.version_of(scope["path"])))
+        method = scope["method"]
+        route = scope.get("path_template") or scope["path"]
+        if limits.enabled and not opt.get("no_rate_limit"):
+            if principal is not None:
+                tier, key = principal.tier, principal.rate_key
+            else:
+                tier, key = limits.anonymous_tier, "ip:" + self.client_address(scope)
+            decision = self.s.limiter.hit(tier, key)
+            if not decision.allowed:
+                self.s.metrics.observe_request(method, route, 429, time.perf_counter() - started)
+                self._refuse(scope, decision, tier)
+            extra += [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
+
+        status = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), *extra]  # type: ignore[typeddict-item]
+            await send(message)
+
+        try:
+            await next_app(scope, receive, send_with_headers)
+        finally:
+            self.s.metrics.observe_request(method, route, status, time.perf_counter() - started)
+
+
+def principal_of(scope: Any) -> Principal | None:
+    return scope.get("wdp_principal")

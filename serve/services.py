@@ -1,0 +1,65 @@
+"""The per-app service objects, built once by the app factory and injected into handlers and middleware.
+
+Nothing here is module-global: two apps in one process (tests do this) have separate stores, limiters,
+token caches and metric registries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import duckdb
+from litestar.di import NamedDependency
+
+from wdp.store import Store
+
+from wdp.serve.engine_view import EngineView
+from wdp.serve.metrics import ApiMetrics
+from wdp.serve.ratelimit import RateLimiter
+from wdp.serve.security import ApiKeyVerifier, SecretHasher, TokenService
+from wdp.serve.settings import ServeSettings
+from wdp.serve.stream.hub import StreamHub
+from wdp.serve.versioning import Versioning
+
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class Services:
+    settings: ServeSettings
+    store: Store
+    engine: EngineView
+    tokens: TokenService
+    hasher: SecretHasher
+    api_keys: ApiKeyVerifier
+    limiter: RateLimiter
+    versioning: Versioning
+    metrics: ApiMetrics
+    hub: StreamHub
+    started_at: float = field(default_factory=time.time)
+    config_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # serializes zone-set changes
+
+    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(cursor, *args, **kwargs)`` on a worker thread with that thread's DuckDB cursor, so
+        queries never block the event loop."""
+
+        def call() -> T:
+            return fn(self.store.cursor(), *args, **kwargs)
+
+        return await anyio.to_thread.run_sync(call)
+
+    def db_now(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Same, on the calling thread (for handlers that already run in a worker thread)."""
+        return fn(self.store.cursor(), *args, **kwargs)
+
+
+DuckCursor = duckdb.DuckDBPyConnection
+
+
+# The handler parameter type for the injected services (Litestar 2.23+ wants dependencies marked).
+ServicesDep = NamedDependency[Services]

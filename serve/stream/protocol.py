@@ -1,0 +1,132 @@
+"""The /ws/v1/stream message protocol (JSON text frames, ``type`` tag on every message).
+
+Client -> server (validated; unknown types or fields get an ``error`` message, the connection stays open)::
+
+    {"type": "subscribe", "topic": "pose_updates", "filters": {"zone_id": "kitchen", "min_confidence": 0.6}}
+    {"type": "unsubscribe", "topic": "pose_updates"}
+    {"type": "ping", "timestamp": 1700000000.0}
+    {"type": "configure", "config": {"max_fps": 10}}
+
+Server -> client: ``connection`` (welcome, with client_id), ``subscription``, ``pong``, ``configured``,
+``error``, ``dropped`` (messages lost to overflow since the last notice), and data: ``pose_update``
+(a PoseFrame, persons filtered), ``person_update`` (one person of a frame), ``event`` (a wdp event).
+
+Topics: pose_updates (frames), person_tracking (per-person updates and person.* events), zone_events
+(zone entries/exits and zone alerts), system_alerts (alert.*, system.*, router.*, falls).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from wdp.schemas import Event, Person, PoseFrame, Severity
+
+TopicName = Literal["pose_updates", "system_alerts", "zone_events", "person_tracking"]
+TOPICS: tuple[TopicName, ...] = ("pose_updates", "system_alerts", "zone_events", "person_tracking")
+SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+class Filters(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    zone_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    min_confidence: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
+    person_id: int | None = None  # a track id
+    min_severity: Severity | None = None  # system_alerts / zone_events
+
+    @property
+    def key(self) -> tuple[str | None, float | None, int | None, str | None]:
+        return (self.zone_id, self.min_confidence, self.person_id, self.min_severity)
+
+
+NO_FILTERS = Filters()
+
+
+class ClientConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    max_fps: Annotated[float, msgspec.Meta(gt=0.0, le=1000.0)] | None = None  # pose_updates rate ceiling
+
+
+# ------------------------------------------------------------------------------------------------ inbound
+
+
+class _In(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True, tag_field="type"):
+    pass
+
+
+class Subscribe(_In, tag="subscribe", kw_only=True):
+    topic: TopicName
+    filters: Filters | None = None
+
+
+class Unsubscribe(_In, tag="unsubscribe", kw_only=True):
+    topic: TopicName
+
+
+class Ping(_In, tag="ping", kw_only=True):
+    timestamp: float | None = None
+
+
+class Configure(_In, tag="configure", kw_only=True):
+    config: ClientConfig
+
+
+Inbound = Subscribe | Unsubscribe | Ping | Configure
+INBOUND = msgspec.json.Decoder(Inbound)
+
+
+# ------------------------------------------------------------------------------------------------ outbound
+
+
+class _Out(msgspec.Struct, kw_only=True, frozen=True, tag_field="type"):
+    pass
+
+
+class Welcome(_Out, tag="connection", kw_only=True):
+    status: Literal["connected"] = "connected"
+    client_id: str
+    server_time: float
+    subject: str
+    topics: list[str]
+    queue_size: int
+    max_fps: float
+
+
+class Subscription(_Out, tag="subscription", kw_only=True):
+    topic: TopicName
+    status: Literal["subscribed", "unsubscribed"]
+    filters: Filters | None = None
+
+
+class Pong(_Out, tag="pong", kw_only=True):
+    timestamp: float  # server time
+    echo: float | None = None  # the ping's timestamp
+
+
+class Configured(_Out, tag="configured", kw_only=True):
+    config: ClientConfig
+
+
+class Error(_Out, tag="error", kw_only=True):
+    reason: str
+
+
+class Dropped(_Out, tag="dropped", kw_only=True):
+    count: int  # since the previous notice
+    total: int
+
+
+class PoseUpdate(_Out, tag="pose_update", kw_only=True):
+    topic: Literal["pose_updates"] = "pose_updates"
+    frame: PoseFrame
+
+
+class PersonUpdate(_Out, tag="person_update", kw_only=True):
+    topic: Literal["person_tracking"] = "person_tracking"
+    timestamp: float
+    frame_id: int
+    person: Person
+
+
+class EventMessage(_Out, tag="event", kw_only=True):
+    topic: TopicName
+    event: Event
