@@ -122,6 +122,7 @@ class VisualizationController(Controller):
         return msgspec.convert(visualization.status(services.engine.current_frame()), VisualizationStatus)
 
     @get("/snapshot.jpg", operation_id="getVisualizationSnapshot", opt=STREAM_OPT, media_type="image/jpeg",
+         raises=[NotAuthorizedException, PermissionDeniedException],
          summary="The current frame rendered as one JPEG (auth: header or ?token=)")
     async def snapshot(self, request: Request[Any, Any, Any], services: ServicesDep,
                        visualization: VisualizationDep) -> Response[bytes]:
@@ -129,7 +130,8 @@ class VisualizationController(Controller):
         jpeg = await visualization.ticker.render_now()
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
-    @get("/mjpeg", operation_id="getVisualizationMjpeg", opt=STREAM_OPT,
+    # Not in the OpenAPI document: an endless multipart stream has no response schema to check against.
+    @get("/mjpeg", operation_id="getVisualizationMjpeg", opt=STREAM_OPT, include_in_schema=False,
          summary="Rendered skeleton frames as multipart/x-mixed-replace JPEGs (auth: header or ?token=)")
     async def mjpeg(self, request: Request[Any, Any, Any], services: ServicesDep,
                     visualization: VisualizationDep) -> Stream:
@@ -156,6 +158,7 @@ class VisualizationController(Controller):
 
     @get("/hls/index.m3u8", operation_id="getVisualizationHlsPlaylist", opt=STREAM_OPT,
          media_type="application/vnd.apple.mpegurl",
+         raises=[NotAuthorizedException, PermissionDeniedException, ServiceUnavailableException],
          summary="HLS live playlist (H.264); 503 with the reason when ffmpeg is missing (auth: header or ?token=)")
     async def hls_playlist(self, request: Request[Any, Any, Any], services: ServicesDep,
                            visualization: VisualizationDep) -> Response[str]:
@@ -174,7 +177,8 @@ class VisualizationController(Controller):
         return Response(text, media_type="application/vnd.apple.mpegurl", headers={"Cache-Control": "no-store"})
 
     @get("/hls/{name:str}", operation_id="getVisualizationHlsSegment", opt=STREAM_OPT, media_type="video/mp2t",
-         summary="One HLS segment (MPEG-TS) named by the playlist", raises=[NotFoundException])
+         summary="One HLS segment (MPEG-TS) named by the playlist",
+         raises=[NotAuthorizedException, PermissionDeniedException, NotFoundException])
     async def hls_segment(self, request: Request[Any, Any, Any], services: ServicesDep,
                           visualization: VisualizationDep, name: str) -> File:
         stream_principal(request, services)

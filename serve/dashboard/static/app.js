@@ -31,7 +31,7 @@ const editor = new ZoneEditor({
   },
 });
 
-window.wdp = {state, api, poseView, floorView, editor};
+window.wdp = {state, api, poseView, floorView, editor, get stream() { return stream; }};
 
 // ------------------------------------------------------------------------------------------------ sign-in
 function showLogin(message = "") {
