@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import msgspec
@@ -24,6 +24,7 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ServiceUnavailableException,
 )
+from litestar.params import PathParameter
 from litestar.response import File, Stream
 
 from wdp.serve.dashboard.visual import LatestJpeg, Visualization
@@ -40,6 +41,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "media-src 'self' blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'")
 
 VisualizationDep = NamedDependency[Visualization]
+SegmentName = Annotated[str, PathParameter(max_length=64, description="A segment name from the playlist")]
 
 
 class StreamState(msgspec.Struct, kw_only=True):
@@ -180,7 +182,7 @@ class VisualizationController(Controller):
          summary="One HLS segment (MPEG-TS) named by the playlist",
          raises=[NotAuthorizedException, PermissionDeniedException, NotFoundException])
     async def hls_segment(self, request: Request[Any, Any, Any], services: ServicesDep,
-                          visualization: VisualizationDep, name: str) -> File:
+                          visualization: VisualizationDep, name: SegmentName) -> File:
         stream_principal(request, services)
         path = visualization.hls.segment_path(name)
         if path is None:
