@@ -23,13 +23,12 @@ from typing import Any
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
-
 from wdp.engine import Bus, Engine, Topic
 from wdp.engine.bus import Subscription, SubscriptionClosed
 from wdp.engine.metrics import EngineMetrics
 from wdp.schemas import PoseFrame, Router, Zone
-
-from wdp.serve.engine_view import ComponentHealth, EngineStatus, Topic as ViewTopic
+from wdp.serve.engine_view import ComponentHealth, EngineStatus
+from wdp.serve.engine_view import Topic as ViewTopic
 
 log = logging.getLogger("wdp.serve.engine")
 
@@ -137,8 +136,9 @@ class EngineAdapter:
     def _snapshot(self) -> EngineStatus:
         engine = self.engine
         if engine is None:
-            return EngineStatus(running=False, components={"engine": ComponentHealth(status="degraded",
-                                                                                      detail="not started")})
+            return EngineStatus(
+                running=False, components={"engine": ComponentHealth(status="degraded", detail="not started")}
+            )
         m = engine.metrics()
         e2e = m.stages.get("end_to_end")
         frame = engine.latest_frame
@@ -164,17 +164,21 @@ def components_of(m: EngineMetrics, engine: Engine) -> dict[str, ComponentHealth
     elif engine.wait(0):
         out["capture"] = ComponentHealth(status="degraded", detail="sources exhausted")
     elif connected:
-        out["capture"] = ComponentHealth(status="ok", detail=f"{connected}/{len(m.routers)} routers connected")
+        out["capture"] = ComponentHealth(
+            status="ok", detail=f"{connected}/{len(m.routers)} routers connected"
+        )
     else:
         out["capture"] = ComponentHealth(status="degraded", detail="no router is sending")
     if engine.error is not None:
-        out["inference"] = ComponentHealth(status="failed", detail=f"{type(engine.error).__name__}: {engine.error}"
-                                           [:200])
+        out["inference"] = ComponentHealth(
+            status="failed", detail=f"{type(engine.error).__name__}: {engine.error}"[:200]
+        )
     else:
         detail = f"{m.detector}" + (f" {m.model.name} ({m.model.backend})" if m.model is not None else "")
         dropped = m.windows_dropped_overflow + m.windows_dropped_stale
-        out["inference"] = ComponentHealth(status="ok", detail=detail + (f", {dropped} windows dropped" if dropped
-                                                                          else ""))
+        out["inference"] = ComponentHealth(
+            status="ok", detail=detail + (f", {dropped} windows dropped" if dropped else "")
+        )
     if m.store is not None:
         st = m.store
         out["history"] = ComponentHealth(
@@ -212,10 +216,9 @@ def create_engine_app(cfg: Any, settings: Any = None, *, autostart: bool = True)
     the API keeps users, keys and zones in ``settings.store_path``. ``settings`` default: the config's ``api``
     node if it has one, then the environment (WDP_API__*, WDP_JWT_SECRET, ...)."""
     from wdp.engine.config import build_engine
-    from wdp.store import Store
-
     from wdp.serve.app import create_app
     from wdp.serve.settings import load_settings
+    from wdp.store import Store
 
     if settings is None:
         settings = load_settings(cfg.get("api"))
@@ -228,5 +231,9 @@ def create_engine_app(cfg: Any, settings: Any = None, *, autostart: bool = True)
         return build_engine(cfg, store=store, bus=bus)  # type: ignore[no-any-return]
 
     adapter = EngineAdapter(factory, buffer=settings.stream.engine_buffer)
-    return create_app(settings, engine_view=adapter, store=store,
-                      plugins=[EngineLifespanPlugin(adapter, autostart=autostart)])
+    return create_app(
+        settings,
+        engine_view=adapter,
+        store=store,
+        plugins=[EngineLifespanPlugin(adapter, autostart=autostart)],
+    )

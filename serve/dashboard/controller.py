@@ -26,7 +26,6 @@ from litestar.exceptions import (
 )
 from litestar.params import PathParameter
 from litestar.response import File, Stream
-
 from wdp.serve.dashboard.visual import LatestJpeg, Visualization
 from wdp.serve.edge import principal_of
 from wdp.serve.errors import WWW_AUTHENTICATE
@@ -37,8 +36,10 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 STREAM_OPT = {"public": True, "no_rate_limit": True}  # authenticated in the handler (query token)
 BOUNDARY = "wdpframe"
 # The page loads only its own modules and styles, talks only to this origin (REST and WebSocket).
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-       "media-src 'self' blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'"
+)
 
 VisualizationDep = NamedDependency[Visualization]
 SegmentName = Annotated[str, PathParameter(max_length=64, description="A segment name from the playlist")]
@@ -95,7 +96,9 @@ def stream_principal(request: Request[Any, Any, Any], services: ServicesDep) -> 
             if token.startswith(API_KEY_PREFIX):
                 raise NotAuthorizedException(
                     detail="API keys are accepted only in the X-API-Key header; exchange the key for a token "
-                           "(POST /api/v1/auth/token) to use ?token=", headers=WWW_AUTHENTICATE)
+                    "(POST /api/v1/auth/token) to use ?token=",
+                    headers=WWW_AUTHENTICATE,
+                )
             try:
                 principal = services.tokens.verify(token)
             except AuthError as exc:
@@ -118,25 +121,41 @@ class VisualizationController(Controller):
     path = "/api/v1/visualization"
     tags = ["visualization"]
 
-    @get("/status", operation_id="getVisualizationStatus", opt={"scopes": (SYSTEM_READ, POSE_READ)},
-         summary="Which visualization outputs are available (ffmpeg present), running, and why not")
+    @get(
+        "/status",
+        operation_id="getVisualizationStatus",
+        opt={"scopes": (SYSTEM_READ, POSE_READ)},
+        summary="Which visualization outputs are available (ffmpeg present), running, and why not",
+    )
     async def status(self, services: ServicesDep, visualization: VisualizationDep) -> VisualizationStatus:
         return msgspec.convert(visualization.status(services.engine.current_frame()), VisualizationStatus)
 
-    @get("/snapshot.jpg", operation_id="getVisualizationSnapshot", opt=STREAM_OPT, media_type="image/jpeg",
-         raises=[NotAuthorizedException, PermissionDeniedException],
-         summary="The current frame rendered as one JPEG (auth: header or ?token=)")
-    async def snapshot(self, request: Request[Any, Any, Any], services: ServicesDep,
-                       visualization: VisualizationDep) -> Response[bytes]:
+    @get(
+        "/snapshot.jpg",
+        operation_id="getVisualizationSnapshot",
+        opt=STREAM_OPT,
+        media_type="image/jpeg",
+        raises=[NotAuthorizedException, PermissionDeniedException],
+        summary="The current frame rendered as one JPEG (auth: header or ?token=)",
+    )
+    async def snapshot(
+        self, request: Request[Any, Any, Any], services: ServicesDep, visualization: VisualizationDep
+    ) -> Response[bytes]:
         stream_principal(request, services)
         jpeg = await visualization.ticker.render_now()
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     # Not in the OpenAPI document: an endless multipart stream has no response schema to check against.
-    @get("/mjpeg", operation_id="getVisualizationMjpeg", opt=STREAM_OPT, include_in_schema=False,
-         summary="Rendered skeleton frames as multipart/x-mixed-replace JPEGs (auth: header or ?token=)")
-    async def mjpeg(self, request: Request[Any, Any, Any], services: ServicesDep,
-                    visualization: VisualizationDep) -> Stream:
+    @get(
+        "/mjpeg",
+        operation_id="getVisualizationMjpeg",
+        opt=STREAM_OPT,
+        include_in_schema=False,
+        summary="Rendered skeleton frames as multipart/x-mixed-replace JPEGs (auth: header or ?token=)",
+    )
+    async def mjpeg(
+        self, request: Request[Any, Any, Any], services: ServicesDep, visualization: VisualizationDep
+    ) -> Stream:
         stream_principal(request, services)
         if visualization.mjpeg_clients >= visualization.settings.max_mjpeg_clients:
             raise _unavailable("too many MJPEG clients", retry_after=5)
@@ -149,21 +168,35 @@ class VisualizationController(Controller):
             try:
                 while True:
                     jpeg = await consumer.next()
-                    yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
-                           ).encode() + jpeg + b"\r\n"
+                    yield (
+                        (
+                            f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+                        ).encode()
+                        + jpeg
+                        + b"\r\n"
+                    )
             finally:
                 ticker.discard(consumer)
                 visualization.mjpeg_clients -= 1
 
-        return Stream(parts(), media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-                      headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return Stream(
+            parts(),
+            media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
 
-    @get("/hls/index.m3u8", operation_id="getVisualizationHlsPlaylist", opt=STREAM_OPT,
-         media_type="application/vnd.apple.mpegurl",
-         raises=[NotAuthorizedException, PermissionDeniedException, ServiceUnavailableException],
-         summary="HLS live playlist (H.264); 503 with the reason when ffmpeg is missing (auth: header or ?token=)")
-    async def hls_playlist(self, request: Request[Any, Any, Any], services: ServicesDep,
-                           visualization: VisualizationDep) -> Response[str]:
+    @get(
+        "/hls/index.m3u8",
+        operation_id="getVisualizationHlsPlaylist",
+        opt=STREAM_OPT,
+        media_type="application/vnd.apple.mpegurl",
+        raises=[NotAuthorizedException, PermissionDeniedException, ServiceUnavailableException],
+        summary="HLS live playlist (H.264); 503 with the reason when ffmpeg is missing "
+        "(auth: header or ?token=)",
+    )
+    async def hls_playlist(
+        self, request: Request[Any, Any, Any], services: ServicesDep, visualization: VisualizationDep
+    ) -> Response[str]:
         stream_principal(request, services)
         hls = visualization.hls
         ok, reason = hls.available()
@@ -176,19 +209,35 @@ class VisualizationController(Controller):
         if token:  # segment URLs are relative: carry the query credentials into them
             suffix = "?token=" + quote(token, safe="")
             text = "\n".join(line + suffix if line.startswith("seg_") else line for line in text.split("\n"))
-        return Response(text, media_type="application/vnd.apple.mpegurl", headers={"Cache-Control": "no-store"})
+        return Response(
+            text, media_type="application/vnd.apple.mpegurl", headers={"Cache-Control": "no-store"}
+        )
 
-    @get("/hls/{name:str}", operation_id="getVisualizationHlsSegment", opt=STREAM_OPT, media_type="video/mp2t",
-         summary="One HLS segment (MPEG-TS) named by the playlist",
-         raises=[NotAuthorizedException, PermissionDeniedException, NotFoundException])
-    async def hls_segment(self, request: Request[Any, Any, Any], services: ServicesDep,
-                          visualization: VisualizationDep, name: SegmentName) -> File:
+    @get(
+        "/hls/{name:str}",
+        operation_id="getVisualizationHlsSegment",
+        opt=STREAM_OPT,
+        media_type="video/mp2t",
+        summary="One HLS segment (MPEG-TS) named by the playlist",
+        raises=[NotAuthorizedException, PermissionDeniedException, NotFoundException],
+    )
+    async def hls_segment(
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        visualization: VisualizationDep,
+        name: SegmentName,
+    ) -> File:
         stream_principal(request, services)
         path = visualization.hls.segment_path(name)
         if path is None:
             raise NotFoundException(f"no segment {name!r}")
-        return File(path=path, media_type="video/mp2t", content_disposition_type="inline",
-                    headers={"Cache-Control": "max-age=60"})
+        return File(
+            path=path,
+            media_type="video/mp2t",
+            content_disposition_type="inline",
+            headers={"Cache-Control": "max-age=60"},
+        )
 
 
 class DashboardPageController(Controller):
@@ -197,5 +246,9 @@ class DashboardPageController(Controller):
 
     @get("/", opt=STREAM_OPT, media_type="text/html", sync_to_thread=False)
     def index(self) -> File:
-        return File(path=STATIC_DIR / "index.html", media_type="text/html", content_disposition_type="inline",
-                    headers={"Content-Security-Policy": CSP, "Cache-Control": "no-cache"})
+        return File(
+            path=STATIC_DIR / "index.html",
+            media_type="text/html",
+            content_disposition_type="inline",
+            headers={"Content-Security-Policy": CSP, "Cache-Control": "no-cache"},
+        )

@@ -12,7 +12,6 @@ from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 from litestar.static_files import create_static_files_router
-
 from wdp.serve.dashboard.controller import (
     STATIC_DIR,
     STREAM_OPT,
@@ -32,15 +31,22 @@ class DashboardPlugin(InitPluginProtocol):
         settings = self.services.settings
         if settings.dashboard.enabled:
             app_config.route_handlers.append(DashboardPageController)
-            app_config.route_handlers.append(create_static_files_router(
-                path="/dashboard", directories=[STATIC_DIR], opt=dict(STREAM_OPT), include_in_schema=False,
-                name="dashboard-static", cache_control=None,
-            ))
+            app_config.route_handlers.append(
+                create_static_files_router(
+                    path="/dashboard",
+                    directories=[STATIC_DIR],
+                    opt=dict(STREAM_OPT),
+                    include_in_schema=False,
+                    name="dashboard-static",
+                    cache_control=None,
+                )
+            )
         if settings.visualization.enabled:
             app_config.route_handlers.append(VisualizationController)
             visualization = self.visualization
-            app_config.dependencies["visualization"] = Provide(lambda: visualization, use_cache=True,
-                                                               sync_to_thread=False)
+            app_config.dependencies["visualization"] = Provide(
+                lambda: visualization, use_cache=True, sync_to_thread=False
+            )
             app_config.lifespan.append(self.lifespan)
         app_config.state["visualization"] = self.visualization
         return app_config

@@ -14,13 +14,29 @@ import time
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-
 from wdp.schemas import PoseFrame
 
 # COCO-17 limbs (the same list as serve/dashboard/static/skeleton.js)
 SKELETON: tuple[tuple[int, int], ...] = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8), (7, 9),
-    (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+    (15, 13),
+    (13, 11),
+    (16, 14),
+    (14, 12),
+    (11, 12),
+    (5, 11),
+    (6, 12),
+    (5, 6),
+    (5, 7),
+    (6, 8),
+    (7, 9),
+    (8, 10),
+    (1, 2),
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (3, 5),
+    (4, 6),
 )
 MIN_KEYPOINT_SCORE = 0.3
 SIMULATED_SOURCES = ("simulator", "replay")
@@ -45,8 +61,8 @@ def _background(width: int, height: int) -> Image.Image:
     side, x0, y0 = _square(width, height)
     for k in range(11):
         off = round(k * (side - 1) / 10)
-        img[y0:y0 + side, x0 + off] = GRID
-        img[y0 + off, x0:x0 + side] = GRID
+        img[y0 : y0 + side, x0 + off] = GRID
+        img[y0 + off, x0 : x0 + side] = GRID
     return Image.fromarray(img, "RGB")
 
 
@@ -63,8 +79,9 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def render_frame(frame: PoseFrame | None, width: int = 640, height: int = 360, now: float | None = None
-                 ) -> Image.Image:
+def render_frame(
+    frame: PoseFrame | None, width: int = 640, height: int = 360, now: float | None = None
+) -> Image.Image:
     """One RGB image of the frame's skeletons, track ids, source badge and frame info."""
     img = _background(width, height).copy()
     draw = ImageDraw.Draw(img)
@@ -93,17 +110,21 @@ def render_frame(frame: PoseFrame | None, width: int = 640, height: int = 360, n
     if frame is None:
         info.append("no frames yet")
     else:
-        info += [f"frame {frame.frame_id}", f"{len(frame.persons)} person(s)", f"latency {frame.latency_ms:.0f} ms",
-                 f"source {frame.source}"]
+        info += [
+            f"frame {frame.frame_id}",
+            f"{len(frame.persons)} person(s)",
+            f"latency {frame.latency_ms:.0f} ms",
+            f"source {frame.source}",
+        ]
     y = height - 6 - len(info) * (font_px + 4)
     for line in info:
         draw.text((6, y), line, fill=TEXT, font=font)
         y += font_px + 4
     if frame is not None and frame.source in SIMULATED_SOURCES:
         text = "SIMULATED SOURCE" if frame.source == "simulator" else "SIMULATED SOURCE (replay)"
-        l, t, r, b = draw.textbbox((0, 0), text, font=font)
-        draw.rectangle([4, 4, 4 + (r - l) + 12, 4 + (b - t) + 10], fill=BADGE)
-        draw.text((10 - l, 9 - t), text, fill=(255, 255, 255), font=font)
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        draw.rectangle([4, 4, 4 + (right - left) + 12, 4 + (bottom - top) + 10], fill=BADGE)
+        draw.text((10 - left, 9 - top), text, fill=(255, 255, 255), font=font)
     return img
 
 
@@ -113,6 +134,7 @@ def encode_jpeg(img: Image.Image, quality: int = 80) -> bytes:
     return buf.getvalue()
 
 
-def render_jpeg(frame: PoseFrame | None, width: int = 640, height: int = 360, quality: int = 80,
-                now: float | None = None) -> bytes:
+def render_jpeg(
+    frame: PoseFrame | None, width: int = 640, height: int = 360, quality: int = 80, now: float | None = None
+) -> bytes:
     return encode_jpeg(render_frame(frame, width, height, now), quality)

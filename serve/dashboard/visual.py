@@ -27,9 +27,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import anyio.to_thread
-
 from wdp.schemas import PoseFrame
-
 from wdp.serve.dashboard.render import render_jpeg
 from wdp.serve.dashboard.settings import VisualizationSettings
 from wdp.serve.engine_view import EngineView
@@ -129,7 +127,8 @@ class FrameTicker:
         if key != self._latest_key or self.latest is None:
             s = self.settings
             self.latest = await anyio.to_thread.run_sync(
-                lambda: render_jpeg(frame, s.width, s.height, s.jpeg_quality, now))
+                lambda: render_jpeg(frame, s.width, s.height, s.jpeg_quality, now)
+            )
             self._latest_key = key
             self.frames_rendered += 1
         return self.latest
@@ -178,13 +177,27 @@ class FfmpegEncoder:
 
     @property
     def command(self) -> list[str]:
-        return [self.ffmpeg, "-hide_banner", "-loglevel", "error",
-                "-f", "image2pipe", "-framerate", f"{self.fps:g}", "-c:v", "mjpeg", "-i", "pipe:0",
-                *self.output_args]
+        return [
+            self.ffmpeg,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "image2pipe",
+            "-framerate",
+            f"{self.fps:g}",
+            "-c:v",
+            "mjpeg",
+            "-i",
+            "pipe:0",
+            *self.output_args,
+        ]
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+            *self.command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
         self._stderr_task = asyncio.create_task(self._read_stderr(), name=f"wdp-{self.name}-stderr")
@@ -248,8 +261,23 @@ class FfmpegEncoder:
 
 
 def x264_args(settings: VisualizationSettings, gop: int) -> list[str]:
-    return ["-an", "-c:v", "libx264", "-preset", settings.x264_preset, "-tune", "zerolatency",
-            "-pix_fmt", "yuv420p", "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0"]
+    return [
+        "-an",
+        "-c:v",
+        "libx264",
+        "-preset",
+        settings.x264_preset,
+        "-tune",
+        "zerolatency",
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        str(gop),
+        "-keyint_min",
+        str(gop),
+        "-sc_threshold",
+        "0",
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ HLS
@@ -301,12 +329,25 @@ class HlsStream:
                 s = self.settings
                 gop = max(1, round(s.fps * s.hls_segment_s))
                 assert self.ffmpeg is not None
-                self.encoder = FfmpegEncoder(self.ffmpeg, s.fps, [
-                    *x264_args(s, gop), "-f", "hls", "-hls_time", f"{s.hls_segment_s:g}",
-                    "-hls_list_size", str(s.hls_list_size),
-                    "-hls_flags", "delete_segments+independent_segments+temp_file",
-                    "-hls_segment_filename", str(d / "seg_%06d.ts"), str(d / PLAYLIST),
-                ], "hls")
+                self.encoder = FfmpegEncoder(
+                    self.ffmpeg,
+                    s.fps,
+                    [
+                        *x264_args(s, gop),
+                        "-f",
+                        "hls",
+                        "-hls_time",
+                        f"{s.hls_segment_s:g}",
+                        "-hls_list_size",
+                        str(s.hls_list_size),
+                        "-hls_flags",
+                        "delete_segments+independent_segments+temp_file",
+                        "-hls_segment_filename",
+                        str(d / "seg_%06d.ts"),
+                        str(d / PLAYLIST),
+                    ],
+                    "hls",
+                )
                 await self.encoder.start()
                 self.ticker.add(self.encoder)
                 self.starts += 1
@@ -367,9 +408,14 @@ class HlsStream:
     def status(self) -> dict[str, Any]:
         ok, reason = self.available()
         enc = self.encoder
-        return {"available": ok, "reason": reason, "running": self.running, "starts": self.starts,
-                "frames_written": enc.frames_written if enc else 0,
-                "last_error": enc.last_error if enc else ""}
+        return {
+            "available": ok,
+            "reason": reason,
+            "running": self.running,
+            "starts": self.starts,
+            "frames_written": enc.frames_written if enc else 0,
+            "last_error": enc.last_error if enc else "",
+        }
 
 
 # ------------------------------------------------------------------------------------------------ RTMP
@@ -395,7 +441,10 @@ class RtmpPush:
         if not self.url:
             return False, "no visualization.rtmp_url configured"
         if self.ffmpeg is None:
-            return False, f"ffmpeg not found ({self.settings.ffmpeg!r}): install ffmpeg to enable the RTMP push"
+            return (
+                False,
+                f"ffmpeg not found ({self.settings.ffmpeg!r}): install ffmpeg to enable the RTMP push",
+            )
         return True, ""
 
     def start(self) -> None:
@@ -414,8 +463,9 @@ class RtmpPush:
         gop = max(1, round(s.fps * 2))
         while True:
             self.attempts += 1
-            enc = self.encoder = FfmpegEncoder(self.ffmpeg, s.fps, [*x264_args(s, gop), "-f", "flv", self.url],
-                                               "rtmp")
+            enc = self.encoder = FfmpegEncoder(
+                self.ffmpeg, s.fps, [*x264_args(s, gop), "-f", "flv", self.url], "rtmp"
+            )
             try:
                 await enc.start()
                 self.state = "pushing"
@@ -428,8 +478,12 @@ class RtmpPush:
                 self.ticker.discard(enc)
                 self.frames_written += enc.frames_written
             self.state = "retrying"
-            log.warning("RTMP push to %s stopped (%s); retrying in %g s", redact_url(self.url), self.last_error,
-                        s.rtmp_retry_s)
+            log.warning(
+                "RTMP push to %s stopped (%s); retrying in %g s",
+                redact_url(self.url),
+                self.last_error,
+                s.rtmp_retry_s,
+            )
             await asyncio.sleep(s.rtmp_retry_s)
 
     async def close(self) -> None:
@@ -448,10 +502,16 @@ class RtmpPush:
     def status(self) -> dict[str, Any]:
         ok, reason = self.available()
         enc = self.encoder
-        return {"configured": bool(self.url), "available": ok, "reason": reason, "state": self.state,
-                "url": redact_url(self.url) if self.url else None, "attempts": self.attempts,
-                "frames_written": self.frames_written + (enc.frames_written if enc and enc.running else 0),
-                "last_error": self.last_error}
+        return {
+            "configured": bool(self.url),
+            "available": ok,
+            "reason": reason,
+            "state": self.state,
+            "url": redact_url(self.url) if self.url else None,
+            "attempts": self.attempts,
+            "frames_written": self.frames_written + (enc.frames_written if enc and enc.running else 0),
+            "last_error": self.last_error,
+        }
 
 
 # ------------------------------------------------------------------------------------------------ facade
@@ -479,7 +539,9 @@ class Visualization:
     def status(self, frame: PoseFrame | None) -> dict[str, Any]:
         s = self.settings
         return {
-            "width": s.width, "height": s.height, "fps": s.fps,
+            "width": s.width,
+            "height": s.height,
+            "fps": s.fps,
             "source": frame.source if frame is not None else None,
             "mjpeg": {"available": True, "clients": self.mjpeg_clients, "max_clients": s.max_mjpeg_clients},
             "hls": self.hls.status(),

@@ -24,8 +24,16 @@ SECRET = "dashboard-test-secret-0123456789abcdef0123"
 ADMIN_PASSWORD = "admin-password-for-dashboard-tests"
 BIG = {"limit": 10**9, "window_s": 60.0}
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def need_tool(name: str, *candidates: str) -> str:
@@ -58,7 +66,9 @@ def ffprobe(path: Path | str) -> dict[str, Any]:
     tool = need_tool("ffprobe")
     out = subprocess.run(
         [tool, "-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json", str(path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
@@ -67,14 +77,17 @@ def ffprobe(path: Path | str) -> dict[str, Any]:
 def server_env(**extra: str) -> dict[str, str]:
     return {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),  # the child imports what this process imports
+        "PYTHONPATH": os.pathsep.join(
+            p for p in sys.path if p
+        ),  # the child imports what this process imports
         "WDP_JWT_SECRET": SECRET,
         "WDP_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "WDP_API__AUTH__ARGON2_TIME_COST": "1",
         "WDP_API__AUTH__ARGON2_MEMORY_KIB": "8192",
         "WDP_API__AUTH__ARGON2_PARALLELISM": "1",
-        "WDP_API__RATE_LIMIT__TIERS": json.dumps({t: BIG for t in ("default", "authenticated", "premium",
-                                                                   "streaming")}),
+        "WDP_API__RATE_LIMIT__TIERS": json.dumps(
+            {t: BIG for t in ("default", "authenticated", "premium", "streaming")}
+        ),
         **extra,
     }
 
@@ -100,9 +113,23 @@ def run_engine_server(workdir: Path, *overrides: str, **env: str) -> Iterator[En
     log = workdir / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "wdp.serve", "--port", str(port), "--log-level", "warning",
-             "detector=ground_truth", "source=demo_fall", f"store.path={workdir / 'history.duckdb'}", *overrides],
-            env=server_env(**env), stdout=out, stderr=subprocess.STDOUT, cwd=workdir,
+            [
+                sys.executable,
+                "-m",
+                "wdp.serve",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "detector=ground_truth",
+                "source=demo_fall",
+                f"store.path={workdir / 'history.duckdb'}",
+                *overrides,
+            ],
+            env=server_env(**env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -116,8 +143,10 @@ def run_engine_server(workdir: Path, *overrides: str, **env: str) -> Iterator[En
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the server did not start:\n{log.read_text()}")
             time.sleep(0.2)
-        r = httpx.post(f"{base}/api/v1/auth/token",
-                       json={"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD})
+        r = httpx.post(
+            f"{base}/api/v1/auth/token",
+            json={"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD},
+        )
         assert r.status_code == 200, r.text
         yield EngineServer(base=base, port=port, token=r.json()["access_token"], proc=proc, log=log)
     finally:

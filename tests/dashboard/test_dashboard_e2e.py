@@ -62,7 +62,8 @@ def sign_in(page: Any, server: EngineServer) -> float:
 
 def colourful_pixels(page: Any, canvas: str) -> int:
     """Pixels of a canvas whose colour is saturated (skeleton strokes; the background is grey)."""
-    return int(page.evaluate(f"""() => {{
+    return int(
+        page.evaluate(f"""() => {{
         const c = document.getElementById('{canvas}');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let n = 0;
@@ -70,12 +71,15 @@ def colourful_pixels(page: Any, canvas: str) -> int:
             if (Math.max(d[i], d[i + 1], d[i + 2]) - Math.min(d[i], d[i + 1], d[i + 2]) > 80) n++;
         }}
         return n;
-    }}"""))
+    }}""")
+    )
 
 
 def test_live_dashboard(page: Any, engine_server: EngineServer) -> None:
     signed_in = sign_in(page, engine_server)
-    page.wait_for_function("window.wdp.state.frame && window.wdp.state.frame.persons.length === 2", timeout=10_000)
+    page.wait_for_function(
+        "window.wdp.state.frame && window.wdp.state.frame.persons.length === 2", timeout=10_000
+    )
     assert time.monotonic() - signed_in < 5.0  # skeletons within seconds of signing in
     page.wait_for_function("document.getElementById('conn-state').dataset.state === 'open'")
     assert page.text_content("#who").startswith("admin")
@@ -91,9 +95,15 @@ def test_live_dashboard(page: Any, engine_server: EngineServer) -> None:
     assert "FALL DETECTED" in fall and "person #" in fall
 
     # pipeline and router status come from the REST API
-    page.wait_for_function("document.getElementById('stat-engine').textContent.startsWith('running (simulator)')")
+    page.wait_for_function(
+        "document.getElementById('stat-engine').textContent.startsWith('running (simulator)')"
+    )
     rows = page.locator("#router-rows tr")
-    assert rows.count() == 2 and "sim-0" in rows.nth(0).text_content() and "connected" in rows.nth(0).text_content()
+    assert (
+        rows.count() == 2
+        and "sim-0" in rows.nth(0).text_content()
+        and "connected" in rows.nth(0).text_content()
+    )
     assert float(page.text_content("#stat-fps").split()[0]) > 5
 
     # draw a zone with the editor and save it through the config API
@@ -119,15 +129,19 @@ def test_live_dashboard(page: Any, engine_server: EngineServer) -> None:
     assert got == pytest.approx([c for point in ZONE for c in point], abs=0.051)  # clicks snap to 5 cm
     # the engine got the new zone set: the person who walks there is reported in it
     page.wait_for_function(
-        "window.wdp.state.frame.persons.some(p => p.zone_ids.includes('reading-corner'))", timeout=25_000)
+        "window.wdp.state.frame.persons.some(p => p.zone_ids.includes('reading-corner'))", timeout=25_000
+    )
     page.wait_for_function(
-        "document.querySelector(\"#zone-list li[data-zone-id='reading-corner']\").textContent.includes(': 1/1')")
+        "document.querySelector(\"#zone-list li[data-zone-id='reading-corner']\")"
+        ".textContent.includes(': 1/1')"
+    )
 
     # a dropped WebSocket comes back by itself and frames keep flowing
     before = page.evaluate("window.wdp.state.frames")
     page.evaluate("window.wdp.stream.ws.close(4000, 'test drop')")
-    page.wait_for_function("window.wdp.stream.connections >= 2 && window.wdp.state.conn === 'open'",
-                           timeout=15_000)
+    page.wait_for_function(
+        "window.wdp.stream.connections >= 2 && window.wdp.state.conn === 'open'", timeout=15_000
+    )
     page.wait_for_function(f"window.wdp.state.frames > {before + 10}", timeout=10_000)
 
     time.sleep(0.3)  # let one more animation frame paint the latest state
@@ -136,23 +150,34 @@ def test_live_dashboard(page: Any, engine_server: EngineServer) -> None:
     assert shot.stat().st_size > 10_000
 
 
-def test_bad_password_and_api_key_sign_in(page: Any, engine_server: EngineServer, page_errors: list[str]) -> None:
+def test_bad_password_and_api_key_sign_in(
+    page: Any, engine_server: EngineServer, page_errors: list[str]
+) -> None:
     page.goto(engine_server.base + "/")
     page.fill("#login-password", "wrong")
     page.click("#login-submit")
-    page.wait_for_function("document.getElementById('login-error').textContent.includes('invalid credentials')")
+    page.wait_for_function(
+        "document.getElementById('login-error').textContent.includes('invalid credentials')"
+    )
     assert not page.is_visible("#dashboard")
-    assert page_errors == ["Failed to load resource: the server responded with a status of 401 (Unauthorized)"]
+    assert page_errors == [
+        "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+    ]
     page_errors.clear()
 
     # an API key with read and stream scopes only: the dashboard works, the zone editor is off
-    r = httpx.post(f"{engine_server.base}/api/v1/auth/keys", headers=engine_server.auth,
-                   json={"owner": "viewer", "scopes": ["pose:read", "system:read", "stream:subscribe"]})
+    r = httpx.post(
+        f"{engine_server.base}/api/v1/auth/keys",
+        headers=engine_server.auth,
+        json={"owner": "viewer", "scopes": ["pose:read", "system:read", "stream:subscribe"]},
+    )
     assert r.status_code == 201, r.text
     page.click(".tab[data-mode='api_key']")
     page.fill("#login-apikey", r.json()["api_key"])
     page.click("#login-submit")
-    page.wait_for_function("window.wdp.state.frame && window.wdp.state.frame.persons.length > 0", timeout=10_000)
+    page.wait_for_function(
+        "window.wdp.state.frame && window.wdp.state.frame.persons.length > 0", timeout=10_000
+    )
     assert page.is_disabled("#zone-new")
     assert page.text_content("#who").startswith("API key")
     # signing out closes the stream and shows the form again
@@ -165,8 +190,11 @@ def test_mjpeg_toggle_shows_server_rendered_stream(page: Any, engine_server: Eng
     sign_in(page, engine_server)
     page.wait_for_function("window.wdp.state.frame !== null", timeout=10_000)
     page.check("#show-mjpeg")
-    page.wait_for_function("() => { const i = document.getElementById('mjpeg'); return i.complete && "
-                           "i.naturalWidth === 640 && i.naturalHeight === 360; }", timeout=10_000)
+    page.wait_for_function(
+        "() => { const i = document.getElementById('mjpeg'); return i.complete && "
+        "i.naturalWidth === 640 && i.naturalHeight === 360; }",
+        timeout=10_000,
+    )
     assert not page.is_visible("#pose-canvas")
     page.uncheck("#show-mjpeg")
     assert page.is_visible("#pose-canvas")

@@ -12,7 +12,6 @@ import pytest
 from dashboard_support import SECRET
 from engine_fixtures import BED, two_person_scene
 from litestar.testing import AsyncTestClient
-
 from wdp import schemas
 from wdp.csi.sources import SimulatorSource
 from wdp.engine import Bus, Engine, EngineConfig
@@ -112,8 +111,17 @@ async def test_rest_drives_the_engine(tmp_path: Any) -> None:
         return Engine([src], config=GT, bus=bus)
 
     adapter = EngineAdapter(realtime_engine)
-    settings = load_settings({"auth": {"jwt": {"secret": SECRET}, "argon2_time_cost": 1, "argon2_memory_kib": 8192,
-                                       "argon2_parallelism": 1}}, env={})
+    settings = load_settings(
+        {
+            "auth": {
+                "jwt": {"secret": SECRET},
+                "argon2_time_cost": 1,
+                "argon2_memory_kib": 8192,
+                "argon2_parallelism": 1,
+            }
+        },
+        env={},
+    )
     with Store(str(tmp_path / "h.duckdb")) as store:
         app = create_app(settings, engine_view=adapter, store=store, plugins=[EngineLifespanPlugin(adapter)])
         async with AsyncTestClient(app) as client:
@@ -130,11 +138,16 @@ async def test_rest_drives_the_engine(tmp_path: Any) -> None:
             assert body["active_routers"] == body["total_routers"] == 1
             routers = (await client.get("/api/v1/system/routers", headers=auth)).json()
             assert routers[0]["id"] == "sim-0" and routers[0]["kind"] == "simulator"
-            current = (await client.get("/api/v1/pose/current", headers=auth,
-                                        params={"min_confidence": 0})).json()
+            current = (
+                await client.get("/api/v1/pose/current", headers=auth, params={"min_confidence": 0})
+            ).json()
             assert current["source"] == "simulator"
 
-            zone = {"id": "room", "name": "whole room", "polygon": [[-50, -50], [50, -50], [50, 50], [-50, 50]]}
+            zone = {
+                "id": "room",
+                "name": "whole room",
+                "polygon": [[-50, -50], [50, -50], [50, 50], [-50, 50]],
+            }
             assert (await client.post("/api/v1/config/zones", json=zone, headers=auth)).status_code == 201
             assert [z.id for z in adapter._zones or []] == ["room"]
             await _wait_for_zone(adapter, "room")

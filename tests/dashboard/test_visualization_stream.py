@@ -17,7 +17,6 @@ import pytest
 from dashboard_support import SECRET, EngineServer, ffprobe, free_port, need_tool
 from litestar.testing import AsyncTestClient
 from PIL import Image
-
 from wdp.schemas import N_KEYPOINTS, Person, PoseFrame
 from wdp.serve import StoreBackedEngineView, create_app, load_settings
 from wdp.store import Store
@@ -36,12 +35,14 @@ def read_mjpeg_parts(server: EngineServer, n: int, **params: str) -> list[bytes]
         for chunk in r.iter_bytes():
             buf += chunk
             while True:
-                m = re.search(rb"--" + boundary + rb"\r\nContent-Type: image/jpeg\r\nContent-Length: (\d+)\r\n\r\n", buf)
+                m = re.search(
+                    rb"--" + boundary + rb"\r\nContent-Type: image/jpeg\r\nContent-Length: (\d+)\r\n\r\n", buf
+                )
                 if m is None or len(buf) < m.end() + int(m.group(1)):
                     break
                 size = int(m.group(1))
-                parts.append(buf[m.end():m.end() + size])
-                buf = buf[m.end() + size:]
+                parts.append(buf[m.end() : m.end() + size])
+                buf = buf[m.end() + size :]
             if len(parts) >= n:
                 return parts
     return parts
@@ -113,14 +114,20 @@ def test_hls_playlist_and_segments_decode(engine_server: EngineServer, tmp_path:
 
 def _frame(i: int) -> PoseFrame:
     kp = [[0.3 + 0.01 * (i % 20) + 0.02 * j, 0.2 + 0.04 * j, 0.9] for j in range(N_KEYPOINTS)]
-    return PoseFrame(frame_id=i, timestamp=time.time(), source="live",
-                     persons=[Person(track_id=1, keypoints=kp, box=(0.3, 0.2, 0.7, 0.9), confidence=0.9)])
+    return PoseFrame(
+        frame_id=i,
+        timestamp=time.time(),
+        source="live",
+        persons=[Person(track_id=1, keypoints=kp, box=(0.3, 0.2, 0.7, 0.9), confidence=0.9)],
+    )
 
 
-async def _app(store: Store, **visualization: object) -> AsyncIterator[tuple[AsyncTestClient, StoreBackedEngineView,
-                                                                              dict[str, str]]]:
-    settings = load_settings({"auth": {"jwt": {"secret": SECRET}, **FAST_ARGON2},
-                              "visualization": visualization}, env={})
+async def _app(
+    store: Store, **visualization: object
+) -> AsyncIterator[tuple[AsyncTestClient, StoreBackedEngineView, dict[str, str]]]:
+    settings = load_settings(
+        {"auth": {"jwt": {"secret": SECRET}, **FAST_ARGON2}, "visualization": visualization}, env={}
+    )
     view = StoreBackedEngineView(store, source="live")
     app = create_app(settings, engine_view=view, store=store)
     async with AsyncTestClient(app) as client:
@@ -131,16 +138,22 @@ async def _app(store: Store, **visualization: object) -> AsyncIterator[tuple[Asy
 @pytest.mark.anyio
 async def test_without_ffmpeg_hls_is_unavailable_with_a_reason() -> None:
     with Store(":memory:") as store:
-        async for client, view, auth in _app(store, ffmpeg="/nonexistent/ffmpeg",
-                                             rtmp_url="rtmp://127.0.0.1:1/live/key"):
+        async for client, view, auth in _app(
+            store, ffmpeg="/nonexistent/ffmpeg", rtmp_url="rtmp://127.0.0.1:1/live/key"
+        ):
             r = await client.get("/api/v1/visualization/hls/index.m3u8", headers=auth)
             assert r.status_code == 503
             assert r.json()["reason"].startswith("ffmpeg not found ('/nonexistent/ffmpeg')")
             status = (await client.get("/api/v1/visualization/status", headers=auth)).json()
             assert status["hls"]["available"] is False and "ffmpeg not found" in status["hls"]["reason"]
-            assert status["rtmp"]["state"] == "unavailable" and status["rtmp"]["url"] == "rtmp://127.0.0.1:1/live/***"
+            assert (
+                status["rtmp"]["state"] == "unavailable"
+                and status["rtmp"]["url"] == "rtmp://127.0.0.1:1/live/***"
+            )
             # the rest of the visualization still works without ffmpeg
-            client.blocking_portal.call(view.publish_frame, _frame(1))  # on the app's loop (the portal thread)
+            client.blocking_portal.call(
+                view.publish_frame, _frame(1)
+            )  # on the app's loop (the portal thread)
             snap = await client.get("/api/v1/visualization/snapshot.jpg", headers=auth)
             assert snap.status_code == 200 and Image.open(io.BytesIO(snap.content)).size == (640, 360)
             r = await client.get("/api/v1/visualization/status")
@@ -153,14 +166,30 @@ async def test_rtmp_push_reaches_a_local_receiver(tmp_path: Path) -> None:
     port = free_port()
     out = tmp_path / "received.flv"
     receiver = subprocess.Popen(
-        [ffmpeg, "-hide_banner", "-loglevel", "error", "-listen", "1", "-i", f"rtmp://127.0.0.1:{port}/live/test",
-         "-c", "copy", "-f", "flv", str(out)], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            ffmpeg,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-listen",
+            "1",
+            "-i",
+            f"rtmp://127.0.0.1:{port}/live/test",
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            str(out),
+        ],
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         await asyncio.sleep(0.5)  # the receiver listens before the push connects (the push retries anyway)
         with Store(":memory:") as store:
-            async for client, view, auth in _app(store, rtmp_url=f"rtmp://127.0.0.1:{port}/live/test",
-                                                 rtmp_retry_s=0.5, fps=10.0):
+            async for client, view, auth in _app(
+                store, rtmp_url=f"rtmp://127.0.0.1:{port}/live/test", rtmp_retry_s=0.5, fps=10.0
+            ):
                 for i in range(40):  # 4 s of moving frames
                     client.blocking_portal.call(view.publish_frame, _frame(i))
                     await asyncio.sleep(0.1)
