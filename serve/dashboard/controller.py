@@ -26,7 +26,7 @@ from litestar.exceptions import (
 )
 from litestar.params import PathParameter
 from litestar.response import File, Stream
-from wdp.serve.dashboard.visual import LatestJpeg, Visualization
+from wdp.serve.dashboard.visual import HlsFailed, LatestJpeg, Visualization
 from wdp.serve.edge import principal_of
 from wdp.serve.errors import WWW_AUTHENTICATE
 from wdp.serve.security import API_KEY_PREFIX, POSE_READ, SYSTEM_READ, AuthError, Principal
@@ -202,9 +202,10 @@ class VisualizationController(Controller):
         ok, reason = hls.available()
         if not ok:
             raise _unavailable(reason)
-        text = await hls.playlist()
-        if text is None:
-            raise _unavailable("the HLS encoder is starting; retry shortly", retry_after=1)
+        try:
+            text = await hls.playlist()
+        except HlsFailed as exc:
+            raise _unavailable(str(exc), retry_after=2) from exc
         token = request.query_params.get("token")
         if token:  # segment URLs are relative: carry the query credentials into them
             suffix = "?token=" + quote(token, safe="")

@@ -26,7 +26,7 @@ class VisualizationSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_un
     hls_segment_s: Annotated[float, msgspec.Meta(ge=0.5, le=10.0)] = 1.0
     hls_list_size: Annotated[int, msgspec.Meta(ge=2, le=60)] = 6
     hls_idle_s: float = 30.0  # the HLS encoder stops this long after the last playlist/segment request
-    hls_start_timeout_s: float = 4.0  # a playlist request waits this long for the first segment, then 503
+    hls_start_timeout_s: float = 4.0  # a playlist request waits this long for the first segment
     hls_dir: str | None = None  # where segments are written (default: a temporary directory)
     rtmp_url: str | None = None  # push the rendered stream here (rtmp://host[:port]/app/key) while running
     rtmp_retry_s: float = 5.0  # wait before restarting a failed push

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import re
 import shutil
@@ -37,6 +38,10 @@ log = logging.getLogger("wdp.serve.visual")
 STDIN_BUFFER_LIMIT = 4 * 1024 * 1024  # bytes queued to an ffmpeg stdin before frames are dropped
 SEGMENT_NAME = re.compile(r"^seg_\d{6}\.ts$")
 PLAYLIST = "index.m3u8"
+
+
+class HlsFailed(RuntimeError):
+    """The HLS encoder exited (the reason is ffmpeg's last error line)."""
 
 
 class FrameConsumer(Protocol):
@@ -358,9 +363,11 @@ class HlsStream:
     def touch(self) -> None:
         self._last_access = time.monotonic()
 
-    async def playlist(self) -> str | None:
-        """The playlist text, waiting up to hls_start_timeout_s for the first one; None if none came."""
+    async def playlist(self) -> str:
+        """The live playlist, waiting up to hls_start_timeout_s for the first segment; until then an empty
+        live playlist (players reload it). Raises HlsFailed when the encoder exited."""
         d = await self.ensure_running()
+        encoder = self.encoder
         deadline = time.monotonic() + self.settings.hls_start_timeout_s
         path = d / PLAYLIST
         while True:
@@ -368,8 +375,12 @@ class HlsStream:
                 text = path.read_text()
                 if "#EXTINF" in text:
                     return text
-            if time.monotonic() > deadline or not self.running:
-                return None
+            if encoder is None or not encoder.running:
+                error = encoder.last_error if encoder is not None else ""
+                raise HlsFailed("the HLS encoder stopped" + (f": {error}" if error else ""))
+            if time.monotonic() > deadline:
+                target = math.ceil(self.settings.hls_segment_s)
+                return f"#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:0\n"
             await asyncio.sleep(0.1)
 
     def segment_path(self, name: str) -> Path | None:

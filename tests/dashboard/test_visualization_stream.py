@@ -210,3 +210,37 @@ async def test_rtmp_push_reaches_a_local_receiver(tmp_path: Path) -> None:
     assert (video[0]["width"], video[0]["height"]) == (640, 360)
     assert int(video[0]["nb_read_frames"]) >= 25
     assert info["format"]["format_name"] == "flv" and float(info["format"]["duration"]) >= 2.5
+
+
+def _fake_ffmpeg(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "ffmpeg"
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_hls_playlist_while_starting_and_after_the_encoder_failed(tmp_path: Path) -> None:
+    """An encoder with no segment yet: an empty live playlist (players reload it), not an error; an encoder
+    that exited: 503 with its reason."""
+    from litestar.testing import TestClient
+
+    for body, expect in (("exec cat > /dev/null", 200), ("echo 'Unknown encoder libx264' >&2; exit 1", 503)):
+        settings = load_settings(
+            {
+                "auth": {"jwt": {"secret": SECRET}, **FAST_ARGON2},
+                "visualization": {"ffmpeg": _fake_ffmpeg(tmp_path, body), "hls_start_timeout_s": 0.5},
+            },
+            env={},
+        )
+        with Store(":memory:") as store:
+            app = create_app(settings, engine_view=StoreBackedEngineView(store, source="live"), store=store)
+            with TestClient(app) as client:
+                token = app.state["services"].tokens.issue("viewer", ["pose:read"])[0]
+                r = client.get("/api/v1/visualization/hls/index.m3u8", params={"token": token})
+                assert r.status_code == expect, r.text
+                if expect == 200:
+                    assert r.text.startswith("#EXTM3U\n") and "#EXT-X-TARGETDURATION:1" in r.text
+                    assert "#EXTINF" not in r.text
+                else:
+                    assert r.json()["reason"] == "the HLS encoder stopped: Unknown encoder libx264"
+                    assert r.headers["retry-after"] == "2"
