@@ -112,12 +112,7 @@ def test_live_dashboard(page: Any, engine_server: EngineServer) -> None:
     assert page.input_value("#zone-id") == "reading-corner"
     page.fill("#zone-max", "1")
     for x, y in ZONE:
-        cx, cy = page.evaluate(f"""() => {{
-            const f = window.wdp.floorView, [px, py] = f.toCanvas({x}, {y});
-            const r = f.canvas.getBoundingClientRect();
-            return [r.left + px * r.width / f.canvas.width, r.top + py * r.height / f.canvas.height];
-        }}""")
-        page.mouse.click(cx, cy)
+        page.mouse.click(*_client_point(page, x, y))
     page.click("#zone-save")
     page.wait_for_selector("#zone-list li[data-zone-id='reading-corner']", timeout=5_000)
     assert page.text_content("#zone-error") == ""
@@ -198,3 +193,56 @@ def test_mjpeg_toggle_shows_server_rendered_stream(page: Any, engine_server: Eng
     assert not page.is_visible("#pose-canvas")
     page.uncheck("#show-mjpeg")
     assert page.is_visible("#pose-canvas")
+
+
+def _client_point(page: Any, x: float, y: float) -> tuple[float, float]:
+    cx, cy = page.evaluate(f"""() => {{
+        const f = window.wdp.floorView, [px, py] = f.toCanvas({x}, {y});
+        const r = f.canvas.getBoundingClientRect();
+        return [r.left + px * r.width / f.canvas.width, r.top + py * r.height / f.canvas.height];
+    }}""")
+    return float(cx), float(cy)
+
+
+def test_zone_editor_moves_a_vertex_and_deletes(page: Any, engine_server: EngineServer) -> None:
+    zones = f"{engine_server.base}/api/v1/config/zones"
+    body = {
+        "id": "e2e-edit",
+        "name": "Edit me",
+        "polygon": [[0.5, 0.5], [1.5, 0.5], [1.5, 1.5], [0.5, 1.5]],
+        "restricted": True,
+    }
+    assert httpx.post(zones, json=body, headers=engine_server.auth).status_code == 201
+    sign_in(page, engine_server)
+    page.wait_for_selector("#zone-list li[data-zone-id='e2e-edit']", timeout=10_000)
+    assert "restricted" in page.text_content("#zone-list li[data-zone-id='e2e-edit']")
+
+    page.select_option("#zone-select", "e2e-edit")
+    assert page.input_value("#zone-name") == "Edit me" and page.is_disabled("#zone-id")
+    assert page.is_checked("#zone-restricted")
+    page.mouse.move(*_client_point(page, 1.5, 1.5))  # drag the (1.5, 1.5) corner to (2.0, 2.5)
+    page.mouse.down()
+    page.mouse.move(*_client_point(page, 1.8, 2.0), steps=3)
+    page.mouse.move(*_client_point(page, 2.0, 2.5), steps=3)
+    page.mouse.up()
+    page.fill("#zone-name", "Edited")
+    page.uncheck("#zone-restricted")
+    page.click("#zone-save")
+    page.wait_for_function("document.getElementById('zone-form').hidden")
+    saved = httpx.get(f"{zones}/e2e-edit", headers=engine_server.auth).json()
+    assert saved["name"] == "Edited" and saved["restricted"] is False
+    flat = [c for point in saved["polygon"] for c in point]
+    assert flat == pytest.approx([0.5, 0.5, 1.5, 0.5, 2.0, 2.5, 0.5, 1.5], abs=0.051)
+
+    # a polygon the API refuses (fewer than 3 vertices) is reported, not lost
+    page.click("#zone-new")
+    page.fill("#zone-name", "Too small")
+    page.mouse.click(*_client_point(page, 0.2, 0.2))
+    page.click("#zone-save")
+    assert page.text_content("#zone-error") == "a zone needs at least 3 vertices"
+    page.click("#zone-cancel")
+
+    page.select_option("#zone-select", "e2e-edit")
+    page.click("#zone-delete")
+    page.wait_for_function("!document.querySelector(\"#zone-list li[data-zone-id='e2e-edit']\")")
+    assert httpx.get(f"{zones}/e2e-edit", headers=engine_server.auth).status_code == 404
