@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -66,8 +65,9 @@ def _env(**extra: str) -> dict[str, str]:
         "WDP_API__AUTH__ARGON2_MEMORY_KIB": "8192",
         "WDP_API__AUTH__ARGON2_PARALLELISM": "1",
         # limits stay on (the limiter runs on every request) but high enough never to refuse
-        "WDP_API__RATE_LIMIT__TIERS": json.dumps({t: HUGE for t in ("default", "authenticated", "premium",
-                                                                    "streaming")}),
+        "WDP_API__RATE_LIMIT__TIERS": json.dumps(
+            {t: HUGE for t in ("default", "authenticated", "premium", "streaming")}
+        ),
         **extra,
     }
 
@@ -79,10 +79,27 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def uvicorn(app: str, env: dict[str, str], cpu: int | None, factory: bool = False) -> Iterator[tuple[str, int]]:
+def uvicorn(
+    app: str, env: dict[str, str], cpu: int | None, factory: bool = False
+) -> Iterator[tuple[str, int]]:
     port = free_port()
-    cmd = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level",
-           "warning", "--no-access-log", "--ws-per-message-deflate", "false", "--backlog", "4096"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--ws-per-message-deflate",
+        "false",
+        "--backlog",
+        "4096",
+    ]
     if factory:
         cmd.append("--factory")
     if cpu is not None and shutil.which("taskset"):
@@ -95,9 +112,10 @@ def uvicorn(app: str, env: dict[str, str], cpu: int | None, factory: bool = Fals
             try:
                 httpx.get(f"{base}/api/v1/pose/current", timeout=1.0)
                 break
-            except httpx.TransportError:
+            except httpx.TransportError as exc:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{app} did not start: {proc.stderr.read().decode() if proc.stderr else ''}")
+                    err = proc.stderr.read().decode() if proc.stderr else ""
+                    raise RuntimeError(f"{app} did not start: {err}") from exc
                 time.sleep(0.1)
         yield base, proc.pid  # taskset execs uvicorn: same pid
     finally:
@@ -109,8 +127,10 @@ def uvicorn(app: str, env: dict[str, str], cpu: int | None, factory: bool = Fals
 
 
 def admin_token(base: str) -> str:
-    r = httpx.post(f"{base}/api/v1/auth/token",
-                   json={"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD})
+    r = httpx.post(
+        f"{base}/api/v1/auth/token",
+        json={"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD},
+    )
     r.raise_for_status()
     return str(r.json()["access_token"])
 
@@ -136,7 +156,16 @@ class LoadResult(msgspec.Struct):
 
 
 def _wrk(url: str, token: str, connections: int, duration: int, cpu: int | None) -> LoadResult:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-H", f"Authorization: Bearer {token}", url]
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--latency",
+        "-H",
+        f"Authorization: Bearer {token}",
+        url,
+    ]
     if cpu is not None and shutil.which("taskset"):
         cmd = ["taskset", "-c", str(cpu), *cmd]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -154,10 +183,13 @@ def _wrk(url: str, token: str, connections: int, duration: int, cpu: int | None)
     return LoadResult(int(total[1]), seconds, ms("50"), ms("99"), int(errors[1]) if errors else 0)
 
 
-def _py_load_worker(host: str, port: int, path: str, token: str, connections: int, duration: float,
-                    out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _py_load_worker(
+    host: str, port: int, path: str, token: str, connections: int, duration: float, out: mp.Queue
+) -> None:  # type: ignore[type-arg]
     """Keep-alive HTTP/1.1 load from one process (used when wrk is not installed)."""
-    request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n\r\n").encode()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    ).encode()
 
     async def one(latencies: list[float], stop: float) -> int:
         reader, writer = await asyncio.open_connection(host, port)
@@ -179,7 +211,11 @@ def _py_load_worker(host: str, port: int, path: str, token: str, connections: in
         errors = sum(await asyncio.gather(*(one(latencies, t0 + duration) for _ in range(connections))))
         seconds = time.perf_counter() - t0
         lat = np.asarray(latencies) * 1e3
-        out.put(LoadResult(len(lat), seconds, float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), errors))
+        out.put(
+            LoadResult(
+                len(lat), seconds, float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), errors
+            )
+        )
 
     asyncio.run(run())
 
@@ -188,8 +224,9 @@ def _py_load(url: str, token: str, connections: int, duration: int, cpu: int | N
     m = re.match(r"http://([^:/]+):(\d+)(/.*)", url)
     assert m is not None
     q: mp.Queue = mp.get_context("spawn").Queue()  # type: ignore[type-arg]
-    p = mp.get_context("spawn").Process(target=_py_load_worker, args=(m[1], int(m[2]), m[3], token, connections,
-                                                                      float(duration), q))
+    p = mp.get_context("spawn").Process(
+        target=_py_load_worker, args=(m[1], int(m[2]), m[3], token, connections, float(duration), q)
+    )
     p.start()
     if cpu is not None and p.pid is not None:
         os.sched_setaffinity(p.pid, {cpu})
@@ -205,10 +242,16 @@ def bench_rest(args: argparse.Namespace) -> None:
     tool = "wrk -t1" if load is _wrk else "asyncio keep-alive generator"
     path = "/api/v1/pose/current"
     servers = {
-        "wdp (Litestar + msgspec)": ("wdp.serve.app:create_app_from_env", True,
-                                     _env(WDP_API__DEMO_FEED__FPS="30", WDP_API__DEMO_FEED__PERSONS="3")),
-        "baseline (FastAPI + pydantic)": ("bench.fastapi_pose_baseline:app", False, _env(BENCH_FPS="30",
-                                                                                       BENCH_PERSONS="3")),
+        "wdp (Litestar + msgspec)": (
+            "wdp.serve.app:create_app_from_env",
+            True,
+            _env(WDP_API__DEMO_FEED__FPS="30", WDP_API__DEMO_FEED__PERSONS="3"),
+        ),
+        "baseline (FastAPI + pydantic)": (
+            "bench.fastapi_pose_baseline:app",
+            False,
+            _env(BENCH_FPS="30", BENCH_PERSONS="3"),
+        ),
     }
     results: dict[str, list[LoadResult]] = {name: [] for name in servers}
     token = ""
@@ -223,23 +266,34 @@ def bench_rest(args: argparse.Namespace) -> None:
                 cpu0 = cpu_seconds(pid)
                 r = load(base + path, token, args.connections, args.duration, load_cpu)
                 results[name].append(msgspec.structs.replace(r, server_cpu_s=cpu_seconds(pid) - cpu0))
-    print(f"\n== REST GET {path} (Bearer JWT, 3-person frame), {args.connections} connections, "
-          f"{args.duration} s x {args.rounds} rounds, load: {tool}"
-          + (f", server on cpu {server_cpu}, load on cpu {load_cpu}" if server_cpu is not None else "") + " ==")
-    print(f"{'server':32s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'non-2xx':>7s} {'cpu us/req':>10s} "
-          f"{'req/cpu-s':>9s} {'x req/s':>8s} {'x cpu':>6s}")
+    print(
+        f"\n== REST GET {path} (Bearer JWT, 3-person frame), {args.connections} connections, "
+        f"{args.duration} s x {args.rounds} rounds, load: {tool}"
+        + (f", server on cpu {server_cpu}, load on cpu {load_cpu}" if server_cpu is not None else "")
+        + " =="
+    )
+    print(
+        f"{'server':32s} {'req/s':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'non-2xx':>7s} {'cpu us/req':>10s} "
+        f"{'req/cpu-s':>9s} {'x req/s':>8s} {'x cpu':>6s}"
+    )
     medians = {name: sorted(runs, key=lambda r: r.rps)[len(runs) // 2] for name, runs in results.items()}
     base = medians["baseline (FastAPI + pydantic)"]
     for name, r in medians.items():
-        print(f"{name:32s} {r.rps:8,.0f} {r.p50_ms:7.2f} {r.p99_ms:7.2f} {r.errors:7d} {r.cpu_us:10.1f} "
-              f"{1e6 / r.cpu_us:9,.0f} {r.rps / base.rps:7.2f}x {base.cpu_us / r.cpu_us:5.2f}x")
+        print(
+            f"{name:32s} {r.rps:8,.0f} {r.p50_ms:7.2f} {r.p99_ms:7.2f} {r.errors:7d} {r.cpu_us:10.1f} "
+            f"{1e6 / r.cpu_us:9,.0f} {r.rps / base.rps:7.2f}x {base.cpu_us / r.cpu_us:5.2f}x"
+        )
     for name, runs in results.items():
-        print(f"  {name}: req/s per round {', '.join(f'{r.rps:,.0f}' for r in runs)}; server cpu use "
-              f"{', '.join(f'{r.server_cpu_s / r.seconds:.0%}' for r in runs)} of one core")
-    print("  cpu us/req = server process user+sys CPU / requests: the fair figure when the machine is shared (a\n"
-          "  server that gets only part of its core shows low req/s but the same CPU per request).\n"
-          "  wdp also runs its rate limiter, Prometheus metrics and version headers on every request; the "
-          "baseline does not.")
+        print(
+            f"  {name}: req/s per round {', '.join(f'{r.rps:,.0f}' for r in runs)}; server cpu use "
+            f"{', '.join(f'{r.server_cpu_s / r.seconds:.0%}' for r in runs)} of one core"
+        )
+    print(
+        "  cpu us/req = server process user+sys CPU / requests: the fair figure when the machine is shared\n"
+        "  (a server that gets only part of its core shows low req/s but the same CPU per request).\n"
+        "  wdp also runs its rate limiter, Prometheus metrics and version headers on every request; the "
+        "baseline does not."
+    )
 
 
 # ------------------------------------------------------------------------------------------------ WS fan-out
@@ -296,8 +350,15 @@ def _ws_worker(url: str, n: int, start_at: float, stop_at: float, fps: float, ou
         results = await asyncio.gather(*tasks, return_exceptions=True)
         ok = [r for r in results if not isinstance(r, BaseException)]
         lat = np.concatenate([np.asarray(r[0]) for r in ok]) if ok else np.empty(0)
-        out.put((lat.astype(np.float32).tobytes(), [r[1] for r in ok], [r[2] for r in ok], [r[3] for r in ok],
-                 len(results) - len(ok)))
+        out.put(
+            (
+                lat.astype(np.float32).tobytes(),
+                [r[1] for r in ok],
+                [r[2] for r in ok],
+                [r[3] for r in ok],
+                len(results) - len(ok),
+            )
+        )
 
     asyncio.run(run())
 
@@ -333,8 +394,11 @@ def fanout_run(args: argparse.Namespace, with_slow: bool) -> FanoutRun:
     pin = len(cores) >= 2 and not args.no_pin
     server_cpu = cores[0] if pin else None
     client_cpus = set(cores[1:]) if pin else None
-    env = _env(WDP_API__DEMO_FEED__FPS=str(args.fps), WDP_API__DEMO_FEED__PERSONS="3",
-               WDP_API__STREAM__MAX_CLIENTS=str(args.ws_clients + 10))
+    env = _env(
+        WDP_API__DEMO_FEED__FPS=str(args.fps),
+        WDP_API__DEMO_FEED__PERSONS="3",
+        WDP_API__STREAM__MAX_CLIENTS=str(args.ws_clients + 10),
+    )
     with uvicorn("wdp.serve.app:create_app_from_env", env, server_cpu, factory=True) as (base, pid):
         token = admin_token(base)
         port = int(base.rsplit(":", 1)[1])
@@ -373,7 +437,9 @@ def fanout_run(args: argparse.Namespace, with_slow: bool) -> FanoutRun:
         parts = [q.get(timeout=connect_s + args.ws_duration + 120) for _ in workers]
         for w in workers:
             w.join()
-        perf = httpx.get(f"{base}/api/v1/system/performance", headers={"Authorization": f"Bearer {token}"}).json()
+        perf = httpx.get(
+            f"{base}/api/v1/system/performance", headers={"Authorization": f"Bearer {token}"}
+        ).json()
     return FanoutRun(
         slow_client=with_slow,
         clients=sum(len(p[3]) for p in parts),
@@ -393,23 +459,36 @@ def bench_ws(args: argparse.Namespace) -> None:
     runs = [fanout_run(args, with_slow=False), fanout_run(args, with_slow=True)]
     expected = args.fps * args.ws_duration
     pinned = len(cpus()) >= 2 and not args.no_pin
-    print(f"\n== WebSocket fan-out: {args.ws_clients} clients on pose_updates at {args.fps:g} FPS (3 persons, "
-          f"~2.6 kB/msg), {args.ws_duration:g} s measured, clients in {args.ws_procs} processes"
-          + (", server pinned to one cpu, clients to the other" if pinned else ", no cpu pinning") + " ==")
-    print(f"{'run':24s} {'p50 ms':>7s} {'p99 ms':>7s} {'max ms':>7s} {'>100ms':>7s} {'frames/client':>14s} "
-          f"{'missed':>7s} {'stalls':>7s} {'failed':>6s} {'srv cpu':>8s} {'us/msg':>7s}")
+    print(
+        f"\n== WebSocket fan-out: {args.ws_clients} clients on pose_updates at {args.fps:g} FPS (3 persons, "
+        f"~2.6 kB/msg), {args.ws_duration:g} s measured, clients in {args.ws_procs} processes"
+        + (", server pinned to one cpu, clients to the other" if pinned else ", no cpu pinning")
+        + " =="
+    )
+    print(
+        f"{'run':24s} {'p50 ms':>7s} {'p99 ms':>7s} {'max ms':>7s} {'>100ms':>7s} {'frames/client':>14s} "
+        f"{'missed':>7s} {'stalls':>7s} {'failed':>6s} {'srv cpu':>8s} {'us/msg':>7s}"
+    )
     for r in runs:
         lat = r.latency_ms
         name = "with 1 stalled client" if r.slow_client else "no slow client"
-        print(f"{name:24s} {np.percentile(lat, 50):7.1f} {np.percentile(lat, 99):7.1f} {lat.max():7.1f} "
-              f"{int((lat > 100).sum()):7d} {min(r.received):6d}-{max(r.received):<7d} {r.missed:7d} {r.stalls:7d} "
-              f"{r.failed:6d} {r.run_cpu_s / args.ws_duration:8.0%} {r.run_cpu_s / max(1, lat.size) * 1e6:7.1f}")
+        print(
+            f"{name:24s} {np.percentile(lat, 50):7.1f} {np.percentile(lat, 99):7.1f} {lat.max():7.1f} "
+            f"{int((lat > 100).sum()):7d} {min(r.received):6d}-{max(r.received):<7d} {r.missed:7d} "
+            f"{r.stalls:7d} "
+            f"{r.failed:6d} {r.run_cpu_s / args.ws_duration:8.0%} {r.run_cpu_s / max(1, lat.size) * 1e6:7.1f}"
+        )
     slow = runs[1]
-    print(f"  target: p99 < 100 ms. ~{expected:.0f} frames published per run; missed = frame-id gaps at a client;\n"
-          f"  stalls = inter-arrival gaps > 3 frame periods at a client (includes publisher lateness: the feed\n"
-          f"  skipped {runs[0].feed_skipped} / {slow.feed_skipped} frame instants because its loop was late).\n"
-          f"  stalled client: server dropped {slow.dropped} of its messages, slow disconnects {slow.slow_disconnects} "
-          f"(its kernel socket buffers absorb ~4 MB, ~50 s at this rate, before its server queue overflows).")
+    print(
+        f"  target: p99 < 100 ms. ~{expected:.0f} frames published per run; missed = frame-id gaps at a\n"
+        f"  client;"
+        f" stalls = inter-arrival gaps > 3 frame periods at a client (includes publisher lateness:\n"
+        f"  the feed"
+        f" skipped {runs[0].feed_skipped} / {slow.feed_skipped} frame instants because its loop was late).\n"
+        f"  stalled client: server dropped {slow.dropped} of its messages, slow disconnects "
+        f"{slow.slow_disconnects} "
+        f"(its kernel socket buffers absorb ~4 MB, ~50 s at this rate, before its server queue overflows)."
+    )
 
 
 def main() -> None:
@@ -428,9 +507,12 @@ def main() -> None:
     import litestar
     import uvicorn as uv
 
-    print(f"python {sys.version.split()[0]}, litestar {litestar.__version__.formatted(short=True)}, msgspec {msgspec.__version__}, "
-          f"uvicorn {uv.__version__}, {os.cpu_count()} cpus (affinity {cpus()}), "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"python {sys.version.split()[0]}, litestar {litestar.__version__.formatted(short=True)}, "
+        f"msgspec {msgspec.__version__}, "
+        f"uvicorn {uv.__version__}, {os.cpu_count()} cpus (affinity {cpus()}), "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     if not args.skip_rest:
         bench_rest(args)
     if not args.skip_ws:

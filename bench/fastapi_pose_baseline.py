@@ -16,7 +16,6 @@ import jwt
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
-
 from wdp.serve.demo_feed import synthetic_frame
 
 SECRET = os.environ.get("WDP_JWT_SECRET", "")
@@ -74,7 +73,9 @@ bearer = HTTPBearer()
 
 def verify(credentials: HTTPAuthorizationCredentials = Depends(bearer)) -> dict:  # noqa: B008
     try:
-        claims = jwt.decode(credentials.credentials, SECRET, algorithms=["HS256"], audience="wdp-api", issuer="wdp")
+        claims = jwt.decode(
+            credentials.credentials, SECRET, algorithms=["HS256"], audience="wdp-api", issuer="wdp"
+        )
     except jwt.InvalidTokenError as exc:
         raise HTTPException(status_code=401, detail=str(exc)) from exc
     if "pose:read" not in claims.get("scopes", []) and "admin:all" not in claims.get("scopes", []):
@@ -89,6 +90,9 @@ async def current(
     _: dict = Depends(verify),  # noqa: B008
 ) -> PoseFrame:
     frame = state["current"]
-    persons = [p for p in frame.persons
-               if (zone_id is None or zone_id in p.zone_ids) and p.confidence >= min_confidence]
+    persons = [
+        p
+        for p in frame.persons
+        if (zone_id is None or zone_id in p.zone_ids) and p.confidence >= min_confidence
+    ]
     return frame.model_copy(update={"persons": persons})

@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 import duckdb
-
 from wdp.serve.api_types import ActivityCount, ZoneReport
 
-_IN_ZONE = ("EXISTS (SELECT 1 FROM person_zones z WHERE z.ts >= ? AND z.ts < ? AND z.zone_id = ? "
-            "AND z.ts = p.ts AND z.frame_id = p.frame_id AND z.track_id = p.track_id)")
+_IN_ZONE = (
+    "EXISTS (SELECT 1 FROM person_zones z WHERE z.ts >= ? AND z.ts < ? AND z.zone_id = ? "
+    "AND z.ts = p.ts AND z.frame_id = p.frame_id AND z.track_id = p.track_id)"
+)
 
 
 def activity_counts(
@@ -30,11 +31,15 @@ def activity_counts(
         params,
     ).fetchall()
     total = sum(int(n) for _, n, _ in rows)
-    return total, [ActivityCount(activity=a, person_frames=int(n), persons=int(k)) for a, n, k in rows if a is not None]
+    return total, [
+        ActivityCount(activity=a, person_frames=int(n), persons=int(k)) for a, n, k in rows if a is not None
+    ]
 
 
 def report_totals(con: duckdb.DuckDBPyConnection, start: float, end: float) -> dict[str, Any]:
-    frames_row = con.execute("SELECT count(*) FROM pose_frames WHERE ts >= ? AND ts < ?", [start, end]).fetchone()
+    frames_row = con.execute(
+        "SELECT count(*) FROM pose_frames WHERE ts >= ? AND ts < ?", [start, end]
+    ).fetchone()
     frames = int(frames_row[0]) if frames_row else 0
     persons_row = con.execute(
         "SELECT count(*), count(DISTINCT track_id) FROM pose_persons WHERE ts >= ? AND ts < ?", [start, end]
@@ -49,8 +54,12 @@ def report_totals(con: duckdb.DuckDBPyConnection, start: float, end: float) -> d
         [start, end],
     ).fetchall()
     zones = [
-        ZoneReport(zone_id=z, person_frames=int(s), mean_occupancy=float(s) / frames if frames else 0.0,
-                   peak_occupancy=int(m))
+        ZoneReport(
+            zone_id=z,
+            person_frames=int(s),
+            mean_occupancy=float(s) / frames if frames else 0.0,
+            peak_occupancy=int(m),
+        )
         for z, s, m in zone_rows
     ]
     return {

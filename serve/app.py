@@ -1,7 +1,7 @@
 """App factory: ``create_app(settings, engine_view, store)``.
 
     app = create_app(load_settings(cfg.api), engine_view=engine, store=store)   # the engine binds here
-    uvicorn wdp.serve.app:create_app_from_env --factory                         # API on its own (store-backed)
+    uvicorn wdp.serve.app:create_app_from_env --factory      # API on its own (store-backed)
 
 Without an engine view the app serves a StoreBackedEngineView over the store; without a store it opens
 ``settings.store_path`` in its lifespan and closes it on shutdown. A store handed in is the caller's to
@@ -15,9 +15,6 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.plugins import PluginProtocol
-
-from wdp.store import Store
-
 from wdp.serve.dashboard.plugin import DashboardPlugin
 from wdp.serve.engine_view import EngineView, StoreBackedEngineView
 from wdp.serve.metrics import ApiMetrics
@@ -29,6 +26,7 @@ from wdp.serve.services import Services
 from wdp.serve.settings import ServeSettings, check_settings, load_settings
 from wdp.serve.stream.hub import StreamHub
 from wdp.serve.versioning import Versioning
+from wdp.store import Store
 
 
 def build_services(settings: ServeSettings, engine_view: EngineView, store: Store) -> Services:
@@ -69,7 +67,12 @@ def create_app(
     # The schema plugin must precede Litestar's built-in ones, which are appended after these.
     # request_max_body_size goes here: Litestar 2.25 ignores the value an init plugin sets on AppConfig.
     return Litestar(
-        plugins=[StructDefaultsSchemaPlugin(), WdpApiPlugin(services, owns_store=owns_store), *extra, *plugins],
+        plugins=[
+            StructDefaultsSchemaPlugin(),
+            WdpApiPlugin(services, owns_store=owns_store),
+            *extra,
+            *plugins,
+        ],
         request_max_body_size=settings.request_max_body_size,
     )
 

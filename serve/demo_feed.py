@@ -11,7 +11,6 @@ import math
 import time
 
 from wdp.schemas import N_KEYPOINTS, Person, PoseFrame
-
 from wdp.serve.engine_view import StoreBackedEngineView
 
 ROOM = (10.0, 8.0)
@@ -25,16 +24,32 @@ def synthetic_frame(frame_id: int, t: float, persons: int) -> PoseFrame:
         y = ROOM[1] / 2 + 2.5 * math.sin(phase)
         cx, cy = 0.2 + 0.6 * (x / ROOM[0]), 0.2 + 0.6 * (y / ROOM[1])
         keypoints = [
-            [round(cx + 0.03 * math.sin(j + t), 4), round(cy - 0.15 + 0.02 * j, 4), round(0.6 + 0.02 * (j % 10), 3)]
+            [
+                round(cx + 0.03 * math.sin(j + t), 4),
+                round(cy - 0.15 + 0.02 * j, 4),
+                round(0.6 + 0.02 * (j % 10), 3),
+            ]
             for j in range(N_KEYPOINTS)
         ]
-        out.append(Person(
-            track_id=k + 1, keypoints=keypoints, box=(cx - 0.08, cy - 0.2, cx + 0.08, cy + 0.2),
-            confidence=round(0.55 + 0.1 * k % 0.45, 3), zone_ids=["left"] if x < ROOM[0] / 2 else ["right"],
-            activity="walking", position=(round(x, 3), round(y, 3)),
-        ))
-    return PoseFrame(frame_id=frame_id, timestamp=time.time(), source="simulator", persons=out,
-                     router_ids=["demo"], latency_ms=0.0)
+        out.append(
+            Person(
+                track_id=k + 1,
+                keypoints=keypoints,
+                box=(cx - 0.08, cy - 0.2, cx + 0.08, cy + 0.2),
+                confidence=round(0.55 + 0.1 * k % 0.45, 3),
+                zone_ids=["left"] if x < ROOM[0] / 2 else ["right"],
+                activity="walking",
+                position=(round(x, 3), round(y, 3)),
+            )
+        )
+    return PoseFrame(
+        frame_id=frame_id,
+        timestamp=time.time(),
+        source="simulator",
+        persons=out,
+        router_ids=["demo"],
+        latency_ms=0.0,
+    )
 
 
 async def run_demo_feed(view: StoreBackedEngineView, fps: float, persons: int) -> None:

@@ -20,7 +20,6 @@ from litestar.enums import ScopeType
 from litestar.exceptions import TooManyRequestsException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-
 from wdp.serve.ratelimit import RateDecision
 from wdp.serve.security import API_KEY_PREFIX, AuthError, Principal
 from wdp.serve.services import Services
@@ -87,7 +86,9 @@ class EdgeMiddleware(ASGIMiddleware):
                     return principal, None
                 # argon2 is deliberately slow: charge the caller's anonymous budget before paying for it
                 if charge and self._limits.enabled and scope["type"] == ScopeType.HTTP:
-                    decision = self.s.limiter.hit(self._limits.anonymous_tier, "ip:" + self.client_address(scope))
+                    decision = self.s.limiter.hit(
+                        self._limits.anonymous_tier, "ip:" + self.client_address(scope)
+                    )
                     if not decision.allowed:
                         self._refuse(scope, decision, self._limits.anonymous_tier)
                 return await anyio.to_thread.run_sync(self.s.api_keys.verify, api_key), None

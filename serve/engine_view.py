@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal, Protocol, overload, runtime_checkable
 
 import msgspec
-
 from wdp.schemas import EventBase, FrameSource, PoseFrame, Router, SystemStarted, SystemStopped, Zone
 from wdp.store import Store, config, queries
 
@@ -133,7 +132,7 @@ class Broadcast:
         return len(self._subs)
 
 
-# ------------------------------------------------------------------------------------------------ store-backed
+# ----------------------------------------------------------------------------------------------- store-backed
 
 
 class StoreBackedEngineView:
@@ -192,7 +191,9 @@ class StoreBackedEngineView:
         if not self._running:
             self._running = True
             self._started_at = time.time()
-            self.publish_event(SystemStarted(timestamp=self._started_at, version="0.1.0", source=self._source))
+            self.publish_event(
+                SystemStarted(timestamp=self._started_at, version="0.1.0", source=self._source)
+            )
         return self.status()
 
     async def stop(self) -> EngineStatus:

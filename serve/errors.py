@@ -20,7 +20,6 @@ from litestar.exceptions import (
 )
 from litestar.handlers.base import BaseRouteHandler
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
-
 from wdp.serve.api_types import ErrorBody
 
 log = logging.getLogger("wdp.serve")
@@ -28,16 +27,20 @@ log = logging.getLogger("wdp.serve")
 WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="wdp"'}
 
 
-def error_response(status: int, reason: str, extra: Any = None, headers: dict[str, str] | None = None
-                   ) -> Response[ErrorBody]:
+def error_response(
+    status: int, reason: str, extra: Any = None, headers: dict[str, str] | None = None
+) -> Response[ErrorBody]:
     if not isinstance(extra, list | dict):
         extra = None
     try:
         name = HTTPStatus(status).phrase
     except ValueError:
         name = "Error"
-    return Response(ErrorBody(status_code=status, error=name, reason=reason, extra=extra), status_code=status,
-                    headers=headers)
+    return Response(
+        ErrorBody(status_code=status, error=name, reason=reason, extra=extra),
+        status_code=status,
+        headers=headers,
+    )
 
 
 def http_exception_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
-
 from litestar import Litestar, Router
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin  # private: see the plugin
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import (
@@ -25,12 +25,10 @@ from litestar.openapi.spec import (
     Schema,
     SecurityScheme,
 )
-from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin  # private: see the plugin
 from litestar.plugins.core._msgspec import kwarg_definition_from_field
 from litestar.routes import HTTPRoute
 from litestar.types.empty import Empty
 from litestar.typing import FieldDefinition
-
 from wdp.serve.settings import ServeSettings
 
 if TYPE_CHECKING:
@@ -47,17 +45,28 @@ _ERROR_SCHEMA = Schema(
         "status_code": Schema(type=OpenAPIType.INTEGER),
         "error": Schema(type=OpenAPIType.STRING, description="HTTP status name"),
         "reason": Schema(type=OpenAPIType.STRING, description="What was wrong, for a human"),
-        "extra": Schema(one_of=[
-            Schema(type=OpenAPIType.NULL),
-            Schema(type=OpenAPIType.OBJECT, additional_properties=Schema()),
-            Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.OBJECT, additional_properties=Schema())),
-        ]),
+        "extra": Schema(
+            one_of=[
+                Schema(type=OpenAPIType.NULL),
+                Schema(type=OpenAPIType.OBJECT, additional_properties=Schema()),
+                Schema(
+                    type=OpenAPIType.ARRAY,
+                    items=Schema(type=OpenAPIType.OBJECT, additional_properties=Schema()),
+                ),
+            ]
+        ),
     },
 )
 _RATE_HEADERS = {
-    "X-RateLimit-Limit": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER), description="Requests per window"),
-    "X-RateLimit-Remaining": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER), description="Left in this window"),
-    "X-RateLimit-Reset": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER), description="Window reset, epoch s"),
+    "X-RateLimit-Limit": OpenAPIHeader(
+        schema=Schema(type=OpenAPIType.INTEGER), description="Requests per window"
+    ),
+    "X-RateLimit-Remaining": OpenAPIHeader(
+        schema=Schema(type=OpenAPIType.INTEGER), description="Left in this window"
+    ),
+    "X-RateLimit-Reset": OpenAPIHeader(
+        schema=Schema(type=OpenAPIType.INTEGER), description="Window reset, epoch s"
+    ),
 }
 _STANDARD_ERRORS = {
     "401": "Missing, expired or invalid credentials",
@@ -72,22 +81,32 @@ def openapi_config(settings: ServeSettings) -> OpenAPIConfig:
         title=settings.title,
         version="1.0.0",
         description="WiFi CSI pose estimation: poses, history, analytics, configuration, webhooks. "
-                    "Authenticate with `Authorization: Bearer <JWT>` (POST /api/v1/auth/token) or `X-API-Key`.",
-        components=Components(security_schemes={
-            "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
-            "ApiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
-        }),
+        "Authenticate with `Authorization: Bearer <JWT>` (POST /api/v1/auth/token) or `X-API-Key`.",
+        components=Components(
+            security_schemes={
+                "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
+                "ApiKey": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
+            }
+        ),
         security=_SECURITY,
         render_plugins=[ScalarRenderPlugin()],
-        openapi_router=Router(SCHEMA_PATH, route_handlers=[], opt={"public": True, "no_rate_limit": True},
-                              include_in_schema=False),
+        openapi_router=Router(
+            SCHEMA_PATH,
+            route_handlers=[],
+            opt={"public": True, "no_rate_limit": True},
+            include_in_schema=False,
+        ),
     )
 
 
 def _error_response(description: str) -> OpenAPIResponse:
     return OpenAPIResponse(
         description=description,
-        content={"application/json": OpenAPIMediaType(schema=Reference(f"#/components/schemas/{ERROR_SCHEMA_NAME}"))},
+        content={
+            "application/json": OpenAPIMediaType(
+                schema=Reference(f"#/components/schemas/{ERROR_SCHEMA_NAME}")
+            )
+        },
     )
 
 
@@ -99,7 +118,9 @@ def _is_litestar_error(response: Any) -> bool:
     if isinstance(schema, Schema):
         if schema.properties and "detail" in schema.properties:
             return True
-        return any(isinstance(s, Schema) and s.properties and "detail" in s.properties for s in schema.one_of or ())
+        return any(
+            isinstance(s, Schema) and s.properties and "detail" in s.properties for s in schema.one_of or ()
+        )
     return False
 
 
@@ -113,7 +134,9 @@ def _handler_opts(app: Litestar) -> dict[tuple[str, str], dict[str, Any]]:
     return opts
 
 
-def document_errors(app: Litestar, extra_responses: dict[tuple[str, str], dict[str, OpenAPIResponse]]) -> None:
+def document_errors(
+    app: Litestar, extra_responses: dict[tuple[str, str], dict[str, OpenAPIResponse]]
+) -> None:
     """Rewrite the app's generated OpenAPI document in place (see module doc)."""
     doc = app.openapi_schema
     components = doc.components
@@ -145,8 +168,10 @@ def document_errors(app: Litestar, extra_responses: dict[tuple[str, str], dict[s
                 responses.setdefault("401", _error_response(_STANDARD_ERRORS["401"]))
                 if opt.get("scopes"):
                     responses.setdefault("403", _error_response(_STANDARD_ERRORS["403"]))
-                    op.description = ((op.description or "") + f"\n\nRequires scope: {' or '.join(opt['scopes'])}"
-                                      " (or admin:all).").strip()
+                    op.description = (
+                        (op.description or "") + f"\n\nRequires scope: {' or '.join(opt['scopes'])}"
+                        " (or admin:all)."
+                    ).strip()
             if not opt.get("no_rate_limit"):
                 responses.setdefault("429", _error_response(_STANDARD_ERRORS["429"]))
                 for code, response in responses.items():
@@ -177,5 +202,6 @@ class StructDefaultsSchemaPlugin(StructSchemaPlugin):
         if info.tag_field:
             properties[info.tag_field] = FieldDefinition.from_annotation(Literal[info.tag])  # type: ignore[arg-type]
             required.append(info.tag_field)
-        return schema_creator.create_component_schema(field_definition, required=sorted(required),
-                                                      property_fields=properties)
+        return schema_creator.create_component_schema(
+            field_definition, required=sorted(required), property_fields=properties
+        )

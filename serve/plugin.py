@@ -17,9 +17,6 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Schema
 from litestar.plugins import InitPluginProtocol
-
-from wdp.store import config as store_config
-
 from wdp.serve.controllers import CONTROLLERS
 from wdp.serve.demo_feed import run_demo_feed
 from wdp.serve.edge import EdgeMiddleware
@@ -30,19 +27,24 @@ from wdp.serve.security import ADMIN_ALL
 from wdp.serve.services import Services
 from wdp.serve.stream.handler import StreamController
 from wdp.serve.templates_store import ensure_table
+from wdp.store import config as store_config
 
 log = logging.getLogger("wdp.serve")
 
 
 def _export_responses() -> dict[tuple[str, str], dict[str, OpenAPIResponse]]:
     binary = Schema(type=OpenAPIType.STRING, format="binary")  # type: ignore[arg-type]
-    return {("/api/v1/analytics/export", "get"): {"200": OpenAPIResponse(
-        description="The export file (Parquet or CSV by `format`)",
-        content={
-            "application/vnd.apache.parquet": OpenAPIMediaType(schema=binary),
-            "text/csv": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
-        },
-    )}}
+    return {
+        ("/api/v1/analytics/export", "get"): {
+            "200": OpenAPIResponse(
+                description="The export file (Parquet or CSV by `format`)",
+                content={
+                    "application/vnd.apache.parquet": OpenAPIMediaType(schema=binary),
+                    "text/csv": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
+                },
+            )
+        }
+    }
 
 
 class WdpApiPlugin(InitPluginProtocol):
@@ -66,9 +68,12 @@ class WdpApiPlugin(InitPluginProtocol):
         if settings.cors.allow_origins:
             c = settings.cors
             app_config.cors_config = CORSConfig(
-                allow_origins=list(c.allow_origins), allow_methods=list(c.allow_methods),  # type: ignore[arg-type]
-                allow_headers=list(c.allow_headers), expose_headers=list(c.expose_headers),
-                allow_credentials=c.allow_credentials, max_age=c.max_age,
+                allow_origins=list(c.allow_origins),
+                allow_methods=list(c.allow_methods),  # type: ignore[arg-type]
+                allow_headers=list(c.allow_headers),
+                expose_headers=list(c.expose_headers),
+                allow_credentials=c.allow_credentials,
+                max_age=c.max_age,
             )
         app_config.state["services"] = services
         return app_config
@@ -93,7 +98,9 @@ class WdpApiPlugin(InitPluginProtocol):
             await s.hub.start()
             demo = s.settings.demo_feed
             if demo.fps > 0 and isinstance(s.engine, StoreBackedEngineView):
-                feed = asyncio.create_task(run_demo_feed(s.engine, demo.fps, demo.persons), name="wdp-demo-feed")
+                feed = asyncio.create_task(
+                    run_demo_feed(s.engine, demo.fps, demo.persons), name="wdp-demo-feed"
+                )
             yield
         finally:
             if feed is not None:
@@ -110,7 +117,9 @@ class WdpApiPlugin(InitPluginProtocol):
             return
         if await self.services.db(store_config.list_users):
             return
-        password_hash = await anyio.to_thread.run_sync(self.services.hasher.hash, auth.bootstrap_admin_password)
+        password_hash = await anyio.to_thread.run_sync(
+            self.services.hasher.hash, auth.bootstrap_admin_password
+        )
         await self.services.db(store_config.put_user, auth.bootstrap_admin, password_hash, [ADMIN_ALL])
         log.info("created bootstrap admin user %r", auth.bootstrap_admin)
 

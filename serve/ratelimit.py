@@ -13,7 +13,6 @@ import math
 import time
 
 import msgspec
-
 from wdp.serve.settings import RateLimitSettings, RateTier
 
 

@@ -22,12 +22,10 @@ from typing import Literal
 import argon2
 import jwt
 import msgspec
-
+from wdp.serve.settings import AuthSettings, RateLimitSettings, jwt_keys
 from wdp.store import Store
 from wdp.store import config as store_config
 from wdp.store.config import ApiKeyRecord
-
-from wdp.serve.settings import AuthSettings, RateLimitSettings, jwt_keys
 
 POSE_READ = "pose:read"
 ANALYTICS_READ = "analytics:read"
@@ -38,11 +36,24 @@ ADMIN_ALL = "admin:all"
 STREAM_SUBSCRIBE = "stream:subscribe"
 STREAM_PUBLISH = "stream:publish"
 SCOPES: tuple[str, ...] = (
-    POSE_READ, ANALYTICS_READ, SYSTEM_READ, CONFIG_WRITE, ZONE_WRITE, ADMIN_ALL, STREAM_SUBSCRIBE, STREAM_PUBLISH,
+    POSE_READ,
+    ANALYTICS_READ,
+    SYSTEM_READ,
+    CONFIG_WRITE,
+    ZONE_WRITE,
+    ADMIN_ALL,
+    STREAM_SUBSCRIBE,
+    STREAM_PUBLISH,
 )
 Scope = Literal[
-    "pose:read", "analytics:read", "system:read", "config:write", "zone:write", "admin:all",
-    "stream:subscribe", "stream:publish",
+    "pose:read",
+    "analytics:read",
+    "system:read",
+    "config:write",
+    "zone:write",
+    "admin:all",
+    "stream:subscribe",
+    "stream:publish",
 ]
 API_KEY_PREFIX = "wdp_"
 
@@ -129,8 +140,9 @@ class TokenService:
         self._cache_size = auth.token_cache_size
         self._lock = threading.Lock()
 
-    def issue(self, subject: str, scopes: Iterable[str], *, ttl_s: int | None = None,
-              now: float | None = None) -> tuple[str, float]:
+    def issue(
+        self, subject: str, scopes: Iterable[str], *, ttl_s: int | None = None, now: float | None = None
+    ) -> tuple[str, float]:
         """A signed access token and its expiry (epoch seconds)."""
         if self._signing_key is None:
             raise RuntimeError(f"no private key configured to sign {self._jwt.algorithm} tokens")
@@ -138,8 +150,14 @@ class TokenService:
         exp = t + (ttl_s or self._jwt.access_ttl_s)
         scope_list = check_scopes(scopes)
         claims = {
-            "sub": subject, "iat": t, "nbf": t, "exp": exp, "iss": self._jwt.issuer, "aud": self._jwt.audience,
-            "jti": secrets.token_hex(8), "scopes": scope_list,
+            "sub": subject,
+            "iat": t,
+            "nbf": t,
+            "exp": exp,
+            "iss": self._jwt.issuer,
+            "aud": self._jwt.audience,
+            "jti": secrets.token_hex(8),
+            "scopes": scope_list,
             "tier": tier_for(f"user:{subject}", scope_list, self._limits),
         }
         return jwt.encode(claims, self._signing_key, algorithm=self._jwt.algorithm), float(exp)
@@ -184,8 +202,13 @@ class TokenService:
         tier = claims.get("tier")
         if not isinstance(tier, str) or tier not in self._limits.tiers:
             tier = tier_for(f"user:{subject}", scopes, self._limits)
-        return Principal(subject=subject, scopes=frozenset(s for s in scopes if s in SCOPES), kind="jwt",
-                         tier=tier, expires_at=float(claims["exp"]))
+        return Principal(
+            subject=subject,
+            scopes=frozenset(s for s in scopes if s in SCOPES),
+            kind="jwt",
+            tier=tier,
+            expires_at=float(claims["exp"]),
+        )
 
 
 # ------------------------------------------------------------------------------------------------ API keys
@@ -201,7 +224,7 @@ def new_api_key() -> tuple[str, str, str]:
 def split_api_key(key: str) -> tuple[str, str] | None:
     if not key.startswith(API_KEY_PREFIX):
         return None
-    key_id, sep, secret = key[len(API_KEY_PREFIX):].partition("_")
+    key_id, sep, secret = key[len(API_KEY_PREFIX) :].partition("_")
     if not sep or len(key_id) != 12 or not secret or len(secret) > 128:
         return None
     return key_id, secret
@@ -210,7 +233,9 @@ def split_api_key(key: str) -> tuple[str, str] | None:
 class ApiKeyVerifier:
     """Verifies ``wdp_<key_id>_<secret>`` against the store (argon2), with a short positive cache."""
 
-    def __init__(self, store: Store, hasher: SecretHasher, auth: AuthSettings, limits: RateLimitSettings) -> None:
+    def __init__(
+        self, store: Store, hasher: SecretHasher, auth: AuthSettings, limits: RateLimitSettings
+    ) -> None:
         self._store = store
         self._hasher = hasher
         self._ttl = auth.api_key_cache_s
@@ -236,8 +261,11 @@ class ApiKeyVerifier:
         if record is None or not ok:
             raise AuthError("invalid API key")
         principal = Principal(
-            subject=record.owner, scopes=frozenset(s for s in record.scopes if s in SCOPES), kind="api_key",
-            tier=tier_for(f"key:{record.key_id}", record.scopes, self._limits), key_id=record.key_id,
+            subject=record.owner,
+            scopes=frozenset(s for s in record.scopes if s in SCOPES),
+            kind="api_key",
+            tier=tier_for(f"key:{record.key_id}", record.scopes, self._limits),
+            key_id=record.key_id,
         )
         with self._lock:
             self._cache[hashlib.sha256(key.encode()).digest()] = (principal, time.monotonic() + self._ttl)
@@ -251,4 +279,6 @@ class ApiKeyVerifier:
 
     def _find(self, key_id: str) -> ApiKeyRecord | None:
         con = self._store.cursor()
-        return next((k for k in store_config.list_api_keys(con) if k.key_id == key_id and not k.revoked), None)
+        return next(
+            (k for k in store_config.list_api_keys(con) if k.key_id == key_id and not k.revoked), None
+        )

@@ -15,9 +15,6 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import duckdb
 from litestar.di import NamedDependency
-
-from wdp.store import Store
-
 from wdp.serve.engine_view import EngineView
 from wdp.serve.metrics import ApiMetrics
 from wdp.serve.ratelimit import RateLimiter
@@ -25,6 +22,7 @@ from wdp.serve.security import ApiKeyVerifier, SecretHasher, TokenService
 from wdp.serve.settings import ServeSettings
 from wdp.serve.stream.hub import StreamHub
 from wdp.serve.versioning import Versioning
+from wdp.store import Store
 
 T = TypeVar("T")
 

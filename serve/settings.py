@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
-
 from wdp.serve.dashboard.settings import DashboardSettings, VisualizationSettings
 
 DEFAULT_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"  # refused unless dev_mode
@@ -51,7 +50,9 @@ class AuthSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     argon2_parallelism: int = 4
     api_key_cache_s: float = 60.0  # a verified key skips argon2 for this long (revocation via API evicts)
     token_cache_size: int = 4096  # decoded JWTs kept (until their exp) so a request pays one dict lookup
-    bootstrap_admin: str = "admin"  # created at startup with admin:all when no user exists and a password is set
+    bootstrap_admin: str = (
+        "admin"  # created at startup with admin:all when no user exists and a password is set
+    )
     bootstrap_admin_password: str | None = None
 
 
@@ -84,14 +85,24 @@ class RateLimitSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknow
 
 class CorsSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     allow_origins: list[str] = []  # empty: CORS off
-    allow_methods: list[str] = msgspec.field(default_factory=lambda: ["GET", "POST", "PUT", "DELETE", "OPTIONS"])
+    allow_methods: list[str] = msgspec.field(
+        default_factory=lambda: ["GET", "POST", "PUT", "DELETE", "OPTIONS"]
+    )
     allow_headers: list[str] = msgspec.field(
         default_factory=lambda: ["Authorization", "Content-Type", "X-API-Key", "API-Version"]
     )
-    expose_headers: list[str] = msgspec.field(default_factory=lambda: [
-        "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After", "API-Version",
-        "Deprecation", "Sunset", "Link",
-    ])
+    expose_headers: list[str] = msgspec.field(
+        default_factory=lambda: [
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+            "Retry-After",
+            "API-Version",
+            "Deprecation",
+            "Sunset",
+            "Link",
+        ]
+    )
     allow_credentials: bool = False
     max_age: int = 600
 
@@ -165,7 +176,7 @@ def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     for name, raw in env.items():
         if not name.startswith(ENV_PREFIX):
             continue
-        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
         if not path:
             continue
         node = out
@@ -245,8 +256,13 @@ def check_settings(settings: ServeSettings) -> None:
     if jwt.access_ttl_s <= 0:
         raise InsecureSettingsError("auth.jwt.access_ttl_s must be > 0")
     rl = settings.rate_limit
-    for name in (rl.anonymous_tier, rl.authenticated_tier, rl.stream_tier, rl.admin_tier,
-                 *rl.subject_tiers.values()):
+    for name in (
+        rl.anonymous_tier,
+        rl.authenticated_tier,
+        rl.stream_tier,
+        rl.admin_tier,
+        *rl.subject_tiers.values(),
+    ):
         if name not in rl.tiers:
             raise ValueError(f"rate limit tier {name!r} is not defined in rate_limit.tiers")
     for tier_name, tier in rl.tiers.items():

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import duckdb
 import msgspec
-
-from wdp.store.config import ConfigTable
-
 from wdp.serve.api_types import ConfigTemplate
+from wdp.store.config import ConfigTable
 
 TEMPLATE_JSON = msgspec.json.Decoder(ConfigTemplate)
 TEMPLATES: ConfigTable[ConfigTemplate] = ConfigTable("config_templates", TEMPLATE_JSON)  # type: ignore[type-var]

@@ -11,11 +11,22 @@ from wdp.serve.controllers.system import SystemController
 from wdp.serve.controllers.webhooks import WebhookController
 
 CONTROLLERS = (
-    PoseController, SystemController, AnalyticsController, ConfigController, AuthController, WebhookController,
+    PoseController,
+    SystemController,
+    AnalyticsController,
+    ConfigController,
+    AuthController,
+    WebhookController,
     MetricsController,
 )
 
 __all__ = [
-    "CONTROLLERS", "AnalyticsController", "AuthController", "ConfigController", "MetricsController",
-    "PoseController", "SystemController", "WebhookController",
+    "CONTROLLERS",
+    "AnalyticsController",
+    "AuthController",
+    "ConfigController",
+    "MetricsController",
+    "PoseController",
+    "SystemController",
+    "WebhookController",
 ]

@@ -13,18 +13,16 @@ from litestar.background_tasks import BackgroundTask
 from litestar.controller import Controller
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import File
-
 from wdp.schemas import FloorGrid, Heatmap
-from wdp.store import export as store_export
-from wdp.store import queries
-
 from wdp.serve import analytics_queries
 from wdp.serve.api_types import ActivitySummary, AnalyticsReport
 from wdp.serve.controllers.pose import time_range
 from wdp.serve.errors import unprocessable
 from wdp.serve.params import Epoch, OptEpoch, OptTrackId, OptZoneId
 from wdp.serve.security import ANALYTICS_READ
-from wdp.serve.services import Services, ServicesDep
+from wdp.serve.services import ServicesDep
+from wdp.store import export as store_export
+from wdp.store import queries
 
 MAX_HEATMAP_CELLS = 250_000
 EXPORT_MEDIA_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}
@@ -50,9 +48,17 @@ class AnalyticsController(Controller):
         if zone_id is not None:
             if (end_time - start_time) / bucket_s > 100_000:
                 raise unprocessable("too many buckets: widen bucket_s or narrow the range (max 100000)")
-            occupancy = await services.db(queries.zone_occupancy_series, zone_id, start_time, end_time, bucket_s)
-        return ActivitySummary(start=start_time, end=end_time, zone_id=zone_id, person_frames=total,
-                               activities=counts, occupancy=occupancy)
+            occupancy = await services.db(
+                queries.zone_occupancy_series, zone_id, start_time, end_time, bucket_s
+            )
+        return ActivitySummary(
+            start=start_time,
+            end=end_time,
+            zone_id=zone_id,
+            person_frames=total,
+            activities=counts,
+            occupancy=occupancy,
+        )
 
     @get("/heatmaps", operation_id="getHeatmap", summary="Person-frames per floor cell")
     async def heatmap(
@@ -72,7 +78,9 @@ class AnalyticsController(Controller):
         if nx * ny > MAX_HEATMAP_CELLS:
             raise unprocessable(f"nx * ny must be at most {MAX_HEATMAP_CELLS}")
         grid = FloorGrid(x0=x0, y0=y0, cell_m=cell_m, nx=nx, ny=ny)
-        return await services.db(queries.heatmap, grid, start_time, end_time, zone_id=zone_id, track_id=person_id)
+        return await services.db(
+            queries.heatmap, grid, start_time, end_time, zone_id=zone_id, track_id=person_id
+        )
 
     @get("/reports", operation_id="getReport", summary="Totals of a period: frames, persons, events, zones")
     async def report(self, services: ServicesDep, start_time: Epoch, end_time: Epoch) -> AnalyticsReport:
@@ -80,11 +88,21 @@ class AnalyticsController(Controller):
         totals = await services.db(analytics_queries.report_totals, start_time, end_time)
         _, counts = await services.db(analytics_queries.activity_counts, start_time, end_time)
         report_id = hashlib.sha256(f"{start_time!r}:{end_time!r}".encode()).hexdigest()[:16]
-        return AnalyticsReport(report_id=report_id, generated_at=time.time(), start=start_time, end=end_time,
-                               activities=counts, **totals)
+        return AnalyticsReport(
+            report_id=report_id,
+            generated_at=time.time(),
+            start=start_time,
+            end=end_time,
+            activities=counts,
+            **totals,
+        )
 
-    @get("/export", operation_id="exportHistory", summary="Download history as Parquet or CSV",
-         response_description="The export file")
+    @get(
+        "/export",
+        operation_id="exportHistory",
+        summary="Download history as Parquet or CSV",
+        response_description="The export file",
+    )
     async def export(
         self,
         services: ServicesDep,
@@ -101,11 +119,21 @@ class AnalyticsController(Controller):
             raise unprocessable(f"person_id does not apply to {table}")
         if zone_id is not None and table == "frames":
             raise unprocessable("zone_id does not apply to frames")
-        fd, path = tempfile.mkstemp(prefix="wdp-export-", suffix=f".{format}", dir=services.settings.export_dir)
+        fd, path = tempfile.mkstemp(
+            prefix="wdp-export-", suffix=f".{format}", dir=services.settings.export_dir
+        )
         os.close(fd)
         try:
-            rows = await services.db(store_export.export, path, table, start=start_time, end=end_time,
-                                     track_id=person_id, zone_id=zone_id, format=format)
+            rows = await services.db(
+                store_export.export,
+                path,
+                table,
+                start=start_time,
+                end=end_time,
+                track_id=person_id,
+                zone_id=zone_id,
+                format=format,
+            )
         except BaseException:
             os.unlink(path)
             raise

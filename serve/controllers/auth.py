@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import time
+
 import anyio.to_thread
 import duckdb
 from litestar import Request, delete, get, post
 from litestar.controller import Controller
-from litestar.params import JSONBody
 from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
-
-from wdp.store import config as store_config
-from wdp.store import transaction
-
 from wdp.serve.api_types import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -29,7 +26,9 @@ from wdp.serve.edge import principal_of
 from wdp.serve.errors import WWW_AUTHENTICATE, unprocessable
 from wdp.serve.params import IdPath as ItemId
 from wdp.serve.security import ADMIN_ALL, AuthError, Principal, new_api_key
-from wdp.serve.services import Services, ServicesDep
+from wdp.serve.services import ServicesDep
+from wdp.store import config as store_config
+from wdp.store import transaction
 
 ADMIN = {"scopes": (ADMIN_ALL,)}
 
@@ -40,8 +39,14 @@ def _invalid_credentials() -> NotAuthorizedException:
 
 
 def _key_out(record: store_config.ApiKeyRecord) -> ApiKeyOut:
-    return ApiKeyOut(key_id=record.key_id, owner=record.owner, scopes=list(record.scopes),
-                     created_at=record.created_at, revoked=record.revoked, last_used=record.last_used)
+    return ApiKeyOut(
+        key_id=record.key_id,
+        owner=record.owner,
+        scopes=list(record.scopes),
+        created_at=record.created_at,
+        revoked=record.revoked,
+        last_used=record.last_used,
+    )
 
 
 class AuthController(Controller):
@@ -49,9 +54,14 @@ class AuthController(Controller):
     tags = ["auth"]
     opt = ADMIN
 
-    @post("/token", operation_id="createToken", status_code=HTTP_200_OK, opt={"public": True},
-          raises=[NotAuthorizedException, PermissionDeniedException],
-          summary="Exchange username/password or an API key for an access token")
+    @post(
+        "/token",
+        operation_id="createToken",
+        status_code=HTTP_200_OK,
+        opt={"public": True},
+        raises=[NotAuthorizedException, PermissionDeniedException],
+        summary="Exchange username/password or an API key for an access token",
+    )
     async def token(self, services: ServicesDep, data: JSONBody[TokenRequest]) -> TokenResponse:
         if data.grant_type == "password":
             if data.username is None or data.password is None or data.api_key is not None:
@@ -74,7 +84,8 @@ class AuthController(Controller):
             key = data.api_key
             try:
                 principal = services.api_keys.cached(key) or await anyio.to_thread.run_sync(
-                    services.api_keys.verify, key)
+                    services.api_keys.verify, key
+                )
             except AuthError as exc:
                 services.metrics.auth_failures.labels("api_key").inc()
                 raise _invalid_credentials() from exc
@@ -86,24 +97,40 @@ class AuthController(Controller):
                 raise PermissionDeniedException(detail=f"scopes not granted: {', '.join(missing)}")
             scopes = list(dict.fromkeys(data.scopes))
         token, expires_at = services.tokens.issue(subject, scopes)
-        return TokenResponse(access_token=token, expires_in=int(expires_at - time.time()), expires_at=expires_at,
-                             scope=" ".join(scopes))
+        return TokenResponse(
+            access_token=token,
+            expires_in=int(expires_at - time.time()),
+            expires_at=expires_at,
+            scope=" ".join(scopes),
+        )
 
-    @get("/verify", operation_id="verifyToken", opt={"scopes": ()},
-         summary="Who the presented credentials (Bearer token or X-API-Key) belong to")
+    @get(
+        "/verify",
+        operation_id="verifyToken",
+        opt={"scopes": ()},
+        summary="Who the presented credentials (Bearer token or X-API-Key) belong to",
+    )
     async def verify(self, request: Request) -> Identity:  # type: ignore[type-arg]
         principal: Principal | None = principal_of(request.scope)
         if principal is None:  # the guard already refused this; kept for type narrowing
             raise NotAuthorizedException(detail="authentication required", headers=WWW_AUTHENTICATE)
-        return Identity(subject=principal.subject, kind=principal.kind, scopes=sorted(principal.scopes),
-                        tier=principal.tier, expires_at=principal.expires_at, key_id=principal.key_id)
+        return Identity(
+            subject=principal.subject,
+            kind=principal.kind,
+            scopes=sorted(principal.scopes),
+            tier=principal.tier,
+            expires_at=principal.expires_at,
+            key_id=principal.key_id,
+        )
 
     # ------------------------------------------------------------------------------------------ users
     @get("/users", operation_id="listUsers")
     async def list_users(self, services: ServicesDep) -> list[UserOut]:
         users = await services.db(store_config.list_users)
-        return [UserOut(username=u.username, scopes=list(u.scopes), disabled=u.disabled, created_at=u.created_at)
-                for u in users]
+        return [
+            UserOut(username=u.username, scopes=list(u.scopes), disabled=u.disabled, created_at=u.created_at)
+            for u in users
+        ]
 
     @post("/users", operation_id="createUser", raises=[Conflict])
     async def create_user(self, services: ServicesDep, data: JSONBody[UserCreate]) -> UserOut:
@@ -113,18 +140,22 @@ class AuthController(Controller):
             with transaction(con):
                 if store_config.get_user(con, data.username) is not None:
                     return None
-                return store_config.put_user(con, data.username, password_hash, data.scopes,
-                                             disabled=data.disabled)
+                return store_config.put_user(
+                    con, data.username, password_hash, data.scopes, disabled=data.disabled
+                )
 
         user = await services.db(insert)
         if user is None:
             raise Conflict(f"user {data.username!r} already exists")
-        return UserOut(username=user.username, scopes=list(user.scopes), disabled=user.disabled,
-                       created_at=user.created_at)
+        return UserOut(
+            username=user.username,
+            scopes=list(user.scopes),
+            disabled=user.disabled,
+            created_at=user.created_at,
+        )
 
     @delete("/users/{username:str}", operation_id="deleteUser", raises=[NotFoundException])
-    async def delete_user(self, services: ServicesDep,
-                          username: ItemId) -> None:
+    async def delete_user(self, services: ServicesDep, username: ItemId) -> None:
         if not await services.db(store_config.delete_user, username):
             raise NotFoundException(f"user {username!r} not found")
 
@@ -133,7 +164,11 @@ class AuthController(Controller):
     async def list_keys(self, services: ServicesDep) -> list[ApiKeyOut]:
         return [_key_out(k) for k in await services.db(store_config.list_api_keys)]
 
-    @post("/keys", operation_id="createApiKey", summary="Create an API key; the key is shown only in this answer")
+    @post(
+        "/keys",
+        operation_id="createApiKey",
+        summary="Create an API key; the key is shown only in this answer",
+    )
     async def create_key(self, services: ServicesDep, data: JSONBody[ApiKeyCreate]) -> ApiKeyCreated:
         key_id, secret, full = new_api_key()
         key_hash = await anyio.to_thread.run_sync(services.hasher.hash, secret)

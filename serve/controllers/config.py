@@ -1,8 +1,8 @@
 """/api/v1/config: CRUD of routers, zones, alert rules and templates, validated; zone changes go live.
 
-Reads need system:read (or a write scope; zones also zone:write); writes need config:write (zones also accept zone:write). Every zone
-change hands the engine the whole new zone set (``EngineView.set_zones``) under a lock, so concurrent edits
-cannot leave the engine with an older set than the store.
+Reads need system:read (or a write scope); writes need config:write; zones also accept zone:write for both.
+Every zone change hands the engine the whole new zone set (``EngineView.set_zones``) under a lock, so
+concurrent edits cannot leave the engine with an older set than the store.
 """
 
 from __future__ import annotations
@@ -12,22 +12,20 @@ from typing import Any
 import duckdb
 from litestar import delete, get, post, put
 from litestar.controller import Controller
-from litestar.params import JSONBody
 from litestar.exceptions import ClientException, NotFoundException
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_409_CONFLICT
-
 from wdp.schemas import AlertRule, Router, Zone
-from wdp.store import config as store_config
-from wdp.store import transaction
-from wdp.store.config import ConfigTable
-
 from wdp.serve.api_types import ConfigTemplate, TemplateApplied
 from wdp.serve.errors import unprocessable
 from wdp.serve.params import IdPath as ItemId
 from wdp.serve.security import CONFIG_WRITE, SYSTEM_READ, ZONE_WRITE
-from wdp.serve.services import Services, ServicesDep
+from wdp.serve.services import ServicesDep
 from wdp.serve.templates_store import TEMPLATES
 from wdp.serve.validation import check_alert_rule, check_id, check_name, check_router, check_zone
+from wdp.store import config as store_config
+from wdp.store import transaction
+from wdp.store.config import ConfigTable
 
 READ = {"scopes": (SYSTEM_READ, CONFIG_WRITE)}
 WRITE = {"scopes": (CONFIG_WRITE,)}
@@ -41,7 +39,9 @@ class Conflict(ClientException):
 
 def _check_path_id(path_id: str, body_id: str) -> None:
     if path_id != body_id:
-        raise unprocessable("the id in the body must match the id in the path", path_id=path_id, body_id=body_id)
+        raise unprocessable(
+            "the id in the body must match the id in the path", path_id=path_id, body_id=body_id
+        )
 
 
 async def _get(services: ServicesDep, table: ConfigTable[Any], item_id: str, kind: str) -> Any:
@@ -98,12 +98,16 @@ class ConfigController(Controller):
         return await _create(services, store_config.ROUTERS, data, "router")
 
     @put("/routers/{router_id:str}", operation_id="replaceRouterConfig", opt=WRITE)
-    async def replace_router(self, services: ServicesDep, router_id: ItemId, data: JSONBody[Router]) -> Router:
+    async def replace_router(
+        self, services: ServicesDep, router_id: ItemId, data: JSONBody[Router]
+    ) -> Router:
         _check_path_id(router_id, data.id)
         check_router(data)
         return await services.db(store_config.ROUTERS.put, data)
 
-    @delete("/routers/{router_id:str}", operation_id="deleteRouterConfig", opt=WRITE, raises=[NotFoundException])
+    @delete(
+        "/routers/{router_id:str}", operation_id="deleteRouterConfig", opt=WRITE, raises=[NotFoundException]
+    )
     async def delete_router(self, services: ServicesDep, router_id: ItemId) -> None:
         await _delete(services, store_config.ROUTERS, router_id, "router")
 
@@ -155,7 +159,9 @@ class ConfigController(Controller):
         return await _create(services, store_config.ALERT_RULES, data, "alert rule")
 
     @put("/alerts/{rule_id:str}", operation_id="replaceAlertRule", opt=WRITE)
-    async def replace_alert(self, services: ServicesDep, rule_id: ItemId, data: JSONBody[AlertRule]) -> AlertRule:
+    async def replace_alert(
+        self, services: ServicesDep, rule_id: ItemId, data: JSONBody[AlertRule]
+    ) -> AlertRule:
         _check_path_id(rule_id, data.id)
         zones = await services.db(store_config.ZONES.list)
         check_alert_rule(data, [z.id for z in zones])
@@ -180,20 +186,28 @@ class ConfigController(Controller):
         return await _create(services, TEMPLATES, data, "template")
 
     @put("/templates/{template_id:str}", operation_id="replaceTemplate", opt=WRITE)
-    async def replace_template(self, services: ServicesDep, template_id: ItemId,
-                               data: JSONBody[ConfigTemplate]
-                               ) -> ConfigTemplate:
+    async def replace_template(
+        self, services: ServicesDep, template_id: ItemId, data: JSONBody[ConfigTemplate]
+    ) -> ConfigTemplate:
         _check_path_id(template_id, data.id)
         _check_template(data)
         return await services.db(TEMPLATES.put, data)
 
-    @delete("/templates/{template_id:str}", operation_id="deleteTemplate", opt=WRITE, raises=[NotFoundException])
+    @delete(
+        "/templates/{template_id:str}", operation_id="deleteTemplate", opt=WRITE, raises=[NotFoundException]
+    )
     async def delete_template(self, services: ServicesDep, template_id: ItemId) -> None:
         await _delete(services, TEMPLATES, template_id, "template")
 
-    @post("/templates/{template_id:str}/apply", operation_id="applyTemplate", opt=WRITE, status_code=HTTP_200_OK,
-          raises=[NotFoundException], summary="Write the template's zones, alert rules and routers in one "
-          "transaction (replace=true also removes the others) and make the zones live")
+    @post(
+        "/templates/{template_id:str}/apply",
+        operation_id="applyTemplate",
+        opt=WRITE,
+        status_code=HTTP_200_OK,
+        raises=[NotFoundException],
+        summary="Write the template's zones, alert rules and routers in one "
+        "transaction (replace=true also removes the others) and make the zones live",
+    )
     async def apply_template(self, services: ServicesDep, template_id: ItemId) -> TemplateApplied:
         template: ConfigTemplate = await _get(services, TEMPLATES, template_id, "template")
 
@@ -201,9 +215,11 @@ class ConfigController(Controller):
             removed = 0
             with transaction(con):
                 if template.replace:
-                    for table, keep in ((store_config.ZONES, template.zones),
-                                        (store_config.ALERT_RULES, template.alert_rules),
-                                        (store_config.ROUTERS, template.routers)):
+                    for table, keep in (
+                        (store_config.ZONES, template.zones),
+                        (store_config.ALERT_RULES, template.alert_rules),
+                        (store_config.ROUTERS, template.routers),
+                    ):
                         ids = {item.id for item in keep}
                         for item in table.list(con):
                             if item.id not in ids:
@@ -225,16 +241,23 @@ class ConfigController(Controller):
                 check_alert_rule(rule, zone_ids)
             removed = await services.db(apply)
             await sync_zones(services)
-        return TemplateApplied(template_id=template.id, zones=len(template.zones),
-                               alert_rules=len(template.alert_rules), routers=len(template.routers),
-                               removed=removed)
+        return TemplateApplied(
+            template_id=template.id,
+            zones=len(template.zones),
+            alert_rules=len(template.alert_rules),
+            routers=len(template.routers),
+            removed=removed,
+        )
 
 
 def _check_template(template: ConfigTemplate) -> None:
     check_id(template.id)
     check_name(template.name)
-    for kind, items in (("zone", template.zones), ("alert rule", template.alert_rules),
-                        ("router", template.routers)):
+    for kind, items in (
+        ("zone", template.zones),
+        ("alert rule", template.alert_rules),
+        ("router", template.routers),
+    ):
         ids = [item.id for item in items]
         if len(set(ids)) != len(ids):
             raise unprocessable(f"duplicate {kind} ids in the template")

@@ -5,8 +5,7 @@ from __future__ import annotations
 from litestar import Response, get
 from litestar.controller import Controller
 from prometheus_client import CONTENT_TYPE_LATEST
-
-from wdp.serve.services import Services, ServicesDep
+from wdp.serve.services import ServicesDep
 
 
 class MetricsController(Controller):

@@ -8,11 +8,7 @@ from litestar import get
 from litestar.controller import Controller
 from litestar.exceptions import NotFoundException
 from litestar.params import PathParameter, QueryParameter
-
 from wdp.schemas import PoseFrame
-from wdp.store import config as store_config
-from wdp.store import queries
-
 from wdp.serve.api_types import (
     PersonDetails,
     PoseHistoryPage,
@@ -33,10 +29,11 @@ from wdp.serve.params import (
     TrackIdPath,
 )
 from wdp.serve.security import POSE_READ
-from wdp.serve.services import Services, ServicesDep
+from wdp.serve.services import ServicesDep
 from wdp.serve.stream.hub import filter_frame
 from wdp.serve.stream.protocol import Filters
-
+from wdp.store import config as store_config
+from wdp.store import queries
 
 
 def time_range(start: float, end: float) -> None:
@@ -49,9 +46,13 @@ class PoseController(Controller):
     tags = ["pose"]
     opt = {"scopes": (POSE_READ,)}
 
-    @get("/current", operation_id="getCurrentPose", raises=[NotFoundException],
-         summary="The most recent pose frame", description="Persons below `min_confidence` or outside `zone_id` "
-         "are removed from the frame.")
+    @get(
+        "/current",
+        operation_id="getCurrentPose",
+        raises=[NotFoundException],
+        summary="The most recent pose frame",
+        description="Persons below `min_confidence` or outside `zone_id` are removed from the frame.",
+    )
     async def current(
         self,
         services: ServicesDep,
@@ -85,15 +86,23 @@ class PoseController(Controller):
 
         return await services.db(page)
 
-    @get("/persons/{person_id:int}", operation_id="getPerson", raises=[NotFoundException],
-         summary="What the history knows about one person (track)")
+    @get(
+        "/persons/{person_id:int}",
+        operation_id="getPerson",
+        raises=[NotFoundException],
+        summary="What the history knows about one person (track)",
+    )
     async def person(
         self,
         services: ServicesDep,
         person_id: TrackIdPath,
         include_trajectory: Annotated[bool, QueryParameter(description="Add the floor trajectory")] = False,
-        bucket_s: Annotated[float | None, QueryParameter(gt=0.0, le=86400.0, description="Average the "
-                            "trajectory per bucket of this many seconds")] = None,
+        bucket_s: Annotated[
+            float | None,
+            QueryParameter(
+                gt=0.0, le=86400.0, description="Average the trajectory per bucket of this many seconds"
+            ),
+        ] = None,
     ) -> PersonDetails:
         summary = await services.db(queries.person_summary, person_id)
         if summary is None:
@@ -101,11 +110,14 @@ class PoseController(Controller):
         trajectory = None
         if include_trajectory:
             cols = await services.db(queries.trajectory_arrays, person_id, bucket_s=bucket_s)
-            trajectory = Trajectory(timestamp=cols["timestamp"].tolist(), x=cols["x"].tolist(),
-                                    y=cols["y"].tolist())
+            trajectory = Trajectory(
+                timestamp=cols["timestamp"].tolist(), x=cols["x"].tolist(), y=cols["y"].tolist()
+            )
         return PersonDetails(person=summary, trajectory=trajectory)
 
-    @get("/zones", operation_id="getZonesOccupancy", summary="Persons per configured zone in the current frame")
+    @get(
+        "/zones", operation_id="getZonesOccupancy", summary="Persons per configured zone in the current frame"
+    )
     async def zones(self, services: ServicesDep) -> ZonesOccupancy:
         zones = await services.db(store_config.ZONES.list)
         frame = services.engine.current_frame()
@@ -117,16 +129,29 @@ class PoseController(Controller):
         out = []
         for zone in zones:
             ids = sorted(members.get(zone.id, []))
-            out.append(ZoneOccupancy(
-                zone_id=zone.id, name=zone.name, count=len(ids), track_ids=ids, max_occupancy=zone.max_occupancy,
-                over_capacity=zone.max_occupancy is not None and len(ids) > zone.max_occupancy,
-                restricted=zone.restricted,
-            ))
-        return ZonesOccupancy(timestamp=frame.timestamp if frame else None, frame_id=frame.frame_id if frame else None,
-                              zones=out)
+            out.append(
+                ZoneOccupancy(
+                    zone_id=zone.id,
+                    name=zone.name,
+                    count=len(ids),
+                    track_ids=ids,
+                    max_occupancy=zone.max_occupancy,
+                    over_capacity=zone.max_occupancy is not None and len(ids) > zone.max_occupancy,
+                    restricted=zone.restricted,
+                )
+            )
+        return ZonesOccupancy(
+            timestamp=frame.timestamp if frame else None,
+            frame_id=frame.frame_id if frame else None,
+            zones=out,
+        )
 
-    @get("/zones/{zone_id:str}/occupancy", operation_id="getZoneOccupancyHistory", raises=[NotFoundException],
-         summary="Mean and peak persons in a zone per time bucket")
+    @get(
+        "/zones/{zone_id:str}/occupancy",
+        operation_id="getZoneOccupancyHistory",
+        raises=[NotFoundException],
+        summary="Mean and peak persons in a zone per time bucket",
+    )
     async def zone_occupancy(
         self,
         services: ServicesDep,
@@ -141,5 +166,6 @@ class PoseController(Controller):
         if await services.db(store_config.ZONES.get, zone_id) is None:
             raise NotFoundException(f"zone {zone_id!r} not found")
         buckets = await services.db(queries.zone_occupancy_series, zone_id, start_time, end_time, bucket_s)
-        return ZoneOccupancySeries(zone_id=zone_id, start=start_time, end=end_time, bucket_s=bucket_s,
-                                   buckets=buckets)
+        return ZoneOccupancySeries(
+            zone_id=zone_id, start=start_time, end=end_time, bucket_s=bucket_s, buckets=buckets
+        )

@@ -9,9 +9,7 @@ from litestar import Response, get, post
 from litestar.controller import Controller
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
-
 from wdp.schemas import Router
-
 from wdp.serve.api_types import (
     HealthReport,
     HealthState,
@@ -22,7 +20,7 @@ from wdp.serve.api_types import (
 )
 from wdp.serve.engine_view import ComponentHealth, EngineStatus
 from wdp.serve.security import ADMIN_ALL, SYSTEM_READ
-from wdp.serve.services import Services, ServicesDep
+from wdp.serve.services import ServicesDep
 
 STORE_CHECK_TIMEOUT_S = 2.0
 
@@ -37,12 +35,17 @@ async def check_health(services: ServicesDep) -> HealthReport:
     status = services.engine.status()
     components: dict[str, ComponentHealth] = {}
     try:
-        await asyncio.wait_for(services.db(lambda con: con.execute("SELECT 1").fetchone()), STORE_CHECK_TIMEOUT_S)
+        await asyncio.wait_for(
+            services.db(lambda con: con.execute("SELECT 1").fetchone()), STORE_CHECK_TIMEOUT_S
+        )
         components["store"] = ComponentHealth(status="ok")
     except Exception as exc:  # any failure of the database is a failed component, reported not raised
         components["store"] = ComponentHealth(status="failed", detail=f"{type(exc).__name__}: {exc}"[:200])
-    components["engine"] = (ComponentHealth(status="ok") if status.running
-                            else ComponentHealth(status="degraded", detail="pipeline stopped"))
+    components["engine"] = (
+        ComponentHealth(status="ok")
+        if status.running
+        else ComponentHealth(status="degraded", detail="pipeline stopped")
+    )
     for name, health in status.components.items():
         components[f"engine.{name}"] = health
     routers = services.engine.routers()
@@ -54,7 +57,9 @@ async def check_health(services: ServicesDep) -> HealthReport:
         )
     components["stream"] = ComponentHealth(status="ok", detail=f"{len(services.hub.clients)} clients")
     states = {c.status for c in components.values()}
-    overall: HealthState = "unhealthy" if "failed" in states else "degraded" if "degraded" in states else "healthy"
+    overall: HealthState = (
+        "unhealthy" if "failed" in states else "degraded" if "degraded" in states else "healthy"
+    )
     return HealthReport(status=overall, timestamp=time.time(), components=components)
 
 
@@ -79,10 +84,15 @@ class SystemController(Controller):
             api_versions=services.versioning.versions,
         )
 
-    @get("/health", operation_id="getHealth", opt={"public": True, "no_rate_limit": True},
-         summary="Health with per-component checks (503 when unhealthy)",
-         responses={HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(data_container=HealthReport,
-                                                                description="Unhealthy")})
+    @get(
+        "/health",
+        operation_id="getHealth",
+        opt={"public": True, "no_rate_limit": True},
+        summary="Health with per-component checks (503 when unhealthy)",
+        responses={
+            HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(data_container=HealthReport, description="Unhealthy")
+        },
+    )
     async def health(self, services: ServicesDep) -> Response[HealthReport]:
         report = await check_health(services)
         code = HTTP_503_SERVICE_UNAVAILABLE if report.status == "unhealthy" else HTTP_200_OK
@@ -99,20 +109,33 @@ class SystemController(Controller):
         return Performance(
             timestamp=time.time(),
             pipeline=PipelinePerformance(
-                fps=s.fps, latency_ms_p50=s.latency_ms_p50, latency_ms_p99=s.latency_ms_p99,
-                frames_total=s.frames_total, frames_dropped=s.frames_dropped,
+                fps=s.fps,
+                latency_ms_p50=s.latency_ms_p50,
+                latency_ms_p99=s.latency_ms_p99,
+                frames_total=s.frames_total,
+                frames_dropped=s.frames_dropped,
                 drop_ratio=s.frames_dropped / total if total else 0.0,
             ),
             stream=stream_stats(services),
             rate_limited_clients=services.limiter.tracked,
         )
 
-    @post("/start", operation_id="startSystem", status_code=HTTP_200_OK, opt={"scopes": (ADMIN_ALL,)},
-          summary="Start the pipeline (no-op when running)")
+    @post(
+        "/start",
+        operation_id="startSystem",
+        status_code=HTTP_200_OK,
+        opt={"scopes": (ADMIN_ALL,)},
+        summary="Start the pipeline (no-op when running)",
+    )
     async def start(self, services: ServicesDep) -> EngineStatus:
         return await services.engine.start()
 
-    @post("/stop", operation_id="stopSystem", status_code=HTTP_200_OK, opt={"scopes": (ADMIN_ALL,)},
-          summary="Stop the pipeline (no-op when stopped)")
+    @post(
+        "/stop",
+        operation_id="stopSystem",
+        status_code=HTTP_200_OK,
+        opt={"scopes": (ADMIN_ALL,)},
+        summary="Stop the pipeline (no-op when stopped)",
+    )
     async def stop(self, services: ServicesDep) -> EngineStatus:
         return await services.engine.stop()

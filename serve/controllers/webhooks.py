@@ -12,23 +12,19 @@ from typing import Literal
 import msgspec
 from litestar import delete, get, post, put
 from litestar.controller import Controller
-from litestar.params import JSONBody
 from litestar.exceptions import NotFoundException
-from litestar.params import FromQuery
+from litestar.params import FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
-
 from wdp.schemas import DeliveryAttempt, WebhookSubscription, new_id
-from wdp.store import config as store_config
-from wdp.store import outbox
-
 from wdp.serve.api_types import Redelivered, WebhookCreate, WebhookOut
 from wdp.serve.errors import unprocessable
 from wdp.serve.params import IdPath as ItemId
 from wdp.serve.params import Limit, Skip
 from wdp.serve.security import CONFIG_WRITE
-from wdp.serve.services import Services, ServicesDep
+from wdp.serve.services import ServicesDep
 from wdp.serve.validation import check_event_names, check_retry
-
+from wdp.store import config as store_config
+from wdp.store import outbox
 
 
 class OutboxEntry(msgspec.Struct, kw_only=True):
@@ -45,20 +41,41 @@ class OutboxEntry(msgspec.Struct, kw_only=True):
 
 
 def _out(sub: WebhookSubscription) -> WebhookOut:
-    return WebhookOut(id=sub.id, url=sub.url, events=list(sub.events), has_secret=sub.secret is not None,
-                      headers=dict(sub.headers), retry=sub.retry, active=sub.active)
+    return WebhookOut(
+        id=sub.id,
+        url=sub.url,
+        events=list(sub.events),
+        has_secret=sub.secret is not None,
+        headers=dict(sub.headers),
+        retry=sub.retry,
+        active=sub.active,
+    )
 
 
 def _subscription(sub_id: str, data: WebhookCreate) -> WebhookSubscription:
     check_event_names(data.events, "events", wildcard=True)
     check_retry(data.retry)
     lowered = {k.lower() for k in data.headers}
-    reserved = lowered & {"x-signature", "x-event-type", "x-delivery-id", "x-timestamp", "content-type", "host",
-                          "content-length"}
+    reserved = lowered & {
+        "x-signature",
+        "x-event-type",
+        "x-delivery-id",
+        "x-timestamp",
+        "content-type",
+        "host",
+        "content-length",
+    }
     if reserved:
         raise unprocessable(f"headers may not set {', '.join(sorted(reserved))}", field="headers")
-    return WebhookSubscription(id=sub_id, url=data.url, events=list(data.events), secret=data.secret,
-                               headers=dict(data.headers), retry=data.retry, active=data.active)
+    return WebhookSubscription(
+        id=sub_id,
+        url=data.url,
+        events=list(data.events),
+        secret=data.secret,
+        headers=dict(data.headers),
+        retry=data.retry,
+        active=data.active,
+    )
 
 
 class WebhookController(Controller):
@@ -82,9 +99,15 @@ class WebhookController(Controller):
             raise NotFoundException(f"webhook {webhook_id!r} not found")
         return _out(sub)
 
-    @put("/{webhook_id:str}", operation_id="replaceWebhook", raises=[NotFoundException],
-         summary="Replace a subscription (an omitted secret keeps the current one)")
-    async def replace_webhook(self, services: ServicesDep, webhook_id: ItemId, data: JSONBody[WebhookCreate]) -> WebhookOut:
+    @put(
+        "/{webhook_id:str}",
+        operation_id="replaceWebhook",
+        raises=[NotFoundException],
+        summary="Replace a subscription (an omitted secret keeps the current one)",
+    )
+    async def replace_webhook(
+        self, services: ServicesDep, webhook_id: ItemId, data: JSONBody[WebhookCreate]
+    ) -> WebhookOut:
         current = await services.db(store_config.WEBHOOKS.get, webhook_id)
         if current is None:
             raise NotFoundException(f"webhook {webhook_id!r} not found")
@@ -98,16 +121,25 @@ class WebhookController(Controller):
         if not await services.db(store_config.WEBHOOKS.delete, webhook_id):
             raise NotFoundException(f"webhook {webhook_id!r} not found")
 
-    @get("/{webhook_id:str}/deliveries", operation_id="listWebhookDeliveries", raises=[NotFoundException],
-         summary="Delivery attempts of a subscription, newest first")
-    async def deliveries(self, services: ServicesDep, webhook_id: ItemId, limit: Limit = 100, skip: Skip = 0
-                         ) -> list[DeliveryAttempt]:
+    @get(
+        "/{webhook_id:str}/deliveries",
+        operation_id="listWebhookDeliveries",
+        raises=[NotFoundException],
+        summary="Delivery attempts of a subscription, newest first",
+    )
+    async def deliveries(
+        self, services: ServicesDep, webhook_id: ItemId, limit: Limit = 100, skip: Skip = 0
+    ) -> list[DeliveryAttempt]:
         if await services.db(store_config.WEBHOOKS.get, webhook_id) is None:
             raise NotFoundException(f"webhook {webhook_id!r} not found")
         return await services.db(outbox.delivery_log, subscription_id=webhook_id, limit=limit, offset=skip)
 
-    @get("/{webhook_id:str}/outbox", operation_id="listWebhookOutbox", raises=[NotFoundException],
-         summary="Queued, delivered and failed deliveries of a subscription")
+    @get(
+        "/{webhook_id:str}/outbox",
+        operation_id="listWebhookOutbox",
+        raises=[NotFoundException],
+        summary="Queued, delivered and failed deliveries of a subscription",
+    )
     async def outbox_items(
         self,
         services: ServicesDep,
@@ -118,12 +150,18 @@ class WebhookController(Controller):
     ) -> list[OutboxEntry]:
         if await services.db(store_config.WEBHOOKS.get, webhook_id) is None:
             raise NotFoundException(f"webhook {webhook_id!r} not found")
-        items = await services.db(outbox.items, status=status, subscription_id=webhook_id, limit=limit,
-                                  offset=skip)
+        items = await services.db(
+            outbox.items, status=status, subscription_id=webhook_id, limit=limit, offset=skip
+        )
         return [OutboxEntry(**{f: getattr(i, f) for f in OutboxEntry.__struct_fields__}) for i in items]
 
-    @post("/deliveries/{delivery_id:str}/redeliver", operation_id="redeliverWebhook", status_code=HTTP_200_OK,
-          raises=[NotFoundException], summary="Give a failed delivery a fresh set of attempts")
+    @post(
+        "/deliveries/{delivery_id:str}/redeliver",
+        operation_id="redeliverWebhook",
+        status_code=HTTP_200_OK,
+        raises=[NotFoundException],
+        summary="Give a failed delivery a fresh set of attempts",
+    )
     async def redeliver(self, services: ServicesDep, delivery_id: ItemId) -> Redelivered:
         if not await services.db(outbox.requeue, delivery_id):
             raise NotFoundException(f"no failed delivery {delivery_id!r}")

@@ -15,9 +15,8 @@ from typing import Any
 import msgspec
 from litestar import WebSocket, websocket
 from litestar.controller import Controller
-
 from wdp.serve.security import STREAM_SUBSCRIBE, Principal
-from wdp.serve.services import Services, ServicesDep
+from wdp.serve.services import ServicesDep
 from wdp.serve.stream import protocol as p
 from wdp.serve.stream.hub import StreamClient
 
@@ -32,7 +31,9 @@ async def _close(socket: WebSocket[Any, Any, Any], code: int, reason: str) -> No
         await asyncio.wait_for(socket.close(code=code, reason=reason[:120]), timeout=2.0)
 
 
-async def _receive_loop(socket: WebSocket[Any, Any, Any], client: StreamClient, services: ServicesDep) -> None:
+async def _receive_loop(
+    socket: WebSocket[Any, Any, Any], client: StreamClient, services: ServicesDep
+) -> None:
     hub = services.hub
     limit = services.settings.stream.max_message_bytes
     errors = services.metrics.ws_messages.labels("in", "invalid")
@@ -78,7 +79,9 @@ class StreamController(Controller):
         rate = socket.scope.get("wdp_rate")  # type: ignore[call-overload]
         if rate is not None and not rate.allowed:
             services.metrics.ws_disconnects.labels("rate_limited").inc()
-            await _close(socket, CLOSE_RATE_LIMITED, f"connection rate limit exceeded; retry in {rate.retry_after_s} s")
+            await _close(
+                socket, CLOSE_RATE_LIMITED, f"connection rate limit exceeded; retry in {rate.retry_after_s} s"
+            )
             return
         hub = services.hub
         if hub.full:
@@ -91,10 +94,16 @@ class StreamController(Controller):
 
         client = hub.connect(principal, send_text)
         settings = services.settings.stream
-        client.control(p.Welcome(
-            client_id=client.id, server_time=time.time(), subject=principal.subject, topics=list(p.TOPICS),
-            queue_size=settings.queue_size, max_fps=settings.max_fps,
-        ))
+        client.control(
+            p.Welcome(
+                client_id=client.id,
+                server_time=time.time(),
+                subject=principal.subject,
+                topics=list(p.TOPICS),
+                queue_size=settings.queue_size,
+                max_fps=settings.max_fps,
+            )
+        )
         receiver = asyncio.create_task(_receive_loop(socket, client, services))
         sender = asyncio.create_task(client.run_sender())
         kicked = asyncio.create_task(client.kicked.wait())

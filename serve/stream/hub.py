@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from wdp.schemas import JSON_ENCODER, EventBase, PoseFrame, event_type
-
 from wdp.serve.engine_view import EngineView
 from wdp.serve.metrics import ApiMetrics
 from wdp.serve.security import Principal
@@ -44,10 +43,16 @@ def topics_of(event: EventBase) -> tuple[p.TopicName, ...]:
     name = event_type(event)
     topics: list[p.TopicName] = []
     if name.startswith(("alert.", "system.", "router.")) or name in (
-        "person.fall_detected", "analytics.threshold_exceeded"
+        "person.fall_detected",
+        "analytics.threshold_exceeded",
     ):
         topics.append("system_alerts")
-    if name in ("person.entered_zone", "person.left_zone", "alert.high_occupancy", "alert.restricted_zone_breach"):
+    if name in (
+        "person.entered_zone",
+        "person.left_zone",
+        "alert.high_occupancy",
+        "alert.restricted_zone_breach",
+    ):
         topics.append("zone_events")
     if name.startswith("person."):
         topics.append("person_tracking")
@@ -75,13 +80,20 @@ def filter_frame(frame: PoseFrame, f: p.Filters) -> PoseFrame:
     if f.zone_id is None and f.min_confidence is None and f.person_id is None:
         return frame
     persons = [
-        q for q in frame.persons
+        q
+        for q in frame.persons
         if (f.zone_id is None or f.zone_id in q.zone_ids)
         and (f.min_confidence is None or q.confidence >= f.min_confidence)
         and (f.person_id is None or q.track_id == f.person_id)
     ]
-    return PoseFrame(frame_id=frame.frame_id, timestamp=frame.timestamp, source=frame.source, persons=persons,
-                     router_ids=frame.router_ids, latency_ms=frame.latency_ms)
+    return PoseFrame(
+        frame_id=frame.frame_id,
+        timestamp=frame.timestamp,
+        source=frame.source,
+        persons=persons,
+        router_ids=frame.router_ids,
+        latency_ms=frame.latency_ms,
+    )
 
 
 class StreamClient:
@@ -122,8 +134,9 @@ class StreamClient:
             if self._overflow_since is None:
                 self._overflow_since = now
             elif now - self._overflow_since >= self._overflow_limit_s:
-                self.kick(1008, "client too slow: outbound queue overflowed for "
-                                f"{self._overflow_limit_s:g} s")
+                self.kick(
+                    1008, f"client too slow: outbound queue overflowed for {self._overflow_limit_s:g} s"
+                )
                 return
         queue.append(text)
         self._wake.set()
@@ -308,9 +321,11 @@ class StreamHub:
             for client in tuple(tracking):
                 f = client.subs["person_tracking"]
                 for q, text in per_person:
-                    if ((f.person_id is None or q.track_id == f.person_id)
-                            and (f.zone_id is None or f.zone_id in q.zone_ids)
-                            and (f.min_confidence is None or q.confidence >= f.min_confidence)):
+                    if (
+                        (f.person_id is None or q.track_id == f.person_id)
+                        and (f.zone_id is None or f.zone_id in q.zone_ids)
+                        and (f.min_confidence is None or q.confidence >= f.min_confidence)
+                    ):
                         client.offer(text, now)
                         n += 1
             self._out_person.inc(n)

@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
-
 from wdp.schemas import Event, Person, PoseFrame, Severity
 
 TopicName = Literal["pose_updates", "system_alerts", "zone_events", "person_tracking"]

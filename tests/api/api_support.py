@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-
 from wdp.schemas import N_KEYPOINTS, Person, PoseFrame, Zone
 from wdp.serve import StoreBackedEngineView, create_app, load_settings
 from wdp.serve.services import Services
@@ -25,7 +24,9 @@ FPS = 10.0
 N_FRAMES = 200
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_parallelism": 1}
 ZONES = [
-    Zone(id="left", name="Left half", polygon=[(0.0, 0.0), (5.0, 0.0), (5.0, 8.0), (0.0, 8.0)], max_occupancy=1),
+    Zone(
+        id="left", name="Left half", polygon=[(0.0, 0.0), (5.0, 0.0), (5.0, 8.0), (0.0, 8.0)], max_occupancy=1
+    ),
     Zone(id="right", name="Right half", polygon=[(5.0, 0.0), (10.0, 0.0), (10.0, 8.0), (5.0, 8.0)]),
 ]
 
@@ -44,8 +45,15 @@ def make_settings(**overrides: Any) -> ServeSettings:
 
 def person(track_id: int, x: float, y: float, confidence: float, activity: str | None = "walking") -> Person:
     kp = [[0.1 + 0.01 * j, 0.2 + 0.01 * j, 0.5] for j in range(N_KEYPOINTS)]
-    return Person(track_id=track_id, keypoints=kp, box=(0.1, 0.1, 0.3, 0.6), confidence=confidence,
-                  zone_ids=["left"] if x < 5.0 else ["right"], activity=activity, position=(x, y))
+    return Person(
+        track_id=track_id,
+        keypoints=kp,
+        box=(0.1, 0.1, 0.3, 0.6),
+        confidence=confidence,
+        zone_ids=["left"] if x < 5.0 else ["right"],
+        activity=activity,
+        position=(x, y),
+    )
 
 
 def history_frames(n: int = N_FRAMES) -> list[PoseFrame]:
@@ -56,16 +64,27 @@ def history_frames(n: int = N_FRAMES) -> list[PoseFrame]:
         persons = [person(1, 0.5 + 9.0 * f / n, 4.0, 0.875, "walking")]
         if f >= 50:
             persons.append(person(2, 8.0, 2.0, 0.25, "sitting"))
-        frames.append(PoseFrame(frame_id=f, timestamp=T0 + f / FPS, source="replay", persons=persons,
-                                router_ids=["r1"], latency_ms=5.0))
+        frames.append(
+            PoseFrame(
+                frame_id=f,
+                timestamp=T0 + f / FPS,
+                source="replay",
+                persons=persons,
+                router_ids=["r1"],
+                latency_ms=5.0,
+            )
+        )
     return frames
 
 
 def live_frame(frame_id: int, timestamp: float | None = None) -> PoseFrame:
     return PoseFrame(
-        frame_id=frame_id, timestamp=T0 + 1000.0 if timestamp is None else timestamp, source="simulator",
+        frame_id=frame_id,
+        timestamp=T0 + 1000.0 if timestamp is None else timestamp,
+        source="simulator",
         persons=[person(7, 2.0, 2.0, 0.9, "standing"), person(8, 7.5, 3.0, 0.4, None)],
-        router_ids=["r1"], latency_ms=12.5,
+        router_ids=["r1"],
+        latency_ms=12.5,
     )
 
 

@@ -9,7 +9,6 @@ import time
 import jwt
 import pytest
 from api_support import SECRET, Api, make_settings, open_api
-
 from wdp.serve import InsecureSettingsError, create_app, load_settings
 from wdp.store import Store
 from wdp.store import config as store_config
@@ -25,21 +24,34 @@ def _b64(obj: dict) -> str:
 
 def _claims(**over: object) -> dict:
     now = int(time.time())
-    return {"sub": "mallory", "iat": now, "exp": now + 600, "iss": "wdp", "aud": "wdp-api",
-            "scopes": ["admin:all"], **over}
+    return {
+        "sub": "mallory",
+        "iat": now,
+        "exp": now + 600,
+        "iss": "wdp",
+        "aud": "wdp-api",
+        "scopes": ["admin:all"],
+        **over,
+    }
 
 
-async def _create_user(api: Api, username: str, password: str, scopes: list[str], disabled: bool = False) -> None:
-    r = await api.client.post("/api/v1/auth/users", headers=api.auth("admin:all"),
-                              json={"username": username, "password": password, "scopes": scopes,
-                                    "disabled": disabled})
+async def _create_user(
+    api: Api, username: str, password: str, scopes: list[str], disabled: bool = False
+) -> None:
+    r = await api.client.post(
+        "/api/v1/auth/users",
+        headers=api.auth("admin:all"),
+        json={"username": username, "password": password, "scopes": scopes, "disabled": disabled},
+    )
     assert r.status_code == 201, r.text
 
 
 async def test_password_grant_and_verify(api: Api) -> None:
     await _create_user(api, "bob", "correct horse battery", ["pose:read", "analytics:read"])
-    r = await api.client.post("/api/v1/auth/token",
-                              json={"grant_type": "password", "username": "bob", "password": "correct horse battery"})
+    r = await api.client.post(
+        "/api/v1/auth/token",
+        json={"grant_type": "password", "username": "bob", "password": "correct horse battery"},
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["token_type"] == "bearer" and set(body["scope"].split()) == {"pose:read", "analytics:read"}
@@ -49,12 +61,25 @@ async def test_password_grant_and_verify(api: Api) -> None:
     assert who["subject"] == "bob" and who["kind"] == "jwt" and who["tier"] == "authenticated"
     assert (await api.client.get("/api/v1/pose/zones", headers=headers)).status_code == 200
     # narrowing to a subset works; asking for a scope not held does not
-    r = await api.client.post("/api/v1/auth/token", json={"grant_type": "password", "username": "bob",
-                                                          "password": "correct horse battery", "scopes": ["pose:read"]})
+    r = await api.client.post(
+        "/api/v1/auth/token",
+        json={
+            "grant_type": "password",
+            "username": "bob",
+            "password": "correct horse battery",
+            "scopes": ["pose:read"],
+        },
+    )
     assert r.json()["scope"] == "pose:read"
-    r = await api.client.post("/api/v1/auth/token", json={"grant_type": "password", "username": "bob",
-                                                          "password": "correct horse battery",
-                                                          "scopes": ["config:write"]})
+    r = await api.client.post(
+        "/api/v1/auth/token",
+        json={
+            "grant_type": "password",
+            "username": "bob",
+            "password": "correct horse battery",
+            "scopes": ["config:write"],
+        },
+    )
     assert r.status_code == 403
 
 
@@ -62,10 +87,14 @@ async def test_bad_credentials_look_the_same(api: Api) -> None:
     await _create_user(api, "carol", "s3cret-password", ["pose:read"])
     await _create_user(api, "dave", "s3cret-password", ["pose:read"], disabled=True)
     reasons = set()
-    for username, password in (("carol", "wrong-password"), ("nobody", "s3cret-password"),
-                               ("dave", "s3cret-password")):
-        r = await api.client.post("/api/v1/auth/token",
-                                  json={"grant_type": "password", "username": username, "password": password})
+    for username, password in (
+        ("carol", "wrong-password"),
+        ("nobody", "s3cret-password"),
+        ("dave", "s3cret-password"),
+    ):
+        r = await api.client.post(
+            "/api/v1/auth/token", json={"grant_type": "password", "username": username, "password": password}
+        )
         assert r.status_code == 401
         assert r.headers["www-authenticate"].startswith("Bearer")
         reasons.add(r.json()["reason"])
@@ -89,15 +118,29 @@ async def test_missing_wrong_and_implied_scopes(api: Api) -> None:
     zone = {"id": "desk", "name": "Desk", "polygon": [[1, 1], [2, 1], [2, 2]]}
     r = await api.client.post("/api/v1/config/zones", json=zone, headers=api.auth("zone:write"))
     assert r.status_code == 201
-    r = await api.client.post("/api/v1/config/routers", json={"id": "r9", "name": "R", "kind": "esp32"},
-                              headers=api.auth("zone:write"))
+    r = await api.client.post(
+        "/api/v1/config/routers",
+        json={"id": "r9", "name": "R", "kind": "esp32"},
+        headers=api.auth("zone:write"),
+    )
     assert r.status_code == 403
     assert (await api.client.post("/api/v1/system/stop", headers=api.auth("system:read"))).status_code == 403
     assert (await api.client.post("/api/v1/system/stop", headers=api.auth("admin:all"))).status_code == 200
 
 
-@pytest.mark.parametrize("case", ["expired", "tampered", "alg_none", "other_secret", "wrong_audience",
-                                  "no_exp", "garbage", "basic_scheme"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "expired",
+        "tampered",
+        "alg_none",
+        "other_secret",
+        "wrong_audience",
+        "no_exp",
+        "garbage",
+        "basic_scheme",
+    ],
+)
 async def test_rejected_tokens(api: Api, case: str) -> None:
     good = api.token("admin:all")
     if case == "expired":
@@ -121,17 +164,23 @@ async def test_rejected_tokens(api: Api, case: str) -> None:
         token = "not.a.jwt"
     else:
         token = None
-    headers = {"Authorization": "Basic YWRtaW46YWRtaW4="} if token is None else {"Authorization": f"Bearer {token}"}
+    headers = (
+        {"Authorization": "Basic YWRtaW46YWRtaW4="} if token is None else {"Authorization": f"Bearer {token}"}
+    )
     r = await api.client.get(CURRENT, headers=headers)
     assert r.status_code == 401, (case, r.text)
     if case == "expired":
         assert "expired" in r.json()["reason"]
-    assert api.services.metrics.auth_failures.labels("jwt")._value.get() >= (0 if case == "basic_scheme" else 1)
+    assert api.services.metrics.auth_failures.labels("jwt")._value.get() >= (
+        0 if case == "basic_scheme" else 1
+    )
 
 
 async def test_api_keys(api: Api) -> None:
     admin = api.auth("admin:all")
-    r = await api.client.post("/api/v1/auth/keys", headers=admin, json={"owner": "sensor-hub", "scopes": ["pose:read"]})
+    r = await api.client.post(
+        "/api/v1/auth/keys", headers=admin, json={"owner": "sensor-hub", "scopes": ["pose:read"]}
+    )
     assert r.status_code == 201, r.text
     created = r.json()
     key = created["api_key"]
@@ -155,24 +204,39 @@ async def test_api_keys(api: Api) -> None:
     # revocation takes effect immediately despite the verification cache
     listed = (await api.client.get("/api/v1/auth/keys", headers=admin)).json()
     assert [k["key_id"] for k in listed] == [created["key_id"]] and "api_key" not in listed[0]
-    assert (await api.client.delete(f"/api/v1/auth/keys/{created['key_id']}", headers=admin)).status_code == 204
+    assert (
+        await api.client.delete(f"/api/v1/auth/keys/{created['key_id']}", headers=admin)
+    ).status_code == 204
     assert (await api.client.get(CURRENT, headers={"X-API-Key": key})).status_code == 401
-    assert (await api.client.delete(f"/api/v1/auth/keys/{created['key_id']}", headers=admin)).status_code == 404
+    assert (
+        await api.client.delete(f"/api/v1/auth/keys/{created['key_id']}", headers=admin)
+    ).status_code == 404
 
 
 async def test_user_admin(api: Api) -> None:
     admin = api.auth("admin:all")
     await _create_user(api, "erin", "password-123", ["pose:read"])
     user = store_config.get_user(api.store.cursor(), "erin")
-    assert user is not None and user.password_hash.startswith("$argon2id$") and "password-123" not in user.password_hash
-    r = await api.client.post("/api/v1/auth/users", headers=admin,
-                              json={"username": "erin", "password": "password-456", "scopes": []})
+    assert (
+        user is not None
+        and user.password_hash.startswith("$argon2id$")
+        and "password-123" not in user.password_hash
+    )
+    r = await api.client.post(
+        "/api/v1/auth/users",
+        headers=admin,
+        json={"username": "erin", "password": "password-456", "scopes": []},
+    )
     assert r.status_code == 409
-    r = await api.client.post("/api/v1/auth/users", headers=admin,
-                              json={"username": "frank", "password": "pw", "scopes": []})
+    r = await api.client.post(
+        "/api/v1/auth/users", headers=admin, json={"username": "frank", "password": "pw", "scopes": []}
+    )
     assert r.status_code == 422  # too short
-    r = await api.client.post("/api/v1/auth/users", headers=admin,
-                              json={"username": "gina", "password": "password-789", "scopes": ["root"]})
+    r = await api.client.post(
+        "/api/v1/auth/users",
+        headers=admin,
+        json={"username": "gina", "password": "password-789", "scopes": ["root"]},
+    )
     assert r.status_code == 422  # unknown scope
     names = [u["username"] for u in (await api.client.get("/api/v1/auth/users", headers=admin)).json()]
     assert names == ["erin"]
@@ -199,11 +263,17 @@ async def test_rs256(store: Store) -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    settings = make_settings(auth={"jwt": {"algorithm": "RS256", "private_key": private, "public_key": public}})
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    settings = make_settings(
+        auth={"jwt": {"algorithm": "RS256", "private_key": private, "public_key": public}}
+    )
     async for api in open_api(store, settings):
         token = api.token("system:read")
         assert jwt.get_unverified_header(token)["alg"] == "RS256"

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from api_support import SECRET, Api, live_frame, make_settings, open_api
 from omegaconf import OmegaConf
-
 from wdp.serve import load_settings
 from wdp.serve.ratelimit import RateLimiter
 from wdp.serve.settings import RateLimitSettings, RateTier
@@ -53,8 +52,15 @@ async def test_rate_limit_per_client_and_tier(store: Store) -> None:
 
 
 def test_rate_limiter_window_resets() -> None:
-    limiter = RateLimiter(RateLimitSettings(tiers={"t": RateTier(limit=2, window_s=10.0)}, anonymous_tier="t",
-                                            authenticated_tier="t", stream_tier="t", admin_tier="t"))
+    limiter = RateLimiter(
+        RateLimitSettings(
+            tiers={"t": RateTier(limit=2, window_s=10.0)},
+            anonymous_tier="t",
+            authenticated_tier="t",
+            stream_tier="t",
+            admin_tier="t",
+        )
+    )
     assert [limiter.hit("t", "c", now=100.0).allowed for _ in range(3)] == [True, True, False]
     refused = limiter.hit("t", "c", now=105.0)
     assert not refused.allowed and refused.retry_after_s == 5
@@ -65,9 +71,14 @@ def test_rate_limiter_window_resets() -> None:
 async def test_cors(store: Store) -> None:
     settings = make_settings(cors={"allow_origins": ["https://dash.example"]})
     async for api in open_api(store, settings):
-        pre = await api.client.options("/api/v1/pose/current", headers={
-            "Origin": "https://dash.example", "Access-Control-Request-Method": "GET",
-            "Access-Control-Request-Headers": "authorization"})
+        pre = await api.client.options(
+            "/api/v1/pose/current",
+            headers={
+                "Origin": "https://dash.example",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
         assert pre.status_code in (200, 204)
         assert pre.headers["access-control-allow-origin"] == "https://dash.example"
         r = await api.client.get("/api/v1/system/health", headers={"Origin": "https://dash.example"})
@@ -84,13 +95,24 @@ async def test_version_and_deprecation_headers(store: Store) -> None:
     async for api in open_api(store):
         r = await api.client.get("/api/v1/system/health")
         assert r.headers["api-version"] == "v1" and "deprecation" not in r.headers
-    settings = make_settings(versioning={"versions": {"v1": {
-        "status": "deprecated", "deprecated_at": "2026-01-01T00:00:00Z", "sunset_at": "2026-12-31",
-        "migration_guide": "https://docs.example/migration/v1-to-v2"}}})
+    settings = make_settings(
+        versioning={
+            "versions": {
+                "v1": {
+                    "status": "deprecated",
+                    "deprecated_at": "2026-01-01T00:00:00Z",
+                    "sunset_at": "2026-12-31",
+                    "migration_guide": "https://docs.example/migration/v1-to-v2",
+                }
+            }
+        }
+    )
     async for api in open_api(store, settings):
         api.view.publish_frame(live_frame(1))
-        for r in (await api.client.get("/api/v1/system/health"),
-                  await api.client.get("/api/v1/pose/current", headers=api.auth("pose:read"))):
+        for r in (
+            await api.client.get("/api/v1/system/health"),
+            await api.client.get("/api/v1/pose/current", headers=api.auth("pose:read")),
+        ):
             assert r.headers["deprecation"] == "@1767225600"
             assert email.utils.parsedate_to_datetime(r.headers["sunset"]).year == 2026
             assert r.headers["sunset"] == "Thu, 31 Dec 2026 00:00:00 GMT"
@@ -108,7 +130,10 @@ async def test_metrics(api: Api) -> None:
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     text = r.text
     assert 'wdp_http_requests_total{method="GET",route="/api/v1/pose/current",status="200"} 3.0' in text
-    assert 'wdp_http_requests_total{method="GET",route="/api/v1/pose/persons/{person_id}",status="404"} 1.0' in text
+    assert (
+        'wdp_http_requests_total{method="GET",route="/api/v1/pose/persons/{person_id}",status="404"} 1.0'
+        in text
+    )
     assert 'wdp_http_request_duration_seconds_count{method="GET",route="/api/v1/pose/current"} 3.0' in text
     assert "wdp_pipeline_frames_total 2.0" in text
     assert 'wdp_pipeline_latency_ms{quantile="0.5"} 12.5' in text
@@ -116,10 +141,18 @@ async def test_metrics(api: Api) -> None:
 
 
 def test_settings_sources() -> None:
-    cfg = OmegaConf.create({"dev_mode": False, "auth": {"jwt": {"secret": "from-yaml" * 5}},
-                            "stream": {"queue_size": 16}})
-    s = load_settings(cfg, env={"WDP_API__STREAM__QUEUE_SIZE": "32", "WDP_API__CORS__ALLOW_ORIGINS": '["https://a"]',
-                                "WDP_JWT_SECRET": SECRET, "WDP_API__RATE_LIMIT__ENABLED": "false"})
+    cfg = OmegaConf.create(
+        {"dev_mode": False, "auth": {"jwt": {"secret": "from-yaml" * 5}}, "stream": {"queue_size": 16}}
+    )
+    s = load_settings(
+        cfg,
+        env={
+            "WDP_API__STREAM__QUEUE_SIZE": "32",
+            "WDP_API__CORS__ALLOW_ORIGINS": '["https://a"]',
+            "WDP_JWT_SECRET": SECRET,
+            "WDP_API__RATE_LIMIT__ENABLED": "false",
+        },
+    )
     assert s.stream.queue_size == 32 and s.cors.allow_origins == ["https://a"]
     assert s.auth.jwt.secret == SECRET and s.rate_limit.enabled is False
     with pytest.raises(Exception, match="unknown|Object contains unknown field"):

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from api_support import Api, live_frame
 from litestar.exceptions import WebSocketDisconnect
-
 from wdp.schemas import AlertSystemError, PersonEnteredZone, PersonLost
 from wdp.serve.engine_view import StoreBackedEngineView
 from wdp.serve.metrics import ApiMetrics
@@ -36,7 +35,7 @@ async def _eventually(condition: Any) -> None:
 
 
 def _until_sentinel(ws: Any) -> list[dict]:
-    """Messages up to (not including) the sentinel alert; data messages are FIFO so this sees all before it."""
+    """Messages up to (not including) the sentinel alert (data messages are FIFO: all before it)."""
     out = []
     while True:
         msg = ws.receive_json(timeout=TIMEOUT)
@@ -45,7 +44,9 @@ def _until_sentinel(ws: Any) -> list[dict]:
         out.append(msg)
 
 
-@pytest.mark.parametrize(("query", "code"), [("", 4001), ("?token=nonsense", 4001), ("?token=wdp_000000000000_x", 4001)])
+@pytest.mark.parametrize(
+    ("query", "code"), [("", 4001), ("?token=nonsense", 4001), ("?token=wdp_000000000000_x", 4001)]
+)
 async def test_refused_with_4001(api: Api, query: str, code: int) -> None:
     with await api.client.websocket_connect(WS + query) as ws:
         with pytest.raises(WebSocketDisconnect) as info:
@@ -63,16 +64,23 @@ async def test_refused_without_scope(api: Api) -> None:
 async def test_subscribe_filters_and_protocol_errors(api: Api) -> None:
     with await api.client.websocket_connect(f"{WS}?token={api.token('stream:subscribe')}") as ws:
         welcome = ws.receive_json(timeout=TIMEOUT)
-        assert welcome["type"] == "connection" and welcome["status"] == "connected" and len(welcome["client_id"]) == 32
+        assert (
+            welcome["type"] == "connection"
+            and welcome["status"] == "connected"
+            and len(welcome["client_id"]) == 32
+        )
         assert welcome["topics"] == ["pose_updates", "system_alerts", "zone_events", "person_tracking"]
         assert api.services.hub.clients.keys() == {welcome["client_id"]}
 
         # bad messages get an error and the connection stays usable
-        for raw, needle in (('{"type": "dance"}', "Invalid value 'dance'"), ("not json", "malformed"),
-                            ('{"type": "subscribe", "topic": "pose_updates", "colour": 1}', "unknown field"),
-                            ('{"type": "subscribe", "topic": "gossip"}', "topic"),
-                            ('{"type": "configure", "config": {"max_fps": -1}}', "max_fps"),
-                            ("x" * 20000, "larger than")):
+        for raw, needle in (
+            ('{"type": "dance"}', "Invalid value 'dance'"),
+            ("not json", "malformed"),
+            ('{"type": "subscribe", "topic": "pose_updates", "colour": 1}', "unknown field"),
+            ('{"type": "subscribe", "topic": "gossip"}', "topic"),
+            ('{"type": "configure", "config": {"max_fps": -1}}', "max_fps"),
+            ("x" * 20000, "larger than"),
+        ):
             ws.send_text(raw)
             err = ws.receive_json(timeout=TIMEOUT)
             assert err["type"] == "error" and needle.lower() in err["reason"].lower(), (raw[:40], err)
@@ -82,9 +90,12 @@ async def test_subscribe_filters_and_protocol_errors(api: Api) -> None:
 
         ws.send_json({"type": "subscribe", "topic": "pose_updates", "filters": {"zone_id": "right"}})
         ack = ws.receive_json(timeout=TIMEOUT)
-        assert ack == {"type": "subscription", "topic": "pose_updates", "status": "subscribed",
-                       "filters": {"zone_id": "right", "min_confidence": None, "person_id": None,
-                                   "min_severity": None}}
+        assert ack == {
+            "type": "subscription",
+            "topic": "pose_updates",
+            "status": "subscribed",
+            "filters": {"zone_id": "right", "min_confidence": None, "person_id": None, "min_severity": None},
+        }
         api.publish(live_frame(11))
         update = ws.receive_json(timeout=TIMEOUT)
         assert update["type"] == "pose_update" and update["frame"]["frame_id"] == 11
@@ -128,32 +139,45 @@ async def test_configure_max_fps(api: Api) -> None:
 
 async def test_person_tracking_and_event_topics(api: Api) -> None:
     token = api.token("stream:subscribe")
-    with (await api.client.websocket_connect(f"{WS}?token={token}") as tracker,
-          await api.client.websocket_connect(f"{WS}?token={token}") as zones):
+    with (
+        await api.client.websocket_connect(f"{WS}?token={token}") as tracker,
+        await api.client.websocket_connect(f"{WS}?token={token}") as zones,
+    ):
         tracker.receive_json(timeout=TIMEOUT)
         zones.receive_json(timeout=TIMEOUT)
         tracker.send_json({"type": "subscribe", "topic": "person_tracking", "filters": {"person_id": 7}})
         tracker.send_json({"type": "subscribe", "topic": "system_alerts"})
         zones.send_json({"type": "subscribe", "topic": "zone_events", "filters": {"zone_id": "right"}})
-        zones.send_json({"type": "subscribe", "topic": "system_alerts", "filters": {"min_severity": "critical"}})
+        zones.send_json(
+            {"type": "subscribe", "topic": "system_alerts", "filters": {"min_severity": "critical"}}
+        )
         for ws in (tracker, tracker, zones, zones):
             assert ws.receive_json(timeout=TIMEOUT)["status"] == "subscribed"
         api.publish(live_frame(21))
         api.publish(PersonEnteredZone(timestamp=1.0, track_id=8, zone_id="right"))
         api.publish(PersonEnteredZone(timestamp=2.0, track_id=7, zone_id="left"))
         api.publish(PersonLost(timestamp=3.0, track_id=7, duration_s=9.0))
-        api.publish(AlertSystemError(timestamp=4.0, component="capture", message="router lost", severity="critical"))
+        api.publish(
+            AlertSystemError(timestamp=4.0, component="capture", message="router lost", severity="critical")
+        )
         api.publish(_sentinel())
         got = _until_sentinel(tracker)
-        assert [(m["type"], m.get("person", {}).get("track_id") or m.get("event", {}).get("type")) for m in got] == [
-            ("person_update", 7), ("event", "person.entered_zone"), ("event", "person.lost"),
-            ("event", "alert.system_error")]
+        assert [
+            (m["type"], m.get("person", {}).get("track_id") or m.get("event", {}).get("type")) for m in got
+        ] == [
+            ("person_update", 7),
+            ("event", "person.entered_zone"),
+            ("event", "person.lost"),
+            ("event", "alert.system_error"),
+        ]
         assert got[0]["frame_id"] == 21 and got[1]["topic"] == "person_tracking"
         got = []
         while len(got) < 2:
             got.append(zones.receive_json(timeout=TIMEOUT))
         assert [(m["topic"], m["event"]["type"]) for m in got] == [
-            ("zone_events", "person.entered_zone"), ("system_alerts", "alert.system_error")]
+            ("zone_events", "person.entered_zone"),
+            ("system_alerts", "alert.system_error"),
+        ]
         assert got[0]["event"]["track_id"] == 8
 
 
@@ -195,7 +219,9 @@ async def test_slow_client_never_slows_others() -> None:
         async def stalled_send(text: str) -> None:
             await blocked.wait()  # a peer that stopped reading: the send never completes
 
-        principal = Principal(subject="t", scopes=frozenset({"stream:subscribe"}), kind="jwt", tier="authenticated")
+        principal = Principal(
+            subject="t", scopes=frozenset({"stream:subscribe"}), kind="jwt", tier="authenticated"
+        )
         fast, slow = hub.connect(principal, fast_send), hub.connect(principal, stalled_send)
         from wdp.serve.stream.protocol import Subscribe
 
@@ -208,7 +234,9 @@ async def test_slow_client_never_slows_others() -> None:
             sent_at = time.perf_counter()
             view.publish_frame(live_frame(f))
             await asyncio.sleep(0.01)  # ~100 fps for 0.6 s
-            lags.append(fast_got[-1][0] - sent_at if fast_got and f'"frame_id":{f},' in fast_got[-1][1] else None)
+            lags.append(
+                fast_got[-1][0] - sent_at if fast_got and f'"frame_id":{f},' in fast_got[-1][1] else None
+            )
         await asyncio.sleep(0.05)
         frames_seen = sum('"type":"pose_update"' in t for _, t in fast_got)
         assert frames_seen == n  # every frame, in order
