@@ -353,7 +353,11 @@ class HlsStream:
                     ],
                     "hls",
                 )
-                await self.encoder.start()
+                try:
+                    await self.encoder.start()
+                except OSError as exc:
+                    self.encoder = None
+                    raise HlsFailed(f"cannot start ffmpeg: {exc}") from exc
                 self.ticker.add(self.encoder)
                 self.starts += 1
                 if self._idle_task is None:
@@ -376,6 +380,8 @@ class HlsStream:
                 if "#EXTINF" in text:
                     return text
             if encoder is None or not encoder.running:
+                if encoder is not None:
+                    await encoder.wait()  # its stderr read to the end: the last line says why
                 error = encoder.last_error if encoder is not None else ""
                 raise HlsFailed("the HLS encoder stopped" + (f": {error}" if error else ""))
             if time.monotonic() > deadline:

@@ -63,6 +63,10 @@ def test_mjpeg_stream_decodes_and_needs_credentials(engine_server: EngineServer)
     assert len(set(parts)) > 1  # frames change (the scene moves)
 
     base = f"{engine_server.base}/api/v1/visualization"
+    deadline = time.monotonic() + 5  # the closed connection released its consumer
+    while httpx.get(f"{base}/status", headers=engine_server.auth).json()["mjpeg"]["clients"] != 0:
+        assert time.monotonic() < deadline, "the MJPEG client was never released"
+        time.sleep(0.1)
     assert httpx.get(f"{base}/mjpeg").status_code == 401
     assert httpx.get(f"{base}/mjpeg", params={"token": "forged"}).status_code == 401
     key_refused = httpx.get(f"{base}/snapshot.jpg", params={"token": "wdp_abc_def"})
