@@ -10,10 +10,13 @@ close (it is opened in the lifespan if it is not open yet).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from litestar import Litestar
+from litestar.plugins import PluginProtocol
 
+from wdp.serve.dashboard.plugin import DashboardPlugin
 from wdp.serve.engine_view import EngineView, StoreBackedEngineView
 from wdp.serve.metrics import ApiMetrics
 from wdp.serve.openapi import StructDefaultsSchemaPlugin
@@ -48,18 +51,29 @@ def create_app(
     settings: ServeSettings | None = None,
     engine_view: EngineView | None = None,
     store: Store | None = None,
+    plugins: Sequence[PluginProtocol] = (),
 ) -> Litestar:
-    """The Litestar app. Raises InsecureSettingsError for a configuration that must not serve."""
+    """The Litestar app. Raises InsecureSettingsError for a configuration that must not serve.
+    ``plugins`` come after the API's own (their lifespans enter once the store is open and the stream hub
+    is subscribed, and exit first)."""
     settings = settings if settings is not None else load_settings()
     check_settings(settings)
     owns_store = store is None
     store = store if store is not None else Store(settings.store_path)
     engine = engine_view if engine_view is not None else StoreBackedEngineView(store)
     services = build_services(settings, engine, store)
+    extra: list[PluginProtocol] = []
+    if settings.dashboard.enabled or settings.visualization.enabled:
+        extra.append(DashboardPlugin(services))
     # The schema plugin must precede Litestar's built-in ones, which are appended after these.
     # request_max_body_size goes here: Litestar 2.25 ignores the value an init plugin sets on AppConfig.
     return Litestar(
-        plugins=[StructDefaultsSchemaPlugin(), WdpApiPlugin(services, owns_store=owns_store)],
+        plugins=[
+            StructDefaultsSchemaPlugin(),
+            WdpApiPlugin(services, owns_store=owns_store),
+            *extra,
+            *plugins,
+        ],
         request_max_body_size=settings.request_max_body_size,
     )
 

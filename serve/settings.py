@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from wdp.serve.dashboard.settings import DashboardSettings, VisualizationSettings
+
 DEFAULT_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"  # refused unless dev_mode
 MIN_HMAC_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key must be at least as long as the hash output
 ENV_PREFIX = "WDP_API__"
@@ -145,6 +147,8 @@ class ServeSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     versioning: VersioningSettings = VersioningSettings()
     stream: StreamSettings = StreamSettings()
     demo_feed: DemoFeedSettings = DemoFeedSettings()
+    dashboard: DashboardSettings = DashboardSettings()
+    visualization: VisualizationSettings = VisualizationSettings()
 
 
 # ------------------------------------------------------------------------------------------------ loading

@@ -1,0 +1,141 @@
+"""Skeleton frames drawn on the server (numpy background + Pillow drawing) for the MJPEG/HLS/RTMP streams.
+
+Keypoints are in normalized image coordinates (0..1 of the model's square image); they are drawn in the
+centred square of the output, with the side bands for text. Colours follow the track id the same way the
+browser dashboard colours it (golden-angle hue), so a person has one colour everywhere.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import functools
+import io
+import time
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from wdp.schemas import PoseFrame
+
+# COCO-17 limbs (the same list as serve/dashboard/static/skeleton.js)
+SKELETON: tuple[tuple[int, int], ...] = (
+    (15, 13),
+    (13, 11),
+    (16, 14),
+    (14, 12),
+    (11, 12),
+    (5, 11),
+    (6, 12),
+    (5, 6),
+    (5, 7),
+    (6, 8),
+    (7, 9),
+    (8, 10),
+    (1, 2),
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (3, 5),
+    (4, 6),
+)
+MIN_KEYPOINT_SCORE = 0.3
+SIMULATED_SOURCES = ("simulator", "replay")
+BACKGROUND = (17, 20, 26)
+GRID = (34, 40, 50)
+TEXT = (210, 216, 226)
+BADGE = (200, 40, 40)
+
+
+def track_color(track_id: int) -> tuple[int, int, int]:
+    """hsl((id * 137.508) mod 360, 75 %, 55 %) as RGB: neighbouring ids get far-apart hues."""
+    hue = (track_id * 137.508) % 360.0
+    r, g, b = colorsys.hls_to_rgb(hue / 360.0, 0.55, 0.75)
+    return round(r * 255), round(g * 255), round(b * 255)
+
+
+@functools.lru_cache(maxsize=8)
+def _background(width: int, height: int) -> Image.Image:
+    """Dark canvas with a 10 % grid over the pose square (built once per size with numpy)."""
+    img = np.empty((height, width, 3), np.uint8)
+    img[:] = BACKGROUND
+    side, x0, y0 = _square(width, height)
+    for k in range(11):
+        off = round(k * (side - 1) / 10)
+        img[y0 : y0 + side, x0 + off] = GRID
+        img[y0 + off, x0 : x0 + side] = GRID
+    return Image.fromarray(img, "RGB")
+
+
+def _square(width: int, height: int) -> tuple[int, int, int]:
+    side = min(width, height)
+    return side, (width - side) // 2, (height - side) // 2
+
+
+@functools.lru_cache(maxsize=4)
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def render_frame(
+    frame: PoseFrame | None, width: int = 640, height: int = 360, now: float | None = None
+) -> Image.Image:
+    """One RGB image of the frame's skeletons, track ids, source badge and frame info."""
+    img = _background(width, height).copy()
+    draw = ImageDraw.Draw(img)
+    side, x0, y0 = _square(width, height)
+    font = _font(max(10, height // 28))
+    font_px = int(getattr(font, "size", 11))
+    line_w = max(2, side // 120)
+    joint_r = max(2, side // 110)
+    if frame is not None:
+        for person in frame.persons:
+            color = track_color(person.track_id)
+            kp = np.asarray(person.keypoints, np.float64)
+            px = x0 + np.clip(kp[:, 0], -0.5, 1.5) * (side - 1)
+            py = y0 + np.clip(kp[:, 1], -0.5, 1.5) * (side - 1)
+            ok = kp[:, 2] >= MIN_KEYPOINT_SCORE
+            for a, b in SKELETON:
+                if ok[a] and ok[b]:
+                    draw.line([(px[a], py[a]), (px[b], py[b])], fill=color, width=line_w)
+            for j in np.flatnonzero(ok):
+                draw.ellipse([px[j] - joint_r, py[j] - joint_r, px[j] + joint_r, py[j] + joint_r], fill=color)
+            bx0, by0 = x0 + person.box[0] * (side - 1), y0 + person.box[1] * (side - 1)
+            label = f"#{person.track_id}" + (f" {person.activity}" if person.activity else "")
+            draw.text((bx0, max(0.0, by0 - font_px - 4)), label, fill=color, font=font)
+    # side band text: what is shown and how fresh it is
+    info = [time.strftime("%H:%M:%S", time.localtime(now if now is not None else time.time()))]
+    if frame is None:
+        info.append("no frames yet")
+    else:
+        info += [
+            f"frame {frame.frame_id}",
+            f"{len(frame.persons)} person(s)",
+            f"latency {frame.latency_ms:.0f} ms",
+            f"source {frame.source}",
+        ]
+    y = height - 6 - len(info) * (font_px + 4)
+    for line in info:
+        draw.text((6, y), line, fill=TEXT, font=font)
+        y += font_px + 4
+    if frame is not None and frame.source in SIMULATED_SOURCES:
+        text = "SIMULATED SOURCE" if frame.source == "simulator" else "SIMULATED SOURCE (replay)"
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        draw.rectangle([4, 4, 4 + (right - left) + 12, 4 + (bottom - top) + 10], fill=BADGE)
+        draw.text((10 - left, 9 - top), text, fill=(255, 255, 255), font=font)
+    return img
+
+
+def encode_jpeg(img: Image.Image, quality: int = 80) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def render_jpeg(
+    frame: PoseFrame | None, width: int = 640, height: int = 360, quality: int = 80, now: float | None = None
+) -> bytes:
+    return encode_jpeg(render_frame(frame, width, height, now), quality)

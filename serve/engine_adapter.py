@@ -1,0 +1,240 @@
+"""The realtime engine (wdp.engine) behind the API's EngineView protocol, and an app factory that runs both.
+
+``EngineAdapter`` owns one ``Bus`` for its whole life and builds an ``Engine`` on it at every start (an Engine
+runs once), so the stream hub's subscriptions survive a stop/start through the API. Status snapshots come
+from ``Engine.metrics()`` (cached briefly: the REST layer asks on every request).
+
+    python -m wdp.serve --port 8000 detector=ground_truth      # engine + API + dashboard (wdp.serve.__main__)
+    app = create_engine_app(compose_serve_config([...]), settings)
+
+Lifespan order (create_app plugins): the API opens the store and subscribes the hub, then the engine starts;
+on shutdown the engine stops first (flushing its store sink), then the API closes the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.plugins import InitPluginProtocol
+
+from wdp.engine import Bus, Engine, Topic
+from wdp.engine.bus import Subscription, SubscriptionClosed
+from wdp.engine.metrics import EngineMetrics
+from wdp.schemas import PoseFrame, Router, Zone
+from wdp.serve.engine_view import ComponentHealth, EngineStatus
+from wdp.serve.engine_view import Topic as ViewTopic
+
+log = logging.getLogger("wdp.serve.engine")
+
+EngineFactory = Callable[[Bus], Engine]  # builds a fresh, unstarted Engine publishing on the given bus
+STATUS_CACHE_S = 0.25
+_TOPICS = {"poses": Topic.POSE, "events": Topic.EVENT}
+
+
+class BusStream:
+    """A bus subscription as the async iterator of payloads EngineView.subscribe promises."""
+
+    def __init__(self, sub: Subscription) -> None:
+        self._sub = sub
+
+    def __aiter__(self) -> BusStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return (await self._sub.aget()).payload
+        except SubscriptionClosed:
+            raise StopAsyncIteration from None
+
+    @property
+    def dropped(self) -> int:
+        return self._sub.dropped
+
+    async def aclose(self) -> None:
+        self._sub.close()
+
+
+class EngineAdapter:
+    """EngineView over wdp.engine.Engine (see wdp.serve.engine_view for the contract)."""
+
+    def __init__(self, factory: EngineFactory, *, buffer: int = 256, status_interval_s: float = 1.0) -> None:
+        self._factory = factory
+        self.bus = Bus()
+        self._buffer = buffer
+        self._status_interval_s = status_interval_s
+        self.engine: Engine | None = None
+        self._zones: list[Zone] | None = None  # None: the engine's configured zones
+        self._started_at: float | None = None
+        self._lock = asyncio.Lock()
+        self._status: tuple[float, EngineStatus] | None = None
+        self.starts = 0
+
+    # ------------------------------------------------------------------------------------------ EngineView
+    def current_frame(self) -> PoseFrame | None:
+        return self.engine.latest_frame if self.engine is not None else None
+
+    def subscribe(self, topic: ViewTopic) -> Any:
+        if topic == "status":
+            return self._status_stream()
+        if topic not in _TOPICS:
+            raise ValueError(f"unknown topic {topic!r}")
+        return BusStream(self.bus.subscribe({_TOPICS[topic]}, maxsize=self._buffer, name=f"api-{topic}"))
+
+    async def _status_stream(self) -> AsyncIterator[EngineStatus]:
+        while True:
+            yield self.status()
+            await asyncio.sleep(self._status_interval_s)
+
+    def status(self) -> EngineStatus:
+        now = time.monotonic()
+        cached = self._status
+        if cached is not None and now - cached[0] < STATUS_CACHE_S:
+            return cached[1]
+        status = self._snapshot()
+        self._status = (now, status)
+        return status
+
+    def routers(self) -> list[Router]:
+        return self.engine.routers.status() if self.engine is not None else []
+
+    async def start(self) -> EngineStatus:
+        async with self._lock:
+            if self.engine is None or not self.engine.running:
+                engine = self._factory(self.bus)
+                if self._zones is not None:
+                    engine.set_zones(self._zones)
+                await asyncio.to_thread(engine.start)
+                self.engine = engine
+                self._started_at = time.time()
+                self.starts += 1
+            self._status = None
+        return self.status()
+
+    async def stop(self) -> EngineStatus:
+        async with self._lock:
+            if self.engine is not None and self.engine.running:
+                await asyncio.to_thread(self.engine.stop, "api")
+            self._status = None
+        return self.status()
+
+    def set_zones(self, zones: Sequence[Zone]) -> None:
+        zones = list(zones)
+        ids = [z.id for z in zones]
+        if len(set(ids)) != len(ids):
+            raise ValueError("zone ids must be unique")
+        if self.engine is not None:
+            self.engine.set_zones(zones)  # validates the polygons (ValueError)
+        self._zones = zones
+
+    # ------------------------------------------------------------------------------------------ status
+    def _snapshot(self) -> EngineStatus:
+        engine = self.engine
+        if engine is None:
+            return EngineStatus(
+                running=False, components={"engine": ComponentHealth(status="degraded", detail="not started")}
+            )
+        m = engine.metrics()
+        e2e = m.stages.get("end_to_end")
+        frame = engine.latest_frame
+        return EngineStatus(
+            running=m.running,
+            source=engine.source_kind,
+            started_at=self._started_at,
+            fps=m.fps,
+            latency_ms_p50=e2e.p50_ms if e2e is not None else 0.0,
+            latency_ms_p99=e2e.p99_ms if e2e is not None else 0.0,
+            frames_total=m.frames,
+            frames_dropped=m.windows_dropped_overflow + m.windows_dropped_stale,
+            persons=len(frame.persons) if frame is not None else 0,
+            components=components_of(m, engine),
+        )
+
+
+def components_of(m: EngineMetrics, engine: Engine) -> dict[str, ComponentHealth]:
+    out: dict[str, ComponentHealth] = {}
+    connected = sum(r.status == "connected" for r in m.routers)
+    if not m.running:
+        out["capture"] = ComponentHealth(status="degraded", detail="engine stopped")
+    elif engine.wait(0):
+        out["capture"] = ComponentHealth(status="degraded", detail="sources exhausted")
+    elif connected:
+        out["capture"] = ComponentHealth(
+            status="ok", detail=f"{connected}/{len(m.routers)} routers connected"
+        )
+    else:
+        out["capture"] = ComponentHealth(status="degraded", detail="no router is sending")
+    if engine.error is not None:
+        out["inference"] = ComponentHealth(
+            status="failed", detail=f"{type(engine.error).__name__}: {engine.error}"[:200]
+        )
+    else:
+        detail = f"{m.detector}" + (f" {m.model.name} ({m.model.backend})" if m.model is not None else "")
+        dropped = m.windows_dropped_overflow + m.windows_dropped_stale
+        out["inference"] = ComponentHealth(
+            status="ok", detail=detail + (f", {dropped} windows dropped" if dropped else "")
+        )
+    if m.store is not None:
+        st = m.store
+        out["history"] = ComponentHealth(
+            status="degraded" if st.flush_errors or st.dropped else "ok",
+            detail=f"{st.frames_written} frames, {st.flush_errors} flush errors, {st.dropped} dropped",
+        )
+    return out
+
+
+class EngineLifespanPlugin(InitPluginProtocol):
+    """Starts the adapter's engine with the app and stops it on shutdown (pass to create_app(plugins=...))."""
+
+    def __init__(self, adapter: EngineAdapter, *, autostart: bool = True) -> None:
+        self.adapter = adapter
+        self.autostart = autostart
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.lifespan.append(self.lifespan)
+        return app_config
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        if self.autostart:
+            await self.adapter.start()
+        try:
+            yield
+        finally:
+            await self.adapter.stop()
+
+
+def create_engine_app(cfg: Any, settings: Any = None, *, autostart: bool = True) -> Litestar:
+    """The API + dashboard over a live engine built from a composed serve config (conf/serve.yaml).
+
+    The history store is ``cfg.store.path`` (shared by the engine's sink and the API); with no store path
+    the API keeps users, keys and zones in ``settings.store_path``. ``settings`` default: the config's ``api``
+    node if it has one, then the environment (WDP_API__*, WDP_JWT_SECRET, ...)."""
+    from wdp.engine.config import build_engine
+    from wdp.serve.app import create_app
+    from wdp.serve.settings import load_settings
+    from wdp.store import Store
+
+    if settings is None:
+        settings = load_settings(cfg.get("api"))
+    store_cfg = cfg.get("store") or {}
+    store_path = store_cfg.get("path")
+    threads = store_cfg.get("duckdb_threads")
+    store = Store(store_path, config={"threads": int(threads)} if threads else None) if store_path else None
+
+    def factory(bus: Bus) -> Engine:
+        return build_engine(cfg, store=store, bus=bus)  # type: ignore[no-any-return]
+
+    adapter = EngineAdapter(factory, buffer=settings.stream.engine_buffer)
+    return create_app(
+        settings,
+        engine_view=adapter,
+        store=store,
+        plugins=[EngineLifespanPlugin(adapter, autostart=autostart)],
+    )
