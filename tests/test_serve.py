@@ -95,11 +95,12 @@ def test_serve_replays_a_capture_into_the_store(csi_dir, tmp_path, tmp_path_fact
 
 
 def test_serve_reports_configuration_errors(tmp_path, capsys) -> None:
-    assert main(["serve", "model.name=no-such-model", f"model.models_dir={tmp_path}", "store.path=null"]) == 2
+    args = ["serve", "--engine-only", "model.name=no-such-model", f"model.models_dir={tmp_path}", "store.path=null"]
+    assert main(args) == 2
     assert "no model 'no-such-model'" in capsys.readouterr().err
-    assert main(["serve", "source=replay", "store.path=null", "detector=ground_truth"]) == 2
+    assert main(["serve", "--engine-only", "source=replay", "store.path=null", "detector=ground_truth"]) == 2
     assert "Missing mandatory value" in capsys.readouterr().err
-    assert main(["serve", "source=nonsense"]) == 2
+    assert main(["serve", "--engine-only", "source=nonsense"]) == 2
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -112,6 +113,7 @@ def test_wdp_serve_runs_until_signalled_and_flushes(tmp_path, tmp_path_factory, 
         "-m",
         "wdp",
         "serve",
+        "--engine-only",
         f"model.path={cached_tiny_model(tmp_path_factory)}",
         f"store.path={db}",
         "store.flush_interval_s=60",

@@ -1,4 +1,4 @@
-"""Command line: `wdp replay <capture>` (summarize a capture), `wdp serve [overrides]` (realtime engine)."""
+"""Command line: `wdp replay <capture>` (summarize a capture), `wdp serve [overrides]` (engine + API + dashboard)."""
 
 from __future__ import annotations
 
@@ -162,6 +162,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
         print(OmegaConf.to_yaml(cfg))
         return 0
+    if not args.engine_only:
+        from wdp.serve.__main__ import main as serve_with_api
+
+        extra = ["--no-autostart"] if args.no_autostart else []
+        return serve_with_api(["--host", args.host, "--port", str(args.port), *extra, *args.overrides])
     try:
         return serve(cfg)
     except Exception as e:  # configuration problems (missing model or file, bad values) before it runs
@@ -180,10 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_replay)
     s = sub.add_parser(
-        "serve", help="run the realtime engine (simulator by default) until Ctrl-C",
-        description="Run the realtime engine. Settings come from conf/serve.yaml; override them Hydra-style, "
-                    "e.g. `wdp serve source=replay source.path=capture.dat source.realtime=false` or "
-                    "`wdp serve detector=ground_truth store.path=null duration_s=10`.")
+        "serve", help="run the engine (simulator by default) with the REST/WebSocket API and dashboard",
+        description="Run the realtime engine with the REST/WebSocket API and the dashboard on http://HOST:PORT/. "
+                    "Settings come from conf/serve.yaml; override them Hydra-style, e.g. "
+                    "`wdp serve source=replay source.path=capture.dat source.realtime=false` or "
+                    "`wdp serve detector=ground_truth store.path=null`. API secrets come from the environment "
+                    "(WDP_JWT_SECRET, WDP_ADMIN_PASSWORD, or WDP_DEV_MODE=1 for a throwaway dev secret).")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--engine-only", action="store_true",
+                   help="run only the engine (history store, no API), printing a status line")
+    s.add_argument("--no-autostart", action="store_true", help="start the engine only through the API")
     s.add_argument("overrides", nargs="*", help="Hydra overrides key=value / group=option")
     s.add_argument("--print-config", action="store_true", help="print the composed config and exit")
     s.set_defaults(func=_cmd_serve)

@@ -12,6 +12,7 @@ import pytest
 from dashboard_support import SECRET
 from engine_fixtures import BED, two_person_scene
 from litestar.testing import AsyncTestClient
+
 from wdp import schemas
 from wdp.csi.sources import SimulatorSource
 from wdp.engine import Bus, Engine, EngineConfig

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
 from wdp.schemas import N_KEYPOINTS, Person, PoseFrame
 from wdp.serve.dashboard.render import SKELETON, render_frame, render_jpeg, track_color
 

@@ -17,6 +17,7 @@ import pytest
 from dashboard_support import SECRET, EngineServer, ffprobe, free_port, need_tool
 from litestar.testing import AsyncTestClient
 from PIL import Image
+
 from wdp.schemas import N_KEYPOINTS, Person, PoseFrame
 from wdp.serve import StoreBackedEngineView, create_app, load_settings
 from wdp.store import Store
