@@ -124,6 +124,11 @@ class EngineAdapter:
             self._status = None
         return self.status()
 
+    def zones(self) -> list[Zone]:
+        if self._zones is not None:
+            return list(self._zones)
+        return list(self.engine.pipeline.zones.zones) if self.engine is not None else []
+
     def set_zones(self, zones: Sequence[Zone]) -> None:
         zones = list(zones)
         ids = [z.id for z in zones]
@@ -231,10 +236,13 @@ def create_engine_app(cfg: Any, settings: Any = None, *, autostart: bool = True)
     def factory(bus: Bus) -> Engine:
         return build_engine(cfg, store=store, bus=bus)  # type: ignore[no-any-return]
 
+    from wdp.serve.integrations_plugin import IntegrationsPlugin
+
     adapter = EngineAdapter(factory, buffer=settings.stream.engine_buffer)
+    integrations = IntegrationsPlugin(adapter, store, mqtt=cfg.get("mqtt"), webhooks=cfg.get("webhooks"))
     return create_app(
         settings,
         engine_view=adapter,
         store=store,
-        plugins=[EngineLifespanPlugin(adapter, autostart=autostart)],
+        plugins=[EngineLifespanPlugin(adapter, autostart=autostart), integrations],
     )

@@ -56,7 +56,9 @@ async def test_adapter_runs_the_engine_through_the_protocol() -> None:
     assert status.running and status.source == "simulator" and status.started_at is not None
     got = await _collect(events, "person.fall_detected")
     kinds = [schemas.event_type(e) for e in got]
-    assert kinds[0] == "system.started" and kinds.count("router.connected") == 2
+    # Both routers connect; on a starved machine a realtime router may also time out and reconnect.
+    assert kinds[0] == "system.started" and kinds.count("router.connected") >= 2
+    assert kinds.count("router.connected") - kinds.count("router.disconnected") == 2
     entered = [e for e in got if isinstance(e, schemas.PersonEnteredZone)]
     assert [(e.track_id, e.zone_id) for e in entered] == [(1, "bed")]  # the zone reached the engine
     fall = got[-1]

@@ -604,7 +604,9 @@ class Engine:
         last_alert = -float("inf")
         dropped_before = 0
         while not self._stopping.wait(0.25):
-            for ev in self.routers.check_timeouts():
+            # Only realtime routers can time out: an as-fast-as-possible source blocks on backpressure and on
+            # the other routers' progress, so wall-clock silence says nothing about it.
+            for ev in self.routers.check_timeouts(lambda rid: self._realtime.get(rid, True)):
                 self._publish_event(ev)
                 self._publish_router(ev.router_id)
             now = time.monotonic()

@@ -76,13 +76,15 @@ class RouterMonitor:
             if router_id in self._routers:
                 self._routers[router_id].lost_reported = lost_total
 
-    def check_timeouts(self) -> list[schemas.RouterDisconnected]:
+    def check_timeouts(self, applies: Callable[[str], bool] | None = None) -> list[schemas.RouterDisconnected]:
+        """Routers silent for longer than disconnect_after_s (wall clock), among those ``applies`` accepts."""
         now = self._clock()
         out = []
         with self._lock:
             for rid, st in self._routers.items():
                 if (
-                    st.status == "connected"
+                    (applies is None or applies(rid))
+                    and st.status == "connected"
                     and st.last_packet is not None
                     and now - st.last_packet > self.disconnect_after_s
                 ):

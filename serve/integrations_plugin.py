@@ -1,0 +1,137 @@
+"""MQTT and webhook delivery wired to the served engine (conf/serve.yaml `mqtt:` and `webhooks:`).
+
+The MQTT bridge publishes every pose frame and event from the engine's bus and answers
+command/system/{start,stop,status} and command/zone/{id}/configure through the engine adapter. The webhook
+dispatcher delivers the store's outbox: each engine event is committed to it (``submit``) before any
+delivery is tried, and deliveries left unfinished by a previous run go out on start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.plugins import InitPluginProtocol
+
+from wdp.integrations.mqtt import CommandHandlers, MqttBridge, MqttConfig
+from wdp.integrations.mqtt.commands import ZonePatch
+from wdp.integrations.webhooks import WebhookDispatcher, WebhookSettings
+from wdp.schemas import Zone
+from wdp.serve.engine_adapter import EngineAdapter
+from wdp.store import Store
+
+log = logging.getLogger("wdp.serve")
+
+
+def _plain(node: Any) -> dict[str, Any]:
+    if node is None:
+        return {}
+    try:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(node):
+            return dict(OmegaConf.to_container(node, resolve=True))  # type: ignore[arg-type]
+    except ImportError:  # pragma: no cover - omegaconf ships with hydra-core
+        pass
+    return dict(node)
+
+
+def _zone_handlers(adapter: EngineAdapter) -> CommandHandlers:
+    def configure_zone(zone_id: str, patch: ZonePatch) -> Zone:
+        zones = {z.id: z for z in adapter.zones()}
+        current = zones.get(zone_id)
+        changes = {k: v for k in patch.__struct_fields__ if (v := getattr(patch, k)) is not msgspec.UNSET}
+        if current is None:
+            if "polygon" not in changes:
+                raise ValueError(f"unknown zone {zone_id!r}: give a polygon to create it")
+            zone = Zone(id=zone_id, name=changes.pop("name", zone_id), **changes)
+        else:
+            zone = msgspec.structs.replace(current, **changes)
+        zones[zone_id] = zone
+        adapter.set_zones(list(zones.values()))
+        return zone
+
+    async def stop(reason: str) -> Any:
+        return await adapter.stop()
+
+    return CommandHandlers(configure_zone=configure_zone, start=adapter.start, stop=stop, status=adapter.status)
+
+
+class IntegrationsPlugin(InitPluginProtocol):
+    """Runs the MQTT bridge and/or the webhook dispatcher for the app's lifetime (each only if enabled)."""
+
+    def __init__(self, adapter: EngineAdapter, store: Store | None, mqtt: Any = None, webhooks: Any = None) -> None:
+        self.adapter = adapter
+        self.store = store
+        mqtt_cfg = _plain(mqtt)
+        hook_cfg = _plain(webhooks)
+        self.mqtt_config = MqttConfig(**{k: v for k, v in mqtt_cfg.items() if k != "enabled"}) \
+            if mqtt_cfg.pop("enabled", False) else None
+        self.webhook_settings = WebhookSettings(**{k: v for k, v in hook_cfg.items() if k != "enabled"}) \
+            if hook_cfg.pop("enabled", False) else None
+        if self.webhook_settings is not None and store is None:
+            raise ValueError("webhooks need the history store (store.path): the outbox lives there")
+        self.bridge: MqttBridge | None = None
+        self.dispatcher: WebhookDispatcher | None = None
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.lifespan.append(self.lifespan)
+        return app_config
+
+    async def _pump(self, topic: str, sink: Any) -> None:
+        stream = self.adapter.subscribe(topic)  # type: ignore[arg-type]
+        try:
+            async for item in stream:
+                sink(item)
+        finally:
+            await stream.aclose()
+
+    async def _submit_events(self, dispatcher: WebhookDispatcher, attempts: int = 5) -> None:
+        """Commit each engine event with its deliveries. The engine's history sink writes the same events from
+        another connection; when both commit the same event_id at once DuckDB aborts one transaction, so a
+        failed batch is retried (the event insert is ON CONFLICT DO NOTHING) instead of being lost."""
+        stream = self.adapter.subscribe("events")  # type: ignore[arg-type]
+        try:
+            async for event in stream:
+                for attempt in range(attempts):
+                    try:
+                        await dispatcher.submit([event])
+                        break
+                    except Exception:
+                        if attempt == attempts - 1:
+                            log.exception("webhooks: could not queue event %s", event.event_id)
+                        await asyncio.sleep(0.05 * 2**attempt)
+        finally:
+            await stream.aclose()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            if self.mqtt_config is not None:
+                self.bridge = await MqttBridge(self.mqtt_config, handlers=_zone_handlers(self.adapter)).start()
+                self.bridge.set_zones(self.adapter.zones())
+                tasks.append(asyncio.create_task(self._pump("poses", self.bridge.publish_frame)))
+                tasks.append(asyncio.create_task(self._pump("events", self.bridge.publish_event)))
+                log.info("MQTT bridge to %s:%d (prefix %r)", self.mqtt_config.host, self.mqtt_config.port,
+                         self.mqtt_config.prefix)
+            if self.webhook_settings is not None:
+                assert self.store is not None
+                self.dispatcher = await WebhookDispatcher(self.store, self.webhook_settings).start()
+                tasks.append(asyncio.create_task(self._submit_events(self.dispatcher)))
+                log.info("webhook dispatcher started")
+            yield
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self.dispatcher is not None:
+                await self.dispatcher.stop()
+            if self.bridge is not None:
+                await self.bridge.stop()
