@@ -2,8 +2,9 @@
 
 The MQTT bridge publishes every pose frame and event from the engine's bus and answers
 command/system/{start,stop,status} and command/zone/{id}/configure through the engine adapter. The webhook
-dispatcher delivers the store's outbox: each engine event is committed to it (``submit``) before any
-delivery is tried, and deliveries left unfinished by a previous run go out on start.
+dispatcher delivers the store's outbox: the engine's history sink commits each event together with its
+webhook deliveries before any delivery is tried, and deliveries left unfinished by a previous run go out on
+start.
 """
 
 from __future__ import annotations
@@ -92,24 +93,6 @@ class IntegrationsPlugin(InitPluginProtocol):
         finally:
             await stream.aclose()
 
-    async def _submit_events(self, dispatcher: WebhookDispatcher, attempts: int = 5) -> None:
-        """Commit each engine event with its deliveries. The engine's history sink writes the same events from
-        another connection; when both commit the same event_id at once DuckDB aborts one transaction, so a
-        failed batch is retried (the event insert is ON CONFLICT DO NOTHING) instead of being lost."""
-        stream = self.adapter.subscribe("events")  # type: ignore[arg-type]
-        try:
-            async for event in stream:
-                for attempt in range(attempts):
-                    try:
-                        await dispatcher.submit([event])
-                        break
-                    except Exception:
-                        if attempt == attempts - 1:
-                            log.exception("webhooks: could not queue event %s", event.event_id)
-                        await asyncio.sleep(0.05 * 2**attempt)
-        finally:
-            await stream.aclose()
-
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
@@ -124,7 +107,8 @@ class IntegrationsPlugin(InitPluginProtocol):
             if self.webhook_settings is not None:
                 assert self.store is not None
                 self.dispatcher = await WebhookDispatcher(self.store, self.webhook_settings).start()
-                tasks.append(asyncio.create_task(self._submit_events(self.dispatcher)))
+                # The engine's history sink commits each event with its deliveries (the outbox); the
+                # dispatcher polls it (poll_interval_s) and delivers, and replays what a crash left behind.
                 log.info("webhook dispatcher started")
             yield
         finally:

@@ -18,6 +18,7 @@ from wdp import schemas
 from wdp.engine.bus import Bus, Message, Topic
 from wdp.engine.metrics import StoreStatus
 from wdp.store import Store
+from wdp.store import config as store_config
 from wdp.store import events as store_events
 
 _log = logging.getLogger(__name__)
@@ -91,7 +92,9 @@ class StoreSink:
         if not self._events:
             return
         try:
-            store_events.append_events(con, self._events)
+            # Transactional outbox: the events and their webhook deliveries commit together, from this one
+            # writer (a second writer of the same events would race it on the event_id key).
+            store_events.record_events(con, self._events, store_config.active_webhooks(con), now=time.time())
             self._events_written += len(self._events)
             self._events = []
         except Exception:
