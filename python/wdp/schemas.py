@@ -19,12 +19,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
-N_KEYPOINTS = 17  # COCO order: nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles
-KEYPOINT_NAMES: tuple[str, ...] = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-    "right_knee", "left_ankle", "right_ankle",
-)
+from wdp.schemas_sample import COCO_KEYPOINTS, N_KEYPOINTS
+
+KEYPOINT_NAMES: tuple[str, ...] = COCO_KEYPOINTS  # COCO order
 
 # One keypoint is [x, y, score] and a person has the 17 COCO keypoints; lengths are checked on decode.
 Keypoint = Annotated[list[float], msgspec.Meta(min_length=3, max_length=3)]

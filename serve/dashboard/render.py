@@ -16,29 +16,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from wdp.schemas import PoseFrame
+from wdp.schemas_sample import COCO_SKELETON
 
 # COCO-17 limbs (the same list as serve/dashboard/static/skeleton.js)
-SKELETON: tuple[tuple[int, int], ...] = (
-    (15, 13),
-    (13, 11),
-    (16, 14),
-    (14, 12),
-    (11, 12),
-    (5, 11),
-    (6, 12),
-    (5, 6),
-    (5, 7),
-    (6, 8),
-    (7, 9),
-    (8, 10),
-    (1, 2),
-    (0, 1),
-    (0, 2),
-    (1, 3),
-    (2, 4),
-    (3, 5),
-    (4, 6),
-)
+SKELETON: tuple[tuple[int, int], ...] = COCO_SKELETON
 MIN_KEYPOINT_SCORE = 0.3
 SIMULATED_SOURCES = ("simulator", "replay")
 BACKGROUND = (17, 20, 26)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wdp.schemas_sample import COCO_OKS_SIGMAS
+
 N_KEYPOINTS = 17
 NOSE, L_EYE, R_EYE, L_EAR, R_EAR = 0, 1, 2, 3, 4
 L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW, L_WRIST, R_WRIST = 5, 6, 7, 8, 9, 10
@@ -13,27 +15,7 @@ L_HIP, R_HIP, L_KNEE, R_KNEE, L_ANKLE, R_ANKLE = 11, 12, 13, 14, 15, 16
 HEAD = (NOSE, L_EYE, R_EYE, L_EAR, R_EAR)
 
 # COCO per-keypoint OKS constants (pycocotools: sigmas / 10; kappa = 2 * sigma).
-COCO_SIGMAS = np.array(
-    [
-        0.026,
-        0.025,
-        0.025,
-        0.035,
-        0.035,
-        0.079,
-        0.079,
-        0.072,
-        0.072,
-        0.062,
-        0.062,
-        0.107,
-        0.107,
-        0.087,
-        0.087,
-        0.089,
-        0.089,
-    ]
-)
+COCO_SIGMAS = np.array(COCO_OKS_SIGMAS)
 
 
 @dataclass(frozen=True, eq=False)
