@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wdp.model.decode import DecodedPoses, _subpixel
+from wdp.model.decode import DecodedPoses, _subpixel, assemble_poses
 from wdp.model.exported import MODEL_CARD, ExportedPoseNet, load_exported
-from wdp.model.spec import N_KEYPOINTS, map_to_image
+from wdp.model.spec import N_KEYPOINTS
 from wdp.tracking.detections import Detections
 
 PACKAGE_MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -152,20 +152,7 @@ def decode_poses_fast(
     snap = best > refine_threshold
     x = torch.where(snap, px.to(center.dtype) + dx, reg_x)
     y = torch.where(snap, py.to(center.dtype) + dy, reg_y)
-
-    xi = x.round().clamp(0, w - 1).long()
-    yi = y.round().clamp(0, h - 1).long()
-    kflat_h = kheat.reshape(b, 1, N_KEYPOINTS, h * w).expand(b, max_people, N_KEYPOINTS, h * w)
-    kscore = kflat_h.gather(3, (yi * w + xi).unsqueeze(-1)).squeeze(-1)
-
-    x = map_to_image(x)
-    y = map_to_image(y)
-    keypoints = torch.stack([x, y, kscore], dim=-1)
-    x0, x1 = x.min(dim=2).values, x.max(dim=2).values
-    y0, y1 = y.min(dim=2).values, y.max(dim=2).values
-    mx, my = box_margin * (x1 - x0), box_margin * (y1 - y0)
-    boxes = torch.stack([x0 - mx, y0 - my, x1 + mx, y1 + my], dim=-1)
-    return DecodedPoses(keypoints=keypoints, boxes=boxes, scores=scores)
+    return assemble_poses(x, y, kheat, scores, box_margin)
 
 
 def _first_max(values: torch.Tensor, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -104,7 +104,16 @@ def decode_poses(
     x = torch.where(snap, px.to(center.dtype) + dx, reg_x)
     y = torch.where(snap, py.to(center.dtype) + dy, reg_y)
 
-    # joint score: heatmap value at the final cell
+    return assemble_poses(x, y, kheat, scores, box_margin)
+
+
+def assemble_poses(
+    x: torch.Tensor, y: torch.Tensor, kheat: torch.Tensor, scores: torch.Tensor, box_margin: float
+) -> DecodedPoses:
+    """Joint positions (B, K, J) in map cells -> DecodedPoses in image pixels: each joint scored by the
+    heatmap value at its final cell, boxes around the joints with a relative margin."""
+    b, max_people = x.shape[:2]
+    h, w = kheat.shape[-2:]
     xi = x.round().clamp(0, w - 1).long()
     yi = y.round().clamp(0, h - 1).long()
     kflat = kheat.reshape(b, 1, N_KEYPOINTS, h * w).expand(b, max_people, N_KEYPOINTS, h * w)
