@@ -15,16 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiomqtt
+from server_process import free_port
 
 MOSQUITTO = shutil.which("mosquitto") or (
     "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float = 5.0, host: str = "127.0.0.1") -> None:

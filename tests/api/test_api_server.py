@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from api_support import SECRET
+from server_process import free_port, password_token, stop_process, wait_healthy
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -32,12 +33,6 @@ class Server:
     ws: str
     token: str
     proc: subprocess.Popen[bytes]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -81,29 +76,11 @@ def run_server(log: Path, **env_extra: str) -> Iterator[Server]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/api/v1/system/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"uvicorn did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-        r = httpx.post(
-            f"{base}/api/v1/auth/token",
-            json={"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD},
-        )
-        assert r.status_code == 200, r.text
-        yield Server(base=base, ws=f"ws://127.0.0.1:{port}", token=r.json()["access_token"], proc=proc)
+        wait_healthy(base, proc, log, timeout=30)
+        token = password_token(base, ADMIN_PASSWORD)
+        yield Server(base=base, ws=f"ws://127.0.0.1:{port}", token=token, proc=proc)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=10)
     assert "Traceback" not in log.read_text(), log.read_text()
 
 

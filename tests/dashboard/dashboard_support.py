@@ -8,17 +8,15 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from server_process import free_port, password_token, stop_process, wait_healthy
 
 SECRET = "dashboard-test-secret-0123456789abcdef0123"
 ADMIN_PASSWORD = "admin-password-for-dashboard-tests"
@@ -53,12 +51,6 @@ def artifacts_dir() -> Path:
     d = Path(os.environ.get("WDP_ARTIFACTS_DIR", REPO / "artifacts"))
     d.mkdir(parents=True, exist_ok=True)
     return d
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ffprobe(path: Path | str) -> dict[str, Any]:
@@ -133,29 +125,11 @@ def run_engine_server(workdir: Path, *overrides: str, **env: str) -> Iterator[En
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/api/v1/system/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the server did not start:\n{log.read_text()}")
-            time.sleep(0.2)
-        r = httpx.post(
-            f"{base}/api/v1/auth/token",
-            json={"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD},
-        )
-        assert r.status_code == 200, r.text
-        yield EngineServer(base=base, port=port, token=r.json()["access_token"], proc=proc, log=log)
+        wait_healthy(base, proc, log, timeout=60, interval=0.2)
+        token = password_token(base, ADMIN_PASSWORD)
+        yield EngineServer(base=base, port=port, token=token, proc=proc, log=log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=20)
     text = log.read_text()
     assert "Traceback" not in text, text
 
