@@ -11,6 +11,8 @@ from scipy.io import savemat
 from wdp import schemas_sample as S
 from wdp.csi.simulator import SceneSimulator, SimConfig, random_scene
 from wdp.csi.simulator.splits import (
+    FREE_SUBJECTS,
+    SITE_SUBJECTS,
     SPLIT_ROOMS,
     SPLIT_SUBJECTS,
     SPLITS,
@@ -36,11 +38,7 @@ def test_split_rooms_subjects_and_seeds_are_disjoint():
     assert SPLIT_ROOMS["train"] == range(0, 64) and SPLIT_ROOMS["test"] == range(80, 100)
     seeds = {s: {scene_seed(s, base, i) for base in range(4) for i in range(300)} for s in SPLITS}
     assert all(len(v) == 4 * 300 for v in seeds.values())
-    assert (
-        not seeds["train"] & seeds["val"]
-        and not seeds["train"] & seeds["test"]
-        and not seeds["val"] & seeds["test"]
-    )
+    assert not seeds["train"] & seeds["val"] and not seeds["train"] & seeds["test"] and not seeds["val"] & seeds["test"]
     assert all(split_of_seed(x) == s for s in SPLITS for x in seeds[s])
     assert split_of_room(70) == "val" and split_of_room(123) is None
 
@@ -54,13 +52,32 @@ def test_random_scene_people_come_from_their_rooms_split():
     assert subjects_of_room(90) == SPLIT_SUBJECTS["test"]
 
 
+def test_site_scenes_share_the_room_but_not_people():
+    """Random scenes in a free room (a site) draw people by their seed's split: a site's test windows show
+    people never trained on; scripted scenes there keep the free pool."""
+    people = {
+        s: {p.shape.subject_id for i in range(6) for p in random_scene(101, scene_seed(s, 0, i), n_people=4).people}
+        for s in SPLITS
+    }
+    for s in SPLITS:
+        assert people[s] and people[s] <= set(SITE_SUBJECTS[s]), s
+    assert not people["train"] & people["test"] and not people["train"] & people["val"]
+    assert subjects_of_room(101) == FREE_SUBJECTS
+    assert all(set(SITE_SUBJECTS[s]) <= set(FREE_SUBJECTS) for s in SPLITS)
+
+
+def test_write_dataset_rooms_may_name_a_site_but_not_another_split(tmp_path):
+    out = write_dataset(tmp_path / "t", "test", 6, seed=0, sim_config=SMALL, rooms=[101], progress=False)
+    assert json.loads((out / "meta.json").read_text())["rooms"] == [101]
+    with pytest.raises(ValueError, match="another split"):
+        write_dataset(tmp_path / "u", "test", 6, seed=0, sim_config=SMALL, rooms=[3], progress=False)
+
+
 # ---- shards ---------------------------------------------------------------------------------------------
 
 
 def test_write_dataset_and_shard_dataset_round_trip(tmp_path):
-    out = write_dataset(
-        tmp_path / "val", "val", num_samples=20, seed=3, sim_config=SMALL, shard_size=8, progress=False
-    )
+    out = write_dataset(tmp_path / "val", "val", num_samples=20, seed=3, sim_config=SMALL, shard_size=8, progress=False)
     meta = json.loads((out / "meta.json").read_text())
     assert meta["version"] == 1 and meta["split"] == "val" and meta["num_samples"] == 20
     assert set(meta["rooms"]) <= set(SPLIT_ROOMS["val"]) and meta["rooms"]

@@ -41,8 +41,11 @@ def test_batch_items_are_independent_and_agc_invariant(name: str) -> None:
     with torch.no_grad():
         full = net(amp, phase)
         single = net(amp[2:3], phase[2:3])
-        # per-frame receiver gain (AGC) must not change the prediction: amplitude is normalised per frame
-        gain = torch.tensor([0.3, 1.0, 2.5, 7.0, 0.9]).reshape(1, 5, 1, 1, 1)
+        # receiver gain per frame and rx chain (AGC steps, chain mismatch) must not change the prediction:
+        # amplitude is normalised per (frame, rx chain)
+        gain = torch.tensor([0.3, 1.0, 2.5, 7.0, 0.9]).reshape(1, 5, 1, 1, 1) * torch.tensor(
+            [1.0, 0.7, 1.3]
+        ).reshape(1, 1, 1, 3, 1)
         scaled = net(amp * gain, phase)
     for f, s, g in zip(full, single, scaled, strict=True):
         torch.testing.assert_close(f[2:3], s, atol=1e-5, rtol=1e-4)

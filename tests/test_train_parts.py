@@ -108,22 +108,22 @@ def test_missing_or_broken_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_generation_is_delegated_to_the_simulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
 
-    def fake_write_dataset(out_dir, split, num_samples, seed, sim_config, shard_size=256):
-        calls.append((Path(out_dir).name, split, num_samples, seed, sim_config, shard_size))
+    def fake_write_dataset(out_dir, split, num_samples, seed, sim_config, shard_size=256, rooms=None):
+        assert Path(out_dir).parent == dm.root and Path(out_dir).name.startswith(f".{split}-")  # renamed later
+        calls.append((split, split, num_samples, seed, sim_config, shard_size, rooms))
         write_split(out_dir, split, num_samples, seed)
 
     import types
 
-    monkeypatch.setitem(
-        __import__("sys").modules, "wdp.data", types.SimpleNamespace(write_dataset=fake_write_dataset)
-    )
-    dm = CsiDataModule(
-        cache_dir=str(tmp_path), num_people=3, num_train=5, num_val=3, num_test=2, seed=7, shard_size=4
-    )
+    monkeypatch.setitem(__import__("sys").modules, "wdp.data", types.SimpleNamespace(write_dataset=fake_write_dataset))
+    dm = CsiDataModule(cache_dir=str(tmp_path), num_people=3, num_train=5, num_val=3, num_test=2, seed=7, shard_size=4)
     dm.prepare_data()
     assert [c[:4] for c in calls] == [("train", "train", 5, 7), ("val", "val", 3, 8), ("test", "test", 2, 9)]
     assert calls[0][4] == {"people_probs": people_probs(3)} and calls[0][5] == 4
     assert dm.root.parent == tmp_path and dm.root.name.startswith("p3-")
+    assert all(c[6] is None for c in calls)  # the splits' own rooms
+    assert all((dm.root / s / "meta.json").is_file() for s in ("train", "val", "test"))
+    assert not list(dm.root.glob(".*"))  # no temporary directories left
     dm.prepare_data()  # second time: cached
     assert len(calls) == 3
     assert people_probs(2) == pytest.approx([0.05, 0.475, 0.475])
@@ -137,12 +137,60 @@ def test_simulator_data_round_trip(tmp_path: Path) -> None:
     from wdp.model.decode import decode_poses
     from wdp.model.metrics import keypoint_ap
 
-    dm = CsiDataModule(
-        cache_dir=str(tmp_path), num_people=2, num_train=8, num_val=8, num_test=48, shard_size=16
-    )
+    dm = CsiDataModule(cache_dir=str(tmp_path), num_people=2, num_train=8, num_val=8, num_test=48, shard_size=16)
     dm.prepare_data()
     test = dm.split("test")
     batch = dict(test.arrays)
     assert int(batch["num_people"].sum()) > 20
     decoded = decode_poses(*perfect_outputs(batch), refine_threshold=2.0)
     assert keypoint_ap(_images(batch, decoded))["ap"] == pytest.approx(1.0)
+
+
+def test_site_rooms_reach_the_writer_and_name_their_own_cache(tmp_path: Path) -> None:
+    """data.rooms: one free room for every split (a site dataset) is generated there, with the splits still
+    disjoint in people and seeds; the cache key differs from the default rooms'; unknown splits are refused."""
+    pytest.importorskip("wdp.data")
+    site = {"train": [101], "val": [101], "test": [101]}
+    kw = dict(cache_dir=str(tmp_path), num_people=1, num_train=16, num_val=16, num_test=16, shard_size=16)
+    dm = CsiDataModule(rooms=site, **kw)
+    assert dm.root != CsiDataModule(**kw).root
+    assert CsiDataModule(rooms={"train": None}, **kw).root == CsiDataModule(**kw).root
+    dm.prepare_data()
+    metas = {s: json.loads((dm.root / s / "meta.json").read_text()) for s in ("train", "val", "test")}
+    assert all(m["rooms"] == [101] for m in metas.values())
+    from wdp.data import ShardDataset
+
+    meta = {s: ShardDataset(dm.root / s).stacked(["room_id", "seed"]) for s in metas}
+    assert all(set(m["room_id"].tolist()) == {101} for m in meta.values())
+    seeds = {s: set(m["seed"].tolist()) for s, m in meta.items()}
+    assert not seeds["train"] & seeds["test"] and not seeds["train"] & seeds["val"]
+    assert dm.describe()["rooms"] == site
+    with pytest.raises(ValueError, match="unknown splits"):
+        CsiDataModule(rooms={"trian": [101]}, **kw)
+
+
+def test_concurrent_generation_of_one_cache_is_safe(tmp_path: Path) -> None:
+    """Two runs preparing the same dataset at once (two training commands started together) both end with
+    complete, identical splits."""
+    pytest.importorskip("wdp.data")
+    import threading
+
+    kw = dict(cache_dir=str(tmp_path), num_people=1, num_train=24, num_val=8, num_test=8, shard_size=8)
+    dms = [CsiDataModule(**kw), CsiDataModule(**kw)]
+    errors: list[BaseException] = []
+
+    def prep(dm: CsiDataModule) -> None:
+        try:
+            dm.prepare_data()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=prep, args=(dm,)) for dm in dms]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    a, _ = read_split(dms[0].root / "train")
+    assert len(a["amplitude"]) == 24
+    assert not list(dms[0].root.glob(".*"))

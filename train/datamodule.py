@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +102,10 @@ class CsiDataModule(pl.LightningDataModule):
 
     With `root` unset the dataset lives in `cache_dir`/p<num_people>-<hash of the settings> and is generated
     by the simulator on first use (`generate=True`); seeds differ per split (seed, seed + 1, seed + 2).
+
+    `rooms` maps a split to the room ids it is generated in (None: the split's own rooms, e.g. 80-99 for
+    test). Naming one free room (>= 100) for every split gives a site dataset: one room, with people and
+    seeds still disjoint between the splits (the paper's same-layout protocol).
     """
 
     def __init__(
@@ -117,8 +123,13 @@ class CsiDataModule(pl.LightningDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
         sanitize: Mapping[str, Any] | None = None,
+        rooms: Mapping[str, Sequence[int] | None] | None = None,
     ) -> None:
         super().__init__()
+        self.rooms = {s: (None if r is None else [int(x) for x in r]) for s, r in dict(rooms or {}).items()}
+        unknown = set(self.rooms) - set(SPLITS)
+        if unknown:
+            raise ValueError(f"rooms names unknown splits {sorted(unknown)}")
         self.sim_config = dict(sim or {})
         if num_people is not None and "people_probs" not in self.sim_config:
             self.sim_config["people_probs"] = people_probs(int(num_people))
@@ -130,7 +141,10 @@ class CsiDataModule(pl.LightningDataModule):
         self.num_workers = int(num_workers)
         self.sanitize = dict(sanitize or {})
         if root is None:
-            key = dataset_key(sim=self.sim_config, sizes=self.sizes, seed=self.seed)
+            settings: dict[str, Any] = {"sim": self.sim_config, "sizes": self.sizes, "seed": self.seed}
+            if any(r is not None for r in self.rooms.values()):
+                settings["rooms"] = self.rooms  # default rooms keep the keys of existing caches
+            key = dataset_key(**settings)
             root = str(Path(cache_dir) / f"p{num_people if num_people is not None else 'sim'}-{key}")
         self.root = Path(root)
         self.splits: dict[str, CsiWindows] = {}
@@ -142,6 +156,9 @@ class CsiDataModule(pl.LightningDataModule):
                 continue
             if not self.generate:
                 raise FileNotFoundError(f"no dataset at {out} and data.generate is false")
+            if out.exists() and not (out / "meta.json").is_file():  # an old writer died there: make room
+                shutil.rmtree(out)
+            self.root.mkdir(parents=True, exist_ok=True)
             try:
                 from wdp.data import write_dataset
             except ImportError as exc:
@@ -149,9 +166,26 @@ class CsiDataModule(pl.LightningDataModule):
                     f"no dataset at {out}, and the simulator (wdp.data.write_dataset) is not there to make it"
                 ) from exc
             log.info("generating %s split (%d windows) in %s", split, self.sizes[split], out)
-            write_dataset(
-                out, split, self.sizes[split], self.seed + offset, self.sim_config, shard_size=self.shard_size
-            )
+            # Written beside the target and renamed into place: two runs generating the same cache at once
+            # (or a run killed halfway) never leave a split that another run half-reads.
+            tmp = Path(tempfile.mkdtemp(prefix=f".{split}-", dir=self.root))
+            try:
+                write_dataset(
+                    tmp,
+                    split,
+                    self.sizes[split],
+                    self.seed + offset,
+                    self.sim_config,
+                    shard_size=self.shard_size,
+                    rooms=self.rooms.get(split),
+                )
+                try:
+                    tmp.rename(out)
+                except OSError:
+                    if not (out / "meta.json").is_file():  # not a concurrent writer that finished first
+                        raise
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
@@ -191,9 +225,7 @@ class CsiDataModule(pl.LightningDataModule):
             "sim_config": self.sim_config,
             "sizes": self.sizes,
             "seed": self.seed,
+            "rooms": self.rooms,
             "sanitize": {"axis": "subcarriers", "method": "endpoints", **self.sanitize},
-            "splits": {
-                s: {k: m.get(k) for k in ("split", "num_samples", "rooms", "version")}
-                for s, m in meta.items()
-            },
+            "splits": {s: {k: m.get(k) for k in ("split", "num_samples", "rooms", "version")} for s, m in meta.items()},
         }

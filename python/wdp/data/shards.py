@@ -19,7 +19,7 @@ from wdp import schemas_sample as S
 from wdp.csi.simulator.config import SimConfig
 from wdp.csi.simulator.scene import random_scene
 from wdp.csi.simulator.simulate import SceneSimulator
-from wdp.csi.simulator.splits import SPLIT_ROOMS, check_split, scene_seed
+from wdp.csi.simulator.splits import SPLIT_ROOMS, check_split, scene_seed, split_of_room
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
@@ -61,15 +61,20 @@ def write_dataset(
     compress: bool = True,
 ) -> Path:
     """Generate `num_samples` simulated windows of `split` into `out_dir` (created; existing shards and
-    meta.json there are replaced). `rooms` restricts the split's rooms (they must belong to it)."""
+    meta.json there are replaced). `rooms` restricts the split's rooms (they must belong to it) or names
+    free rooms (ids >= 100, no split): a site dataset whose splits share the room but not people or seeds."""
     check_split(split)
     cfg = SimConfig.coerce(sim_config)
     if not cfg.matches_contract():
         raise ValueError("sim_config CSI shape differs from wdp.schemas_sample (30 x 3 x 3, window 5)")
     if num_samples < 1 or shard_size < 1:
         raise ValueError("num_samples and shard_size must be positive")
-    if rooms is not None and not set(rooms) <= set(SPLIT_ROOMS[split]):
-        raise ValueError(f"rooms outside the {split} split")
+    if rooms is not None:
+        if not rooms:
+            raise ValueError("rooms is empty")
+        foreign = [r for r in rooms if r not in SPLIT_ROOMS[split] and split_of_room(r) is not None]
+        if foreign:
+            raise ValueError(f"rooms {foreign} belong to another split than {split}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("shard-*.npz"):
@@ -112,8 +117,7 @@ def write_dataset(
         "config": cfg.to_dict(),
         "shards": shards,
         "fields": {
-            k: {"dtype": str(d), "shape": list(s)}
-            for k, (d, s) in {**S.SAMPLE_FIELDS, **S.META_FIELDS}.items()
+            k: {"dtype": str(d), "shape": list(s)} for k, (d, s) in {**S.SAMPLE_FIELDS, **S.META_FIELDS}.items()
         },
         "generator": "wdp.csi.simulator",
     }
@@ -166,9 +170,7 @@ class ShardDataset:
     least recently used dropped); for shuffled training keep them all (the default) or read
     shard-aligned blocks (``shard_bounds``)."""
 
-    def __init__(
-        self, path: str | Path, *, cache_shards: int | None = None, keys: Sequence[str] | None = None
-    ):
+    def __init__(self, path: str | Path, *, cache_shards: int | None = None, keys: Sequence[str] | None = None):
         self.path = Path(path)
         meta_path = self.path / META_FILE
         if not meta_path.is_file():
@@ -220,9 +222,7 @@ class ShardDataset:
         for k, v in data.items():
             dtype, shape = {**S.SAMPLE_FIELDS, **S.META_FIELDS}[k]
             if v.dtype != dtype or v.shape[1:] != shape:
-                raise ValueError(
-                    f"{self.files[i].name}: {k} is {v.dtype}{v.shape}, expected {dtype}(N, {shape})"
-                )
+                raise ValueError(f"{self.files[i].name}: {k} is {v.dtype}{v.shape}, expected {dtype}(N, {shape})")
         self._cache[i] = data
         if self.cache_shards is not None:
             while len(self._cache) > max(self.cache_shards, 1):

@@ -105,7 +105,7 @@ def random_scene(
     rng = np.random.default_rng([_SCENE_SALT, int(room_id), int(seed)])
     if n_people is None:
         n_people = int(rng.choice(len(cfg.people_probs), p=cfg.people_probs))
-    pool = subjects_of_room(room_id)
+    pool = subjects_of_room(room_id, seed)
     subjects = rng.choice(len(pool), size=n_people, replace=False)
     walk = room.walkable
     people = []

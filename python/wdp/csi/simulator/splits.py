@@ -18,6 +18,14 @@ SPLIT_SUBJECTS: dict[str, range] = {
     "test": range(1200, 1500),
 }
 FREE_SUBJECTS = range(1500, 3000)  # people of scenes in rooms outside the three splits
+# Random scenes in a free room (a "site": one room trained and tested on, as in the paper's same-layout
+# protocol) draw their people by the split of the scene seed, so a site's train/val/test windows share the
+# room but never a person or a seed.
+SITE_SUBJECTS: dict[str, range] = {
+    "train": range(1500, 2500),
+    "val": range(2500, 2700),
+    "test": range(2700, 3000),
+}
 SPLIT_CODE: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 MAX_BASE_SEED = 1 << 28
 MAX_SCENES = 1 << 32
@@ -38,9 +46,13 @@ def split_of_room(room_id: int) -> str | None:
     return None
 
 
-def subjects_of_room(room_id: int) -> range:
+def subjects_of_room(room_id: int, seed: int | None = None) -> range:
+    """People a scene in this room draws from: its split's range; in a free room, FREE_SUBJECTS, or with
+    a scene seed the SITE_SUBJECTS range of the seed's split."""
     split = split_of_room(room_id)
-    return FREE_SUBJECTS if split is None else SPLIT_SUBJECTS[split]
+    if split is not None:
+        return SPLIT_SUBJECTS[split]
+    return FREE_SUBJECTS if seed is None else SITE_SUBJECTS[split_of_seed(seed)]
 
 
 def scene_seed(split: str, base_seed: int, index: int) -> int:
