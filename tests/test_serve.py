@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +18,15 @@ from engine_fixtures import cached_tiny_model
 
 from wdp.cli import main
 from wdp.csi.sources import LiveUdpSource, ReplaySource, SimulatorSource
-from wdp.engine.config import build_engine, compose_serve_config, serve
+from wdp.engine.config import (
+    build_engine,
+    compose_serve_config,
+    engine_config,
+    load_model,
+    room_warnings,
+    serve,
+    trained_rooms,
+)
 from wdp.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,10 +66,8 @@ def test_build_engine_from_config(csi_dir, tmp_path_factory) -> None:
         ]
     )
     engine = build_engine(cfg)
-    assert isinstance(engine.sources[0], SimulatorSource) and engine.sources[0].router_ids == [
-        "sim-0",
-        "sim-1",
-    ]
+    src = engine.sources[0]
+    assert isinstance(src, SimulatorSource) and src.router_ids == ["sim-0"] and src.room_id == 101
     assert engine.config.fusion_wait_s == 0.05 and engine.window_spec.max_gap_s == 0.2
     assert engine.model.info.name == "wdpnet" and engine.pipeline.falls.config.trigger_speed == 0.7
     assert [z.id for z in engine.pipeline.zones.zones] == ["door"]
@@ -71,6 +80,25 @@ def test_build_engine_from_config(csi_dir, tmp_path_factory) -> None:
     )
     live = build_engine(cfg).sources[0]
     assert isinstance(live, LiveUdpSource) and [r.id for r in live.routers()] == ["a"]
+
+
+def test_serve_warns_when_the_simulated_room_is_not_the_models(tmp_path, tmp_path_factory, caplog) -> None:
+    """A model card lists the rooms its net was trained in; a simulator source in another room gets a warning
+    at start (few detections expected), the matching room none."""
+    model = tmp_path / "model"
+    shutil.copytree(cached_tiny_model(tmp_path_factory), model)
+    card = json.loads((model / "model_card.json").read_text())
+    assert trained_rooms(card) is None  # the tiny model's card says nothing: no warning possible
+    card["training"] = {"data": {"splits": {"train": {"rooms": [0, 1, 2]}}}}
+    (model / "model_card.json").write_text(json.dumps(card))
+    cfg = compose_serve_config([f"model.path={model}"])
+    runner = load_model(cfg, engine_config(cfg))
+    assert trained_rooms(runner.model.card) == {0, 1, 2}
+    caplog.set_level(logging.WARNING, logger="wdp.engine.config")
+    build_engine(cfg, model=runner)
+    assert any("room 101, which it never saw" in r.getMessage() for r in caplog.records)
+    assert room_warnings(runner, [SimulatorSource(room_id=2)]) == []
+    assert room_warnings(None, [SimulatorSource()]) == []
 
 
 def test_serve_replays_a_capture_into_the_store(csi_dir, tmp_path, tmp_path_factory) -> None:
@@ -120,9 +148,7 @@ def test_wdp_serve_runs_until_signalled_and_flushes(tmp_path, tmp_path_factory, 
         "status_interval_s=0",
         "source.speed=2",
     ]
-    proc = subprocess.Popen(
-        cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = proc.stdout.readline()
         assert first.startswith("wdp serve: source simulator"), first + proc.stderr.read()

@@ -87,9 +87,7 @@ def engine_config(cfg: Any) -> Any:
         **a,
     )
     w = dict(_plain(cfg.get("window")) or {})
-    return _dataclass_from(
-        EngineConfig, {**e, **w}, detector=str(cfg.get("detector", "model")), pipeline=pipeline
-    )
+    return _dataclass_from(EngineConfig, {**e, **w}, detector=str(cfg.get("detector", "model")), pipeline=pipeline)
 
 
 def load_model(cfg: Any, config: Any) -> Any:
@@ -112,6 +110,32 @@ def load_model(cfg: Any, config: Any) -> Any:
             f"{e}. Export one with `python -m wdp.train` and pass model.path=<run>/export, or watch the "
             "simulator without a model: detector=ground_truth"
         ) from None
+
+
+def trained_rooms(card: dict[str, Any] | None) -> set[int] | None:
+    """Room ids a model card says the net was trained in (simulated data), None when it does not say."""
+    rooms = (((card or {}).get("training") or {}).get("data") or {}).get("splits", {}).get("train", {}).get("rooms")
+    return None if rooms is None else {int(r) for r in rooms}
+
+
+def room_warnings(model: Any, sources: list[Any]) -> list[str]:
+    """One line per simulated source whose room the model never saw in training: WiFi pose nets learn a
+    room's multipath, so such a source gets few or no detections (the model is not broken)."""
+    rooms = trained_rooms(getattr(getattr(model, "model", None), "card", None)) if model is not None else None
+    if not rooms:
+        return []
+    out = []
+    for src in sources:
+        room = getattr(src, "room_id", None)
+        if getattr(src, "kind", None) == "simulator" and room is not None and int(room) not in rooms:
+            shown = sorted(rooms)
+            listed = ", ".join(map(str, shown[:8])) + (", ..." if len(shown) > 8 else "")
+            out.append(
+                f"model {model.info.name} was trained in simulated room(s) {listed}; the simulator source plays "
+                f"room {room}, which it never saw: expect few or no detections (train for that room: "
+                f"python -m wdp.train experiment=site 'data.rooms={{train:[{room}],val:[{room}],test:[{room}]}}')"
+            )
+    return out
 
 
 def build_sources(cfg: Any) -> list[Any]:
@@ -142,8 +166,11 @@ def build_engine(
         projector = FloorProjector(np.asarray(cam["image_to_floor"], np.float64))
     s = dict(_plain(cfg.get("store")) or {})
     store_options = {k: s[k] for k in ("flush_interval_s", "max_frames", "queue_size") if k in s}
+    sources = build_sources(cfg)
+    for line in room_warnings(model, sources):
+        _log.warning("%s", line)
     return Engine(
-        build_sources(cfg),
+        sources,
         model=model,
         config=config,
         bus=bus,
@@ -171,11 +198,7 @@ def serve(cfg: Any, *, out: Any = sys.stdout, install_signals: bool = True) -> i
 
     store_path = cfg.store.get("path") if cfg.get("store") else None
     threads = cfg.store.get("duckdb_threads") if cfg.get("store") else None
-    store = (
-        Store(store_path, config={"threads": int(threads)} if threads else None).open()
-        if store_path
-        else None
-    )
+    store = Store(store_path, config={"threads": int(threads)} if threads else None).open() if store_path else None
     stop = threading.Event()
     received: list[str] = []
     previous: dict[int, Any] = {}
