@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pytest
 
-from wdp.model.metrics import ImagePoses, PartConfusion, keypoint_ap, oks, pose_errors
+from wdp.model.metrics import ImagePoses, PartConfusion, keypoint_ap, localization_errors, oks, pose_errors
 from wdp.model.spec import KEYPOINT_NAMES, OKS_SIGMAS
 
 STAT_KEYS = ("ap", "ap50", "ap75", "ap_medium", "ap_large", "ar", "ar50", "ar75", "ar_medium", "ar_large")
@@ -123,9 +123,7 @@ def test_keypoint_ap_matches_pycocotools_with_many_detections() -> None:
     extra = np.array([_random_person(rng, 25.0) for _ in range(30)])
     images[1].dt_keypoints = np.concatenate([images[1].dt_keypoints.reshape(-1, 17, 3), extra])
     images[1].dt_scores = np.concatenate([images[1].dt_scores, rng.random(30)])
-    np.testing.assert_allclose(
-        [keypoint_ap(images)[k] for k in STAT_KEYS], _pycocotools_stats(images), atol=1e-6
-    )
+    np.testing.assert_allclose([keypoint_ap(images)[k] for k in STAT_KEYS], _pycocotools_stats(images), atol=1e-6)
 
 
 def test_perfect_and_empty_predictions() -> None:
@@ -135,9 +133,7 @@ def test_perfect_and_empty_predictions() -> None:
         gts, np.full(3, 5000.0), np.tile([0.0, 0, 100, 100], (3, 1)), gts.copy(), np.array([0.9, 0.8, 0.7])
     )
     assert keypoint_ap([img])["ap"] == pytest.approx(1.0)
-    none = ImagePoses(
-        gts, np.full(3, 5000.0), np.tile([0.0, 0, 100, 100], (3, 1)), np.zeros((0, 17, 3)), np.zeros(0)
-    )
+    none = ImagePoses(gts, np.full(3, 5000.0), np.tile([0.0, 0, 100, 100], (3, 1)), np.zeros((0, 17, 3)), np.zeros(0))
     assert keypoint_ap([none])["ap"] == 0.0
     assert keypoint_ap([none])["ar"] == 0.0
 
@@ -150,9 +146,7 @@ def test_oks_hand_value() -> None:
     dt[0, 11, 0] += 7.0
     area = 900.0
     expected = np.exp(-(7.0**2) / (2 * area * (2 * OKS_SIGMAS[11]) ** 2))
-    assert oks(dt, gt, np.array([area]), np.array([[90, 90, 110, 110.0]]))[0, 0] == pytest.approx(
-        expected, rel=1e-12
-    )
+    assert oks(dt, gt, np.array([area]), np.array([[90, 90, 110, 110.0]]))[0, 0] == pytest.approx(expected, rel=1e-12)
 
 
 def test_pck_and_joint_error() -> None:
@@ -171,9 +165,7 @@ def test_pck_and_joint_error() -> None:
     assert res["joint_error/left_ankle"] == pytest.approx(4.0)
     assert res["mpjpe"] == pytest.approx((16 * 4 + 24) / 17)
     # an unmatched gt (no detections) fails every joint
-    empty = ImagePoses(
-        gt, np.array([4000.0]), np.array([[0, 0, 80, 80.0]]), np.zeros((0, 17, 3)), np.zeros(0)
-    )
+    empty = ImagePoses(gt, np.array([4000.0]), np.array([[0, 0, 80, 80.0]]), np.zeros((0, 17, 3)), np.zeros(0))
     assert pose_errors([img, empty])["pck@0.2"] == pytest.approx(16 / 34)
 
 
@@ -190,3 +182,38 @@ def test_part_iou() -> None:
     assert res["part_miou"] == pytest.approx((1 / 2 + 4 / 5) / 2)
     assert res["body_iou"] == pytest.approx(5 / 7)
     assert res["part_accuracy"] == pytest.approx(14 / 16)
+
+
+def test_localization_errors_use_the_top_detection_and_a_constant_baseline() -> None:
+    def person(cx: float, cy: float) -> np.ndarray:
+        kp = np.zeros((len(KEYPOINT_NAMES), 3))
+        kp[:, 0] = cx + np.linspace(-5, 5, len(KEYPOINT_NAMES))
+        kp[:, 1] = cy + np.linspace(-20, 20, len(KEYPOINT_NAMES))
+        kp[:, 2] = 2
+        return kp
+
+    area, box = np.array([400.0]), np.array([[0.0, 0.0, 20.0, 40.0]])
+    images = [
+        # top detection (score 0.9) 3 px right of the person; the low-scoring exact one is ignored
+        ImagePoses(
+            person(100, 100)[None], area, box, np.stack([person(103, 100), person(100, 100)]), np.array([0.9, 0.1])
+        ),
+        # two people: the detection pairs with the nearer one (error 4)
+        ImagePoses(
+            np.stack([person(200, 100), person(50, 100)]),
+            np.r_[area, area],
+            np.r_[box, box],
+            person(200, 104)[None],
+            np.array([0.2]),
+        ),
+        ImagePoses(person(150, 100)[None], area, box, np.zeros((0, len(KEYPOINT_NAMES), 3)), np.zeros(0)),
+        ImagePoses(
+            np.zeros((0, len(KEYPOINT_NAMES), 3)), np.zeros(0), np.zeros((0, 4)), person(1, 1)[None], np.array([1.0])
+        ),
+    ]
+    out = localization_errors(images)
+    assert out["center_error"] == pytest.approx(3.5)
+    assert out["top1_mpjpe"] == pytest.approx(3.5)
+    # mean gt centre of the windows with people: x = (100 + 200 + 50 + 150) / 4 = 125, y = 100
+    assert out["center_error_const"] == pytest.approx((25 + 75 + 25) / 3)
+    assert localization_errors(images[3:])["center_error"] == -1.0

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from wdp.model.decode import decode_densepose, decode_poses
-from wdp.model.metrics import ImagePoses, PartConfusion, keypoint_ap, pose_errors
+from wdp.model.metrics import ImagePoses, PartConfusion, keypoint_ap, localization_errors, pose_errors
 from wdp.train.losses import compute_losses
 from wdp.train.targets import encode_targets
 
@@ -57,7 +57,12 @@ class PoseEvaluator:
         if not self.images:
             return {}
         errors = pose_errors(self.images, min_score=self.min_score)
-        return {**keypoint_ap(self.images), **errors, **self.parts.compute()}
+        return {
+            **keypoint_ap(self.images),
+            **errors,
+            **localization_errors(self.images),
+            **self.parts.compute(),
+        }
 
 
 class PoseLitModule(pl.LightningModule):
@@ -88,9 +93,7 @@ class PoseLitModule(pl.LightningModule):
     def forward(self, amplitude: torch.Tensor, phase: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return self.net(amplitude, phase)
 
-    def _losses(
-        self, batch: Mapping[str, torch.Tensor]
-    ) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+    def _losses(self, batch: Mapping[str, torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
         # losses and decoding in float32 also under bf16/16-bit mixed precision
         outputs = tuple(o.float() for o in self.net(batch["amplitude"], batch["phase"]))
         target = encode_targets(batch, **self.target_cfg)
@@ -115,9 +118,7 @@ class PoseLitModule(pl.LightningModule):
         outputs, losses = self._losses(batch)
         n = len(batch["amplitude"])
         self.log(f"{stage}/loss", losses["loss"], on_epoch=True, prog_bar=True, batch_size=n)
-        self.log_dict(
-            {f"{stage}/{k}": v for k, v in losses.items() if k != "loss"}, on_epoch=True, batch_size=n
-        )
+        self.log_dict({f"{stage}/{k}": v for k, v in losses.items() if k != "loss"}, on_epoch=True, batch_size=n)
         center, offsets, keypoint_heatmaps, part_logits, uv = outputs
         decoded = decode_poses(center, offsets, keypoint_heatmaps, **self.decode_cfg)
         parts, uv_on_body = decode_densepose(part_logits, uv)
@@ -162,9 +163,7 @@ class PoseLitModule(pl.LightningModule):
         }
 
 
-def predictions_numpy(
-    net: nn.Module, batch: Mapping[str, torch.Tensor], decode: Mapping[str, float] | None = None
-):
+def predictions_numpy(net: nn.Module, batch: Mapping[str, torch.Tensor], decode: Mapping[str, float] | None = None):
     """Eval-mode forward + decode of a batch -> keypoints (B,K,17,3), scores (B,K), parts (B,H,W) (numpy)."""
     was_training = net.training
     net.eval()

@@ -69,9 +69,7 @@ def ffprobe(path: Path | str) -> dict[str, Any]:
 def server_env(**extra: str) -> dict[str, str]:
     return {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            p for p in sys.path if p
-        ),  # the child imports what this process imports
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),  # the child imports what this process imports
         "WDP_JWT_SECRET": SECRET,
         "WDP_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "WDP_API__AUTH__ARGON2_TIME_COST": "1",
@@ -98,9 +96,15 @@ class EngineServer:
 
 
 @contextlib.contextmanager
-def run_engine_server(workdir: Path, *overrides: str, **env: str) -> Iterator[EngineServer]:
-    """`python -m wdp.serve` on a free 127.0.0.1 port: the realtime engine on the scripted demo_fall scene
-    (two simulated routers, a fall every 10 s), ground-truth detector, history in workdir."""
+def run_engine_server(
+    workdir: Path,
+    *overrides: str,
+    scene: tuple[str, ...] = ("detector=ground_truth", "source=demo_fall"),
+    **env: str,
+) -> Iterator[EngineServer]:
+    """`python -m wdp.serve` on a free 127.0.0.1 port: by default the realtime engine on the scripted demo_fall
+    scene (two simulated routers, a fall every 10 s) with the ground-truth detector; ``scene=()`` runs the
+    README's configuration (simulator source, shipped model). History in workdir."""
     port = free_port()
     log = workdir / "server.log"
     with log.open("wb") as out:
@@ -113,8 +117,7 @@ def run_engine_server(workdir: Path, *overrides: str, **env: str) -> Iterator[En
                 str(port),
                 "--log-level",
                 "warning",
-                "detector=ground_truth",
-                "source=demo_fall",
+                *scene,
                 f"store.path={workdir / 'history.duckdb'}",
                 *overrides,
             ],

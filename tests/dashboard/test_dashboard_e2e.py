@@ -12,7 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
-from dashboard_support import ADMIN_PASSWORD, CHROMIUM_ARGS, EngineServer, artifacts_dir, need_tool
+from dashboard_support import (
+    ADMIN_PASSWORD,
+    CHROMIUM_ARGS,
+    EngineServer,
+    artifacts_dir,
+    need_tool,
+    run_engine_server,
+)
 
 try:
     import playwright.sync_api as playwright_api
@@ -83,9 +90,7 @@ def colourful_pixels(page: Any, canvas: str) -> int:
 
 def test_live_dashboard(page: Any, engine_server: EngineServer) -> None:
     signed_in = sign_in(page, engine_server)
-    page.wait_for_function(
-        "window.wdp.state.frame && window.wdp.state.frame.persons.length === 2", timeout=10_000
-    )
+    page.wait_for_function("window.wdp.state.frame && window.wdp.state.frame.persons.length === 2", timeout=10_000)
     assert time.monotonic() - signed_in < 5.0  # skeletons within seconds of signing in
     page.wait_for_function("document.getElementById('conn-state').dataset.state === 'open'")
     assert page.text_content("#who").startswith("admin")
@@ -101,15 +106,9 @@ def test_live_dashboard(page: Any, engine_server: EngineServer) -> None:
     assert "FALL DETECTED" in fall and "person #" in fall
 
     # pipeline and router status come from the REST API
-    page.wait_for_function(
-        "document.getElementById('stat-engine').textContent.startsWith('running (simulator)')"
-    )
+    page.wait_for_function("document.getElementById('stat-engine').textContent.startsWith('running (simulator)')")
     rows = page.locator("#router-rows tr")
-    assert (
-        rows.count() == 2
-        and "sim-0" in rows.nth(0).text_content()
-        and "connected" in rows.nth(0).text_content()
-    )
+    assert rows.count() == 2 and "sim-0" in rows.nth(0).text_content() and "connected" in rows.nth(0).text_content()
     assert float(page.text_content("#stat-fps").split()[0]) > 5
 
     # draw a zone with the editor and save it through the config API
@@ -133,16 +132,13 @@ def test_live_dashboard(page: Any, engine_server: EngineServer) -> None:
         "window.wdp.state.frame.persons.some(p => p.zone_ids.includes('reading-corner'))", timeout=25_000
     )
     page.wait_for_function(
-        "document.querySelector(\"#zone-list li[data-zone-id='reading-corner']\")"
-        ".textContent.includes(': 1/1')"
+        "document.querySelector(\"#zone-list li[data-zone-id='reading-corner']\").textContent.includes(': 1/1')"
     )
 
     # a dropped WebSocket comes back by itself and frames keep flowing
     before = page.evaluate("window.wdp.state.frames")
     page.evaluate("window.wdp.stream.ws.close(4000, 'test drop')")
-    page.wait_for_function(
-        "window.wdp.stream.connections >= 2 && window.wdp.state.conn === 'open'", timeout=15_000
-    )
+    page.wait_for_function("window.wdp.stream.connections >= 2 && window.wdp.state.conn === 'open'", timeout=15_000)
     page.wait_for_function(f"window.wdp.state.frames > {before + 10}", timeout=10_000)
 
     time.sleep(0.3)  # let one more animation frame paint the latest state
@@ -151,19 +147,13 @@ def test_live_dashboard(page: Any, engine_server: EngineServer) -> None:
     assert shot.stat().st_size > 10_000
 
 
-def test_bad_password_and_api_key_sign_in(
-    page: Any, engine_server: EngineServer, page_errors: list[str]
-) -> None:
+def test_bad_password_and_api_key_sign_in(page: Any, engine_server: EngineServer, page_errors: list[str]) -> None:
     page.goto(engine_server.base + "/")
     page.fill("#login-password", "wrong")
     page.click("#login-submit")
-    page.wait_for_function(
-        "document.getElementById('login-error').textContent.includes('invalid credentials')"
-    )
+    page.wait_for_function("document.getElementById('login-error').textContent.includes('invalid credentials')")
     assert not page.is_visible("#dashboard")
-    assert page_errors == [
-        "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
-    ]
+    assert page_errors == ["Failed to load resource: the server responded with a status of 401 (Unauthorized)"]
     page_errors.clear()
 
     # an API key with read and stream scopes only: the dashboard works, the zone editor is off
@@ -176,9 +166,7 @@ def test_bad_password_and_api_key_sign_in(
     page.click(".tab[data-mode='api_key']")
     page.fill("#login-apikey", r.json()["api_key"])
     page.click("#login-submit")
-    page.wait_for_function(
-        "window.wdp.state.frame && window.wdp.state.frame.persons.length > 0", timeout=10_000
-    )
+    page.wait_for_function("window.wdp.state.frame && window.wdp.state.frame.persons.length > 0", timeout=10_000)
     assert page.is_disabled("#zone-new")
     assert page.text_content("#who").startswith("API key")
     # signing out closes the stream and shows the form again
@@ -252,3 +240,29 @@ def test_zone_editor_moves_a_vertex_and_deletes(page: Any, engine_server: Engine
     page.click("#zone-delete")
     page.wait_for_function("!document.querySelector(\"#zone-list li[data-zone-id='e2e-edit']\")")
     assert httpx.get(f"{zones}/e2e-edit", headers=engine_server.auth).status_code == 404
+
+
+def test_readme_run_shows_moving_skeletons_from_the_shipped_model(
+    page: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The README's run command as it is (simulator source, shipped model, no detector override): people the
+    model detects appear on the canvas within seconds and move."""
+    with run_engine_server(tmp_path_factory.mktemp("readme-run"), scene=()) as srv:
+        signed_in = sign_in(page, srv)
+        page.wait_for_function("window.wdp.state.frame && window.wdp.state.frame.persons.length > 0", timeout=15_000)
+        assert time.monotonic() - signed_in < 15.0
+        assert page.text_content("#source-badge") == "SIMULATED SOURCE"
+        samples = []
+        for _ in range(30):  # 6 s of the live stream
+            samples.append(
+                page.evaluate("() => window.wdp.state.frame.persons.map(p => p.keypoints.map(k => [k[0], k[1]]))")
+            )
+            time.sleep(0.2)
+        seen = [s for s in samples if s]
+        assert len(seen) >= 0.6 * len(samples), f"a person in only {len(seen)} of {len(samples)} samples"
+        first_kp = {tuple(map(tuple, s[0])) for s in seen}
+        assert len(first_kp) >= 0.5 * len(seen)  # the skeleton changes from frame to frame
+        page.wait_for_function("Number(document.getElementById('person-count').textContent) > 0")
+        assert colourful_pixels(page, "pose-canvas") > 200
+        shot = artifacts_dir() / "dashboard-shipped-model.png"
+        page.screenshot(path=str(shot))

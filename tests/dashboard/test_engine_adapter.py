@@ -141,9 +141,7 @@ async def test_rest_drives_the_engine(tmp_path: Any) -> None:
             assert body["active_routers"] == body["total_routers"] == 1
             routers = (await client.get("/api/v1/system/routers", headers=auth)).json()
             assert routers[0]["id"] == "sim-0" and routers[0]["kind"] == "simulator"
-            current = (
-                await client.get("/api/v1/pose/current", headers=auth, params={"min_confidence": 0})
-            ).json()
+            current = (await client.get("/api/v1/pose/current", headers=auth, params={"min_confidence": 0})).json()
             assert current["source"] == "simulator"
 
             zone = {

@@ -151,14 +151,9 @@ async def test_without_ffmpeg_hls_is_unavailable_with_a_reason() -> None:
             assert r.json()["reason"].startswith("ffmpeg not found ('/nonexistent/ffmpeg')")
             status = (await client.get("/api/v1/visualization/status", headers=auth)).json()
             assert status["hls"]["available"] is False and "ffmpeg not found" in status["hls"]["reason"]
-            assert (
-                status["rtmp"]["state"] == "unavailable"
-                and status["rtmp"]["url"] == "rtmp://127.0.0.1:1/live/***"
-            )
+            assert status["rtmp"]["state"] == "unavailable" and status["rtmp"]["url"] == "rtmp://127.0.0.1:1/live/***"
             # the rest of the visualization still works without ffmpeg
-            client.blocking_portal.call(
-                view.publish_frame, _frame(1)
-            )  # on the app's loop (the portal thread)
+            client.blocking_portal.call(view.publish_frame, _frame(1))  # on the app's loop (the portal thread)
             snap = await client.get("/api/v1/visualization/snapshot.jpg", headers=auth)
             assert snap.status_code == 200 and Image.open(io.BytesIO(snap.content)).size == (640, 360)
             r = await client.get("/api/v1/visualization/status")

@@ -152,9 +152,7 @@ def _mean_valid(a: np.ndarray) -> float:
     return float(np.mean(v)) if v.size else -1.0
 
 
-def keypoint_ap(
-    images: list[ImagePoses], max_dets: int = 20, sigmas: np.ndarray | None = None
-) -> dict[str, float]:
+def keypoint_ap(images: list[ImagePoses], max_dets: int = 20, sigmas: np.ndarray | None = None) -> dict[str, float]:
     """COCO keypoint AP/AR: keys ap, ap50, ap75, ap_medium, ap_large, ar, ar50, ar75, ar_medium, ar_large
     (the 10 numbers of COCOeval.summarize for keypoints, in [0, 1]; -1 where undefined)."""
     ious = []
@@ -223,6 +221,50 @@ def pose_errors(images: list[ImagePoses], pck_alpha: float = 0.2, min_score: flo
     for j, name in enumerate(KEYPOINT_NAMES):
         out[f"joint_error/{name}"] = float(err_sum[j] / err_n[j]) if err_n[j] else -1.0
     return out
+
+
+def _visible_center(kp: np.ndarray) -> np.ndarray | None:
+    vis = kp[:, 2] > 0
+    return kp[vis, :2].mean(axis=0) if vis.any() else None
+
+
+def localization_errors(images: list[ImagePoses]) -> dict[str, float]:
+    """How well the most confident person is placed, whatever its score (image pixels).
+
+    For every window with at least one gt person: the top-scoring detection is paired with the gt person
+    whose centre (mean of visible joints) is nearest to its own centre. center_error averages that centre
+    distance; top1_mpjpe the per-joint error over the gt's visible joints. center_error_const is the same
+    distance for a constant guess, the mean gt centre of the evaluated windows (the best constant guess
+    in hindsight): a model that beats it has learnt where people are, even when its keypoints are too
+    rough for OKS-based AP.
+    """
+    centers, errors, joint_errs = [], [], []
+    for img in images:
+        gt = np.asarray(img.gt_keypoints, dtype=np.float64)
+        gt_c = [c for c in (_visible_center(g) for g in gt) if c is not None]
+        if not gt_c:
+            continue
+        centers.append(gt_c)
+        scores = np.asarray(img.dt_scores, dtype=np.float64)
+        if scores.size == 0:
+            continue
+        dt = np.asarray(img.dt_keypoints, dtype=np.float64)[int(np.argmax(scores))]
+        dt_c = dt[:, :2].mean(axis=0)
+        dists = [float(np.hypot(*(dt_c - c))) for c in gt_c]
+        g = int(np.argmin(dists))
+        errors.append(dists[g])
+        vis_gt = [g_ for g_ in gt if (g_[:, 2] > 0).any()][g]
+        vis = vis_gt[:, 2] > 0
+        joint_errs.append(np.hypot(*(dt[vis, :2] - vis_gt[vis, :2]).T))
+    if not centers:
+        return {"center_error": -1.0, "center_error_const": -1.0, "top1_mpjpe": -1.0}
+    mean_c = np.mean([c for cs in centers for c in cs], axis=0)
+    const = [min(float(np.hypot(*(mean_c - c))) for c in cs) for cs in centers]
+    return {
+        "center_error": float(np.mean(errors)) if errors else -1.0,
+        "center_error_const": float(np.mean(const)),
+        "top1_mpjpe": float(np.concatenate(joint_errs).mean()) if joint_errs else -1.0,
+    }
 
 
 @dataclass
