@@ -52,17 +52,25 @@ def make_frames(
             box = f32([x0, y0, x0 + 0.3, y0 + 0.5])
             x, y = f32(pos[k])
             localized = (f + k) % 11 != 0  # some persons without a floor position
-            persons.append(Person(
-                track_id=k + 1,
-                keypoints=kp[:N],
-                box=tuple(box),
-                confidence=f32([0.5 + 0.5 * rng.random()])[0],
-                zone_ids=zones_at(x, y) if localized else [],
-                activity=ACTIVITIES[(f // 7 + k) % len(ACTIVITIES)],
-                position=(x, y) if localized else None,
-            ))
-        frames.append(PoseFrame(
-            frame_id=f, timestamp=t0 + f / fps, source=source, persons=persons, router_ids=["r1", "r2"],
-            latency_ms=f32([5.0 + (f % 10)])[0],
-        ))
+            persons.append(
+                Person(
+                    track_id=k + 1,
+                    keypoints=kp[:N],
+                    box=tuple(box),
+                    confidence=f32([0.5 + 0.5 * rng.random()])[0],
+                    zone_ids=zones_at(x, y) if localized else [],
+                    activity=ACTIVITIES[(f // 7 + k) % len(ACTIVITIES)],
+                    position=(x, y) if localized else None,
+                )
+            )
+        frames.append(
+            PoseFrame(
+                frame_id=f,
+                timestamp=t0 + f / fps,
+                source=source,
+                persons=persons,
+                router_ids=["r1", "r2"],
+                latency_ms=f32([5.0 + (f % 10)])[0],
+            )
+        )
     return frames

@@ -57,9 +57,7 @@ async def drain(store: Store) -> None:
     async with WebhookDispatcher(store, SETTINGS) as hooks:
         con = store.cursor()
         for _ in range(3000):
-            (left,) = con.execute(
-                "SELECT count(*) FROM outbox WHERE status IN ('pending', 'in_flight')"
-            ).fetchone()
+            (left,) = con.execute("SELECT count(*) FROM outbox WHERE status IN ('pending', 'in_flight')").fetchone()
             if left == 0:
                 break
             await asyncio.sleep(0.01)

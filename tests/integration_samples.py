@@ -32,9 +32,7 @@ def frame(frame_id: int, persons: list[Person] | None = None) -> PoseFrame:
 
 
 def detected(seq: int) -> PersonDetected:
-    return PersonDetected(
-        timestamp=T0 + seq, track_id=seq, confidence=0.9, zone_id="kitchen", event_id=f"ev-{seq:06d}"
-    )
+    return PersonDetected(timestamp=T0 + seq, track_id=seq, confidence=0.9, zone_id="kitchen", event_id=f"ev-{seq:06d}")
 
 
 def fall(track_id: int = 7) -> PersonFallDetected:
@@ -50,6 +48,4 @@ def fall(track_id: int = 7) -> PersonFallDetected:
 
 
 def zone(zone_id: str, name: str | None = None) -> Zone:
-    return Zone(
-        id=zone_id, name=name or zone_id.title(), polygon=[(0, 0), (3, 0), (3, 3), (0, 3)], max_occupancy=4
-    )
+    return Zone(id=zone_id, name=name or zone_id.title(), polygon=[(0, 0), (3, 0), (3, 3), (0, 3)], max_occupancy=4)

@@ -17,9 +17,7 @@ from pathlib import Path
 import aiomqtt
 from server_process import free_port
 
-MOSQUITTO = shutil.which("mosquitto") or (
-    "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-)
+MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 
 
 def wait_port(port: int, timeout: float = 5.0, host: str = "127.0.0.1") -> None:
@@ -37,9 +35,7 @@ def wait_port(port: int, timeout: float = 5.0, host: str = "127.0.0.1") -> None:
 class MosquittoBroker:
     """``extra`` lines go into the listener's config (TLS, password_file...)."""
 
-    def __init__(
-        self, workdir: Path, port: int | None = None, *, extra: str = "", anonymous: bool = True
-    ) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, extra: str = "", anonymous: bool = True) -> None:
         if MOSQUITTO is None:
             raise RuntimeError("mosquitto not installed")
         self.workdir = workdir
@@ -64,9 +60,7 @@ class MosquittoBroker:
             f"pid_file {self.workdir}/mosquitto.pid",
         ]
         if os.geteuid() == 0:
-            lines.append(
-                "user root"
-            )  # else mosquitto drops to a user that cannot write the pid/persistence files
+            lines.append("user root")  # else mosquitto drops to a user that cannot write the pid/persistence files
         self.conf.write_text("\n".join(lines) + "\n")
 
     def start(self) -> MosquittoBroker:

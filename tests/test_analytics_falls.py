@@ -63,9 +63,7 @@ def test_fall_is_detected(spot, heading, direction):
     assert fall.track_id == 1
     assert 1.7 <= fall.timestamp <= 2.4  # the fall ends at 1.7 s; lying must hold 0.4 s
     assert fall.severity in ("medium", "high") and 0.5 <= fall.confidence <= 1.0
-    assert (
-        fall.position is not None and np.hypot(fall.position[0] - spot[0], fall.position[1] - spot[1]) < 0.3
-    )
+    assert fall.position is not None and np.hypot(fall.position[0] - spot[0], fall.position[1] - spot[1]) < 0.3
     assert fall.alert_triggered  # no zones: a fall always alerts
 
 
@@ -74,10 +72,7 @@ def test_sideways_fall_and_fall_while_walking(heading):
     base = Posture(x=2.5, y=3.0, heading=heading)
     seq = (
         [base] * 100
-        + [
-            replace(falling(base, u / 60), tilt=0.0, tilt_side=np.pi / 2 * (u / 60) ** 2)
-            for u in range(1, 61)
-        ]
+        + [replace(falling(base, u / 60), tilt=0.0, tilt_side=np.pi / 2 * (u / 60) ** 2) for u in range(1, 61)]
         + [replace(falling(base, 1.0), tilt=0.0, tilt_side=np.pi / 2)] * 150
     )
     assert len(run(seq)) == 1

@@ -168,9 +168,7 @@ def test_live_zone_update_and_no_projector():
     # no projector: persons without positions, no zone membership, still tracked and classified
     bare = AnalyticsPipeline(zones=[LAB])
     for k in range(60):
-        persons, _ = bare.update(
-            k * 0.01, Detections.from_arrays(np.stack([CAM.keypoints(p) for p in scene(k)]))
-        )
+        persons, _ = bare.update(k * 0.01, Detections.from_arrays(np.stack([CAM.keypoints(p) for p in scene(k)])))
     assert [p.position for p in persons] == [None, None] and all(p.zone_ids == [] for p in persons)
     assert persons[1].activity == "standing"
 

@@ -137,9 +137,7 @@ def test_single_frame_excursion_is_ignored_and_unlocalized_tracks_hold():
 
 
 def test_track_gone_leaves_its_zones():
-    mon = ZoneMonitor(
-        [zone("a"), zone("b", [(1, 1), (3, 1), (3, 3), (1, 3)])], ZoneMonitorConfig(confirm_frames=1)
-    )
+    mon = ZoneMonitor([zone("a"), zone("b", [(1, 1), (3, 1), (3, 3), (1, 3)])], ZoneMonitorConfig(confirm_frames=1))
     mon.update(0.0, {1: (2.0, 2.0), 2: (0.5, 0.5)})
     assert mon.memberships() == {1: ["a", "b"], 2: ["a"]}
     assert mon.occupancy() == {"a": 2, "b": 1}
@@ -202,9 +200,7 @@ def test_occupancy_alert_disabled_or_unlimited():
 def test_restricted_breach_on_entry_once_per_visit_with_cooldown():
     z = zone(restricted=True, alerts=schemas.ZoneAlertSettings(cooldown_s=5.0))
     mon = ZoneMonitor([z], ZoneMonitorConfig(confirm_frames=1), event_ids=ids())
-    path = (
-        [(-1.0, 2.0)] * 3 + [(2.0, 2.0)] * 5 + [(-1.0, 2.0)] * 5 + [(2.0, 2.0)] * 5
-    )  # in, out, in (t = 1.3)
+    path = [(-1.0, 2.0)] * 3 + [(2.0, 2.0)] * 5 + [(-1.0, 2.0)] * 5 + [(2.0, 2.0)] * 5  # in, out, in (t = 1.3)
     events = []
     for k, p in enumerate(path):
         events += mon.update(k * 0.1, {4: p}).events

@@ -158,8 +158,9 @@ def test_ring_concurrent_stress_with_overflow() -> None:
     frames = 300_000
     runs = []
     for hold_every, seed in [(0, 1), (4, 2), (4, 3)]:
-        r = _native._ring_stress(frames, capacity=16, max_batch=12, hold_every=hold_every, hold_spins=3000,
-                                 producer_spins=50, seed=seed)
+        r = _native._ring_stress(
+            frames, capacity=16, max_batch=12, hold_every=hold_every, hold_spins=3000, producer_spins=50, seed=seed
+        )
         _check_stress(r, frames)
         assert r["received"] > 0, r
         runs.append(r)
@@ -225,11 +226,11 @@ def test_udp_malformed_and_shape_mismatch_are_counted() -> None:
         dst = ("127.0.0.1", src.port)
         good = encode_relay_datagram(frame(7), 1.0)
         bad = [
-            b"",                                          # empty
-            b"garbage!",                                  # shorter than the header
-            good[:-1],                                    # one byte short
-            good + b"\0",                                 # one byte long
-            struct.pack("<IHHd", 0, 1, 2, 0.0),           # zero subcarriers
+            b"",  # empty
+            b"garbage!",  # shorter than the header
+            good[:-1],  # one byte short
+            good + b"\0",  # one byte long
+            struct.pack("<IHHd", 0, 1, 2, 0.0),  # zero subcarriers
             struct.pack("<IHHd", 70000, 1, 1, 0.0) + bytes(64),  # more subcarriers than a frame holds
             encode_relay_datagram(np.zeros((40, 1, 1), np.complex64)),  # 336 B > max_datagram: truncated
         ]
@@ -347,8 +348,6 @@ def test_bad_configuration_is_reported() -> None:
 # ---------------------------------------------------------------- real nexmon / ESP32 payloads
 
 
-
-
 def pcap_udp_payloads(path: Path) -> list[bytes]:
     """UDP payloads of an Ethernet/IPv4 pcap (what nexmon_csi sends to port 5500)."""
     data = path.read_bytes()
@@ -356,10 +355,10 @@ def pcap_udp_payloads(path: Path) -> list[bytes]:
     out, off = [], 24
     while off + 16 <= len(data):
         incl = struct.unpack_from("<I", data, off + 8)[0]
-        pkt = data[off + 16: off + 16 + incl]
+        pkt = data[off + 16 : off + 16 + incl]
         off += 16 + incl
         ihl = (pkt[14] & 0x0F) * 4
-        out.append(pkt[14 + ihl + 8:])
+        out.append(pkt[14 + ihl + 8 :])
     return out
 
 

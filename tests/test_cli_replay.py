@@ -28,8 +28,9 @@ def test_replay_intel_skips_non_csi_records(csi_dir: Path) -> None:
 
 def test_replay_cli_json_and_errors(csi_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = csi_dir / "atheros" / "atheros_csiread_ath_csi_1_3rx2tx.dat"
-    out = subprocess.run([sys.executable, "-m", "wdp", "replay", "--json", str(path)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "wdp", "replay", "--json", str(path)], capture_output=True, text=True, check=True
+    ).stdout
     summary = json.loads(out)
     assert summary["format"] == "atheros" and summary["frames"] == 401 and summary["shapes"] == {"56x3x2": 401}
 

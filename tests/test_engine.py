@@ -94,9 +94,7 @@ def test_scripted_scene_yields_exact_event_sequence_and_stores_it() -> None:
 
 
 def test_simulator_through_the_model_end_to_end(tiny: ModelRunner) -> None:
-    src = SimulatorSource(
-        routers=2, room_id=81, seed=5, people=1, scene_duration_s=3.0, loop=False, realtime=False
-    )
+    src = SimulatorSource(routers=2, room_id=81, seed=5, people=1, scene_duration_s=3.0, loop=False, realtime=False)
     with Store(":memory:") as store:
         engine = Engine([src], model=tiny, store=store, config=EngineConfig(max_batch=8))
         with engine:
@@ -159,9 +157,7 @@ def test_replay_of_a_real_capture_is_stored_and_queryable(csi_dir, tiny: ModelRu
 def test_other_intel_captures_replay(csi_dir, tiny: ModelRunner) -> None:
     # 1/2/3 tx mixed in one file, all timestamps equal: packets spaced at the nominal 100 Hz, every shape
     # mapped to 3x3 (cyclic)
-    sample = ReplaySource(
-        csi_dir / "intel5300" / "intel5300_csitool_sample_log.all_csi.6.7.6.dat", realtime=False
-    )
+    sample = ReplaySource(csi_dir / "intel5300" / "intel5300_csitool_sample_log.all_csi.6.7.6.dat", realtime=False)
     with Engine([sample], model=tiny) as engine:
         assert engine.wait(30)
     assert engine.metrics().frames == _expected_slots(np.arange(29) / 100.0) == 5
@@ -171,9 +167,7 @@ def test_other_intel_captures_replay(csi_dir, tiny: ModelRunner) -> None:
     path = csi_dir / "intel5300" / "intel5300_csikit_example_t410.dat"
     t = read_capture(path).meta["timestamp"]
     for max_gap, expected in ((0.1, None), (0.2, _expected_slots(t))):
-        with Engine(
-            [ReplaySource(path, realtime=False)], model=tiny, config=EngineConfig(max_gap_s=max_gap)
-        ) as engine:
+        with Engine([ReplaySource(path, realtime=False)], model=tiny, config=EngineConfig(max_gap_s=max_gap)) as engine:
             assert engine.wait(30)
         st = engine.windower_stats()["replay-0"]
         if expected is None:
@@ -297,9 +291,7 @@ def test_live_udp_routers(tiny: ModelRunner) -> None:
 
 def test_async_context_and_subscription() -> None:
     async def main() -> tuple[list[schemas.PoseFrame], object]:
-        src = SimulatorSource(
-            routers=1, room_id=85, seed=2, people=1, scene_duration_s=60.0, realtime=True, speed=4.0
-        )
+        src = SimulatorSource(routers=1, room_id=85, seed=2, people=1, scene_duration_s=60.0, realtime=True, speed=4.0)
         engine = Engine([src], config=GT)
         sub = engine.bus.subscribe({Topic.POSE}, maxsize=100)
         got = []
@@ -325,9 +317,7 @@ def test_async_context_and_subscription() -> None:
 
 def test_stop_flushes_everything_published(tmp_path) -> None:
     db = tmp_path / "h.duckdb"
-    src = SimulatorSource(
-        routers=1, room_id=86, seed=3, people=2, scene_duration_s=60.0, realtime=True, speed=2.0
-    )
+    src = SimulatorSource(routers=1, room_id=86, seed=3, people=2, scene_duration_s=60.0, realtime=True, speed=2.0)
     with Store(db) as store:
         engine = Engine([src], config=GT, store=store, store_options={"flush_interval_s": 30.0})
         counter = engine.bus.subscribe({Topic.POSE, Topic.EVENT}, maxsize=100_000)

@@ -37,9 +37,7 @@ def _packets(
     return BASE + t, csi
 
 
-def _reference_windows(
-    t: np.ndarray, csi: np.ndarray, spec: WindowSpec
-) -> list[tuple[int, np.ndarray, np.ndarray]]:
+def _reference_windows(t: np.ndarray, csi: np.ndarray, spec: WindowSpec) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """Brute force: grid frame g = the packet nearest to BASE + g / rate; windows every hop frames."""
     pos = (t - BASE) * spec.rate_hz
     g0, g1 = int(np.ceil(pos[0] - 1e-9)), int(np.floor(pos[-1] + 1e-9))
@@ -53,13 +51,17 @@ def _reference_windows(
             continue
         win = np.stack([frames[i] for i in range(g - spec.window + 1, g + 1)])
         amp = np.abs(win)
-        phase = sanitize_phase(np.angle(win), subcarrier_index=spec.subcarrier_index, method="endpoints")
+        phase = sanitize_phase(
+            np.angle(win), subcarrier_index=spec.subcarrier_index, method="endpoints", tx_difference=spec.tx_difference
+        )
         out.append(((g + 1) // spec.hop - 1, amp, phase))
     return out
 
 
-def test_windows_equal_nearest_packet_and_training_sanitization() -> None:
-    spec = WindowSpec()
+@pytest.mark.parametrize("tx_difference", [False, True])
+def test_windows_equal_nearest_packet_and_training_sanitization(tx_difference: bool) -> None:
+    spec = WindowSpec.from_card({"input_spec": {"sanitization": {"tx_difference": tx_difference}}})
+    assert spec.tx_difference is tx_difference
     t, csi = _packets(120, seed=1)
     wd = RouterWindower("r", spec, BASE)
     got = []
@@ -71,7 +73,10 @@ def test_windows_equal_nearest_packet_and_training_sanitization() -> None:
         assert w.slot == slot and w.amplitude.shape == (5, 30, 3, 3) and w.amplitude.dtype == np.float32
         assert w.timestamp == pytest.approx(BASE + (slot * spec.hop + 2) / spec.rate_hz)
         np.testing.assert_allclose(w.amplitude, amp, rtol=1e-6)
-        np.testing.assert_allclose(w.phase, phase, atol=2e-4)
+        if tx_difference:  # wrapped differences: compare on the circle
+            np.testing.assert_allclose(np.exp(1j * w.phase), np.exp(1j * phase), atol=2e-4)
+        else:
+            np.testing.assert_allclose(w.phase, phase, atol=2e-4)
     assert wd.stats.repeated > 0  # losses were filled by reusing a neighbour, as in the training windows
     assert wd.stats.gaps == 0 and wd.stats.late == 0
 

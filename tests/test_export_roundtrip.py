@@ -80,9 +80,7 @@ def test_loader_forms_and_card(exported) -> None:
         ref = net(amp, phase)[0][0]
     by_dir = load_exported(out)  # auto: TorchScript first
     by_file = load_exported(out / "model.onnx")  # ONNX by suffix, card found beside it
-    assert (
-        by_dir.backend == "torchscript" and by_file.backend == "onnx" and by_file.card["net"]["name"] == name
-    )
+    assert by_dir.backend == "torchscript" and by_file.backend == "onnx" and by_file.card["net"]["name"] == name
     for model in (by_dir, by_file):
         single = model(amp[0].numpy(), phase[0].numpy())  # numpy, unbatched
         torch.testing.assert_close(single["center"], ref, atol=1e-5, rtol=1e-5)

@@ -86,12 +86,8 @@ def test_topic_tree_qos_retain_and_payloads(broker: MosquittoBroker) -> None:
             assert fresh["wdp/events/person.detected"].qos == 1
 
             current = json.loads(fresh["wdp/pose/current"].payload)
-            assert (
-                current["person_count"] == 2 and current["frame_id"] == 1 and current["source"] == "simulator"
-            )
-            assert (
-                current["persons"][0]["track_id"] == 7 and current["persons"][0]["keypoints_detected"] == 12
-            )
+            assert current["person_count"] == 2 and current["frame_id"] == 1 and current["source"] == "simulator"
+            assert current["persons"][0]["track_id"] == 7 and current["persons"][0]["keypoints_detected"] == 12
             update = json.loads(fresh["wdp/pose/person/7/update"].payload)
             assert len(update["person"]["keypoints"]) == 17 and update["person"]["zone_ids"] == ["kitchen"]
             alert = json.loads(fresh["wdp/system/alerts/fall_detected"].payload)
@@ -160,9 +156,7 @@ class FakeEngine:
         return {"state": "stopped"}
 
     def handlers(self) -> CommandHandlers:
-        return CommandHandlers(
-            configure_zone=self.configure_zone, start=self.start, stop=self.stop
-        )  # no status
+        return CommandHandlers(configure_zone=self.configure_zone, start=self.start, stop=self.stop)  # no status
 
 
 async def _request(client: aiomqtt.Client, topic: str, payload: bytes | str) -> dict:
@@ -192,9 +186,7 @@ def test_command_round_trips_with_correlation_id(broker: MosquittoBroker) -> Non
                     },
                 }
                 r = await _request(op, "wdp/command/zone/kitchen/configure", json.dumps(body))
-                assert (
-                    r["status"] == "ok" and r["correlation_id"] == "c-1" and r["command"] == "zone.configure"
-                )
+                assert r["status"] == "ok" and r["correlation_id"] == "c-1" and r["command"] == "zone.configure"
                 assert r["target"] == "kitchen"
                 assert r["result"]["max_occupancy"] == 2 and r["result"]["restricted"] is True
                 assert r["result"]["polygon"] == [[0, 0], [1, 0], [1, 1]]
@@ -316,9 +308,7 @@ def test_command_processor_without_broker() -> None:
         assert topic == "wdp/response/system/status"
         assert r.status == "error" and "not JSON-encodable" in (r.error or "")
         topic, r = await proc.process("wdp/command/zone/a/b/c", b"")
-        assert (
-            topic == "wdp/response/zone/a/b/c" and r.status == "error" and "unknown command topic" in r.error
-        )
+        assert topic == "wdp/response/zone/a/b/c" and r.status == "error" and "unknown command topic" in r.error
 
     run(scenario())
 
@@ -355,9 +345,7 @@ def test_broker_restart_mid_stream_loses_no_qos1_event(broker: MosquittoBroker) 
                 stats = bridge.stats
             assert stats.connects >= 2 and stats.disconnects >= 1
             assert stats.rejected_full == 0
-            assert (
-                stats.requeued > 0
-            )  # the burst was in flight when the broker went down: the path was exercised
+            assert stats.requeued > 0  # the burst was in flight when the broker went down: the path was exercised
         finally:
             await sub.stop()
         seqs = [EVENT_JSON.decode(m.payload).track_id for m in sub.messages]  # type: ignore[union-attr]
@@ -395,9 +383,7 @@ def test_queue_bound_and_pose_current_drop_oldest_while_broker_is_down(tmp_path:
                     await bridge.wait_connected(5)
                     assert await bridge.flush(5)
                     await sub.wait_for(lambda ms: len([m for m in ms if "/events/" in m.topic]) >= 5)
-                    events = [
-                        EVENT_JSON.decode(m.payload).track_id for m in sub.messages if "/events/" in m.topic
-                    ]
+                    events = [EVENT_JSON.decode(m.payload).track_id for m in sub.messages if "/events/" in m.topic]
                     assert events == [0, 1, 2, 3, 4]
                     state = await retained(late.port, "wdp/pose/current")
                     assert json.loads(state["wdp/pose/current"].payload)["frame_id"] == 3  # the newest frame
@@ -435,9 +421,7 @@ def test_home_assistant_discovery(broker: MosquittoBroker) -> None:
             await bridge.wait_connected(5)
             bridge.publish_frame(frame(1, [person(7, ["kitchen"]), person(9, ["kitchen", "hall"])]))
             assert await bridge.flush(5)
-            configs = {
-                t: json.loads(m.payload) for t, m in (await retained(broker.port, "homeassistant/#")).items()
-            }
+            configs = {t: json.loads(m.payload) for t, m in (await retained(broker.port, "homeassistant/#")).items()}
             assert set(configs) == {
                 "homeassistant/sensor/house1/person_count/config",
                 "homeassistant/binary_sensor/house1/presence/config",
@@ -560,13 +544,8 @@ def test_tls_with_username_password(tmp_path: Path) -> None:
     certs.mkdir()
     make_certs(certs)
     passwd = tmp_path / "passwd"
-    subprocess.run(
-        ["mosquitto_passwd", "-b", "-c", str(passwd), "wdp", "s3cret"], check=True, capture_output=True
-    )
-    extra = (
-        f"cafile {certs}/ca.crt\ncertfile {certs}/server.crt\nkeyfile {certs}/server.key\n"
-        f"password_file {passwd}"
-    )
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "wdp", "s3cret"], check=True, capture_output=True)
+    extra = f"cafile {certs}/ca.crt\ncertfile {certs}/server.crt\nkeyfile {certs}/server.key\npassword_file {passwd}"
 
     async def scenario(port: int) -> None:
         tls = TlsConfig(ca_file=str(certs / "ca.crt"))
@@ -578,9 +557,7 @@ def test_tls_with_username_password(tmp_path: Path) -> None:
         bad = MqttBridge(config(port, username="wdp", password="wrong", tls=tls, discovery=False))
         # plain MQTT to the TLS listener: the broker resets the socket, which aiomqtt only reports when the
         # CONNACK wait times out
-        no_tls = MqttBridge(
-            config(port, username="wdp", password="s3cret", discovery=False, connect_timeout_s=0.3)
-        )
+        no_tls = MqttBridge(config(port, username="wdp", password="s3cret", discovery=False, connect_timeout_s=0.3))
         async with bad, no_tls:
             await asyncio.sleep(0.8)
             for b in (bad, no_tls):

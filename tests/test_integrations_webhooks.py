@@ -80,11 +80,7 @@ async def until(predicate: Callable[[], bool], timeout: float = 10.0, what: str 
 
 
 def open_deliveries(store: Store) -> int:
-    (n,) = (
-        store.cursor()
-        .execute("SELECT count(*) FROM outbox WHERE status IN ('pending', 'in_flight')")
-        .fetchone()
-    )
+    (n,) = store.cursor().execute("SELECT count(*) FROM outbox WHERE status IN ('pending', 'in_flight')").fetchone()
     return int(n)
 
 
@@ -178,9 +174,7 @@ def test_ssrf_refusal_fails_the_delivery_without_a_request(tmp_path: Path) -> No
             async with WebhookDispatcher(store, WebhookSettings(poll_interval_s=0.02)) as hooks:
                 (delivery_id,) = await hooks.submit([detected(1)])
                 await until(lambda: open_deliveries(store) == 0)
-            assert (
-                hooks.stats.refused == 1 and hooks.stats.failed == 1
-            )  # after stop(): counters follow the commit
+            assert hooks.stats.refused == 1 and hooks.stats.failed == 1  # after stop(): counters follow the commit
             item = outbox.get_item(store.cursor(), delivery_id)
             assert item is not None and item.status == "failed" and item.attempts == 1
             assert "refused: address 127.0.0.1 is loopback" in (item.last_error or "")
@@ -212,9 +206,7 @@ def test_delivered_requests_are_signed_and_carry_the_headers(tmp_path: Path) -> 
                 ids = await hooks.submit(events)
                 assert len(ids) == 4  # 3 to "sub", the fall also to "falls"
                 await until(lambda: open_deliveries(store) == 0)
-            assert (
-                hooks.stats.delivered == 4 and hooks.stats.attempts == 4
-            )  # after stop(): counters follow the commit
+            assert hooks.stats.delivered == 4 and hooks.stats.attempts == 4  # after stop(): counters follow the commit
             log = outbox.delivery_log(store.cursor(), subscription_id="sub")
             assert len(log) == 3 and all(a.ok and a.status_code == 200 and a.latency_ms for a in log)
             return {i.delivery_id: i.event_id for i in outbox.items(store.cursor())}
@@ -337,9 +329,7 @@ def test_receiver_down_then_back_delivers_every_event_exactly_once(tmp_path: Pat
                 assert hooks.stats.delivered == 0
                 await asyncio.to_thread(receiver.start)  # receiver comes up on the subscribed port
                 await until(lambda: open_deliveries(store) == 0, timeout=15)
-            assert (
-                hooks.stats.delivered == n and hooks.stats.failed == 0
-            )  # after stop(): counters follow the commit
+            assert hooks.stats.delivered == n and hooks.stats.failed == 0  # after stop(): counters follow the commit
 
     try:
         run(scenario())
@@ -400,9 +390,7 @@ def test_kill_9_of_the_delivering_process_loses_no_accepted_event(tmp_path: Path
     with Receiver(tmp_path / "log.jsonl", delay_ms=3) as receiver:
         proc = child("stream", receiver.url)
         try:
-            assert proc.stdout is not None and proc.stdout.readline().strip() == "streaming", (
-                proc.stderr.read()
-            )
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "streaming", proc.stderr.read()
             deadline = time.monotonic() + 20
             while len(receiver.records()) < 60 or len(accepted.read_text().split()) < 150:
                 assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()  # type: ignore[union-attr]
@@ -433,9 +421,7 @@ def test_kill_9_of_the_delivering_process_loses_no_accepted_event(tmp_path: Path
     assert accepted_ids <= received_events, f"lost: {sorted(accepted_ids - received_events)[:5]}"
     with Store(db) as store:
         stored = {e for (e,) in store.cursor().execute("SELECT event_id FROM events").fetchall()}
-        statuses = dict(
-            store.cursor().execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall()
-        )
+        statuses = dict(store.cursor().execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())
     # every committed event (accepted or committed just before the kill) was delivered exactly once per id
     assert received_events == stored and len(event_of) == len(stored)
     assert statuses == {"delivered": len(stored)}

@@ -13,7 +13,9 @@ torch.set_num_threads(1)
 SMALL = {
     "paper": dict(width=8, mlp_hidden=64, head_channels=8),
     "wdpnet": dict(width=8, embed_dim=32, seed_channels=16, head_channels=8),
+    "wdpnet_trig": dict(width=8, embed_dim=32, seed_channels=16, head_channels=8, phase_trig=True),
 }
+NETS = {**NETS, "wdpnet_trig": WdpNet}
 
 
 def _inputs(b: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -21,7 +23,7 @@ def _inputs(b: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(b, *INPUT_SHAPE, generator=g) + 0.5, torch.randn(b, *INPUT_SHAPE, generator=g)
 
 
-@pytest.mark.parametrize("name", ["paper", "wdpnet"])
+@pytest.mark.parametrize("name", ["paper", "wdpnet", "wdpnet_trig"])
 def test_output_contract(name: str) -> None:
     net = NETS[name](**SMALL[name]).eval()
     with torch.no_grad():
@@ -34,7 +36,7 @@ def test_output_contract(name: str) -> None:
     assert 0 <= float(uv.min()) and float(uv.max()) <= 1
 
 
-@pytest.mark.parametrize("name", ["paper", "wdpnet"])
+@pytest.mark.parametrize("name", ["paper", "wdpnet", "wdpnet_trig"])
 def test_batch_items_are_independent_and_agc_invariant(name: str) -> None:
     net = NETS[name](**SMALL[name]).eval()
     amp, phase = _inputs(4, seed=1)
@@ -43,16 +45,16 @@ def test_batch_items_are_independent_and_agc_invariant(name: str) -> None:
         single = net(amp[2:3], phase[2:3])
         # receiver gain per frame and rx chain (AGC steps, chain mismatch) must not change the prediction:
         # amplitude is normalised per (frame, rx chain)
-        gain = torch.tensor([0.3, 1.0, 2.5, 7.0, 0.9]).reshape(1, 5, 1, 1, 1) * torch.tensor(
-            [1.0, 0.7, 1.3]
-        ).reshape(1, 1, 1, 3, 1)
+        gain = torch.tensor([0.3, 1.0, 2.5, 7.0, 0.9]).reshape(1, 5, 1, 1, 1) * torch.tensor([1.0, 0.7, 1.3]).reshape(
+            1, 1, 1, 3, 1
+        )
         scaled = net(amp * gain, phase)
     for f, s, g in zip(full, single, scaled, strict=True):
         torch.testing.assert_close(f[2:3], s, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(f, g, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["paper", "wdpnet"])
+@pytest.mark.parametrize("name", ["paper", "wdpnet", "wdpnet_trig"])
 def test_gradients_reach_every_parameter(name: str) -> None:
     net = NETS[name](**SMALL[name]).train()
     outs = net(*_inputs(2, seed=2))
@@ -66,3 +68,14 @@ def test_default_sizes() -> None:
     paper = sum(p.numel() for p in PaperNet().parameters())
     ours = sum(p.numel() for p in WdpNet().parameters())
     assert 1e6 < paper < 5e6 and 1e6 < ours < 5e6
+
+
+def test_trig_phase_sees_wrapped_phase_as_one_circle() -> None:
+    """With phase_trig, phase and phase + 2 pi (the same tx-difference angle) give the same output."""
+    net = WdpNet(**SMALL["wdpnet_trig"]).eval()
+    amp, phase = _inputs(2, seed=3)
+    with torch.no_grad():
+        a = net(amp, phase)
+        b = net(amp, phase + 2 * torch.pi * torch.randint(-1, 2, phase.shape))
+    for x, y in zip(a, b, strict=True):
+        torch.testing.assert_close(x, y, atol=1e-4, rtol=1e-4)

@@ -95,3 +95,21 @@ def test_bad_arguments() -> None:
         sanitize_phase(np.zeros((30, 3, 3)), method="median")
     with pytest.raises(ValueError, match="subcarrier_index"):
         sanitize_phase(np.zeros((30, 3, 3)), subcarrier_index=np.arange(29))
+
+
+def test_tx_difference_cancels_per_chain_impairments_and_keeps_tx0() -> None:
+    """Tx antennas 1.. carry phi_x - phi_0: a per-packet, per-rx-chain offset and subcarrier slope (CFO, STO,
+    PLL) common to the tx antennas cancels exactly; tx 0 is the ordinary sanitised phase."""
+    rng = np.random.default_rng(5)
+    m = np.arange(-29, 31, 2, dtype=np.float64)
+    # smooth over subcarriers (unwrapping is well defined), wrapped into (-pi, pi]
+    phase = np.angle(np.exp(1j * np.cumsum(rng.normal(0, 0.3, (4, 5, 30, 3, 3)), axis=2)))
+    common = rng.uniform(0, 2 * np.pi, (4, 5, 1, 3, 1)) + rng.normal(0, 0.2, (4, 5, 1, 3, 1)) * m[:, None, None]
+    a = sanitize_phase(phase, subcarrier_index=m, tx_difference=True)
+    b = sanitize_phase(np.angle(np.exp(1j * (phase + common))), subcarrier_index=m, tx_difference=True)
+    np.testing.assert_allclose(np.exp(1j * a[..., 1:]), np.exp(1j * b[..., 1:]), atol=1e-5)
+    assert np.abs(a[..., 1:]).max() <= np.pi + 1e-6
+    np.testing.assert_allclose(a[..., 0], sanitize_phase(phase, subcarrier_index=m)[..., 0], atol=1e-6)
+    np.testing.assert_allclose(a[..., 0], b[..., 0], atol=1e-4)  # a linear term: removed by the fit
+    with pytest.raises(ValueError, match="tx antennas on the last axis"):
+        sanitize_phase(phase[..., 0, 0], axis=-1, tx_difference=True)

@@ -10,7 +10,7 @@ import pytest
 from wdp import _native
 from wdp.csi import Capture, StreamReader, detect_format, parse_bytes, read_capture
 
-EXAMPLE = "esp32_csikit_example_data.csv"          # header + 60 rows, 20 MHz, HT
+EXAMPLE = "esp32_csikit_example_data.csv"  # header + 60 rows, 20 MHz, HT
 NOHEADER = "esp32_csitool_example_csi_noheader.csv"  # 13 rows, no header, 40 MHz
 BAD_LINE = "esp32_csikit_100hz_pitraffic_one_bad_line.csv"  # header + 834 rows, line 19 has 127 ints
 ALL = [EXAMPLE, NOHEADER, BAD_LINE]
@@ -22,29 +22,50 @@ ALL = [EXAMPLE, NOHEADER, BAD_LINE]
 # sum re*(sub+1), sum im*(sub+1)].
 SUBS = [0, 1, 2, 10, 40, 63]
 CSIKIT = {
-    EXAMPLE: (60, {
-        0: [18 + 38j, 97 + 0j, -20 - 1j, -22 + 1j, 10 - 16j, -6 + 9j],
-        30: [18 + 38j, 97 + 0j, 19 + 8j, 17 + 3j, -21 + 0j, 9 - 6j],
-        59: [18 + 38j, 97 + 0j, 14 + 5j, 12 + 3j, -9 + 9j, 7 - 4j],
-    }, [3588, 1002, 92012, 10796, -133523, 24556]),
-    NOHEADER: (13, {
-        0: [101 - 48j, 5 + 0j, 0j, 27 + 20j, 24 + 8j, 0j],
-        6: [101 - 48j, 5 + 0j, 0j, 9 + 25j, 15 + 14j, 0j],
-        12: [101 - 48j, 5 + 0j, 0j, -22j, -6 - 18j, 0j],
-    }, [2309, -900, 19154, -20909, 30937, -15367]),
-    BAD_LINE: (833, {
-        0: [38 + 96j, 2 + 0j, 27 - 6j, 18 - 9j, 19 - 1j, 26 + 2j],
-        416: [38 + 96j, 2 + 0j, -10 - 31j, -13 - 20j, -1 - 18j, -2 - 29j],
-        832: [38 + 96j, 2 + 0j, -24 + 19j, -12 + 18j, -20 + 5j, -25 + 10j],
-    }, [7529, 18554, 3161377, 4854512, -564340, -1960520]),
+    EXAMPLE: (
+        60,
+        {
+            0: [18 + 38j, 97 + 0j, -20 - 1j, -22 + 1j, 10 - 16j, -6 + 9j],
+            30: [18 + 38j, 97 + 0j, 19 + 8j, 17 + 3j, -21 + 0j, 9 - 6j],
+            59: [18 + 38j, 97 + 0j, 14 + 5j, 12 + 3j, -9 + 9j, 7 - 4j],
+        },
+        [3588, 1002, 92012, 10796, -133523, 24556],
+    ),
+    NOHEADER: (
+        13,
+        {
+            0: [101 - 48j, 5 + 0j, 0j, 27 + 20j, 24 + 8j, 0j],
+            6: [101 - 48j, 5 + 0j, 0j, 9 + 25j, 15 + 14j, 0j],
+            12: [101 - 48j, 5 + 0j, 0j, -22j, -6 - 18j, 0j],
+        },
+        [2309, -900, 19154, -20909, 30937, -15367],
+    ),
+    BAD_LINE: (
+        833,
+        {
+            0: [38 + 96j, 2 + 0j, 27 - 6j, 18 - 9j, 19 - 1j, 26 + 2j],
+            416: [38 + 96j, 2 + 0j, -10 - 31j, -13 - 20j, -1 - 18j, -2 - 29j],
+            832: [38 + 96j, 2 + 0j, -24 + 19j, -12 + 18j, -20 + 5j, -25 + 10j],
+        },
+        [7529, 18554, 3161377, 4854512, -564340, -1960520],
+    ),
 }
 
 
 def _checksums(h: np.ndarray) -> list[int]:
     f = np.arange(1, h.shape[0] + 1)[:, None]
     k = np.arange(1, h.shape[1] + 1)[None, :]
-    return [int(x) for x in (h.real.sum(), h.imag.sum(), (h.real * f).sum(), (h.imag * f).sum(),
-                             (h.real * k).sum(), (h.imag * k).sum())]
+    return [
+        int(x)
+        for x in (
+            h.real.sum(),
+            h.imag.sum(),
+            (h.real * f).sum(),
+            (h.imag * f).sum(),
+            (h.real * k).sum(),
+            (h.imag * k).sum(),
+        )
+    ]
 
 
 def _reference_rows(text: str) -> list[dict]:
@@ -58,12 +79,19 @@ def _reference_rows(text: str) -> list[dict]:
         if len(vals) % 2:
             continue
         sig_mode = int(f[5])
-        rows.append({
-            "mac": bytes.fromhex(f[2].replace(":", "")), "rssi": int(f[3]),
-            "rate": int(f[6]) if sig_mode else int(f[4]), "bandwidth_mhz": {0: 20, 1: 40}[int(f[7])],
-            "noise": int(f[14]), "channel": int(f[16]), "local": int(f[18]), "real": float(f[23]),
-            "csi": np.array(vals[1::2]) + 1j * np.array(vals[0::2]),
-        })
+        rows.append(
+            {
+                "mac": bytes.fromhex(f[2].replace(":", "")),
+                "rssi": int(f[3]),
+                "rate": int(f[6]) if sig_mode else int(f[4]),
+                "bandwidth_mhz": {0: 20, 1: 40}[int(f[7])],
+                "noise": int(f[14]),
+                "channel": int(f[16]),
+                "local": int(f[18]),
+                "real": float(f[23]),
+                "csi": np.array(vals[1::2]) + 1j * np.array(vals[0::2]),
+            }
+        )
     return rows
 
 
@@ -71,9 +99,20 @@ def _stack(cap: Capture) -> np.ndarray:
     return np.stack([h[:, 0, 0] for h in cap.csi]).astype(np.complex128)
 
 
-def _same_frames(a: Capture, b: Capture, fields: tuple[str, ...] = ("timestamp", "timestamp_raw", "rssi",
-                                                                    "noise", "channel", "bandwidth_mhz",
-                                                                    "mac", "rate")) -> None:
+def _same_frames(
+    a: Capture,
+    b: Capture,
+    fields: tuple[str, ...] = (
+        "timestamp",
+        "timestamp_raw",
+        "rssi",
+        "noise",
+        "channel",
+        "bandwidth_mhz",
+        "mac",
+        "rate",
+    ),
+) -> None:
     assert len(a) == len(b)
     for x, y in zip(a.csi, b.csi, strict=True):
         np.testing.assert_array_equal(x, y)
@@ -88,7 +127,9 @@ def caps(csi_dir: Path) -> dict[str, Capture]:
 
 def test_every_file_parses_with_expected_counts(caps: dict[str, Capture]) -> None:
     expected = {  # frames, records, malformed, skipped (header line), truncated
-        EXAMPLE: (60, 61, 0, 1, 0), NOHEADER: (13, 13, 0, 0, 0), BAD_LINE: (833, 835, 1, 1, 0),
+        EXAMPLE: (60, 61, 0, 1, 0),
+        NOHEADER: (13, 13, 0, 0, 0),
+        BAD_LINE: (833, 835, 1, 1, 0),
     }
     for name, cap in caps.items():
         s = cap.stats
@@ -119,9 +160,7 @@ def test_values_equal_csikit_with_iq_swapped(caps: dict[str, Capture], name: str
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_every_frame_matches_an_independent_reading(
-    csi_dir: Path, caps: dict[str, Capture], name: str
-) -> None:
+def test_every_frame_matches_an_independent_reading(csi_dir: Path, caps: dict[str, Capture], name: str) -> None:
     cap = caps[name]
     ref = _reference_rows((csi_dir / "esp32" / name).read_text())
     assert len(ref) == len(cap)
@@ -143,8 +182,8 @@ def test_first_frame_metadata(caps: dict[str, Capture]) -> None:
     assert f.timestamp == 80.363225
     f = caps[EXAMPLE].frame(0)
     assert (f.mac, f.rssi, f.noise, f.channel, f.bandwidth_mhz) == ("d0:6e:de:27:6b:63", -77, -97, 6, 20)
-    assert int(caps[EXAMPLE].meta["rate"][0]) == 4      # HT row: mcs
-    assert int(caps[BAD_LINE].meta["rate"][0]) == 30    # non-HT row: rate
+    assert int(caps[EXAMPLE].meta["rate"][0]) == 4  # HT row: mcs
+    assert int(caps[BAD_LINE].meta["rate"][0]) == 30  # non-HT row: rate
     assert int(caps[BAD_LINE].meta["timestamp_raw"][0]) == 7313
 
 
@@ -177,7 +216,7 @@ def test_chunked_stream_equals_one_shot(csi_dir: Path) -> None:
     pos = 0
     while pos < len(data):
         step = int(rng.integers(1, 3000))
-        part = reader.feed(data[pos:pos + step])
+        part = reader.feed(data[pos : pos + step])
         got += part.csi
         stamps += list(part.meta["timestamp"])
         pos += step
@@ -215,8 +254,7 @@ def test_esp_csi_variant(csi_dir: Path, with_header: bool) -> None:
     cap = parse_bytes(("\n".join(lines) + "\n").encode(), "esp32")
     tool = parse_bytes(text.encode(), "esp32")
     assert (len(cap), cap.stats.malformed, cap.stats.skipped) == (60, 0, int(with_header))
-    _same_frames(cap, tool,
-                 fields=("timestamp_raw", "rssi", "noise", "channel", "bandwidth_mhz", "mac", "rate"))
+    _same_frames(cap, tool, fields=("timestamp_raw", "rssi", "noise", "channel", "bandwidth_mhz", "mac", "rate"))
     assert list(cap.meta["seq"]) == list(range(60))
     # no real_timestamp column: seconds come from the local µs counter
     np.testing.assert_array_equal(cap.meta["timestamp"], cap.meta["timestamp_raw"] * 1e-6)
@@ -270,9 +308,16 @@ def test_garbage_bytes_do_not_crash(csi_dir: Path, seed: int) -> None:
     s = cap.stats
     assert s.records == s.frames + s.malformed + s.skipped
     assert len(cap) >= 13  # every real row survives the garbage around it
-    _same_frames(Capture(format="esp32", csi=cap.csi[:13], meta={k: v[:13] for k, v in cap.meta.items()},
-                         subcarrier_index=cap.subcarrier_index[:13], stats=cap.stats),
-                 parse_bytes(data, "esp32"))
+    _same_frames(
+        Capture(
+            format="esp32",
+            csi=cap.csi[:13],
+            meta={k: v[:13] for k, v in cap.meta.items()},
+            subcarrier_index=cap.subcarrier_index[:13],
+            stats=cap.stats,
+        ),
+        parse_bytes(data, "esp32"),
+    )
 
 
 def test_overlong_line_is_dropped_and_parsing_resumes(csi_dir: Path) -> None:
@@ -284,7 +329,7 @@ def test_overlong_line_is_dropped_and_parsing_resumes(csi_dir: Path) -> None:
     reader = StreamReader("esp32")
     frames = 0
     for pos in range(0, len(stream), 4096):
-        frames += len(reader.feed(stream[pos:pos + 4096]))
+        frames += len(reader.feed(stream[pos : pos + 4096]))
     frames += len(reader.finish())
     assert frames == 13
     assert reader.stats == one_shot.stats

@@ -86,14 +86,18 @@ def test_csiread_3000_packets_skip_c1_records_and_match_csikit(csi_dir: Path) ->
     np.testing.assert_array_equal(h[-1, [0, 15, 29], 2, 0], [3 + 0j, 1 - 2j, 1 - 2j])
     f = np.arange(1, len(h) + 1)[:, None, None, None]
     k = np.arange(1, 31)[None, :, None, None]
-    sums = [h.real.sum(), h.imag.sum(), (h.real * f).sum(), (h.imag * f).sum(), (h.real * k).sum(),
-            (h.imag * k).sum()]
+    sums = [h.real.sum(), h.imag.sum(), (h.real * f).sum(), (h.imag * f).sum(), (h.real * k).sum(), (h.imag * k).sum()]
     assert [int(x) for x in sums] == [-1966, -8216, -3110491, -12967559, -13540, -141276]
     m = cap.meta
 
     def row(i: int) -> tuple[int, ...]:
-        return (int(m["timestamp_raw"][i]), int(m["seq"][i]), *map(int, m["rssi_ant"][i][:3]),
-                int(m["noise"][i]), int(m["agc"][i]))
+        return (
+            int(m["timestamp_raw"][i]),
+            int(m["seq"][i]),
+            *map(int, m["rssi_ant"][i][:3]),
+            int(m["noise"][i]),
+            int(m["agc"][i]),
+        )
 
     assert row(0) == (40121045, 1, 36, 23, 20, -127, 63)
     assert row(-1) == (43120066, 2998, 40, 15, 19, -127, 60)
@@ -115,7 +119,7 @@ def test_chunked_stream_equals_one_shot(csi_dir: Path) -> None:
     pos = 0
     while pos < len(data):
         step = int(rng.integers(1, 700))
-        part = reader.feed(data[pos:pos + step])
+        part = reader.feed(data[pos : pos + step])
         got += part.csi
         seqs += list(part.meta["seq"])
         pos += step
@@ -130,8 +134,10 @@ def test_chunked_stream_equals_one_shot(csi_dir: Path) -> None:
 
 # --- synthetic records: exercise validation, permutation repair and bit packing independently ---
 
-def _pack_bfee(values: np.ndarray, *, antenna_sel: int, rate: int = 0x100, len_field: int | None = None,
-               nrx: int | None = None) -> bytes:
+
+def _pack_bfee(
+    values: np.ndarray, *, antenna_sel: int, rate: int = 0x100, len_field: int | None = None, nrx: int | None = None
+) -> bytes:
     """Encode a file-order (30, Nrx, Ntx) int matrix the way the 5300 firmware packs it."""
     n_rx, n_tx = values.shape[1], values.shape[2]
     bits: list[int] = []
@@ -145,8 +151,9 @@ def _pack_bfee(values: np.ndarray, *, antenna_sel: int, rate: int = 0x100, len_f
     for i, bit in enumerate(bits):
         payload[i // 8] |= bit << (i % 8)
     length = len(payload) if len_field is None else len_field
-    header = struct.pack("<IHHBBBBBbBBHH", 123456, 42, 0, nrx or n_rx, n_tx, 30, 31, 32, -90, 40,
-                         antenna_sel, length, rate)
+    header = struct.pack(
+        "<IHHBBBBBbBBHH", 123456, 42, 0, nrx or n_rx, n_tx, 30, 31, 32, -90, 40, antenna_sel, length, rate
+    )
     body = bytes([0xBB]) + header + bytes(payload)
     return struct.pack(">H", len(body)) + body
 
@@ -176,8 +183,8 @@ def test_bit_packing_round_trip(n_rx: int, n_tx: int) -> None:
         ([3, 1, 2], 3, [1, 2, 0]),  # file row r goes to row perm[r]: out[2]=raw0, out[0]=raw1, out[1]=raw2
         ([1, 1, 1], 3, [0, 1, 2]),  # broken perm repaired to [1 2 3] like read_bf_file.m
         ([3, 1, 1], 3, [1, 2, 0]),  # [X 1 1]: last entry repaired to 6-X-1 = 2
-        ([2, 1, 3], 2, [1, 0]),     # Nrx=2: only the order of the first two matters
-        ([3, 2, 3], 2, [1, 0]),     # out-of-range entries with perm(2) < perm(1) -> [2 1]
+        ([2, 1, 3], 2, [1, 0]),  # Nrx=2: only the order of the first two matters
+        ([3, 2, 3], 2, [1, 0]),  # out-of-range entries with perm(2) < perm(1) -> [2 1]
     ],
 )
 def test_antenna_permutation_like_read_bf_file(perm: list[int], n_rx: int, rows: list[int]) -> None:
@@ -189,8 +196,7 @@ def test_antenna_permutation_like_read_bf_file(perm: list[int], n_rx: int, rows:
 
 def test_ht40_rate_flag_sets_40_mhz() -> None:
     v = _values(1, 1)
-    cap = parse_bytes(_pack_bfee(v, antenna_sel=0, rate=0x100 | 0x800 | 7) + _pack_bfee(v, antenna_sel=0),
-                      "intel5300")
+    cap = parse_bytes(_pack_bfee(v, antenna_sel=0, rate=0x100 | 0x800 | 7) + _pack_bfee(v, antenna_sel=0), "intel5300")
     assert list(cap.meta["bandwidth_mhz"]) == [40, 20]
     assert list(cap.meta["rate"]) == [0x907, 0x100]
 

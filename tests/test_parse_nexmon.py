@@ -27,6 +27,7 @@ ALL = [F4339, F4358, F4366, F43455_80, F43455_40]
 
 # --- an independent minimal pcap reader/writer for building test inputs ---------------------------
 
+
 def pcap_records(data: bytes) -> list[tuple[int, int, bytes]]:
     """(ts_sec, ts_usec, link-layer bytes) of a little-endian microsecond pcap."""
     assert struct.unpack_from("<I", data)[0] == 0xA1B2C3D4
@@ -44,8 +45,14 @@ def udp_payloads(path: Path) -> list[bytes]:
     return [rec[42 : 34 + struct.unpack_from(">H", rec, 38)[0]] for _, _, rec in recs]
 
 
-def pcap_file(records: list[tuple[int, int, bytes]], *, big_endian: bool = False, nanos: bool = False,
-              linktype: int = 1, snaplen: int = 262144) -> bytes:
+def pcap_file(
+    records: list[tuple[int, int, bytes]],
+    *,
+    big_endian: bool = False,
+    nanos: bool = False,
+    linktype: int = 1,
+    snaplen: int = 262144,
+) -> bytes:
     e = ">" if big_endian else "<"
     out = [struct.pack(e + "IHHiIII", 0xA1B23C4D if nanos else 0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype)]
     for sec, frac, rec in records:
@@ -55,8 +62,9 @@ def pcap_file(records: list[tuple[int, int, bytes]], *, big_endian: bool = False
 
 def udp_frame(payload: bytes, *, sport: int = 5500, dport: int = 5500, proto: int = 17) -> bytes:
     udp = struct.pack(">HHHH", sport, dport, 8 + len(payload), 0) + payload
-    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 1, proto, 0,
-                     bytes([10, 10, 10, 10]), bytes([255] * 4))
+    ip = struct.pack(
+        ">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 1, proto, 0, bytes([10, 10, 10, 10]), bytes([255] * 4)
+    )
     return b"\xff" * 6 + b"NEXMON" + b"\x08\x00" + ip + udp
 
 
@@ -80,12 +88,23 @@ def assert_same_frames(a, b, *, timestamps: bool = True) -> None:
     assert len(a) == len(b)
     for x, y in zip(a.csi, b.csi, strict=True):
         np.testing.assert_array_equal(x, y)
-    for k in ("rssi", "channel", "frequency_mhz", "bandwidth_mhz", "mac", "seq", "core", "spatial_stream",
-              "chip", "record_index") + (("timestamp", "timestamp_raw") if timestamps else ()):
+    for k in (
+        "rssi",
+        "channel",
+        "frequency_mhz",
+        "bandwidth_mhz",
+        "mac",
+        "seq",
+        "core",
+        "spatial_stream",
+        "chip",
+        "record_index",
+    ) + (("timestamp", "timestamp_raw") if timestamps else ()):
         np.testing.assert_array_equal(a.meta[k], b.meta[k], err_msg=k)
 
 
 # --- against nexmon_csi's MATLAB csireader (reference_mat/) --------------------------------------
+
 
 @pytest.mark.parametrize("name", [F4358, F4366])
 def test_float_packed_chips_equal_matlab_csireader(csi_dir: Path, name: str) -> None:
@@ -125,6 +144,7 @@ def test_43455c0_80mhz_equals_matlab_and_keeps_records_with_a_trailer(csi_dir: P
 
 
 # --- against CSIKit 2.5 (digests in tests/refs, made by tests/refs/make_csikit_refs.py) -----------
+
 
 def test_4339_grouped_equals_csikit(csi_dir: Path) -> None:
     ref = CSIKIT[F4339]
@@ -170,7 +190,11 @@ def test_43455c0_40mhz_equals_csikit(csi_dir: Path) -> None:
 def test_4358_groups_two_cores_by_two_streams(csi_dir: Path) -> None:
     per_record = read_capture(csi_dir / "nexmon" / F4358)
     assert list(zip(per_record.meta["core"], per_record.meta["spatial_stream"], strict=True)) == [
-        (0, 0), (0, 1), (1, 0), (1, 1)]
+        (0, 0),
+        (0, 1),
+        (1, 0),
+        (1, 1),
+    ]
     grouped = read_nexmon_grouped(csi_dir / "nexmon" / F4358)
     assert grouped.shapes() == {(256, 2, 2): 1}
     assert grouped.meta["core"][0] == -1 and grouped.meta["spatial_stream"][0] == -1
@@ -180,15 +204,20 @@ def test_4358_groups_two_cores_by_two_streams(csi_dir: Path) -> None:
 
 # --- metadata --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("name", "chip", "channel", "freq", "bw", "rssi", "mac"), [
-    (F4339, 1, 42, 5210, 80, None, "11:22:33:44:55:66"),
-    (F4358, 0xDEAD, 155, 5775, 80, None, "00:12:34:56:78:9b"),
-    (F4366, 106, 106, 5530, 80, None, "18:83:bf:65:70:9f"),
-    (F43455_80, 101, 42, 5210, 80, -58, "98:de:d0:48:92:66"),
-    (F43455_40, 101, 38, 5190, 40, None, "3c:a6:f6:28:30:2a"),
-])
-def test_meta_from_header_and_chanspec(csi_dir: Path, name: str, chip: int, channel: int, freq: int, bw: int,
-                                       rssi: int | None, mac: str) -> None:
+
+@pytest.mark.parametrize(
+    ("name", "chip", "channel", "freq", "bw", "rssi", "mac"),
+    [
+        (F4339, 1, 42, 5210, 80, None, "11:22:33:44:55:66"),
+        (F4358, 0xDEAD, 155, 5775, 80, None, "00:12:34:56:78:9b"),
+        (F4366, 106, 106, 5530, 80, None, "18:83:bf:65:70:9f"),
+        (F43455_80, 101, 42, 5210, 80, -58, "98:de:d0:48:92:66"),
+        (F43455_40, 101, 38, 5190, 40, None, "3c:a6:f6:28:30:2a"),
+    ],
+)
+def test_meta_from_header_and_chanspec(
+    csi_dir: Path, name: str, chip: int, channel: int, freq: int, bw: int, rssi: int | None, mac: str
+) -> None:
     path = csi_dir / "nexmon" / name
     cap = read_capture(path)
     f = cap.frame(0)
@@ -203,6 +232,7 @@ def test_meta_from_header_and_chanspec(csi_dir: Path, name: str, chip: int, chan
 
 # --- UDP datagrams (live path) ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ALL)
 def test_datagrams_equal_pcap(csi_dir: Path, name: str) -> None:
     path = csi_dir / "nexmon" / name
@@ -213,15 +243,15 @@ def test_datagrams_equal_pcap(csi_dir: Path, name: str) -> None:
         got = parser.parse(p)
         assert got is not None
         np.testing.assert_array_equal(got["csi"][0], from_pcap.csi[i])
-        for k in ("rssi", "channel", "frequency_mhz", "bandwidth_mhz", "mac", "seq", "core", "spatial_stream",
-                  "chip"):
+        for k in ("rssi", "channel", "frequency_mhz", "bandwidth_mhz", "mac", "seq", "core", "spatial_stream", "chip"):
             np.testing.assert_array_equal(got[k][0], from_pcap.meta[k][i], err_msg=k)
         assert np.isnan(got["timestamp"][0])  # the live source stamps arrival time itself
     assert parser.stats["frames"] == len(payloads) and parser.stats["malformed"] == 0
 
 
-def _payload(csi: np.ndarray, *, old: bool, chip: int, chanspec: int, rssi: int = -40, seq: int = 7,
-             conf: int = 0x0A) -> bytes:
+def _payload(
+    csi: np.ndarray, *, old: bool, chip: int, chanspec: int, rssi: int = -40, seq: int = 7, conf: int = 0x0A
+) -> bytes:
     magic = b"\x11\x11\x11\x11" if old else b"\x11\x11" + struct.pack("<bB", rssi, 0x88)
     head = magic + bytes([2, 4, 6, 8, 10, 12]) + struct.pack("<HHHH", seq, conf, chanspec, chip)
     iq = np.empty(2 * len(csi), dtype="<i2")
@@ -230,10 +260,13 @@ def _payload(csi: np.ndarray, *, old: bool, chip: int, chanspec: int, rssi: int 
 
 
 @pytest.mark.parametrize("old", [True, False])
-@pytest.mark.parametrize(("nfft", "chanspec", "channel", "freq", "bw"), [
-    (64, 0x1006, 6, 2437, 20), (128, 0xD826, 38, 5190, 40), (256, 0xE02A, 42, 5210, 80)])
-def test_built_datagram_both_header_variants(old: bool, nfft: int, chanspec: int, channel: int, freq: int,
-                                             bw: int) -> None:
+@pytest.mark.parametrize(
+    ("nfft", "chanspec", "channel", "freq", "bw"),
+    [(64, 0x1006, 6, 2437, 20), (128, 0xD826, 38, 5190, 40), (256, 0xE02A, 42, 5210, 80)],
+)
+def test_built_datagram_both_header_variants(
+    old: bool, nfft: int, chanspec: int, channel: int, freq: int, bw: int
+) -> None:
     rng = np.random.default_rng(nfft)
     csi = (rng.integers(-32768, 32767, nfft) + 1j * rng.integers(-32768, 32767, nfft)).astype(np.complex64)
     parser = _native.DatagramParser("nexmon_udp")
@@ -260,8 +293,17 @@ def test_header_variants_agree_on_a_real_record(csi_dir: Path) -> None:
 def test_bad_datagrams_are_counted_not_raised(csi_dir: Path) -> None:
     good = udp_payloads(csi_dir / "nexmon" / F4339)[0]
     parser = _native.DatagramParser("nexmon_udp")
-    bad = [b"", b"\x11", good[:17], good[:-1], good + b"\0", good + bytes(4), b"\x22" + good[1:],
-           good[:16] + b"\x99\x99" + good[18:], bytes(2000)]
+    bad = [
+        b"",
+        b"\x11",
+        good[:17],
+        good[:-1],
+        good + b"\0",
+        good + bytes(4),
+        b"\x22" + good[1:],
+        good[:16] + b"\x99\x99" + good[18:],
+        bytes(2000),
+    ]
     for p in bad:
         assert parser.parse(p) is None
     assert parser.stats["malformed"] == len(bad) and parser.stats["frames"] == 0
@@ -270,9 +312,12 @@ def test_bad_datagrams_are_counted_not_raised(csi_dir: Path) -> None:
 
 # --- pcap container variants and robustness --------------------------------------------------------
 
+
 def _sample_records(csi_dir: Path, n: int = 6) -> list[tuple[int, int, bytes]]:
-    return pcap_records((csi_dir / "nexmon" / F4358).read_bytes())[:4] + pcap_records(
-        (csi_dir / "nexmon" / F43455_40).read_bytes())[: n - 4]
+    return (
+        pcap_records((csi_dir / "nexmon" / F4358).read_bytes())[:4]
+        + pcap_records((csi_dir / "nexmon" / F43455_40).read_bytes())[: n - 4]
+    )
 
 
 def test_pcap_byte_orders_nanoseconds_and_link_types(csi_dir: Path) -> None:

@@ -56,7 +56,7 @@ def _frames(data: bytes) -> list[bytes]:
     out, pos = [], 0
     while pos < len(data):
         (length,) = struct.unpack_from("<I", data, pos)
-        out.append(data[pos:pos + 4 + length])
+        out.append(data[pos : pos + 4 + length])
         pos += 4 + length
     return out
 
@@ -67,8 +67,8 @@ def _segments(frame: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
     for _ in range(frame[10]):
         (length,) = struct.unpack_from("<I", frame, pos)
         name_len = frame[pos + 4]
-        name = frame[pos + 5:pos + 5 + name_len].rstrip(b"\0").decode()
-        segs.append((name, frame[pos:pos + 4 + length]))
+        name = frame[pos + 5 : pos + 5 + name_len].rstrip(b"\0").decode()
+        segs.append((name, frame[pos : pos + 4 + length]))
         pos += 4 + length
     return segs, frame[pos:]
 
@@ -185,7 +185,7 @@ def _stream(data: bytes, sizes: list[int]):
     csi, ts, pos, k = [], [], 0, 0
     while pos < len(data):
         step = sizes[k % len(sizes)]
-        part = reader.feed(data[pos:pos + step])
+        part = reader.feed(data[pos : pos + step])
         csi += part.csi
         ts += part.meta["timestamp"].tolist()
         pos += step
@@ -196,8 +196,9 @@ def _stream(data: bytes, sizes: list[int]):
     return csi, ts, reader.stats
 
 
-@pytest.mark.parametrize("stem,sizes", [(IWL5300, [1, 7, 61, 300, 4093]), (USRP, [997, 20000, 3]),
-                                        (AX200, [65536, 333])])
+@pytest.mark.parametrize(
+    "stem,sizes", [(IWL5300, [1, 7, 61, 300, 4093]), (USRP, [997, 20000, 3]), (AX200, [65536, 333])]
+)
 def test_chunked_stream_equals_one_shot(pico_dir: Path, stem: str, sizes: list[int]) -> None:
     data = _path(pico_dir, stem).read_bytes()
     whole = parse_bytes(data, "picoscenes")
@@ -262,7 +263,7 @@ def test_bad_segment_length_skips_that_frame(iwl_frames: list[bytes]) -> None:
     csi = names.index("CSI")
     raw = bytearray(segs[csi][1])
     raw[0:4] = struct.pack("<I", 0xFFFFFF00)  # segment says it is far longer than its frame
-    frame = _build([s for _, s in segs[:csi]] + [bytes(raw)] + [s for _, s in segs[csi + 1:]], mpdu)
+    frame = _build([s for _, s in segs[:csi]] + [bytes(raw)] + [s for _, s in segs[csi + 1 :]], mpdu)
     data = b"".join(iwl_frames[:2]) + frame + b"".join(iwl_frames[3:])
     cap = parse_bytes(data, "picoscenes")
     assert len(cap) == len(iwl_frames) - 1
@@ -309,8 +310,11 @@ def test_not_a_picoscenes_stream_raises(csi_dir: Path) -> None:
 
 
 def test_random_mutations_never_crash(iwl_frames: list[bytes], pico_dir: Path) -> None:
-    seeds = [b"".join(iwl_frames[:6]), b"".join(_frames(_path(pico_dir, AX200).read_bytes())[:4]),
-             b"".join(_frames(_path(pico_dir, USRP).read_bytes())[:2])]
+    seeds = [
+        b"".join(iwl_frames[:6]),
+        b"".join(_frames(_path(pico_dir, AX200).read_bytes())[:4]),
+        b"".join(_frames(_path(pico_dir, USRP).read_bytes())[:2]),
+    ]
     rng = np.random.default_rng(1234)
     for base in seeds:
         for _ in range(150):

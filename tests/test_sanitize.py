@@ -37,12 +37,46 @@ def _load_reference():
 
 
 ref = _load_reference()
-PROPS = settings(max_examples=40, deadline=None, derandomize=True,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPS = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 seeds = st.integers(0, 2**32 - 1)
 # Intel 5300 (20 MHz): the 30 reported subcarrier groups.
-INTEL5300_INDEX = (-28, -26, -24, -22, -20, -18, -16, -14, -12, -10, -8, -6, -4, -2, -1,
-                   1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 28)
+INTEL5300_INDEX = (
+    -28,
+    -26,
+    -24,
+    -22,
+    -20,
+    -18,
+    -16,
+    -14,
+    -12,
+    -10,
+    -8,
+    -6,
+    -4,
+    -2,
+    -1,
+    1,
+    3,
+    5,
+    7,
+    9,
+    11,
+    13,
+    15,
+    17,
+    19,
+    21,
+    23,
+    25,
+    27,
+    28,
+)
 
 
 def _even_clean_phase(x: np.ndarray, amp_cos: float, cycles: int, curv: float) -> np.ndarray:
@@ -64,10 +98,18 @@ def _linear_offset_csi(rng, x, clean, shape_rt, slope_mag):
 
 # ---------------------------------------------------------------- phase: unwrap + linear fit removal
 
+
 @PROPS
-@given(seed=seeds, n_sub=st.sampled_from([16, 30, 56, 114]), rx=st.integers(1, 3), tx=st.integers(1, 3),
-       fit=st.sampled_from(["endpoints", "least_squares"]), amp_cos=st.floats(0, 0.5),
-       cycles=st.integers(1, 2), curv=st.floats(-0.5, 0.5))
+@given(
+    seed=seeds,
+    n_sub=st.sampled_from([16, 30, 56, 114]),
+    rx=st.integers(1, 3),
+    tx=st.integers(1, 3),
+    fit=st.sampled_from(["endpoints", "least_squares"]),
+    amp_cos=st.floats(0, 0.5),
+    cycles=st.integers(1, 2),
+    curv=st.floats(-0.5, 0.5),
+)
 def test_linear_phase_offset_is_removed_exactly(seed, n_sub, rx, tx, fit, amp_cos, cycles, curv):
     rng = np.random.default_rng(seed)
     x = np.arange(n_sub, dtype=np.float64)
@@ -81,8 +123,13 @@ def test_linear_phase_offset_is_removed_exactly(seed, n_sub, rx, tx, fit, amp_co
 
 
 @PROPS
-@given(seed=seeds, half=st.integers(4, 40), fit=st.sampled_from(["endpoints", "least_squares"]),
-       amp_cos=st.floats(0, 0.4), curv=st.floats(-0.4, 0.4))
+@given(
+    seed=seeds,
+    half=st.integers(4, 40),
+    fit=st.sampled_from(["endpoints", "least_squares"]),
+    amp_cos=st.floats(0, 0.4),
+    curv=st.floats(-0.4, 0.4),
+)
 def test_linear_phase_removed_on_irregular_subcarrier_index(seed, half, fit, amp_cos, curv):
     rng = np.random.default_rng(seed)
     steps = np.cumsum(rng.uniform(0.5, 2.0, half))
@@ -123,6 +170,7 @@ def test_unwrap_matches_numpy(seed, n_sub, frames):
 
 
 # ---------------------------------------------------------------- subcarrier interpolation, amplitude
+
 
 @PROPS
 @given(seed=seeds, n_sub=st.integers(2, 256), n_out=st.integers(2, 300), irregular=st.booleans())
@@ -169,13 +217,23 @@ def test_amplitude_normalization(seed, mode, n_sub):
 
 # ---------------------------------------------------------------- Hampel
 
+
 @PROPS
-@given(seed=seeds, n=st.integers(20, 200), channels=st.integers(1, 4), k=st.integers(2, 6),
-       n_sigma=st.floats(3.0, 5.0), causal=st.booleans(), period_windows=st.floats(1, 30),
-       min_rel=st.sampled_from([0.0, 0.1, 0.25, 0.5]), min_abs=st.sampled_from([0.0, 1.0, 3.0, 5.0]),
-       data=st.data())
-def test_hampel_replaces_spikes_and_leaves_clean_data(seed, n, channels, k, n_sigma, causal, period_windows,
-                                                      min_rel, min_abs, data):
+@given(
+    seed=seeds,
+    n=st.integers(20, 200),
+    channels=st.integers(1, 4),
+    k=st.integers(2, 6),
+    n_sigma=st.floats(3.0, 5.0),
+    causal=st.booleans(),
+    period_windows=st.floats(1, 30),
+    min_rel=st.sampled_from([0.0, 0.1, 0.25, 0.5]),
+    min_abs=st.sampled_from([0.0, 1.0, 3.0, 5.0]),
+    data=st.data(),
+)
+def test_hampel_replaces_spikes_and_leaves_clean_data(
+    seed, n, channels, k, n_sigma, causal, period_windows, min_rel, min_abs, data
+):
     # Clean: a trend with a wiggle whose slope stays within 25% of the trend's, so no window holds an
     # outlier. (A window of 3, k=1, flags plain extrema and cannot judge a spike in a 2-frame edge window.)
     rng = np.random.default_rng(seed)
@@ -183,8 +241,9 @@ def test_hampel_replaces_spikes_and_leaves_clean_data(seed, n, channels, k, n_si
     period = period_windows * (2 * k + 1)
     slope = rng.uniform(0.01, 0.1, channels) * rng.choice([-1.0, 1.0], channels)
     wiggle = 0.25 * np.abs(slope) * period / (2 * np.pi) * rng.uniform(0, 1, channels)
-    clean = (rng.uniform(-5, 5, channels) + slope * t
-             + wiggle * np.sin(2 * np.pi * t / period + rng.uniform(0, 6, channels))).astype(np.float32)
+    clean = (
+        rng.uniform(-5, 5, channels) + slope * t + wiggle * np.sin(2 * np.pi * t / period + rng.uniform(0, 6, channels))
+    ).astype(np.float32)
     floors = dict(min_rel=min_rel, min_abs=min_abs)  # |clean| <~ 27: floors stay far below the spikes
     # Clean data passes unchanged.
     np.testing.assert_array_equal(hampel_filter(clean, k, n_sigma, causal=causal, **floors), clean)
@@ -202,15 +261,22 @@ def test_hampel_replaces_spikes_and_leaves_clean_data(seed, n, channels, k, n_si
     np.testing.assert_array_equal(got[~mask], clean[~mask])
     for j, c in zip(where, chan, strict=True):
         lo, hi = (max(0, j - 2 * k), j) if causal else (max(0, j - k), min(n - 1, j + k))
-        window = clean[lo:hi + 1, c]
+        window = clean[lo : hi + 1, c]
         assert window.min() - 1e-5 <= got[j, c] <= window.max() + 1e-5
     np.testing.assert_array_equal(got, ref.hampel_filter(spiky, k, n_sigma, causal, min_rel, min_abs)[0])
 
 
 @PROPS
-@given(seed=seeds, n=st.integers(1, 100), k=st.one_of(st.integers(0, 6), st.sampled_from([15, 16, 20])),
-       n_sigma=st.floats(0, 4), causal=st.booleans(), levels=st.integers(2, 50),
-       min_rel=st.sampled_from([0.0, 0.1, 0.25]), min_abs=st.sampled_from([0.0, 1.0, 3.0]))
+@given(
+    seed=seeds,
+    n=st.integers(1, 100),
+    k=st.one_of(st.integers(0, 6), st.sampled_from([15, 16, 20])),
+    n_sigma=st.floats(0, 4),
+    causal=st.booleans(),
+    levels=st.integers(2, 50),
+    min_rel=st.sampled_from([0.0, 0.1, 0.25]),
+    min_abs=st.sampled_from([0.0, 1.0, 3.0]),
+)
 def test_hampel_streaming_equals_batch_and_reference(seed, n, k, n_sigma, causal, levels, min_rel, min_abs):
     rng = np.random.default_rng(seed)
     # Few distinct levels: many ties in the windows, and deviations landing exactly on an integer floor.
@@ -232,10 +298,10 @@ def test_hampel_streaming_equals_batch_and_reference(seed, n, k, n_sigma, causal
 def test_hampel_floor_keeps_one_lsb_steps_when_mad_is_zero(causal):
     # Quantized CSI: a channel sits at 20 LSB, so its window MAD is 0; one frame reads 21.
     x = np.full((13, 4), 20.0, np.float32)
-    x[6, 0] = 21.0   # 1-LSB step
-    x[6, 1] = 40.0   # spike: twice the value
-    x[6, 2] = 0.0    # drop-out
-    x[6, 3] = 23.0   # 3 LSB: at the absolute floor, not above it
+    x[6, 0] = 21.0  # 1-LSB step
+    x[6, 1] = 40.0  # spike: twice the value
+    x[6, 2] = 0.0  # drop-out
+    x[6, 3] = 23.0  # 3 LSB: at the absolute floor, not above it
     classic = hampel_filter(x, 3, 3.0, causal=causal)
     np.testing.assert_array_equal(classic[6], [20, 20, 20, 20])  # without floors every change is an outlier
     for floors in [dict(min_rel=0.25), dict(min_abs=3.0), dict(min_rel=0.25, min_abs=3.0)]:
@@ -254,13 +320,18 @@ def test_hampel_floor_keeps_one_lsb_steps_when_mad_is_zero(causal):
 
 # ---------------------------------------------------------------- resampling
 
+
 def _irregular_times(rng, n, t0):
     return t0 + np.cumsum(rng.uniform(0.001, 0.05, n))
 
 
 @PROPS
-@given(seed=seeds, n=st.integers(2, 100), rate=st.sampled_from([20.0, 50.0, 100.0, 1000.0 / 3]),
-       t0=st.sampled_from([0.0, 12.345, 1.7e9]))
+@given(
+    seed=seeds,
+    n=st.integers(2, 100),
+    rate=st.sampled_from([20.0, 50.0, 100.0, 1000.0 / 3]),
+    t0=st.sampled_from([0.0, 12.345, 1.7e9]),
+)
 def test_resampling_a_linear_in_time_signal_is_exact(seed, n, rate, t0):
     rng = np.random.default_rng(seed)
     t = _irregular_times(rng, n, t0)
@@ -269,10 +340,10 @@ def test_resampling_a_linear_in_time_signal_is_exact(seed, n, rate, t0):
     t_out, x_out = resample(t, x, rate)
     origin = np.floor(t[0])
     grid = (t_out - origin) * rate
-    np.testing.assert_allclose(grid, np.round(grid), atol=1e-4)            # on the origin + j / rate grid
-    assert np.all(np.diff(np.round(grid)) == 1)                             # no point missing
+    np.testing.assert_allclose(grid, np.round(grid), atol=1e-4)  # on the origin + j / rate grid
+    assert np.all(np.diff(np.round(grid)) == 1)  # no point missing
     assert t_out.size == 0 or (t_out[0] >= t[0] - 1e-6 and t_out[-1] <= t[-1] + 1e-6)
-    assert t_out.size >= np.floor((t[-1] - t[0]) * rate)                    # every point of the span
+    assert t_out.size >= np.floor((t[-1] - t[0]) * rate)  # every point of the span
     np.testing.assert_allclose(x_out, a + b * (t_out - t[0])[:, None, None], atol=1e-4)
 
 
@@ -293,8 +364,14 @@ def test_resampling_complex_interpolates_amplitude_and_unwrapped_phase(seed, n, 
 
 
 @PROPS
-@given(seed=seeds, n=st.integers(1, 80), rate=st.sampled_from([10.0, 100.0]), unwrap=st.booleans(),
-       max_gap=st.sampled_from([0.03, 1.0, np.inf]), dup_every=st.integers(2, 10))
+@given(
+    seed=seeds,
+    n=st.integers(1, 80),
+    rate=st.sampled_from([10.0, 100.0]),
+    unwrap=st.booleans(),
+    max_gap=st.sampled_from([0.03, 1.0, np.inf]),
+    dup_every=st.integers(2, 10),
+)
 def test_resampler_streaming_equals_batch_and_reference(seed, n, rate, unwrap, max_gap, dup_every):
     rng = np.random.default_rng(seed)
     t = _irregular_times(rng, n, 5.0)
@@ -325,25 +402,37 @@ def test_resampler_does_not_fill_long_gaps():
 
 # ---------------------------------------------------------------- the combined Sanitizer
 
+
 def _random_csi(rng, n, shape):
     return (rng.normal(size=(n,) + shape) + 1j * rng.normal(size=(n,) + shape)).astype(np.complex64)
 
 
 @PROPS
-@given(seed=seeds, n=st.integers(1, 40), n_sub=st.sampled_from([30, 56, 114]),
-       n_out=st.sampled_from([None, 30]),
-       fit=st.sampled_from(["endpoints", "least_squares", "paper", "none"]),
-       norm=st.sampled_from(["rms", "zscore", "none"]), k=st.integers(0, 4),
-       floors=st.sampled_from([(0.0, 0.0), (0.25, 0.0), (0.1, 0.5), (0.25, 3.0)]),
-       cuts=st.lists(st.integers(0, 40)))
+@given(
+    seed=seeds,
+    n=st.integers(1, 40),
+    n_sub=st.sampled_from([30, 56, 114]),
+    n_out=st.sampled_from([None, 30]),
+    fit=st.sampled_from(["endpoints", "least_squares", "paper", "none"]),
+    norm=st.sampled_from(["rms", "zscore", "none"]),
+    k=st.integers(0, 4),
+    floors=st.sampled_from([(0.0, 0.0), (0.25, 0.0), (0.1, 0.5), (0.25, 3.0)]),
+    cuts=st.lists(st.integers(0, 40)),
+)
 def test_sanitizer_streaming_equals_batch_and_reference(seed, n, n_sub, n_out, fit, norm, k, floors, cuts):
     rng = np.random.default_rng(seed)
     shape = (n_sub, 3, 2)
     csi = _random_csi(rng, n, shape)
     csi[rng.random(n) < 0.2] *= 10  # gain steps
     min_rel, min_abs = floors
-    config = SanitizeConfig(n_subcarriers_out=n_out, phase_fit=fit, amplitude_norm=norm, hampel_k=k,
-                            hampel_min_rel=min_rel, hampel_min_abs=min_abs)
+    config = SanitizeConfig(
+        n_subcarriers_out=n_out,
+        phase_fit=fit,
+        amplitude_norm=norm,
+        hampel_k=k,
+        hampel_min_rel=min_rel,
+        hampel_min_abs=min_abs,
+    )
     sanitizer = Sanitizer(shape, config)
     frames = [sanitizer.process_frame(f) for f in csi]
     amp_f, phase_f = (np.stack(v) for v in zip(*frames, strict=True))
@@ -353,8 +442,15 @@ def test_sanitizer_streaming_equals_batch_and_reference(seed, n, n_sub, n_out, f
     np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), amp_f)
     np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), phase_f)
     assert amp_f.shape == (n, n_out or n_sub, 3, 2) and amp_f.dtype == np.float32
-    numpy_ = ref.NumpySanitizer(shape, n_subcarriers_out=n_out, phase_fit=fit, amplitude_norm=norm,
-                                hampel_k=k, hampel_min_rel=min_rel, hampel_min_abs=min_abs)
+    numpy_ = ref.NumpySanitizer(
+        shape,
+        n_subcarriers_out=n_out,
+        phase_fit=fit,
+        amplitude_norm=norm,
+        hampel_k=k,
+        hampel_min_rel=min_rel,
+        hampel_min_abs=min_abs,
+    )
     want_amp, want_phase = numpy_.process_batch(csi)
     np.testing.assert_allclose(amp_f, want_amp, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(phase_f, want_phase, rtol=1e-5, atol=1e-5)
@@ -434,7 +530,7 @@ def test_hampel_replaces_under_one_percent_of_a_real_capture_but_keeps_spikes(cs
     got, _ = sanitizer.process_batch(spiky)
     assert len(frames) > 200
     for j, s_, r in zip(frames, sub, rx, strict=True):
-        window = clean[j - 6:j + 1, s_, r]
+        window = clean[j - 6 : j + 1, s_, r]
         assert window.min() <= got[j, s_, r, 0] <= window.max() < 8 * clean[j, s_, r]
     mask = np.zeros(clean.shape, bool)
     mask[frames, sub, rx] = True
@@ -442,6 +538,7 @@ def test_hampel_replaces_under_one_percent_of_a_real_capture_but_keeps_spikes(cs
 
 
 # ---------------------------------------------------------------- bad input
+
 
 def test_bad_input_raises_value_error():
     sanitizer = Sanitizer((30, 3, 3))

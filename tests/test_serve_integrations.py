@@ -23,9 +23,19 @@ def test_serve_publishes_to_mqtt_and_answers_commands(tmp_path: Path) -> None:
     with MosquittoBroker(tmp_path / "broker") as broker:
         port = free_port()
         env = {**os.environ, "WDP_JWT_SECRET": "x" * 40, "WDP_ADMIN_PASSWORD": "pw-123456", "OMP_NUM_THREADS": "1"}
-        cmd = [sys.executable, "-m", "wdp", "serve", "--port", str(port), "detector=ground_truth",
-               f"store.path={tmp_path / 'h.duckdb'}", "mqtt.enabled=true", f"mqtt.port={broker.port}",
-               "mqtt.prefix=home"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "wdp",
+            "serve",
+            "--port",
+            str(port),
+            "detector=ground_truth",
+            f"store.path={tmp_path / 'h.duckdb'}",
+            "mqtt.enabled=true",
+            f"mqtt.port={broker.port}",
+            "mqtt.prefix=home",
+        ]
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
         async def check() -> tuple[dict, dict, dict]:
@@ -42,8 +52,7 @@ def test_serve_publishes_to_mqtt_and_answers_commands(tmp_path: Path) -> None:
                     elif topic.startswith("home/response/"):
                         response = json.loads(msg.payload)
                     if current and not sent:
-                        await client.publish("home/command/system/status",
-                                             json.dumps({"correlation_id": "c-1"}), qos=1)
+                        await client.publish("home/command/system/status", json.dumps({"correlation_id": "c-1"}), qos=1)
                         sent = True
                     if current and status and response:
                         return current, status, response

@@ -108,9 +108,7 @@ def test_default_band_is_intel5300_channel6():
     assert band.subcarrier_index[:3] == (-28, -26, -24) and band.subcarrier_index[13:17] == (-2, -1, 1, 3)
     assert band.center_hz == 2.437e9
     f = band.frequencies
-    assert f.min() == pytest.approx(2.437e9 - 28 * 312.5e3) and f.max() == pytest.approx(
-        2.437e9 + 28 * 312.5e3
-    )
+    assert f.min() == pytest.approx(2.437e9 - 28 * 312.5e3) and f.max() == pytest.approx(2.437e9 + 28 * 312.5e3)
 
 
 # ---- physics ---------------------------------------------------------------------------------------------
@@ -187,9 +185,7 @@ def test_longer_path_rotates_phase_down_with_negative_subcarrier_slope():
     idx = np.asarray(band.subcarrier_index, np.float64)
     slope = np.polyfit(idx, np.unwrap(np.angle(ratio[:, 0, 0])), 1)[0]
     assert slope < 0
-    assert slope == pytest.approx(
-        -2 * np.pi * band.subcarrier_spacing_hz * (d1 - d0) / SPEED_OF_LIGHT, rel=1e-3
-    )
+    assert slope == pytest.approx(-2 * np.pi * band.subcarrier_spacing_hz * (d1 - d0) / SPEED_OF_LIGHT, rel=1e-3)
 
 
 def test_body_crossing_line_of_sight_attenuates_it():
@@ -227,9 +223,7 @@ def test_lossy_link_still_fills_every_window_frame():
     assert np.all(batch["amplitude"].reshape(8, S.WINDOW, -1).max(axis=-1) > 0)
     # with 60 % loss some frames must reuse a neighbouring packet
     frames = batch["amplitude"].reshape(8, S.WINDOW, -1)
-    repeats = sum(
-        np.array_equal(frames[i, j], frames[i, j + 1]) for i in range(8) for j in range(S.WINDOW - 1)
-    )
+    repeats = sum(np.array_equal(frames[i, j], frames[i, j + 1]) for i in range(8) for j in range(S.WINDOW - 1))
     assert repeats > 0
 
 
@@ -240,9 +234,7 @@ def test_standing_people_in_view_project_inside_the_image():
     room = room_from_id(12)
     walk = room.walkable
     picks = walk[np.linspace(0, len(walk) - 1, 4).astype(int)]
-    sim = SceneSimulator(
-        scripted_scene(room, [PersonSpec(tuple(p), (Stand(),)) for p in picks], duration=3.0)
-    )
+    sim = SceneSimulator(scripted_scene(room, [PersonSpec(tuple(p), (Stand(),)) for p in picks], duration=3.0))
     lab, listed = sim.labels(1.0)
     assert listed == [0, 1, 2, 3] and lab["num_people"] == 4
     kp = lab["keypoints"]
@@ -251,9 +243,7 @@ def test_standing_people_in_view_project_inside_the_image():
     box = lab["boxes"]
     assert np.all(box[:, None, 0] <= kp[..., 0]) and np.all(kp[..., 0] <= box[:, None, 2])
     assert np.all(box[:, None, 1] <= kp[..., 1]) and np.all(kp[..., 1] <= box[:, None, 3])
-    np.testing.assert_allclose(
-        lab["person_area"], (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]), rtol=1e-5
-    )
+    np.testing.assert_allclose(lab["person_area"], (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]), rtol=1e-5)
     # head above feet in the image, and a standing adult is tens of pixels tall
     assert np.all(kp[:, 0, 1] < kp[:, 15, 1]) and np.all(kp[:, 15, 1] - kp[:, 0, 1] > 20)
     # parts: ids 1..24 only, U/V in [0, 1] on body pixels and 0 elsewhere
@@ -380,9 +370,7 @@ def test_scripted_two_person_events_in_stream():
     expected = 1.0 + (zone_x - (float(c[0]) - 1.0)) / 1.0
     assert enter == pytest.approx(expected, abs=0.25)
     fall_t = [f.timestamp for f in frames if f.persons[1].falling]
-    assert (
-        fall_t and min(fall_t) == pytest.approx(3.0, abs=0.02) and max(fall_t) == pytest.approx(3.6, abs=0.02)
-    )
+    assert fall_t and min(fall_t) == pytest.approx(3.0, abs=0.02) and max(fall_t) == pytest.approx(3.6, abs=0.02)
     last = frames[-1].persons[1]
     assert last.activity == "lie" and last.joints3d[0, 2] < 0.5
     assert frames[0].persons[1].activity == "stand"

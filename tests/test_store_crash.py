@@ -21,11 +21,16 @@ HERE = Path(__file__).resolve().parent
 def _ingest_and_kill(db: Path, after_flushes: int, delay_s: float, checkpoint_threshold: str) -> int:
     """Run the child until it has reported ``after_flushes`` more flushes, wait ``delay_s`` (so the kill
     lands anywhere in the append/flush/checkpoint cycle), SIGKILL it; return the last count it reported."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(HERE.parent / "python"), str(HERE), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(HERE.parent / "python"), str(HERE), os.environ.get("PYTHONPATH", "")]),
+    )
     proc = subprocess.Popen(
         [sys.executable, str(HERE / "_store_crash_child.py"), str(db), str(BATCH), checkpoint_threshold],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -75,8 +80,10 @@ def test_kill_9_during_ingest_loses_at_most_one_batch(tmp_path):
                 "SELECT count(*) FROM pose_frames f WHERE n_persons <> "
                 "(SELECT count(*) FROM pose_persons p WHERE p.ts = f.ts AND p.frame_id = f.frame_id)"
             ).fetchone() == (0,)
-            assert con.execute("SELECT sum(frames) FROM tracks").fetchone()[0] == con.execute(
-                "SELECT count(*) FROM pose_persons").fetchone()[0]
+            assert (
+                con.execute("SELECT sum(frames) FROM tracks").fetchone()[0]
+                == con.execute("SELECT count(*) FROM pose_persons").fetchone()[0]
+            )
     # and it is an ordinary, writable database afterwards
     with Store(db) as store:
         extra = make_frames(5, seed=3, t0=2e9)

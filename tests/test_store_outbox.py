@@ -48,7 +48,10 @@ def test_enqueue_matches_subscriptions_and_is_idempotent(con):
     assert outbox.enqueue(con, [det, fall], subs, now=T) == []
     pending = outbox.items(con, status="pending")
     assert {(i.event_id, i.subscription_id) for i in pending} == {
-        (det.event_id, "all"), (fall.event_id, "all"), (fall.event_id, "falls")}
+        (det.event_id, "all"),
+        (fall.event_id, "all"),
+        (fall.event_id, "falls"),
+    }
     item = outbox.get_item(con, ids[0])
     assert item is not None and item.max_attempts == 3 and item.attempts == 0
     assert msgspec.json.decode(item.payload)["type"] == "person.detected"
@@ -99,8 +102,9 @@ def test_failed_items_retry_after_backoff_then_fail(con):
     sub = WebhookSubscription(id="s", url="http://a", events=["*"], retry=FAST)
     (did,) = outbox.enqueue(con, [_event(1)], [sub], now=T)
     (item,) = outbox.claim_due(con, now=T)
-    assert outbox.mark_result(con, did, item.attempts, ok=False, status_code=503, latency_ms=12.5,
-                              now=T + 1) == "pending"
+    assert (
+        outbox.mark_result(con, did, item.attempts, ok=False, status_code=503, latency_ms=12.5, now=T + 1) == "pending"
+    )
     assert outbox.get_item(con, did).next_attempt_at == T + 2  # base 1 s * 2**0
     assert outbox.claim_due(con, now=T + 1.99) == []
     (item,) = outbox.claim_due(con, now=T + 2)
@@ -116,7 +120,10 @@ def test_failed_items_retry_after_backoff_then_fail(con):
 
     log = outbox.delivery_log(con, subscription_id="s")
     assert [(a.attempt, a.ok, a.status_code, a.error) for a in log] == [
-        (3, False, 500, None), (2, False, None, "timeout"), (1, False, 503, None)]
+        (3, False, 500, None),
+        (2, False, None, "timeout"),
+        (1, False, 503, None),
+    ]
     assert log[-1].latency_ms == 12.5
 
     assert outbox.requeue(con, did, now=T + 10)
@@ -126,8 +133,9 @@ def test_failed_items_retry_after_backoff_then_fail(con):
 
 
 def test_non_retryable_failure_and_backoff_cap(con):
-    sub = WebhookSubscription(id="s", url="http://a", events=["*"],
-                              retry=RetryPolicy(max_attempts=10, backoff_base_s=2.0, backoff_max_s=5.0))
+    sub = WebhookSubscription(
+        id="s", url="http://a", events=["*"], retry=RetryPolicy(max_attempts=10, backoff_base_s=2.0, backoff_max_s=5.0)
+    )
     a, b = outbox.enqueue(con, [_event(1), _event(2)], [sub], now=T)
     assert len(outbox.claim_due(con, now=T)) == 2
     assert outbox.mark_result(con, a, 1, ok=False, status_code=410, retryable=False, now=T) == "failed"
@@ -159,8 +167,14 @@ def test_record_events_stores_event_and_deliveries_atomically(con):
 
 
 def test_config_crud(con):
-    z = Zone(id="kitchen", name="Kitchen", polygon=[(0, 0), (4, 0), (4, 3), (0, 3)], max_occupancy=4,
-             restricted=True, alerts=ZoneAlertSettings(cooldown_s=10))
+    z = Zone(
+        id="kitchen",
+        name="Kitchen",
+        polygon=[(0, 0), (4, 0), (4, 3), (0, 3)],
+        max_occupancy=4,
+        restricted=True,
+        alerts=ZoneAlertSettings(cooldown_s=10),
+    )
     config.ZONES.put(con, z, now=1.0)
     assert config.ZONES.get(con, "kitchen") == z
     z2 = msgspec.structs.replace(z, max_occupancy=6)
@@ -169,11 +183,21 @@ def test_config_crud(con):
     assert config.ZONES.delete(con, "kitchen") and not config.ZONES.delete(con, "kitchen")
     assert config.ZONES.get(con, "kitchen") is None
 
-    r = Router(id="r1", name="Lab AP", kind="nexmon", host="10.0.0.2", port=5500, status="connected",
-               packet_rate=100.0, loss=0.01)
+    r = Router(
+        id="r1",
+        name="Lab AP",
+        kind="nexmon",
+        host="10.0.0.2",
+        port=5500,
+        status="connected",
+        packet_rate=100.0,
+        loss=0.01,
+    )
     rule = AlertRule(id="a1", name="falls", event_types=["person.fall_detected"], min_severity="high")
-    subs = [WebhookSubscription(id="w1", url="http://x", events=["person.detected"], secret="k"),
-            WebhookSubscription(id="w2", url="http://y", events=["*"], active=False)]
+    subs = [
+        WebhookSubscription(id="w1", url="http://x", events=["person.detected"], secret="k"),
+        WebhookSubscription(id="w2", url="http://y", events=["*"], active=False),
+    ]
     config.ROUTERS.put(con, r)
     config.ALERT_RULES.put(con, rule)
     for s in subs:

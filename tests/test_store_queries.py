@@ -37,7 +37,8 @@ def _filtered(frames, *, track_id=None, zone_id=None, min_confidence=None):
     out = []
     for f in frames:
         persons = [
-            p for p in f.persons
+            p
+            for p in f.persons
             if (track_id is None or p.track_id == track_id)
             and (zone_id is None or zone_id in p.zone_ids)
             and (min_confidence is None or p.confidence >= min_confidence)
@@ -60,8 +61,14 @@ def test_time_range_is_half_open(history):
 
 @pytest.mark.parametrize(
     "filters",
-    [{"track_id": 2}, {"zone_id": "zone_a"}, {"min_confidence": 0.8}, {"track_id": 3, "zone_id": "zone_b"},
-     {"track_id": 1, "zone_id": "zone_a", "min_confidence": 0.7}, {"zone_id": "nowhere"}],
+    [
+        {"track_id": 2},
+        {"zone_id": "zone_a"},
+        {"min_confidence": 0.8},
+        {"track_id": 3, "zone_id": "zone_b"},
+        {"track_id": 1, "zone_id": "zone_a", "min_confidence": 0.7},
+        {"zone_id": "nowhere"},
+    ],
 )
 def test_person_filters(history, filters):
     store, frames = history
@@ -145,8 +152,7 @@ def test_person_summary(history):
 def test_trajectory(history):
     store, frames = history
     con = store.cursor()
-    want = [(f.timestamp, *p.position) for f in frames for p in f.persons
-            if p.track_id == 2 and p.position is not None]
+    want = [(f.timestamp, *p.position) for f in frames for p in f.persons if p.track_id == 2 and p.position is not None]
     got = queries.trajectory(con, 2)
     assert [(p.timestamp, p.x, p.y) for p in got] == want
     window = queries.trajectory(con, 2, frames[100].timestamp, frames[200].timestamp)
@@ -175,12 +181,16 @@ def test_trajectory(history):
 def test_heatmap_matches_numpy_histogram(history, grid, filters):
     store, frames = history
     start, end = frames[50].timestamp, frames[450].timestamp
-    pts = np.array([
-        p.position for f in frames[50:450] for p in f.persons
-        if p.position is not None
-        and (filters.get("zone_id") is None or filters["zone_id"] in p.zone_ids)
-        and (filters.get("track_id") is None or p.track_id == filters["track_id"])
-    ])
+    pts = np.array(
+        [
+            p.position
+            for f in frames[50:450]
+            for p in f.persons
+            if p.position is not None
+            and (filters.get("zone_id") is None or filters["zone_id"] in p.zone_ids)
+            and (filters.get("track_id") is None or p.track_id == filters["track_id"])
+        ]
+    )
     xe = grid.x0 + grid.cell_m * np.arange(grid.nx + 1)
     ye = grid.y0 + grid.cell_m * np.arange(grid.ny + 1)
     want, _, _ = np.histogram2d(pts[:, 0], pts[:, 1], bins=[xe, ye])
@@ -220,8 +230,9 @@ def test_events_round_trip_and_filters():
         PersonEnteredZone(timestamp=T0 + 1, track_id=1, zone_id="zone_a", position=(1.0, 2.0)),
         PersonFallDetected(timestamp=T0 + 2, track_id=1, confidence=0.9, severity="high", zone_id="zone_a"),
         PersonEnteredZone(timestamp=T0 + 3, track_id=2, zone_id="zone_b"),
-        AlertHighOccupancy(timestamp=T0 + 4, zone_id="zone_a", current_occupancy=5, max_occupancy=4,
-                           duration_seconds=30.0),
+        AlertHighOccupancy(
+            timestamp=T0 + 4, zone_id="zone_a", current_occupancy=5, max_occupancy=4, duration_seconds=30.0
+        ),
         PersonLeftZone(timestamp=T0 + 5, track_id=1, zone_id="zone_a", dwell_s=4.0),
         RouterConnected(timestamp=T0 + 6, router_id="r1", host="10.0.0.2"),
     ]
@@ -235,11 +246,15 @@ def test_events_round_trip_and_filters():
         assert queries.events(con, T0, T0 + 10, track_id=1) == [evs[1], evs[2], evs[5]]
         assert queries.events(con, T0, T0 + 10, zone_id="zone_a") == [evs[1], evs[2], evs[4], evs[5]]
         assert queries.events(con, T0, T0 + 10, types=["person.entered_zone", "router.connected"]) == [
-            evs[1], evs[3], evs[6]]
+            evs[1],
+            evs[3],
+            evs[6],
+        ]
         assert queries.events(con, T0, T0 + 10, types=[]) == []
         assert queries.events(con, T0 + 1, T0 + 4, limit=2, offset=1) == [evs[2], evs[3]]
-        row = con.execute("SELECT type, severity, track_id FROM events WHERE event_id = ?",
-                          [evs[2].event_id]).fetchone()
+        row = con.execute(
+            "SELECT type, severity, track_id FROM events WHERE event_id = ?", [evs[2].event_id]
+        ).fetchone()
         assert row == ("person.fall_detected", "high", 1)
 
 

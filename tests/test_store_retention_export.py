@@ -51,7 +51,8 @@ def test_delete_older_than(tmp_path):
         assert deleted["outbox"] == 5  # delivered ones only; pending deliveries survive retention
         assert queries.pose_history(con, 0, 2e9, limit=1000) == keep
         assert queries.events(con, 0, 2e9) == sorted(
-            [e for e in evs if e.timestamp >= NOW - 3 * DAY], key=lambda e: e.timestamp)
+            [e for e in evs if e.timestamp >= NOW - 3 * DAY], key=lambda e: e.timestamp
+        )
         assert con.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone() == (5,)
         assert con.execute("SELECT min(ts) FROM person_zones").fetchone()[0] >= NOW - 3 * DAY
         assert con.execute("SELECT min(ts) FROM zone_occupancy").fetchone()[0] >= NOW - 3 * DAY
@@ -84,12 +85,17 @@ def test_export_persons_reads_back(tmp_path, fmt):
         path = tmp_path / f"persons.{fmt}"
         start, end = frames[20].timestamp, frames[100].timestamp
         n = export.export(con, path, "persons", start=start, end=end, track_id=2, zone_id="zone_a")
-        want = [(f.timestamp, f.frame_id, p) for f in frames[20:100] for p in f.persons
-                if p.track_id == 2 and "zone_a" in p.zone_ids]
+        want = [
+            (f.timestamp, f.frame_id, p)
+            for f in frames[20:100]
+            for p in f.persons
+            if p.track_id == 2 and "zone_a" in p.zone_ids
+        ]
         assert n == len(want) > 0
         reader = "read_parquet" if fmt == "parquet" else "read_csv"
-        rows = duckdb.sql(f"SELECT epoch(time), ts, frame_id, track_id, confidence, keypoints "
-                          f"FROM {reader}('{path}') ORDER BY ts").fetchall()
+        rows = duckdb.sql(
+            f"SELECT epoch(time), ts, frame_id, track_id, confidence, keypoints FROM {reader}('{path}') ORDER BY ts"
+        ).fetchall()
         assert [(r[1], r[2], r[3]) for r in rows] == [(t, fid, p.track_id) for t, fid, p in want]
         for (t_time, ts, _, _, conf, kp), (_, _, p) in zip(rows, want, strict=True):
             assert t_time == pytest.approx(ts, abs=1e-6)
@@ -104,8 +110,10 @@ def test_export_persons_reads_back(tmp_path, fmt):
 
 def test_export_frames_and_events(tmp_path):
     frames = make_frames(30, seed=9, t0=NOW)
-    evs = [SystemStarted(timestamp=NOW, version="1", source="replay"),
-           PersonDetected(timestamp=NOW + 1, track_id=1, confidence=0.5, zone_id="zone_a")]
+    evs = [
+        SystemStarted(timestamp=NOW, version="1", source="replay"),
+        PersonDetected(timestamp=NOW + 1, track_id=1, confidence=0.5, zone_id="zone_a"),
+    ]
     with Store() as store:
         with store.writer() as w:
             for f in frames:
@@ -113,8 +121,9 @@ def test_export_frames_and_events(tmp_path):
         con = store.cursor()
         events.append_events(con, evs)
         assert export.export(con, tmp_path / "f.parquet", "frames") == 30
-        got = duckdb.sql(f"SELECT frame_id, source, router_ids FROM read_parquet('{tmp_path / 'f.parquet'}')"
-                         " ORDER BY ts").fetchall()
+        got = duckdb.sql(
+            f"SELECT frame_id, source, router_ids FROM read_parquet('{tmp_path / 'f.parquet'}') ORDER BY ts"
+        ).fetchall()
         assert got == [(f.frame_id, f.source, f.router_ids) for f in frames]
         assert export.export(con, tmp_path / "e.csv", "events", zone_id="zone_a") == 1
         assert export.export(con, tmp_path / "o.parquet", "zone_occupancy", zone_id="zone_b") > 0

@@ -20,9 +20,22 @@ def test_fresh_database_is_at_latest_version(tmp_path):
         assert store.schema_version() == schema.LATEST_VERSION == 3
         versions = con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
         assert [v for (v,) in versions] == [1, 2, 3]
-        assert {"pose_frames", "pose_persons", "person_zones", "zone_occupancy", "tracks", "events", "zones",
-                "alert_rules", "webhooks", "routers", "users", "api_keys", "outbox",
-                "delivery_log"} <= _tables(con)
+        assert {
+            "pose_frames",
+            "pose_persons",
+            "person_zones",
+            "zone_occupancy",
+            "tracks",
+            "events",
+            "zones",
+            "alert_rules",
+            "webhooks",
+            "routers",
+            "users",
+            "api_keys",
+            "outbox",
+            "delivery_log",
+        } <= _tables(con)
 
 
 def test_reopening_applies_nothing_and_keeps_data(tmp_path):

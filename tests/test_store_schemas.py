@@ -8,10 +8,22 @@ import pytest
 from wdp import schemas as s
 
 SEED_EVENT_NAMES = {
-    "person.detected", "person.lost", "person.entered_zone", "person.left_zone", "person.fall_detected",
-    "person.activity_detected", "system.started", "system.stopped", "router.connected",
-    "router.disconnected", "alert.high_occupancy", "alert.restricted_zone_breach", "alert.system_error",
-    "alert.performance_degraded", "analytics.report_generated", "analytics.threshold_exceeded",
+    "person.detected",
+    "person.lost",
+    "person.entered_zone",
+    "person.left_zone",
+    "person.fall_detected",
+    "person.activity_detected",
+    "system.started",
+    "system.stopped",
+    "router.connected",
+    "router.disconnected",
+    "alert.high_occupancy",
+    "alert.restricted_zone_breach",
+    "alert.system_error",
+    "alert.performance_degraded",
+    "analytics.report_generated",
+    "analytics.threshold_exceeded",
 }
 
 
@@ -20,16 +32,19 @@ def test_every_seed_event_name_has_a_struct():
 
 
 def test_event_decodes_to_its_type_by_tag():
-    raw = (b'{"type":"person.fall_detected","event_id":"e1","timestamp":1.5,"track_id":4,'
-           b'"confidence":0.89,"severity":"high","zone_id":"zone_2","position":[0.3,0.4],"alert_triggered":true}')
+    raw = (
+        b'{"type":"person.fall_detected","event_id":"e1","timestamp":1.5,"track_id":4,'
+        b'"confidence":0.89,"severity":"high","zone_id":"zone_2","position":[0.3,0.4],"alert_triggered":true}'
+    )
     ev = s.EVENT_JSON.decode(raw)
     assert isinstance(ev, s.PersonFallDetected)
     assert (ev.event_id, ev.track_id, ev.severity, ev.position) == ("e1", 4, "high", (0.3, 0.4))
     assert s.event_type(ev) == "person.fall_detected"
     assert s.EVENT_JSON.decode(s.JSON_ENCODER.encode(ev)) == ev
     with pytest.raises(msgspec.ValidationError):
-        s.EVENT_JSON.decode(b'{"type":"person.fall_detected","timestamp":1,"track_id":4,"confidence":1,'
-                            b'"severity":"apocalyptic"}')
+        s.EVENT_JSON.decode(
+            b'{"type":"person.fall_detected","timestamp":1,"track_id":4,"confidence":1,"severity":"apocalyptic"}'
+        )
     with pytest.raises(msgspec.ValidationError):
         s.EVENT_JSON.decode(b'{"type":"person.teleported","timestamp":1}')
 
@@ -41,10 +56,16 @@ def test_events_get_unique_uuid_ids():
 
 
 def test_pose_frame_round_trip_and_source_is_required():
-    p = s.Person(track_id=1, keypoints=[[0.1, 0.2, 0.9]] * 17, box=(0.0, 0.1, 0.5, 0.9), confidence=0.8,
-                 zone_ids=["a"], activity="walking", position=(1.0, 2.0))
-    f = s.PoseFrame(frame_id=3, timestamp=10.0, source="live", persons=[p], router_ids=["r1"],
-                    latency_ms=12.0)
+    p = s.Person(
+        track_id=1,
+        keypoints=[[0.1, 0.2, 0.9]] * 17,
+        box=(0.0, 0.1, 0.5, 0.9),
+        confidence=0.8,
+        zone_ids=["a"],
+        activity="walking",
+        position=(1.0, 2.0),
+    )
+    f = s.PoseFrame(frame_id=3, timestamp=10.0, source="live", persons=[p], router_ids=["r1"], latency_ms=12.0)
     assert s.POSE_FRAME_JSON.decode(s.JSON_ENCODER.encode(f)) == f
     with pytest.raises(msgspec.ValidationError, match="source"):
         s.POSE_FRAME_JSON.decode(b'{"frame_id":1,"timestamp":1.0,"persons":[]}')

@@ -39,8 +39,9 @@ def test_round_trip_is_exact(store):
 def test_flushes_on_size_and_interval():
     clock = [0.0]
     with Store() as store:
-        w = PoseWriter(store.new_cursor(), max_frames=10, flush_interval_s=2.0, clock=lambda: clock[0],
-                       owns_connection=True)
+        w = PoseWriter(
+            store.new_cursor(), max_frames=10, flush_interval_s=2.0, clock=lambda: clock[0], owns_connection=True
+        )
         frames = make_frames(25)
         flushed = [w.append(f) for f in frames[:10]]
         assert flushed == [False] * 9 + [True]  # the 10th frame filled the batch
@@ -104,10 +105,18 @@ def test_frames_without_persons_and_routers(store):
 
 def test_malformed_person_is_rejected_without_poisoning_the_batch(store):
     good = make_frames(3)
-    bad_kp = PoseFrame(frame_id=99, timestamp=good[0].timestamp, source="live", persons=[
-        Person(track_id=1, keypoints=[[0.0, 0.0, 1.0]] * 16, box=(0, 0, 1, 1), confidence=1.0)])
-    bad_box = PoseFrame(frame_id=98, timestamp=good[0].timestamp, source="live", persons=[
-        Person(track_id=1, keypoints=[[0.0, 0.0, 1.0]] * 17, box=(0, 0, 1), confidence=1.0)])  # type: ignore[arg-type]
+    bad_kp = PoseFrame(
+        frame_id=99,
+        timestamp=good[0].timestamp,
+        source="live",
+        persons=[Person(track_id=1, keypoints=[[0.0, 0.0, 1.0]] * 16, box=(0, 0, 1, 1), confidence=1.0)],
+    )
+    bad_box = PoseFrame(
+        frame_id=98,
+        timestamp=good[0].timestamp,
+        source="live",
+        persons=[Person(track_id=1, keypoints=[[0.0, 0.0, 1.0]] * 17, box=(0, 0, 1), confidence=1.0)],
+    )  # type: ignore[arg-type]
     with store.writer() as w:
         w.append(good[0])
         for bad in (bad_kp, bad_box):
@@ -117,22 +126,35 @@ def test_malformed_person_is_rejected_without_poisoning_the_batch(store):
         w.append(good[2])
     assert queries.pose_history(store.cursor(), 0, 2e9) == good
     short = [[0.0, 0.0, 1.0]] * 16 + [[0.0, 0.0]]
-    short_kp = PoseFrame(frame_id=97, timestamp=good[0].timestamp, source="live", persons=[
-        Person(track_id=1, keypoints=short, box=(0, 0, 1, 1), confidence=1.0)])  # type: ignore[arg-type]
+    short_kp = PoseFrame(
+        frame_id=97,
+        timestamp=good[0].timestamp,
+        source="live",
+        persons=[Person(track_id=1, keypoints=short, box=(0, 0, 1, 1), confidence=1.0)],
+    )  # type: ignore[arg-type]
     with store.writer() as w:
         with pytest.raises(ValueError):
             w.append(short_kp)
         assert w.pending_frames == 0
     with store.writer() as w, pytest.raises(ValueError):
-        w.append_arrays(frame_id=[1], timestamp=[1.0], n_persons=[2], source="live", track_id=np.array([1]),
-                        confidence=np.array([1.0]), keypoints=np.zeros((1, 17, 3)), box=np.zeros((1, 4)))
+        w.append_arrays(
+            frame_id=[1],
+            timestamp=[1.0],
+            n_persons=[2],
+            source="live",
+            track_id=np.array([1]),
+            confidence=np.array([1.0]),
+            keypoints=np.zeros((1, 17, 3)),
+            box=np.zeros((1, 4)),
+        )
 
 
 def test_non_numeric_values_drop_only_their_frame(store):
     good = make_frames(6, seed=2)
     p = good[2].persons[0]
-    bad = msgspec.structs.replace(good[2], persons=[
-        msgspec.structs.replace(p, keypoints=[["x", 0.0, 1.0]] + list(p.keypoints[1:]))])
+    bad = msgspec.structs.replace(
+        good[2], persons=[msgspec.structs.replace(p, keypoints=[["x", 0.0, 1.0]] + list(p.keypoints[1:]))]
+    )
     with store.writer() as w:
         for f in [*good[:2], bad, *good[3:]]:
             w.append(f)
@@ -164,10 +186,13 @@ def test_tracks_summary_accumulates_across_flushes(store):
     with store.writer(max_frames=7) as w:
         for f in frames:
             w.append(f)
-    rows = store.cursor().execute(
-        "SELECT track_id, first_seen, last_seen, frames, sum_confidence, last_x, last_y "
-        "FROM tracks ORDER BY 1"
-    ).fetchall()
+    rows = (
+        store.cursor()
+        .execute(
+            "SELECT track_id, first_seen, last_seen, frames, sum_confidence, last_x, last_y FROM tracks ORDER BY 1"
+        )
+        .fetchall()
+    )
     for tid, first, last, n, sum_conf, lx, ly in rows:
         seen = [(f.timestamp, p) for f in frames for p in f.persons if p.track_id == tid]
         assert (first, last, n) == (seen[0][0], seen[-1][0], len(seen))

@@ -76,9 +76,7 @@ def test_kalman_matches_full_matrix_reference():
 def test_kalman_predicts_constant_velocity_exactly_without_noise():
     v = np.array([0.7, -1.3, 0.05])
     p0 = np.array([1.0, 2.0, -3.0])
-    kf = ConstantVelocityKalman(
-        p0, process_noise=0.0, measurement_noise=1e-12, position_var=1e-12, velocity_var=1e6
-    )
+    kf = ConstantVelocityKalman(p0, process_noise=0.0, measurement_noise=1e-12, position_var=1e-12, velocity_var=1e6)
     t = 0.0
     for dt in (0.01, 0.013, 0.02, 0.007):  # irregular sampling
         t += dt

@@ -66,9 +66,7 @@ def test_from_correspondences_recovers_the_camera_homography():
     px = cam.project(np.column_stack([floor, np.zeros(len(floor))]))
     est = FloorProjector.from_correspondences(px, floor)
     probe = np.random.default_rng(2).uniform([40, 60], [280, 230], (50, 2))
-    np.testing.assert_allclose(
-        est.image_to_floor(probe), cam.floor_projector().image_to_floor(probe), atol=1e-8
-    )
+    np.testing.assert_allclose(est.image_to_floor(probe), cam.floor_projector().image_to_floor(probe), atol=1e-8)
     with pytest.raises(ValueError):
         FloorProjector.from_correspondences(px[:3], floor[:3])
     with pytest.raises(ValueError):

@@ -25,9 +25,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_dataset_dirs(
-        tmp_path_factory.mktemp("data"), {"train": 16, "val": 8, "test": 8}, max_people=2
-    )
+    return write_dataset_dirs(tmp_path_factory.mktemp("data"), {"train": 16, "val": 8, "test": 8}, max_people=2)
 
 
 def _cfg(data_root: Path, out: Path, *overrides: str):

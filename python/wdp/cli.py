@@ -82,10 +82,19 @@ def summarize_capture(path: Path, fmt: str | None = None, progress: bool = False
     duration = (ts_last - ts_first) if ts_first is not None and ts_last is not None else None
     rate = (st.frames - 1) / duration if duration and duration > 0 and st.frames > 1 else None
     return ReplaySummary(
-        path=str(path), format=fmt, frames=st.frames, records=st.records, malformed=st.malformed,
-        skipped=st.skipped, truncated=bool(st.truncated), duration_s=duration, rate_hz=rate,
-        shapes=dict(shapes.most_common()), mean_amplitude=amp_sum / amp_n if amp_n else None,
-        sanitized=sum(shapes.values()), hampel_replaced=sum(s.hampel_replaced for s in sanitizers.values()),
+        path=str(path),
+        format=fmt,
+        frames=st.frames,
+        records=st.records,
+        malformed=st.malformed,
+        skipped=st.skipped,
+        truncated=bool(st.truncated),
+        duration_s=duration,
+        rate_hz=rate,
+        shapes=dict(shapes.most_common()),
+        mean_amplitude=amp_sum / amp_n if amp_n else None,
+        sanitized=sum(shapes.values()),
+        hampel_replaced=sum(s.hampel_replaced for s in sanitizers.values()),
         residual_phase_std=phase_std_sum / amp_n if amp_n else None,
     )
 
@@ -103,8 +112,9 @@ class _progress:
             return lambda n: None
         from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-        self._p = Progress("[bold]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                           transient=True)
+        self._p = Progress(
+            "[bold]{task.description}", BarColumn(), DownloadColumn(), TimeRemainingColumn(), transient=True
+        )
         self._p.__enter__()
         task = self._p.add_task(self.label, total=self.total)
         return lambda n: self._p.advance(task, n)
@@ -117,8 +127,10 @@ class _progress:
 def _print_summary(s: ReplaySummary) -> None:
     print(f"{s.path}")
     print(f"  format      {s.format}")
-    print(f"  frames      {s.frames}  (records {s.records}, malformed {s.malformed}, "
-          f"non-CSI skipped {s.skipped}{', truncated tail' if s.truncated else ''})")
+    print(
+        f"  frames      {s.frames}  (records {s.records}, malformed {s.malformed}, "
+        f"non-CSI skipped {s.skipped}{', truncated tail' if s.truncated else ''})"
+    )
     if s.duration_s is not None:
         rate = f"{s.rate_hz:.1f} Hz" if s.rate_hz else "n/a"
         print(f"  duration    {s.duration_s:.3f} s   rate {rate}")
@@ -128,8 +140,10 @@ def _print_summary(s: ReplaySummary) -> None:
     if s.mean_amplitude is not None:
         print(f"  mean |CSI|  {s.mean_amplitude:.3f}")
     if s.residual_phase_std is not None:
-        print(f"  sanitized   {s.sanitized} frames: Hampel replaced {s.hampel_replaced} amplitude outliers, "
-              f"residual phase std {s.residual_phase_std:.3f} rad after linear-fit removal")
+        print(
+            f"  sanitized   {s.sanitized} frames: Hampel replaced {s.hampel_replaced} amplitude outliers, "
+            f"residual phase std {s.residual_phase_std:.3f} rad after linear-fit removal"
+        )
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -178,23 +192,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wdp", description="WiFi CSI to tracked human poses and events")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("replay", help="parse a capture file, sanitize it and print a summary")
-    r.add_argument("capture", help="capture file (ESP32 .csv, Intel 5300 .dat, nexmon .pcap, Atheros .dat, "
-                                   "PicoScenes .csi)")
+    r.add_argument(
+        "capture", help="capture file (ESP32 .csv, Intel 5300 .dat, nexmon .pcap, Atheros .dat, PicoScenes .csi)"
+    )
     r.add_argument("--format", choices=stream_formats(), help="override format detection")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_replay)
     s = sub.add_parser(
-        "serve", help="run the engine (simulator by default) with the REST/WebSocket API and dashboard",
+        "serve",
+        help="run the engine (simulator by default) with the REST/WebSocket API and dashboard",
         description="Run the realtime engine with the REST/WebSocket API and the dashboard on http://HOST:PORT/. "
-                    "Settings come from conf/serve.yaml; override them Hydra-style, e.g. "
-                    "`wdp serve source=replay source.path=capture.dat source.realtime=false` or "
-                    "`wdp serve detector=ground_truth store.path=null`. API secrets come from the environment "
-                    "(WDP_JWT_SECRET, WDP_ADMIN_PASSWORD, or WDP_DEV_MODE=1 for a throwaway dev secret).")
+        "Settings come from conf/serve.yaml; override them Hydra-style, e.g. "
+        "`wdp serve source=replay source.path=capture.dat source.realtime=false` or "
+        "`wdp serve detector=ground_truth store.path=null`. API secrets come from the environment "
+        "(WDP_JWT_SECRET, WDP_ADMIN_PASSWORD, or WDP_DEV_MODE=1 for a throwaway dev secret).",
+    )
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--engine-only", action="store_true",
-                   help="run only the engine (history store, no API), printing a status line")
+    s.add_argument(
+        "--engine-only", action="store_true", help="run only the engine (history store, no API), printing a status line"
+    )
     s.add_argument("--no-autostart", action="store_true", help="start the engine only through the API")
     s.add_argument("overrides", nargs="*", help="Hydra overrides key=value / group=option")
     s.add_argument("--print-config", action="store_true", help="print the composed config and exit")

@@ -253,10 +253,22 @@ class AnalyticsThresholdExceeded(EventBase, tag="analytics.threshold_exceeded"):
 
 
 Event = (
-    PersonDetected | PersonLost | PersonEnteredZone | PersonLeftZone | PersonFallDetected
-    | PersonActivityDetected | SystemStarted | SystemStopped | RouterConnected | RouterDisconnected
-    | AlertHighOccupancy | AlertRestrictedZoneBreach | AlertSystemError | AlertPerformanceDegraded
-    | AnalyticsReportGenerated | AnalyticsThresholdExceeded
+    PersonDetected
+    | PersonLost
+    | PersonEnteredZone
+    | PersonLeftZone
+    | PersonFallDetected
+    | PersonActivityDetected
+    | SystemStarted
+    | SystemStopped
+    | RouterConnected
+    | RouterDisconnected
+    | AlertHighOccupancy
+    | AlertRestrictedZoneBreach
+    | AlertSystemError
+    | AlertPerformanceDegraded
+    | AnalyticsReportGenerated
+    | AnalyticsThresholdExceeded
 )
 EVENT_TYPES: tuple[type[EventBase], ...] = Event.__args__  # type: ignore[attr-defined]
 EVENT_NAMES: tuple[str, ...] = tuple(t.__struct_config__.tag for t in EVENT_TYPES)

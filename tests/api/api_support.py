@@ -25,9 +25,7 @@ FPS = 10.0
 N_FRAMES = 200
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 8192, "argon2_parallelism": 1}
 ZONES = [
-    Zone(
-        id="left", name="Left half", polygon=[(0.0, 0.0), (5.0, 0.0), (5.0, 8.0), (0.0, 8.0)], max_occupancy=1
-    ),
+    Zone(id="left", name="Left half", polygon=[(0.0, 0.0), (5.0, 0.0), (5.0, 8.0), (0.0, 8.0)], max_occupancy=1),
     Zone(id="right", name="Right half", polygon=[(5.0, 0.0), (10.0, 0.0), (10.0, 8.0), (5.0, 8.0)]),
 ]
 

@@ -36,9 +36,7 @@ def _claims(**over: object) -> dict:
     }
 
 
-async def _create_user(
-    api: Api, username: str, password: str, scopes: list[str], disabled: bool = False
-) -> None:
+async def _create_user(api: Api, username: str, password: str, scopes: list[str], disabled: bool = False) -> None:
     r = await api.client.post(
         "/api/v1/auth/users",
         headers=api.auth("admin:all"),
@@ -165,23 +163,17 @@ async def test_rejected_tokens(api: Api, case: str) -> None:
         token = "not.a.jwt"
     else:
         token = None
-    headers = (
-        {"Authorization": "Basic YWRtaW46YWRtaW4="} if token is None else {"Authorization": f"Bearer {token}"}
-    )
+    headers = {"Authorization": "Basic YWRtaW46YWRtaW4="} if token is None else {"Authorization": f"Bearer {token}"}
     r = await api.client.get(CURRENT, headers=headers)
     assert r.status_code == 401, (case, r.text)
     if case == "expired":
         assert "expired" in r.json()["reason"]
-    assert api.services.metrics.auth_failures.labels("jwt")._value.get() >= (
-        0 if case == "basic_scheme" else 1
-    )
+    assert api.services.metrics.auth_failures.labels("jwt")._value.get() >= (0 if case == "basic_scheme" else 1)
 
 
 async def test_api_keys(api: Api) -> None:
     admin = api.auth("admin:all")
-    r = await api.client.post(
-        "/api/v1/auth/keys", headers=admin, json={"owner": "sensor-hub", "scopes": ["pose:read"]}
-    )
+    r = await api.client.post("/api/v1/auth/keys", headers=admin, json={"owner": "sensor-hub", "scopes": ["pose:read"]})
     assert r.status_code == 201, r.text
     created = r.json()
     key = created["api_key"]
@@ -205,24 +197,16 @@ async def test_api_keys(api: Api) -> None:
     # revocation takes effect immediately despite the verification cache
     listed = (await api.client.get("/api/v1/auth/keys", headers=admin)).json()
     assert [k["key_id"] for k in listed] == [created["key_id"]] and "api_key" not in listed[0]
-    assert (
-        await api.client.delete(f"/api/v1/auth/keys/{created['key_id']}", headers=admin)
-    ).status_code == 204
+    assert (await api.client.delete(f"/api/v1/auth/keys/{created['key_id']}", headers=admin)).status_code == 204
     assert (await api.client.get(CURRENT, headers={"X-API-Key": key})).status_code == 401
-    assert (
-        await api.client.delete(f"/api/v1/auth/keys/{created['key_id']}", headers=admin)
-    ).status_code == 404
+    assert (await api.client.delete(f"/api/v1/auth/keys/{created['key_id']}", headers=admin)).status_code == 404
 
 
 async def test_user_admin(api: Api) -> None:
     admin = api.auth("admin:all")
     await _create_user(api, "erin", "password-123", ["pose:read"])
     user = store_config.get_user(api.store.cursor(), "erin")
-    assert (
-        user is not None
-        and user.password_hash.startswith("$argon2id$")
-        and "password-123" not in user.password_hash
-    )
+    assert user is not None and user.password_hash.startswith("$argon2id$") and "password-123" not in user.password_hash
     r = await api.client.post(
         "/api/v1/auth/users",
         headers=admin,
@@ -272,9 +256,7 @@ async def test_rs256(store: Store) -> None:
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
-    settings = make_settings(
-        auth={"jwt": {"algorithm": "RS256", "private_key": private, "public_key": public}}
-    )
+    settings = make_settings(auth={"jwt": {"algorithm": "RS256", "private_key": private, "public_key": public}})
     async for api in open_api(store, settings):
         token = api.token("system:read")
         assert jwt.get_unverified_header(token)["alg"] == "RS256"

@@ -131,10 +131,7 @@ async def test_metrics(api: Api) -> None:
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     text = r.text
     assert 'wdp_http_requests_total{method="GET",route="/api/v1/pose/current",status="200"} 3.0' in text
-    assert (
-        'wdp_http_requests_total{method="GET",route="/api/v1/pose/persons/{person_id}",status="404"} 1.0'
-        in text
-    )
+    assert 'wdp_http_requests_total{method="GET",route="/api/v1/pose/persons/{person_id}",status="404"} 1.0' in text
     assert 'wdp_http_request_duration_seconds_count{method="GET",route="/api/v1/pose/current"} 3.0' in text
     assert "wdp_pipeline_frames_total 2.0" in text
     assert 'wdp_pipeline_latency_ms{quantile="0.5"} 12.5' in text

@@ -26,9 +26,7 @@ async def test_current_pose_and_filters(api: Api) -> None:
     assert r.status_code == 404 and r.json()["reason"] == "no pose data available"
     api.view.publish_frame(live_frame(42))
     body = (await api.client.get("/api/v1/pose/current", headers=h)).json()
-    assert body["frame_id"] == 42 and [p["track_id"] for p in body["persons"]] == [
-        7
-    ]  # default min_confidence 0.5
+    assert body["frame_id"] == 42 and [p["track_id"] for p in body["persons"]] == [7]  # default min_confidence 0.5
     body = (await api.client.get("/api/v1/pose/current?min_confidence=0", headers=h)).json()
     assert [p["track_id"] for p in body["persons"]] == [7, 8]
     body = (await api.client.get("/api/v1/pose/current?min_confidence=0&zone_id=right", headers=h)).json()
@@ -41,9 +39,7 @@ async def test_current_pose_and_filters(api: Api) -> None:
 
 
 async def test_current_falls_back_to_latest_stored_frame(api: Api) -> None:
-    body = (
-        await api.client.get("/api/v1/pose/current?min_confidence=0", headers=api.auth("pose:read"))
-    ).json()
+    body = (await api.client.get("/api/v1/pose/current?min_confidence=0", headers=api.auth("pose:read"))).json()
     assert body["frame_id"] == N_FRAMES - 1 and body["timestamp"] == T0 + (N_FRAMES - 1) / FPS
 
 
@@ -54,15 +50,11 @@ async def test_history(api: Api) -> None:
     page = (await api.client.get(url, params={"start_time": T0, "end_time": end}, headers=h)).json()
     assert page["total"] == N_FRAMES and len(page["frames"]) == 100 and page["frames"][0]["frame_id"] == 0
     page = (
-        await api.client.get(
-            url, params={"start_time": T0, "end_time": end, "limit": 1000, "skip": 150}, headers=h
-        )
+        await api.client.get(url, params={"start_time": T0, "end_time": end, "limit": 1000, "skip": 150}, headers=h)
     ).json()
     assert [f["frame_id"] for f in page["frames"]] == list(range(150, N_FRAMES))
     page = (
-        await api.client.get(
-            url, params={"start_time": T0, "end_time": end, "person_id": 2, "limit": 5}, headers=h
-        )
+        await api.client.get(url, params={"start_time": T0, "end_time": end, "person_id": 2, "limit": 5}, headers=h)
     ).json()
     assert page["total"] == N_FRAMES - 50 and page["frames"][0]["frame_id"] == 50
     assert all([p["track_id"] for p in f["persons"]] == [2] for f in page["frames"])
@@ -102,9 +94,7 @@ async def test_person_details(api: Api) -> None:
     body = (await api.client.get("/api/v1/pose/persons/1?include_trajectory=true", headers=h)).json()
     traj = body["trajectory"]
     assert len(traj["timestamp"]) == len(traj["x"]) == N_FRAMES and traj["x"][0] == 0.5
-    body = (
-        await api.client.get("/api/v1/pose/persons/1?include_trajectory=true&bucket_s=10", headers=h)
-    ).json()
+    body = (await api.client.get("/api/v1/pose/persons/1?include_trajectory=true&bucket_s=10", headers=h)).json()
     assert len(body["trajectory"]["x"]) == 2
     assert (await api.client.get("/api/v1/pose/persons/99", headers=h)).status_code == 404
     assert (await api.client.get("/api/v1/pose/persons/1?bucket_s=0", headers=h)).status_code == 422
@@ -170,9 +160,7 @@ async def test_analytics(api: Api) -> None:
     h = api.auth("analytics:read")
     end = T0 + N_FRAMES / FPS
     act = (
-        await api.client.get(
-            "/api/v1/analytics/activity", params={"start_time": T0, "end_time": end}, headers=h
-        )
+        await api.client.get("/api/v1/analytics/activity", params={"start_time": T0, "end_time": end}, headers=h)
     ).json()
     assert act["person_frames"] == N_FRAMES + (N_FRAMES - 50)
     assert {a["activity"]: (a["person_frames"], a["persons"]) for a in act["activities"]} == {
@@ -205,9 +193,7 @@ async def test_analytics(api: Api) -> None:
     )
     assert r.status_code == 422
     report = (
-        await api.client.get(
-            "/api/v1/analytics/reports", params={"start_time": T0, "end_time": end}, headers=h
-        )
+        await api.client.get("/api/v1/analytics/reports", params={"start_time": T0, "end_time": end}, headers=h)
     ).json()
     assert report["frames"] == N_FRAMES and report["distinct_tracks"] == 2
     assert report["mean_persons"] == pytest.approx((2 * N_FRAMES - 50) / N_FRAMES)
@@ -225,9 +211,7 @@ async def test_export(api: Api, fmt: str, tmp_path) -> None:  # noqa: ANN001
     )
     assert r.status_code == 200, r.text
     assert r.headers["x-export-rows"] == "100"
-    assert r.headers["content-type"].startswith(
-        {"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}[fmt]
-    )
+    assert r.headers["content-type"].startswith({"parquet": "application/vnd.apache.parquet", "csv": "text/csv"}[fmt])
     assert f"wdp-persons.{fmt}" in r.headers["content-disposition"]
     path = tmp_path / f"out.{fmt}"
     path.write_bytes(r.content)
@@ -236,9 +220,7 @@ async def test_export(api: Api, fmt: str, tmp_path) -> None:  # noqa: ANN001
     assert rows == (100, 1, 1)
     if fmt == "csv":
         assert io.StringIO(r.text).readline().startswith("time,ts,frame_id,track_id")
-    bad = await api.client.get(
-        "/api/v1/analytics/export", params={"table": "frames", "zone_id": "left"}, headers=h
-    )
+    bad = await api.client.get("/api/v1/analytics/export", params={"table": "frames", "zone_id": "left"}, headers=h)
     assert bad.status_code == 422
     bad = await api.client.get("/api/v1/analytics/export", params={"format": "xlsx"}, headers=h)
     assert bad.status_code == 422

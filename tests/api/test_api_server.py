@@ -40,9 +40,7 @@ def run_server(log: Path, **env_extra: str) -> Iterator[Server]:
     port = free_port()
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            p for p in sys.path if p
-        ),  # the child imports what this process imports
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),  # the child imports what this process imports
         "WDP_JWT_SECRET": SECRET,
         "WDP_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "WDP_API__AUTH__ARGON2_TIME_COST": "1",
@@ -111,9 +109,7 @@ async def test_websocket_over_tcp(server: Server) -> None:
     async with connect(f"{server.ws}/ws/v1/stream?token={server.token}", compression=None) as ws:
         welcome = json.loads(await ws.recv())
         assert welcome["type"] == "connection"
-        await ws.send(
-            json.dumps({"type": "subscribe", "topic": "pose_updates", "filters": {"min_confidence": 0}})
-        )
+        await ws.send(json.dumps({"type": "subscribe", "topic": "pose_updates", "filters": {"min_confidence": 0}}))
         assert json.loads(await ws.recv())["status"] == "subscribed"
         latencies = []
         for _ in range(10):
@@ -148,13 +144,9 @@ async def _stalled_reader(server: Server) -> None:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", int(server.base.rsplit(":", 1)[1])))
-    stalled = await connect(
-        f"{server.ws}/ws/v1/stream?token={server.token}", sock=sock, compression=None, max_queue=1
-    )
+    stalled = await connect(f"{server.ws}/ws/v1/stream?token={server.token}", sock=sock, compression=None, max_queue=1)
     stalled.transport.pause_reading()  # stop reading the socket at all
-    await stalled.send(
-        json.dumps({"type": "subscribe", "topic": "pose_updates", "filters": {"min_confidence": 0}})
-    )
+    await stalled.send(json.dumps({"type": "subscribe", "topic": "pose_updates", "filters": {"min_confidence": 0}}))
     async with connect(f"{server.ws}/ws/v1/stream?token={server.token}", compression=None) as ws:
         await ws.recv()
         await ws.send(json.dumps({"type": "subscribe", "topic": "pose_updates"}))

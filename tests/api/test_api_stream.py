@@ -65,11 +65,7 @@ async def test_refused_without_scope(api: Api) -> None:
 async def test_subscribe_filters_and_protocol_errors(api: Api) -> None:
     with await api.client.websocket_connect(f"{WS}?token={api.token('stream:subscribe')}") as ws:
         welcome = ws.receive_json(timeout=TIMEOUT)
-        assert (
-            welcome["type"] == "connection"
-            and welcome["status"] == "connected"
-            and len(welcome["client_id"]) == 32
-        )
+        assert welcome["type"] == "connection" and welcome["status"] == "connected" and len(welcome["client_id"]) == 32
         assert welcome["topics"] == ["pose_updates", "system_alerts", "zone_events", "person_tracking"]
         assert api.services.hub.clients.keys() == {welcome["client_id"]}
 
@@ -149,23 +145,17 @@ async def test_person_tracking_and_event_topics(api: Api) -> None:
         tracker.send_json({"type": "subscribe", "topic": "person_tracking", "filters": {"person_id": 7}})
         tracker.send_json({"type": "subscribe", "topic": "system_alerts"})
         zones.send_json({"type": "subscribe", "topic": "zone_events", "filters": {"zone_id": "right"}})
-        zones.send_json(
-            {"type": "subscribe", "topic": "system_alerts", "filters": {"min_severity": "critical"}}
-        )
+        zones.send_json({"type": "subscribe", "topic": "system_alerts", "filters": {"min_severity": "critical"}})
         for ws in (tracker, tracker, zones, zones):
             assert ws.receive_json(timeout=TIMEOUT)["status"] == "subscribed"
         api.publish(live_frame(21))
         api.publish(PersonEnteredZone(timestamp=1.0, track_id=8, zone_id="right"))
         api.publish(PersonEnteredZone(timestamp=2.0, track_id=7, zone_id="left"))
         api.publish(PersonLost(timestamp=3.0, track_id=7, duration_s=9.0))
-        api.publish(
-            AlertSystemError(timestamp=4.0, component="capture", message="router lost", severity="critical")
-        )
+        api.publish(AlertSystemError(timestamp=4.0, component="capture", message="router lost", severity="critical"))
         api.publish(_sentinel())
         got = _until_sentinel(tracker)
-        assert [
-            (m["type"], m.get("person", {}).get("track_id") or m.get("event", {}).get("type")) for m in got
-        ] == [
+        assert [(m["type"], m.get("person", {}).get("track_id") or m.get("event", {}).get("type")) for m in got] == [
             ("person_update", 7),
             ("event", "person.entered_zone"),
             ("event", "person.lost"),
@@ -220,9 +210,7 @@ async def test_slow_client_never_slows_others() -> None:
         async def stalled_send(text: str) -> None:
             await blocked.wait()  # a peer that stopped reading: the send never completes
 
-        principal = Principal(
-            subject="t", scopes=frozenset({"stream:subscribe"}), kind="jwt", tier="authenticated"
-        )
+        principal = Principal(subject="t", scopes=frozenset({"stream:subscribe"}), kind="jwt", tier="authenticated")
         fast, slow = hub.connect(principal, fast_send), hub.connect(principal, stalled_send)
         from wdp.serve.stream.protocol import Subscribe
 
@@ -235,9 +223,7 @@ async def test_slow_client_never_slows_others() -> None:
             sent_at = time.perf_counter()
             view.publish_frame(live_frame(f))
             await asyncio.sleep(0.01)  # ~100 fps for 0.6 s
-            lags.append(
-                fast_got[-1][0] - sent_at if fast_got and f'"frame_id":{f},' in fast_got[-1][1] else None
-            )
+            lags.append(fast_got[-1][0] - sent_at if fast_got and f'"frame_id":{f},' in fast_got[-1][1] else None)
         await asyncio.sleep(0.05)
         frames_seen = sum('"type":"pose_update"' in t for _, t in fast_got)
         assert frames_seen == n  # every frame, in order

@@ -25,7 +25,8 @@ def main(folder: str) -> None:
         out[f"{stem}/shapes"] = np.array([m.shape for m in mats], dtype=np.int64)
         out[f"{stem}/timestamps"] = np.asarray(data.timestamps, dtype=np.float64)
         out[f"{stem}/fingerprint"] = np.array(
-            [[m.real.sum(), m.imag.sum(), (np.abs(m) ** 2).sum()] for m in mats], dtype=np.float64)
+            [[m.real.sum(), m.imag.sum(), (np.abs(m) ** 2).sum()] for m in mats], dtype=np.float64
+        )
         picks = {0, 1, len(mats) // 2, len(mats) - 1}
         seen: set[tuple[int, ...]] = set()
         for i, m in enumerate(mats):

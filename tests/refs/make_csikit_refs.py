@@ -34,9 +34,14 @@ def summary(name: str, arrays: list[np.ndarray], timestamps: list[float], **extr
         shapes[key] = shapes.get(key, 0) + 1
     first = arrays[0].reshape(-1)[:3] if arrays[0].ndim < 3 else arrays[0][:3, 0, 0]
     return {
-        "file": name, "frames": len(arrays), "shapes": shapes, "sha256_complex64": digest(arrays),
+        "file": name,
+        "frames": len(arrays),
+        "shapes": shapes,
+        "sha256_complex64": digest(arrays),
         "first3": [[float(v.real), float(v.imag)] for v in first],
-        "timestamp_first": float(timestamps[0]), "timestamp_last": float(timestamps[-1]), **extra,
+        "timestamp_first": float(timestamps[0]),
+        "timestamp_last": float(timestamps[-1]),
+        **extra,
     }
 
 
@@ -62,11 +67,16 @@ def atheros(root: Path, name: str) -> dict:
 def main() -> None:
     root = Path(sys.argv[1])
     out = {
-        "csikit": "2.5", "numpy": np.__version__,
-        "nexmon": [nexmon(root, f"nexmon/{n}") for n in (
-            "nexmon_bcm4339_80mhz_csikit_example.pcap", "nexmon_bcm43455c0_40mhz_pcap-to-csv_sample1.pcap")],
-        "atheros": [atheros(root, f"atheros/{n}") for n in (
-            "atheros_ath9k_bpir2_los_98pkts.dat", "atheros_csiread_ath_csi_1_3rx2tx.dat")],
+        "csikit": "2.5",
+        "numpy": np.__version__,
+        "nexmon": [
+            nexmon(root, f"nexmon/{n}")
+            for n in ("nexmon_bcm4339_80mhz_csikit_example.pcap", "nexmon_bcm43455c0_40mhz_pcap-to-csv_sample1.pcap")
+        ],
+        "atheros": [
+            atheros(root, f"atheros/{n}")
+            for n in ("atheros_ath9k_bpir2_los_98pkts.dat", "atheros_csiread_ath_csi_1_3rx2tx.dat")
+        ],
     }
     json.dump(out, sys.stdout, indent=1)
     sys.stdout.write("\n")

@@ -82,9 +82,7 @@ class _TrackState:
 
 
 class ActivityClassifier:
-    def __init__(
-        self, config: ActivityConfig | None = None, *, event_ids: Callable[[], str] = schemas.new_id
-    ):
+    def __init__(self, config: ActivityConfig | None = None, *, event_ids: Callable[[], str] = schemas.new_id):
         self.config = config or ActivityConfig()
         self._event_ids = event_ids
         self._state: dict[int, _TrackState] = {}
@@ -151,9 +149,7 @@ class ActivityClassifier:
 
     # ------------------------------------------------------------------------------------------ internals
 
-    def _speed(
-        self, t: float, tr: TrackSnapshot, s: _TrackState, pos: tuple[float, float] | None
-    ) -> tuple[float, str]:
+    def _speed(self, t: float, tr: TrackSnapshot, s: _TrackState, pos: tuple[float, float] | None) -> tuple[float, str]:
         c = self.config
         if s.floor is None:
             s.floor, s.image = deque(), deque()

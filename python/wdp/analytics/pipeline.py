@@ -75,9 +75,7 @@ class AnalyticsPipeline:
         self.occupancy = zone_update.occupancy
         members = zone_update.memberships
         feats = (
-            pose_features(np.stack([tr.keypoints for tr in tracks]), c.activity.min_keypoint_score)
-            if tracks
-            else None
+            pose_features(np.stack([tr.keypoints for tr in tracks]), c.activity.min_keypoint_score) if tracks else None
         )
         estimates, activity_events = self.activity.update(t, tracks, positions, feats)
         fall_events = self.falls.update(t, tracks, estimates, feats)
@@ -116,9 +114,7 @@ class AnalyticsPipeline:
             pos = self._last_position.pop(snap.track_id, None)
             for ev in tracked.events:
                 if isinstance(ev, schemas.PersonLost) and ev.track_id == snap.track_id:
-                    events.append(
-                        msgspec.structs.replace(ev, position=pos, zone_id=before[0] if before else None)
-                    )
+                    events.append(msgspec.structs.replace(ev, position=pos, zone_id=before[0] if before else None))
 
         persons = [
             self._person(tr, members.get(tr.track_id, []), estimates.get(tr.track_id))

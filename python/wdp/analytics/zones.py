@@ -25,10 +25,7 @@ from wdp import schemas
 from wdp.analytics.geometry import as_polygon, points_in_polygon, signed_distance
 
 ZoneEvent = (
-    schemas.PersonEnteredZone
-    | schemas.PersonLeftZone
-    | schemas.AlertHighOccupancy
-    | schemas.AlertRestrictedZoneBreach
+    schemas.PersonEnteredZone | schemas.PersonLeftZone | schemas.AlertHighOccupancy | schemas.AlertRestrictedZoneBreach
 )
 Position = tuple[float, float]
 

@@ -28,12 +28,27 @@ from wdp.csi.sanitize import (
 )
 
 __all__ = [
-    "Capture", "CsiFrame", "ParseStats", "StreamReader", "detect_format", "parse_bytes",
-    "read_capture", "read_nexmon_grouped", "stream_formats",
+    "Capture",
+    "CsiFrame",
+    "ParseStats",
+    "StreamReader",
+    "detect_format",
+    "parse_bytes",
+    "read_capture",
+    "read_nexmon_grouped",
+    "stream_formats",
 ]
 __all__ += [
-    "HampelStream", "SanitizeConfig", "Sanitizer", "StreamResampler", "hampel_filter",
-    "interpolate_subcarriers", "normalize_amplitude", "remove_linear_phase", "resample", "sanitize_phase",
+    "HampelStream",
+    "SanitizeConfig",
+    "Sanitizer",
+    "StreamResampler",
+    "hampel_filter",
+    "interpolate_subcarriers",
+    "normalize_amplitude",
+    "remove_linear_phase",
+    "resample",
+    "sanitize_phase",
     "unwrap_phase",
 ]
 from wdp.csi.udp import CaptureBatch, CaptureStats, UdpSource, encode_relay_datagram  # noqa: E402

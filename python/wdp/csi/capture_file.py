@@ -14,8 +14,23 @@ from wdp import _native
 # Extension -> format; .dat is shared by Intel 5300 and Atheros and is sniffed.
 _BY_SUFFIX = {".pcap": "nexmon_pcap", ".csv": "esp32", ".csi": "picoscenes"}
 META_FIELDS = (
-    "timestamp", "timestamp_raw", "rssi", "rssi_ant", "noise", "agc", "channel", "frequency_mhz",
-    "bandwidth_mhz", "mac", "seq", "core", "spatial_stream", "rate", "chip", "perm", "record_index",
+    "timestamp",
+    "timestamp_raw",
+    "rssi",
+    "rssi_ant",
+    "noise",
+    "agc",
+    "channel",
+    "frequency_mhz",
+    "bandwidth_mhz",
+    "mac",
+    "seq",
+    "core",
+    "spatial_stream",
+    "rate",
+    "chip",
+    "perm",
+    "record_index",
 )
 NO_VALUE = np.iinfo(np.int32).min  # native sentinel for "format lacks this field"
 
@@ -65,10 +80,17 @@ class Capture(msgspec.Struct, frozen=True, kw_only=True):
             return None if v == NO_VALUE else v
 
         return CsiFrame(
-            csi=self.csi[i], timestamp=float(m["timestamp"][i]), rssi=opt("rssi"), noise=opt("noise"),
-            channel=opt("channel"), bandwidth_mhz=opt("bandwidth_mhz"),
-            mac=":".join(f"{b:02x}" for b in m["mac"][i]), seq=int(m["seq"][i]), core=int(m["core"][i]),
-            spatial_stream=int(m["spatial_stream"][i]), subcarrier_index=self.subcarrier_index[i],
+            csi=self.csi[i],
+            timestamp=float(m["timestamp"][i]),
+            rssi=opt("rssi"),
+            noise=opt("noise"),
+            channel=opt("channel"),
+            bandwidth_mhz=opt("bandwidth_mhz"),
+            mac=":".join(f"{b:02x}" for b in m["mac"][i]),
+            seq=int(m["seq"][i]),
+            core=int(m["core"][i]),
+            spatial_stream=int(m["spatial_stream"][i]),
+            subcarrier_index=self.subcarrier_index[i],
         )
 
     def __iter__(self) -> Iterator[CsiFrame]:
@@ -83,8 +105,11 @@ class Capture(msgspec.Struct, frozen=True, kw_only=True):
 
 def _capture(fmt: str, frames: dict[str, Any], stats: dict[str, int]) -> Capture:
     return Capture(
-        format=fmt, csi=frames["csi"], subcarrier_index=frames["subcarrier_index"],
-        meta={k: frames[k] for k in META_FIELDS}, stats=ParseStats(**stats),
+        format=fmt,
+        csi=frames["csi"],
+        subcarrier_index=frames["subcarrier_index"],
+        meta={k: frames[k] for k in META_FIELDS},
+        stats=ParseStats(**stats),
     )
 
 
@@ -98,8 +123,9 @@ def detect_format(path: str | Path) -> str:
         return sniffed
     if path.suffix.lower() in _BY_SUFFIX:
         return _BY_SUFFIX[path.suffix.lower()]
-    raise ValueError(f"cannot tell the CSI format of {path}; pass format= explicitly "
-                     f"(one of {', '.join(stream_formats())})")
+    raise ValueError(
+        f"cannot tell the CSI format of {path}; pass format= explicitly (one of {', '.join(stream_formats())})"
+    )
 
 
 def stream_formats() -> list[str]:

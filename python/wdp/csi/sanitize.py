@@ -30,8 +30,16 @@ PhaseFit = Literal["endpoints", "least_squares", "paper", "none"]
 AmplitudeNorm = Literal["rms", "zscore", "none"]
 
 __all__ = [
-    "HampelStream", "SanitizeConfig", "Sanitizer", "StreamResampler", "hampel_filter",
-    "interpolate_subcarriers", "normalize_amplitude", "remove_linear_phase", "resample", "sanitize_phase",
+    "HampelStream",
+    "SanitizeConfig",
+    "Sanitizer",
+    "StreamResampler",
+    "hampel_filter",
+    "interpolate_subcarriers",
+    "normalize_amplitude",
+    "remove_linear_phase",
+    "resample",
+    "sanitize_phase",
     "unwrap_phase",
 ]
 
@@ -109,7 +117,8 @@ def interpolate_subcarriers(x: Any, n_out: int, subcarrier_index: Any = None) ->
     a = np.asarray(x)
     if np.iscomplexobj(a):
         return interpolate_subcarriers(a.real, n_out, subcarrier_index) + 1j * interpolate_subcarriers(
-            a.imag, n_out, subcarrier_index)
+            a.imag, n_out, subcarrier_index
+        )
     frames, shape = _as_frames(a)
     out = _native.interpolate_subcarriers(frames, int(n_out), _index(subcarrier_index))
     return out.reshape(shape[:-3] + (int(n_out),) + shape[-2:])
@@ -133,8 +142,9 @@ def _check_k(k: int) -> None:
         raise ValueError(f"Hampel half-window k must be >= 0, got {k}")
 
 
-def hampel_filter(x: Any, k: int = 3, n_sigma: float = 3.0, *, causal: bool = False, min_rel: float = 0.0,
-                  min_abs: float = 0.0) -> np.ndarray:
+def hampel_filter(
+    x: Any, k: int = 3, n_sigma: float = 3.0, *, causal: bool = False, min_rel: float = 0.0, min_abs: float = 0.0
+) -> np.ndarray:
     """Hampel outlier filter over axis 0, per element of the other axes (float32 out, same shape).
 
     A sample further than max(n_sigma * 1.4826 * MAD, min_rel * |median|, min_abs) from its window's median
@@ -155,12 +165,21 @@ class HampelStream:
     hampel_filter.
     """
 
-    def __init__(self, shape: tuple[int, ...], k: int = 3, n_sigma: float = 3.0, *,
-                 causal: bool = False, min_rel: float = 0.0, min_abs: float = 0.0) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        k: int = 3,
+        n_sigma: float = 3.0,
+        *,
+        causal: bool = False,
+        min_rel: float = 0.0,
+        min_abs: float = 0.0,
+    ) -> None:
         _check_k(k)
         self.shape = tuple(int(d) for d in shape)
-        self._f = _native.HampelFilter(int(np.prod(self.shape)), int(k), float(n_sigma), bool(causal),
-                                       float(min_rel), float(min_abs))
+        self._f = _native.HampelFilter(
+            int(np.prod(self.shape)), int(k), float(n_sigma), bool(causal), float(min_rel), float(min_abs)
+        )
 
     @property
     def latency(self) -> int:
@@ -184,8 +203,9 @@ class HampelStream:
         self._f.reset()
 
 
-def resample(t: Any, x: Any, rate_hz: float = 100.0, *, unwrap: bool = False,
-             max_gap_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def resample(
+    t: Any, x: Any, rate_hz: float = 100.0, *, unwrap: bool = False, max_gap_s: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Resample x (N, ...) taken at strictly increasing times t (seconds) to rate_hz by linear interpolation.
 
     The grid is floor(t[0]) + j / rate_hz (for 100 Hz: the absolute 10 ms grid) from t[0] to t[-1]; grid
@@ -212,8 +232,15 @@ class StreamResampler:
     Samples not later than the previous one (late or duplicate packets) are dropped and counted in .dropped.
     """
 
-    def __init__(self, shape: tuple[int, ...], rate_hz: float = 100.0, *, complex_input: bool = False,
-                 unwrap: bool = False, max_gap_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        rate_hz: float = 100.0,
+        *,
+        complex_input: bool = False,
+        unwrap: bool = False,
+        max_gap_s: float = 1.0,
+    ) -> None:
         self.shape = tuple(int(d) for d in shape)
         n = int(np.prod(self.shape))
         self.complex_input = complex_input
@@ -264,24 +291,35 @@ class Sanitizer:
             raise ValueError("hampel_k must be >= 0")
         self.shape = (n_sub, n_rx, n_tx)
         self._native = _native.Sanitizer(
-            n_sub, n_rx, n_tx, c.n_subcarriers_out or 0, _index(c.subcarrier_index), c.phase_fit,
-            c.amplitude_norm, c.hampel_k, float(c.hampel_sigmas), float(c.hampel_min_rel),
-            float(c.hampel_min_abs))
+            n_sub,
+            n_rx,
+            n_tx,
+            c.n_subcarriers_out or 0,
+            _index(c.subcarrier_index),
+            c.phase_fit,
+            c.amplitude_norm,
+            c.hampel_k,
+            float(c.hampel_sigmas),
+            float(c.hampel_min_rel),
+            float(c.hampel_min_abs),
+        )
         self.output_shape = (self._native.n_sub_out, n_rx, n_tx)
 
     @property
     def hampel_replaced(self) -> int:
         return self._native.hampel_replaced
 
-    def process_frame(self, csi: Any, out: tuple[np.ndarray, np.ndarray] | None = None
-                      ) -> tuple[np.ndarray, np.ndarray]:
+    def process_frame(
+        self, csi: Any, out: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         if out is None:
             out = (np.empty(self.output_shape, np.float32), np.empty(self.output_shape, np.float32))
         self._native.process_frame(csi, out[0], out[1])
         return out
 
-    def process_batch(self, csi: Any, out: tuple[np.ndarray, np.ndarray] | None = None
-                      ) -> tuple[np.ndarray, np.ndarray]:
+    def process_batch(
+        self, csi: Any, out: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         if out is None:
             shape = (np.shape(csi)[0] if np.ndim(csi) else 0,) + self.output_shape
             out = (np.empty(shape, np.float32), np.empty(shape, np.float32))

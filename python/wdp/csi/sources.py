@@ -238,9 +238,7 @@ def router_room(room: Any, index: int) -> Any:
     def wall_point(wall: int) -> tuple[np.ndarray, np.ndarray]:
         z = rng.uniform(0.8, 2.0)
         if wall in (0, 1):
-            return np.array([0.1 if wall == 0 else w - 0.1, rng.uniform(0.2, 0.8) * d, z]), np.array(
-                [0, 1.0, 0]
-            )
+            return np.array([0.1 if wall == 0 else w - 0.1, rng.uniform(0.2, 0.8) * d, z]), np.array([0, 1.0, 0])
         return np.array([rng.uniform(0.2, 0.8) * w, 0.1 if wall == 2 else d - 0.1, z]), np.array([1.0, 0, 0])
 
     tx_wall = int(rng.integers(4))
@@ -339,9 +337,7 @@ class SimulatorSource(_TimedStreamSource):
             scene = self._scene(n)
             streams = []
             for k, rid in enumerate(self.router_ids):
-                variant = Scene(
-                    router_room(scene.room, k), scene.people, scene.duration, scene.seed + 7919 * k
-                )
+                variant = Scene(router_room(scene.room, k), scene.people, scene.duration, scene.seed + 7919 * k)
                 sim = SceneSimulator(variant, self.config)
                 streams.append(_tagged(sim.stream(chunk_s=self.chunk_s, seed=k), offset, k, rid))
             for t, _, rid, csi, persons in heapq.merge(*streams, key=lambda p: (p[0], p[1])):
@@ -352,9 +348,7 @@ class SimulatorSource(_TimedStreamSource):
                 return
 
 
-def _tagged(
-    frames: Iterator[Any], offset: float, k: int, rid: str
-) -> Iterator[tuple[float, int, str, Any, Any]]:
+def _tagged(frames: Iterator[Any], offset: float, k: int, rid: str) -> Iterator[tuple[float, int, str, Any, Any]]:
     for f in frames:
         yield offset + f.timestamp, k, rid, f.csi, f.persons
 
@@ -460,9 +454,7 @@ class ArraySource(_TimedStreamSource):
             yield t, rid, csi, None
 
 
-def _array_stream(
-    t: np.ndarray, c: np.ndarray, k: int, rid: str
-) -> Iterator[tuple[float, int, str, np.ndarray]]:
+def _array_stream(t: np.ndarray, c: np.ndarray, k: int, rid: str) -> Iterator[tuple[float, int, str, np.ndarray]]:
     for i in range(len(t)):
         yield float(t[i]), k, rid, c[i]
 

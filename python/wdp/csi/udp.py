@@ -31,23 +31,32 @@ FORMATS = ("nexmon_udp", "esp32", RELAY_FORMAT)
 NEXMON_PORT = 5500
 _RELAY_HEADER = struct.Struct("<IHHd")
 _BATCH_FIELDS = (
-    "csi", "timestamp", "seq", "arrival_ns", "rssi", "noise", "core", "spatial_stream", "source_id", "mac",
+    "csi",
+    "timestamp",
+    "seq",
+    "arrival_ns",
+    "rssi",
+    "noise",
+    "core",
+    "spatial_stream",
+    "source_id",
+    "mac",
 )
 
 
 class CaptureStats(msgspec.Struct, frozen=True, kw_only=True):
     """Receiver counters since the source was opened."""
 
-    packets: int            # datagrams received
-    bytes: int              # payload bytes received
-    frames: int             # frames parsed with the ring's shape
-    malformed: int          # datagrams the parser rejected (or longer than max_datagram)
-    skipped: int            # well-formed datagrams without CSI
-    shape_mismatch: int     # frames of another shape than the ring's (skipped)
-    dropped_overflow: int   # frames lost because the reader fell behind (= dropped_oldest + dropped_incoming)
-    dropped_oldest: int     # the oldest unread frame made room for a new one
-    dropped_incoming: int   # a new frame found every recyclable slot held by the reader's open batches
-    unknown_sources: int    # frames from senders beyond the source table (source_id -1)
+    packets: int  # datagrams received
+    bytes: int  # payload bytes received
+    frames: int  # frames parsed with the ring's shape
+    malformed: int  # datagrams the parser rejected (or longer than max_datagram)
+    skipped: int  # well-formed datagrams without CSI
+    shape_mismatch: int  # frames of another shape than the ring's (skipped)
+    dropped_overflow: int  # frames lost because the reader fell behind (= dropped_oldest + dropped_incoming)
+    dropped_oldest: int  # the oldest unread frame made room for a new one
+    dropped_incoming: int  # a new frame found every recyclable slot held by the reader's open batches
+    unknown_sources: int  # frames from senders beyond the source table (source_id -1)
 
 
 class CaptureBatch:
@@ -101,9 +110,7 @@ class CaptureBatch:
     def __enter__(self) -> CaptureBatch:
         return self
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.release()
 
 
@@ -132,8 +139,16 @@ class UdpSource:
         n_sub, n_rx, n_tx = (int(v) for v in shape)
         self.format = format
         self._cap = _native.UdpCapture(
-            host, int(port), format, n_sub, n_rx, n_tx, capacity=int(capacity),
-            rcvbuf_bytes=int(rcvbuf_bytes), batch=int(batch), max_datagram=int(max_datagram),
+            host,
+            int(port),
+            format,
+            n_sub,
+            n_rx,
+            n_tx,
+            capacity=int(capacity),
+            rcvbuf_bytes=int(rcvbuf_bytes),
+            batch=int(batch),
+            max_datagram=int(max_datagram),
         )
         self._open: deque[CaptureBatch] = deque()  # acquired batches, oldest first
 
@@ -151,9 +166,7 @@ class UdpSource:
     def __enter__(self) -> UdpSource:
         return self.start()
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
     # ---- state ----
@@ -198,9 +211,7 @@ class UdpSource:
         Returns at once when the receiver is not running. n is capped at the capacity."""
         return bool(self._cap.wait_for(int(n), float(timeout)))
 
-    def read(
-        self, max_frames: int | None = None, *, timeout: float = 0.0, min_frames: int = 1
-    ) -> CaptureBatch:
+    def read(self, max_frames: int | None = None, *, timeout: float = 0.0, min_frames: int = 1) -> CaptureBatch:
         """The oldest unread frames, up to max_frames, as one zero-copy batch (maybe empty).
 
         With timeout > 0 first waits for min_frames. A batch never wraps around the ring's end, so it can

@@ -153,6 +153,4 @@ class MMFiDataset:
         order (time, subcarrier, rx, tx), packets in time order."""
         x = np.asarray(x)
         f = x.shape[0]
-        return np.ascontiguousarray(
-            x.transpose(0, 3, 2, 1).reshape(f * x.shape[3], x.shape[2], x.shape[1], 1)
-        )
+        return np.ascontiguousarray(x.transpose(0, 3, 2, 1).reshape(f * x.shape[3], x.shape[2], x.shape[1], 1))

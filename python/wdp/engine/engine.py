@@ -130,9 +130,7 @@ class Engine:
         if projector is None:
             projector = next((p for p in (s.floor_projector() for s in self.sources) if p is not None), None)
         self.pipeline = AnalyticsPipeline(c.pipeline, projector=projector, zones=zones, event_ids=event_ids)
-        self.source_kind: schemas.FrameSource = min(
-            (s.kind for s in self.sources), key=_SOURCE_RANK.__getitem__
-        )
+        self.source_kind: schemas.FrameSource = min((s.kind for s in self.sources), key=_SOURCE_RANK.__getitem__)
 
         self.routers = RouterMonitor(disconnect_after_s=c.disconnect_after_s)
         self.latency = LatencyRecorder()
@@ -212,14 +210,10 @@ class Engine:
             raise
         for i, src in enumerate(self.sources):
             self._threads.append(
-                threading.Thread(
-                    target=self._source_loop, args=(src,), name=f"wdp-engine-source-{i}", daemon=True
-                )
+                threading.Thread(target=self._source_loop, args=(src,), name=f"wdp-engine-source-{i}", daemon=True)
             )
         self._threads.append(threading.Thread(target=self._worker, name="wdp-engine-worker", daemon=True))
-        self._threads.append(
-            threading.Thread(target=self._housekeeping, name="wdp-engine-housekeeping", daemon=True)
-        )
+        self._threads.append(threading.Thread(target=self._housekeeping, name="wdp-engine-housekeeping", daemon=True))
         for t in self._threads:
             t.start()
         return self
@@ -241,9 +235,7 @@ class Engine:
         self._threads = []
         uptime = time.monotonic() - (self._started_at or time.monotonic())
         self._publish_event(
-            schemas.SystemStopped(
-                timestamp=time.time(), reason=reason, uptime_s=uptime, event_id=self._event_ids()
-            )
+            schemas.SystemStopped(timestamp=time.time(), reason=reason, uptime_s=uptime, event_id=self._event_ids())
         )
         if self._sink is not None:
             self._sink.stop()
@@ -256,9 +248,7 @@ class Engine:
     def __enter__(self) -> Engine:
         return self.start()
 
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
     async def __aenter__(self) -> Engine:
@@ -566,9 +556,7 @@ class Engine:
         persons, events = self.pipeline.update(ts, fused)
         t1 = time.perf_counter()
         arrival = min(w.arrival for w in wins)
-        kind = min(
-            (self._router_kind.get(w.router_id, self.source_kind) for w in wins), key=_SOURCE_RANK.__getitem__
-        )
+        kind = min((self._router_kind.get(w.router_id, self.source_kind) for w in wins), key=_SOURCE_RANK.__getitem__)
         frame = schemas.PoseFrame(
             frame_id=next(self._frame_ids),
             timestamp=ts,

@@ -20,9 +20,7 @@ from wdp.tracking.detections import COCO_SIGMAS, Detections
 _KAPPA2 = (2.0 * COCO_SIGMAS) ** 2
 
 
-def oks_matrix(
-    kp_a: np.ndarray, area_a: np.ndarray, kp_b: np.ndarray, min_keypoint_score: float
-) -> np.ndarray:
+def oks_matrix(kp_a: np.ndarray, area_a: np.ndarray, kp_b: np.ndarray, min_keypoint_score: float) -> np.ndarray:
     """(A, B) OKS of poses ``kp_a`` (A, 17, 3) against ``kp_b`` (B, 17, 3) over keypoints both see; scale is
     the area of a's box. Pairs with no common keypoint score 0."""
     d2 = ((kp_a[:, None, :, :2] - kp_b[None, :, :, :2]) ** 2).sum(-1)

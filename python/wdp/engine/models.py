@@ -37,9 +37,7 @@ def _version_key(name: str) -> tuple[Any, ...]:
 
 
 def _is_model_dir(p: Path) -> bool:
-    return p.is_dir() and (
-        (p / MODEL_CARD).is_file() or any((p / f"model{s}").is_file() for s in _MODEL_SUFFIXES)
-    )
+    return p.is_dir() and ((p / MODEL_CARD).is_file() or any((p / f"model{s}").is_file() for s in _MODEL_SUFFIXES))
 
 
 def resolve_model(spec: str | Path, models_dir: str | Path | None = None) -> Path:
@@ -68,9 +66,7 @@ def resolve_model(spec: str | Path, models_dir: str | Path | None = None) -> Pat
         if _is_model_dir(base):
             return base
         if base.is_dir():
-            versions = sorted(
-                (d for d in base.iterdir() if _is_model_dir(d)), key=lambda d: _version_key(d.name)
-            )
+            versions = sorted((d for d in base.iterdir() if _is_model_dir(d)), key=lambda d: _version_key(d.name))
             if versions:
                 return versions[-1]
     raise FileNotFoundError(f"no model {spec!r}; looked in: {', '.join(tried)}")
@@ -134,9 +130,7 @@ def decode_poses_fast(
     gx = reg_x.floor().long()[..., None, None] + span[None, :]  # (B, K, J, 1, n)
     gy = reg_y.floor().long()[..., None, None] + span[:, None]  # (B, K, J, n, 1)
     gx, gy = torch.broadcast_tensors(gx, gy)
-    d2 = (gx.to(center.dtype) - reg_x[..., None, None]) ** 2 + (
-        gy.to(center.dtype) - reg_y[..., None, None]
-    ) ** 2
+    d2 = (gx.to(center.dtype) - reg_x[..., None, None]) ** 2 + (gy.to(center.dtype) - reg_y[..., None, None]) ** 2
     inside = (gx >= 0) & (gx < w) & (gy >= 0) & (gy < h) & (d2 <= refine_radius**2)
     flat_idx = (gy.clamp(0, h - 1) * w + gx.clamp(0, w - 1)).reshape(b, max_people, N_KEYPOINTS, -1)
     kflat = kpeaks.reshape(b, 1, N_KEYPOINTS, h * w).expand(b, max_people, N_KEYPOINTS, h * w)
@@ -227,9 +221,7 @@ class ModelRunner:
         """(B, W, S, R, T) windows -> per window the people scoring >= min_score."""
         with torch.inference_mode():
             out = self.model(torch.from_numpy(amplitude), torch.from_numpy(phase))
-            dec = decode_poses_fast(
-                out["center"], out["offsets"], out["keypoint_heatmaps"], **self.decode_params
-            )
+            dec = decode_poses_fast(out["center"], out["offsets"], out["keypoint_heatmaps"], **self.decode_params)
         kp = dec.keypoints.numpy().astype(np.float64)
         bx = dec.boxes.numpy().astype(np.float64)
         sc = dec.scores.numpy().astype(np.float64)

@@ -82,9 +82,7 @@ class StoreSink:
         except Exception:
             _log.exception("store: pose flush failed (kept for the next flush)")
         now = time.monotonic()
-        if self._events and (
-            now - self._last_event_flush >= self.flush_interval_s or len(self._events) >= 1000
-        ):
+        if self._events and (now - self._last_event_flush >= self.flush_interval_s or len(self._events) >= 1000):
             self._flush_events(con)
 
     def _flush_events(self, con: Any) -> None:

@@ -63,6 +63,7 @@ class WindowSpec:
     phase_fit: str = "endpoints"
     subcarrier_index: tuple[float, ...] | None = tuple(float(v) for v in INTEL5300_SUBCARRIERS_20MHZ)
     hampel_k: int = 0  # causal Hampel on the amplitude; 0 = off (training used none)
+    tx_difference: bool = False  # phase of tx antennas 1.. = raw phase difference to tx 0 (sanitize_phase)
     hop: int = 5  # grid frames between windows (5 at 100 Hz: 20 windows/s per router)
     max_gap_s: float = 0.1
     antenna_map: str = "cyclic"
@@ -105,6 +106,8 @@ class WindowSpec:
             if method not in _FITS:
                 raise ValueError(f"model card asks for an unknown phase sanitization {method!r}")
             kw["phase_fit"] = _FITS[method]
+        if "tx_difference" in san:
+            kw["tx_difference"] = bool(san["tx_difference"])
         if "subcarrier_index" in san:
             idx = san["subcarrier_index"]
             kw["subcarrier_index"] = None if idx is None else tuple(float(v) for v in idx)
@@ -203,6 +206,21 @@ class RouterWindower:
             san = self._sanitizers[n_sub] = Sanitizer((n_sub, s.n_rx, s.n_tx), cfg)
         return san
 
+    def _tx_difference(self, csi: np.ndarray, phase: np.ndarray) -> np.ndarray:
+        """Tx antennas 1.. of a sanitised frame -> raw phase difference to tx 0 (WindowSpec.tx_difference)."""
+        d = csi[..., 1:] * np.conj(csi[..., :1])  # (S_in, R, T - 1)
+        if d.shape[0] != self.spec.n_sub:  # resampled frames: interpolate the unit phasors the same way
+            d = d / np.maximum(np.abs(d), 1e-12)
+            x_in = np.linspace(0.0, 1.0, d.shape[0])
+            x_out = np.linspace(0.0, 1.0, self.spec.n_sub)
+            flat = d.reshape(d.shape[0], -1)
+            d = np.stack(
+                [np.interp(x_out, x_in, c.real) + 1j * np.interp(x_out, x_in, c.imag) for c in flat.T], axis=1
+            ).reshape(self.spec.n_sub, *d.shape[1:])
+        out = np.array(phase, dtype=np.float32, copy=True)
+        out[..., 1:] = np.angle(d)
+        return out
+
     def push(self, t: float, csi: np.ndarray, arrival: float, truth: Any = None) -> list[Window]:
         """One received packet; returns the windows it completes (usually none or one)."""
         st = self.stats
@@ -281,6 +299,8 @@ class RouterWindower:
             st.repeated += 1
         self._last_serial = pick.serial
         amp, phase = self._sanitizer(pick.csi.shape[0]).process_frame(pick.csi)
+        if s.tx_difference:
+            phase = self._tx_difference(pick.csi, phase)
         self._amp.append(amp)
         self._phase.append(phase)
         self._index.append(g)

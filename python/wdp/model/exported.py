@@ -67,9 +67,7 @@ class ExportedPoseNet:
             with torch.no_grad():
                 outs = self._module(amp, pha)
         else:
-            feeds = dict(
-                zip(self._input_names, (amp.contiguous().numpy(), pha.contiguous().numpy()), strict=True)
-            )
+            feeds = dict(zip(self._input_names, (amp.contiguous().numpy(), pha.contiguous().numpy()), strict=True))
             outs = [torch.from_numpy(o) for o in self._session.run(None, feeds)]
         result = dict(zip(OUTPUT_NAMES, outs, strict=True))
         return {k: v[0] for k, v in result.items()} if single else result

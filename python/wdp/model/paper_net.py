@@ -20,9 +20,7 @@ _FUSED_SIDE = 24
 
 
 def _mlp(cin: int, hidden: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Linear(cin, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, cout), nn.ReLU(inplace=True)
-    )
+    return nn.Sequential(nn.Linear(cin, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, cout), nn.ReLU(inplace=True))
 
 
 class PaperNet(nn.Module):

@@ -22,9 +22,25 @@ from wdp.schemas_sample import (  # re-exported: the model side imports these fr
 )
 
 __all__ = [
-    "IMAGE_H", "IMAGE_W", "KEYPOINT_NAMES", "MAP_H", "MAP_STRIDE", "MAP_W", "MAX_PEOPLE", "N_KEYPOINTS",
-    "N_PARTS", "N_PART_CLASSES", "N_RX", "N_SUB", "N_TX", "OKS_SIGMAS", "PART_NAMES", "SKELETON", "WINDOW",
-    "image_to_map", "map_to_image",
+    "IMAGE_H",
+    "IMAGE_W",
+    "KEYPOINT_NAMES",
+    "MAP_H",
+    "MAP_STRIDE",
+    "MAP_W",
+    "MAX_PEOPLE",
+    "N_KEYPOINTS",
+    "N_PARTS",
+    "N_PART_CLASSES",
+    "N_RX",
+    "N_SUB",
+    "N_TX",
+    "OKS_SIGMAS",
+    "PART_NAMES",
+    "SKELETON",
+    "WINDOW",
+    "image_to_map",
+    "map_to_image",
 ]
 
 MAP_STRIDE = IMAGE_W // MAP_W  # image pixels per label-map pixel (4)

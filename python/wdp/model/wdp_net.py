@@ -65,11 +65,15 @@ class WdpNet(nn.Module):
         dropout: float = 0.1,
         seed_channels: int = 64,
         head_channels: int = 32,
+        phase_trig: bool = False,
     ) -> None:
+        """`phase_trig`: feed cos and sin of the phase instead of the phase itself: right for wrapped inputs
+        such as the tx-difference phase (sanitize_phase(tx_difference=True)), where -pi and pi are the same."""
         super().__init__()
         self.seed_channels = seed_channels
+        self.phase_trig = phase_trig
         self.subcarrier_encoder = nn.Sequential(
-            nn.Conv1d(2 * _LINKS, width, 3, padding=1),
+            nn.Conv1d((3 if phase_trig else 2) * _LINKS, width, 3, padding=1),
             nn.GELU(),
             nn.Conv1d(width, width, 3, stride=2, padding=1),
             nn.GELU(),
@@ -91,8 +95,9 @@ class WdpNet(nn.Module):
         b = amplitude.shape[0]
         amp = normalize_amplitude(amplitude).reshape(b, WINDOW, N_SUB, _LINKS)
         pha = phase.reshape(b, WINDOW, N_SUB, _LINKS)
-        # (B*T, channels = 2 x links, subcarriers)
-        frames = torch.cat([amp, pha], dim=3).reshape(b * WINDOW, N_SUB, 2 * _LINKS).transpose(1, 2)
+        parts = [amp, torch.cos(pha), torch.sin(pha)] if self.phase_trig else [amp, pha]
+        # (B*T, channels = 2 or 3 x links, subcarriers)
+        frames = torch.cat(parts, dim=3).reshape(b * WINDOW, N_SUB, len(parts) * _LINKS).transpose(1, 2)
         tokens = self.frame_embed(self.subcarrier_encoder(frames).flatten(1)).reshape(b, WINDOW, -1)
         tokens = self.norm(self.blocks(tokens + self.time_embed))
         seed = F.relu(self.seed(tokens.flatten(1))).reshape(b, self.seed_channels, _SEED_SIDE, _SEED_SIDE)

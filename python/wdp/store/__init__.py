@@ -16,6 +16,15 @@ from wdp.store.connection import Store, transaction
 from wdp.store.writer import PoseWriter, WriterStats
 
 __all__ = [
-    "PoseWriter", "Store", "WriterStats", "config", "events", "export", "outbox", "queries", "retention",
-    "schema", "transaction",
+    "PoseWriter",
+    "Store",
+    "WriterStats",
+    "config",
+    "events",
+    "export",
+    "outbox",
+    "queries",
+    "retention",
+    "schema",
+    "transaction",
 ]

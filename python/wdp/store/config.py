@@ -63,9 +63,7 @@ WEBHOOKS: ConfigTable[WebhookSubscription] = ConfigTable("webhooks", WEBHOOK_JSO
 ROUTERS: ConfigTable[Router] = ConfigTable("routers", ROUTER_JSON)
 
 
-def active_webhooks(
-    con: duckdb.DuckDBPyConnection, event_type: str | None = None
-) -> list[WebhookSubscription]:
+def active_webhooks(con: duckdb.DuckDBPyConnection, event_type: str | None = None) -> list[WebhookSubscription]:
     """Active subscriptions, optionally only those that want ``event_type``."""
     subs = [s for s in WEBHOOKS.list(con) if s.active]
     return subs if event_type is None else [s for s in subs if s.wants(event_type)]
@@ -110,22 +108,21 @@ def put_user(
         [username, password_hash, list(scopes), disabled, t],
     ).fetchone()
     assert row is not None
-    return UserRecord(username=row[0], password_hash=row[1], scopes=list(row[2]), disabled=row[3],
-                      created_at=row[4])
+    return UserRecord(username=row[0], password_hash=row[1], scopes=list(row[2]), disabled=row[3], created_at=row[4])
 
 
 def get_user(con: duckdb.DuckDBPyConnection, username: str) -> UserRecord | None:
     row = con.execute("SELECT * FROM users WHERE username = ?", [username]).fetchone()
     if row is None:
         return None
-    return UserRecord(username=row[0], password_hash=row[1], scopes=list(row[2]), disabled=row[3],
-                      created_at=row[4])
+    return UserRecord(username=row[0], password_hash=row[1], scopes=list(row[2]), disabled=row[3], created_at=row[4])
 
 
 def list_users(con: duckdb.DuckDBPyConnection) -> list[UserRecord]:
     rows = con.execute("SELECT * FROM users ORDER BY username").fetchall()
-    return [UserRecord(username=r[0], password_hash=r[1], scopes=list(r[2]), disabled=r[3], created_at=r[4])
-            for r in rows]
+    return [
+        UserRecord(username=r[0], password_hash=r[1], scopes=list(r[2]), disabled=r[3], created_at=r[4]) for r in rows
+    ]
 
 
 def delete_user(con: duckdb.DuckDBPyConnection, username: str) -> bool:
@@ -133,8 +130,15 @@ def delete_user(con: duckdb.DuckDBPyConnection, username: str) -> bool:
 
 
 def _key(row: Sequence[object]) -> ApiKeyRecord:
-    return ApiKeyRecord(key_id=row[0], key_hash=row[1], owner=row[2], scopes=list(row[3]),  # type: ignore[arg-type]
-                        created_at=row[4], revoked=row[5], last_used=row[6])  # type: ignore[arg-type]
+    return ApiKeyRecord(
+        key_id=row[0],
+        key_hash=row[1],
+        owner=row[2],
+        scopes=list(row[3]),  # type: ignore[arg-type]
+        created_at=row[4],
+        revoked=row[5],
+        last_used=row[6],
+    )  # type: ignore[arg-type]
 
 
 def add_api_key(
@@ -161,8 +165,7 @@ def find_api_key(con: duckdb.DuckDBPyConnection, key_hash: str) -> ApiKeyRecord 
 
 
 def touch_api_key(con: duckdb.DuckDBPyConnection, key_id: str, *, now: float | None = None) -> None:
-    con.execute("UPDATE api_keys SET last_used = ? WHERE key_id = ?", [time.time() if now is None else now,
-                                                                       key_id])
+    con.execute("UPDATE api_keys SET last_used = ? WHERE key_id = ?", [time.time() if now is None else now, key_id])
 
 
 def revoke_api_key(con: duckdb.DuckDBPyConnection, key_id: str) -> bool:
@@ -176,7 +179,5 @@ def list_api_keys(con: duckdb.DuckDBPyConnection, owner: str | None = None) -> l
     if owner is None:
         rows = con.execute("SELECT * FROM api_keys ORDER BY created_at, key_id").fetchall()
     else:
-        rows = con.execute(
-            "SELECT * FROM api_keys WHERE owner = ? ORDER BY created_at, key_id", [owner]
-        ).fetchall()
+        rows = con.execute("SELECT * FROM api_keys WHERE owner = ? ORDER BY created_at, key_id", [owner]).fetchall()
     return [_key(r) for r in rows]

@@ -69,13 +69,25 @@ def enqueue_rows(
     if not subs or not events:
         return []
     placeholders = ", ".join("?" * len(events))
-    existing = set(con.execute(
-        f"SELECT event_id, subscription_id FROM outbox WHERE event_id IN ({placeholders})",
-        [e.event_id for e in events],
-    ).fetchall())
-    cols: dict[str, list[Any]] = {k: [] for k in (
-        "delivery_id", "event_id", "subscription_id", "event_type", "payload", "max_attempts",
-        "backoff_base_s", "backoff_max_s")}
+    existing = set(
+        con.execute(
+            f"SELECT event_id, subscription_id FROM outbox WHERE event_id IN ({placeholders})",
+            [e.event_id for e in events],
+        ).fetchall()
+    )
+    cols: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "delivery_id",
+            "event_id",
+            "subscription_id",
+            "event_type",
+            "payload",
+            "max_attempts",
+            "backoff_base_s",
+            "backoff_max_s",
+        )
+    }
     for event in events:
         name = event_type(event)
         payload = JSON_ENCODER.encode(event).decode()
@@ -83,14 +95,26 @@ def enqueue_rows(
             if sub.wants(name) and (event.event_id, sub.id) not in existing:
                 existing.add((event.event_id, sub.id))
                 r = sub.retry
-                for key, value in zip(cols, (new_id(), event.event_id, sub.id, name, payload, r.max_attempts,
-                                             r.backoff_base_s, r.backoff_max_s), strict=True):
+                for key, value in zip(
+                    cols,
+                    (
+                        new_id(),
+                        event.event_id,
+                        sub.id,
+                        name,
+                        payload,
+                        r.max_attempts,
+                        r.backoff_base_s,
+                        r.backoff_max_s,
+                    ),
+                    strict=True,
+                ):
                     cols[key].append(value)
     if not cols["delivery_id"]:
         return []
-    con.register("_wdp_outbox", {
-        k: np.array(v, dtype=object if isinstance(v[0], str) else None) for k, v in cols.items()
-    })
+    con.register(
+        "_wdp_outbox", {k: np.array(v, dtype=object if isinstance(v[0], str) else None) for k, v in cols.items()}
+    )
     try:
         con.execute(
             "INSERT INTO outbox (delivery_id, event_id, subscription_id, event_type, payload, status, "
@@ -227,8 +251,7 @@ def items(
         where.append("subscription_id = ?")
         params.append(subscription_id)
     rows = con.execute(
-        f"SELECT {_COLUMNS} FROM outbox WHERE {' AND '.join(where)} "
-        "ORDER BY created_at, delivery_id LIMIT ? OFFSET ?",
+        f"SELECT {_COLUMNS} FROM outbox WHERE {' AND '.join(where)} ORDER BY created_at, delivery_id LIMIT ? OFFSET ?",
         [*params, limit, offset],
     ).fetchall()
     return [_item(r) for r in rows]
@@ -245,8 +268,7 @@ def delivery_log(
 ) -> list[DeliveryAttempt]:
     """Delivery attempts, newest first."""
     where, params = ["true"], []
-    for column, value in (("subscription_id", subscription_id), ("delivery_id", delivery_id),
-                          ("event_id", event_id)):
+    for column, value in (("subscription_id", subscription_id), ("delivery_id", delivery_id), ("event_id", event_id)):
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
@@ -256,7 +278,16 @@ def delivery_log(
         [*params, limit, offset],
     ).fetchall()
     return [
-        DeliveryAttempt(delivery_id=r[0], event_id=r[1], subscription_id=r[2], attempt=r[3], timestamp=r[4],
-                        ok=r[5], status_code=r[6], latency_ms=r[7], error=r[8])
+        DeliveryAttempt(
+            delivery_id=r[0],
+            event_id=r[1],
+            subscription_id=r[2],
+            attempt=r[3],
+            timestamp=r[4],
+            ok=r[5],
+            status_code=r[6],
+            latency_ms=r[7],
+            error=r[8],
+        )
         for r in rows
     ]

@@ -92,10 +92,7 @@ def _person_conditions(
 def _key_range(alias: str, first: tuple[float, int], last: tuple[float, int]) -> tuple[str, list[Any]]:
     """Rows whose (ts, frame_id) lies in [first, last]; the plain ts bounds are there for pruning."""
     a = alias
-    sql = (
-        f"{a}.ts >= ? AND {a}.ts <= ? "
-        f"AND ({a}.ts > ? OR {a}.frame_id >= ?) AND ({a}.ts < ? OR {a}.frame_id <= ?)"
-    )
+    sql = f"{a}.ts >= ? AND {a}.ts <= ? AND ({a}.ts > ? OR {a}.frame_id >= ?) AND ({a}.ts < ? OR {a}.frame_id <= ?)"
     return sql, [first[0], last[0], first[0], first[1], last[0], last[1]]
 
 
@@ -145,8 +142,7 @@ def pose_history(
     ).fetchnumpy()
     z_range, z_params = _key_range("z", first, last)
     zone_rows = con.execute(
-        "SELECT z.ts, z.frame_id, z.track_id, z.zone_id FROM person_zones z "
-        f"WHERE {z_range} ORDER BY z.zone_id",
+        f"SELECT z.ts, z.frame_id, z.track_id, z.zone_id FROM person_zones z WHERE {z_range} ORDER BY z.zone_id",
         z_params,
     ).fetchall()  # grouped here: cheaper than DuckDB's ordered list() aggregate
     zones: dict[tuple[float, int, int], list[str]] = {}
@@ -169,9 +165,16 @@ def _assemble(
         kps = np.stack([cols[f"k{i}"] for i in range(_KP_WIDTH)], axis=1).reshape(n, N_KEYPOINTS, 3).tolist()
         boxes = np.stack([cols[f"b{i}"] for i in range(4)], axis=1).tolist()
         rows = zip(
-            cols["ts"].tolist(), cols["frame_id"].tolist(), cols["track_id"].tolist(),
-            cols["confidence"].tolist(), cols["x"].tolist(), cols["y"].tolist(), cols["activity"].tolist(),
-            boxes, kps, strict=True,
+            cols["ts"].tolist(),
+            cols["frame_id"].tolist(),
+            cols["track_id"].tolist(),
+            cols["confidence"].tolist(),
+            cols["x"].tolist(),
+            cols["y"].tolist(),
+            cols["activity"].tolist(),
+            boxes,
+            kps,
+            strict=True,
         )
         for ts, fid, tid, conf, x, y, act, box, kp in rows:
             persons_by_frame.setdefault((ts, fid), []).append(
@@ -192,7 +195,11 @@ def _assemble(
         persons.sort(key=lambda p: p.track_id)
         out.append(
             PoseFrame(
-                frame_id=fid, timestamp=ts, source=src, persons=persons, router_ids=list(routers),
+                frame_id=fid,
+                timestamp=ts,
+                source=src,
+                persons=persons,
+                router_ids=list(routers),
                 latency_ms=latency if latency is not None else 0.0,
             )
         )
@@ -244,8 +251,9 @@ def _matching_frames(
         conditions, params = _person_conditions(start, end, track_id, zone_id, min_confidence, alias="x")
     join = ""
     if source is not None:
-        join = ("JOIN pose_frames f ON f.ts = x.ts AND f.frame_id = x.frame_id "
-                "AND f.ts >= ? AND f.ts < ? AND f.source = ?")
+        join = (
+            "JOIN pose_frames f ON f.ts = x.ts AND f.frame_id = x.frame_id AND f.ts >= ? AND f.ts < ? AND f.source = ?"
+        )
         params = [start, end, source, *params]
     return f"SELECT DISTINCT x.ts, x.frame_id FROM {table} x {join} WHERE {' AND '.join(conditions)}", params
 
@@ -444,9 +452,7 @@ def zone_occupancy_series(
 
 def latest_frame(con: duckdb.DuckDBPyConnection) -> PoseFrame | None:
     """The most recent stored frame (REST pose/current falls back to it when the engine is idle)."""
-    row = con.execute(
-        "SELECT ts, frame_id FROM pose_frames ORDER BY ts DESC, frame_id DESC LIMIT 1"
-    ).fetchone()
+    row = con.execute("SELECT ts, frame_id FROM pose_frames ORDER BY ts DESC, frame_id DESC LIMIT 1").fetchone()
     if row is None:
         return None
     page = pose_history(con, row[0], float(np.nextafter(row[0], np.inf)), limit=MAX_PAGE)  # frames at ts
@@ -454,6 +460,16 @@ def latest_frame(con: duckdb.DuckDBPyConnection) -> PoseFrame | None:
 
 
 __all__ = [
-    "MAX_PAGE", "N_KEYPOINTS", "count_history", "events", "heatmap", "latest_frame", "occupancy_heatmap",
-    "person_summary", "pose_history", "trajectory", "trajectory_arrays", "zone_occupancy_series",
+    "MAX_PAGE",
+    "N_KEYPOINTS",
+    "count_history",
+    "events",
+    "heatmap",
+    "latest_frame",
+    "occupancy_heatmap",
+    "person_summary",
+    "pose_history",
+    "trajectory",
+    "trajectory_arrays",
+    "zone_occupancy_series",
 ]

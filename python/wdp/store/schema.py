@@ -166,9 +166,7 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
 def check_version(con: duckdb.DuckDBPyConnection) -> int:
     version = current_version(con)
     if version > LATEST_VERSION:
-        raise SchemaTooNewError(
-            f"database schema version {version} is newer than this wdp supports ({LATEST_VERSION})"
-        )
+        raise SchemaTooNewError(f"database schema version {version} is newer than this wdp supports ({LATEST_VERSION})")
     return version
 
 

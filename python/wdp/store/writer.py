@@ -266,10 +266,18 @@ class PoseWriter:
             self._check_open()
             self._seal_rows()  # keep buffer order = append order
             b = self._blocks
-            for key, col in zip(_FRAME_COLS, (
-                f_ts, f_id, np.full(frames, source, dtype=object), f_n.astype(np.int16), lat,
-                np.full(frames, _ROUTER_SEP.join(router_ids), dtype=object),
-            ), strict=True):
+            for key, col in zip(
+                _FRAME_COLS,
+                (
+                    f_ts,
+                    f_id,
+                    np.full(frames, source, dtype=object),
+                    f_n.astype(np.int16),
+                    lat,
+                    np.full(frames, _ROUTER_SEP.join(router_ids), dtype=object),
+                ),
+                strict=True,
+            ):
                 b.frames[key].append(col)
             if p:
                 for key, col in zip(_PERSON_COLS, (p_ts, p_fid, tid, conf, box_a, pos, act, kp), strict=True):
@@ -379,20 +387,34 @@ class PoseWriter:
         f_id = np.array(r.f_id, dtype=np.int64)
         f_n = np.array(r.f_n, dtype=np.int64)
         b = self._blocks
-        for key, col in zip(_FRAME_COLS, (
-            f_ts, f_id, np.array(r.f_source, dtype=object), f_n.astype(np.int16),
-            np.array(r.f_latency, dtype=np.float32), np.array(r.f_routers, dtype=object),
-        ), strict=True):
+        for key, col in zip(
+            _FRAME_COLS,
+            (
+                f_ts,
+                f_id,
+                np.array(r.f_source, dtype=object),
+                f_n.astype(np.int16),
+                np.array(r.f_latency, dtype=np.float32),
+                np.array(r.f_routers, dtype=object),
+            ),
+            strict=True,
+        ):
             b.frames[key].append(col)
         if f_n.sum():
             cols = (np.repeat(f_ts, f_n), np.repeat(f_id, f_n), *persons)
             for key, col in zip(_PERSON_COLS, cols, strict=True):
                 b.persons[key].append(col)
         if r.z_zone:
-            for key, col in zip(_ZONE_COLS, (
-                np.array(r.z_ts, dtype=np.float64), np.array(r.z_fid, dtype=np.int64),
-                np.array(r.z_tid, dtype=np.int32), np.array(r.z_zone, dtype=object),
-            ), strict=True):
+            for key, col in zip(
+                _ZONE_COLS,
+                (
+                    np.array(r.z_ts, dtype=np.float64),
+                    np.array(r.z_fid, dtype=np.int64),
+                    np.array(r.z_tid, dtype=np.int32),
+                    np.array(r.z_zone, dtype=object),
+                ),
+                strict=True,
+            ):
                 b.zones[key].append(col)
         self._rows = _Rows()
 
@@ -428,8 +450,12 @@ class PoseWriter:
     def _write(self, b: _Blocks) -> int:
         f = {k: np.concatenate(v) if v else np.empty(0) for k, v in b.frames.items()}
         frames: dict[str, np.ndarray] = {
-            "ts": f["ts"], "frame_id": f["frame_id"], "source": f["source"], "n_persons": f["n_persons"],
-            "latency_ms": f["latency_ms"], "routers": f["routers"],
+            "ts": f["ts"],
+            "frame_id": f["frame_id"],
+            "source": f["source"],
+            "n_persons": f["n_persons"],
+            "latency_ms": f["latency_ms"],
+            "routers": f["routers"],
         }
         n_persons = sum(len(x) for x in b.persons["ts"])
         con = self._con
@@ -442,7 +468,9 @@ class PoseWriter:
             box_t = np.ascontiguousarray(p["box"].T)
             pos = p["position"]
             persons: dict[str, np.ndarray] = {
-                "ts": p["ts"], "frame_id": p["frame_id"], "track_id": p["track_id"],
+                "ts": p["ts"],
+                "frame_id": p["frame_id"],
+                "track_id": p["track_id"],
                 "confidence": p["confidence"],
                 "x": np.ascontiguousarray(pos[:, 0]),  # NaN reads as NULL in DuckDB's numpy scan
                 "y": np.ascontiguousarray(pos[:, 1]),
@@ -475,8 +503,12 @@ class PoseWriter:
 
 
 def _person_block(
-    tid: list[int], conf: list[float], box: list[Sequence[float]], pos: list[Sequence[float]],
-    act: list[str | None], kp: list[Sequence[Sequence[float]]],
+    tid: list[int],
+    conf: list[float],
+    box: list[Sequence[float]],
+    pos: list[Sequence[float]],
+    act: list[str | None],
+    kp: list[Sequence[Sequence[float]]],
 ) -> tuple[np.ndarray, ...]:
     """Person lists -> (track_id, confidence, box (P,4), position (P,2), activity, keypoints (P,51)).
     Raises ValueError/TypeError if any value is not numeric or any shape is off."""
@@ -488,13 +520,17 @@ def _person_block(
     pos_a = np.array(pos, dtype=np.float32).reshape(n, -1) if n else np.empty((0, 2), np.float32)
     if kp_a.shape[1] != _KP_WIDTH or box_a.shape[1] != 4 or pos_a.shape[1] != 2:
         raise ValueError("malformed person data")
-    return (np.array(tid, dtype=np.int32), np.array(conf, dtype=np.float32), box_a, pos_a,
-            np.array(act, dtype=object), kp_a)
+    return (
+        np.array(tid, dtype=np.int32),
+        np.array(conf, dtype=np.float32),
+        box_a,
+        pos_a,
+        np.array(act, dtype=object),
+        kp_a,
+    )
 
 
-def _track_summary(
-    tid: np.ndarray, ts: np.ndarray, conf: np.ndarray, pos: np.ndarray
-) -> dict[str, np.ndarray]:
+def _track_summary(tid: np.ndarray, ts: np.ndarray, conf: np.ndarray, pos: np.ndarray) -> dict[str, np.ndarray]:
     """Per-track first/last seen, rows, confidence sum and last position of this batch (numpy: a handful of
     tracks per batch, so the upsert that follows touches a handful of rows)."""
     order = np.lexsort((ts, tid))

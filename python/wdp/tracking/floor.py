@@ -27,9 +27,7 @@ class FloorProjector:
     # ----------------------------------------------------------------------------------- construction
 
     @classmethod
-    def from_camera(
-        cls, K: np.ndarray, R: np.ndarray, t: np.ndarray, plane_height: float = 0.0
-    ) -> FloorProjector:
+    def from_camera(cls, K: np.ndarray, R: np.ndarray, t: np.ndarray, plane_height: float = 0.0) -> FloorProjector:
         """Camera with intrinsics ``K`` (3x3) and world->camera pose x_cam = R X + t (world z up,
         floor at z = 0). Image units are those of K (pixels, or normalized if K is).
 

@@ -76,9 +76,7 @@ class ConstantVelocityKalman:
         self.p_pv = p_pv - k_p * p_pv
         self.p_pp = p_pp - k_p * p_pp
 
-    def reset_axes(
-        self, mask: np.ndarray, position: np.ndarray, position_var: float, velocity_var: float
-    ) -> None:
+    def reset_axes(self, mask: np.ndarray, position: np.ndarray, position_var: float, velocity_var: float) -> None:
         """Re-initialise the axes in ``mask`` at ``position`` with zero velocity (e.g. a keypoint seen again
         after it was lost for long enough that its coasted state means nothing)."""
         m = np.asarray(mask, bool).reshape(-1)

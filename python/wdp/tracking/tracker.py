@@ -290,9 +290,7 @@ class Tracker:
             z,
             process_noise=self._q,
             measurement_noise=self._r,
-            position_var=np.concatenate(
-                [np.full(N_BOX_AXES, c.box_measurement_std**2), np.repeat(kp_var, 2)]
-            ),
+            position_var=np.concatenate([np.full(N_BOX_AXES, c.box_measurement_std**2), np.repeat(kp_var, 2)]),
             velocity_var=c.initial_velocity_std**2,
         )
         track = _Track(self._next_key, kf, np.where(visible, kp[:, 2], 0.0), visible, score, t)

@@ -21,9 +21,7 @@ class Camera:
     height: int
 
     @classmethod
-    def look_at(
-        cls, position: np.ndarray, target: np.ndarray, fov_deg: float, width: int, height: int
-    ) -> Camera:
+    def look_at(cls, position: np.ndarray, target: np.ndarray, fov_deg: float, width: int, height: int) -> Camera:
         position = np.asarray(position, np.float64)
         forward = np.asarray(target, np.float64) - position
         forward /= np.linalg.norm(forward)

@@ -40,9 +40,7 @@ class StaticChannel:
 def _paths_to_h(lengths: np.ndarray, gains: np.ndarray, band: Band) -> np.ndarray:
     """lengths, gains (..., R, X) -> H (K, R, X) summed over the leading path axes."""
     f = band.frequencies
-    ph = np.exp(
-        -2j * np.pi * f[:, None, None, None] * lengths.reshape(-1, *lengths.shape[-2:])[None] / SPEED_OF_LIGHT
-    )
+    ph = np.exp(-2j * np.pi * f[:, None, None, None] * lengths.reshape(-1, *lengths.shape[-2:])[None] / SPEED_OF_LIGHT)
     return (ph * gains.reshape(-1, *gains.shape[-2:])[None]).sum(axis=1)
 
 
@@ -96,24 +94,16 @@ def scatter_channel(points: np.ndarray, amps: np.ndarray, room: Room, band: Band
     length32 = length.transpose(0, 2, 3, 1).astype(np.float32)
     mag32 = mag.transpose(0, 2, 3, 1).astype(np.float32)
     w = (
-        -2
-        * np.pi
-        * band.subcarrier_spacing_hz
-        / SPEED_OF_LIGHT
-        * np.asarray(band.subcarrier_index, np.float64)
+        -2 * np.pi * band.subcarrier_spacing_hz / SPEED_OF_LIGHT * np.asarray(band.subcarrier_index, np.float64)
     ).astype(np.float32)
-    theta = (
-        carrier32[:, :, :, None, :] + w[None, None, None, :, None] * length32[:, :, :, None, :]
-    )  # (N,R,X,K,S)
+    theta = carrier32[:, :, :, None, :] + w[None, None, None, :, None] * length32[:, :, :, None, :]  # (N,R,X,K,S)
     re = np.einsum("nrxks,nrxs->nrxk", np.cos(theta), mag32)  # (N, R, X, K)
     im = np.einsum("nrxks,nrxs->nrxk", np.sin(theta), mag32)
     h = (re + 1j * im).astype(np.complex64)
     return np.ascontiguousarray(h.transpose(0, 3, 1, 2))
 
 
-def los_shadowing(
-    points: np.ndarray, radii: np.ndarray, groups: list[slice], room: Room, band: Band
-) -> np.ndarray:
+def los_shadowing(points: np.ndarray, radii: np.ndarray, groups: list[slice], room: Room, band: Band) -> np.ndarray:
     """Multiplicative LoS amplitude factor (N, R, X) from bodies near each TX-RX line.
 
     points (N, S, 3) with radii (S,); `groups` slice the scatterer axis into people. Each person

@@ -14,9 +14,7 @@ SPEED_OF_LIGHT = 299_792_458.0
 
 # Intel 5300 reports 30 subcarrier groups of a 20 MHz HT channel (802.11n grouping Ng=2):
 # indices -28..-2 step 2, -1, 1..27 step 2, 28 (linux-80211n-csitool).
-INTEL5300_SUBCARRIERS_20MHZ: tuple[int, ...] = (
-    tuple(range(-28, -1, 2)) + (-1,) + tuple(range(1, 28, 2)) + (28,)
-)
+INTEL5300_SUBCARRIERS_20MHZ: tuple[int, ...] = tuple(range(-28, -1, 2)) + (-1,) + tuple(range(1, 28, 2)) + (28,)
 assert len(INTEL5300_SUBCARRIERS_20MHZ) == 30
 
 

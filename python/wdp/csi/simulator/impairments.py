@@ -70,9 +70,7 @@ class ImpairmentProcess:
         starts = rng.uniform(-1.0, duration + 1.0, b)
         bursts = np.column_stack([starts, starts + rng.uniform(0, imp.burst_loss_max_s, b)])
         base_gain = imp.target_rms / max(static_rms, 1e-30)
-        return cls(
-            imp, band, base_gain, static_rms, agc_times, np.array(levels), chain_phase, chain_gain, bursts
-        )
+        return cls(imp, band, base_gain, static_rms, agc_times, np.array(levels), chain_phase, chain_gain, bursts)
 
     def gain(self, times: np.ndarray) -> np.ndarray:
         """(N, R) amplitude gain at the given instants."""
@@ -85,14 +83,10 @@ class ImpairmentProcess:
             out |= (times >= a) & (times < b)
         return out
 
-    def packets(
-        self, n_lo: int, n_hi: int, rate: float, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def packets(self, n_lo: int, n_hi: int, rate: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Received packets among nominal indices [n_lo, n_hi): (timestamps, nominal indices)."""
         n = np.arange(n_lo, n_hi)
-        jit = (
-            rng.normal(0.0, self.imp.jitter_std_s, len(n)) if self.imp.jitter_std_s > 0 else np.zeros(len(n))
-        )
+        jit = rng.normal(0.0, self.imp.jitter_std_s, len(n)) if self.imp.jitter_std_s > 0 else np.zeros(len(n))
         lim = MAX_JITTER_FRACTION / rate
         t = n / rate + np.clip(jit, -lim, lim)
         keep = rng.random(len(n)) >= self.imp.packet_loss

@@ -136,9 +136,9 @@ def render_labels(
             continue
         inside, u, dist2 = inside[:, cols], u[:, cols], dist2[:, cols]
         rel_x, rel_y = rel_x[:, cols], rel_y[:, cols]
-        depth = (za[:, None] + u * (zb - za)[:, None]).astype(np.float32) - r3[:, None].astype(
-            np.float32
-        ) * np.sqrt(np.maximum(1 - dist2 / rad2, 0))
+        depth = (za[:, None] + u * (zb - za)[:, None]).astype(np.float32) - r3[:, None].astype(np.float32) * np.sqrt(
+            np.maximum(1 - dist2 / rad2, 0)
+        )
         depth = np.where(inside, depth, np.inf)
         best = np.argmin(depth, axis=0)
         k = np.arange(len(cols))
@@ -159,9 +159,7 @@ def render_labels(
     return out, listed
 
 
-def _part_ids(
-    view: PersonView, camera: Camera, a: np.ndarray, d: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _part_ids(view: PersonView, camera: Camera, a: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Part id per segment for pixels on the positive / negative side of the segment axis."""
     j = view.joints
     mid3 = 0.5 * (j[SEG_A] + j[SEG_B])

@@ -74,18 +74,14 @@ def _room(room_id: int, n_tx: int, n_rx: int, wavelength: float) -> Room:
     # Camera on the y=0 wall, looking into the room (it defines where people walk).
     cam_pos = np.array([w / 2 + rng.uniform(-0.4, 0.4) * w / 2, 0.15, rng.uniform(2.0, min(2.6, h - 0.2))])
     # It looks at the monitored area 2.5-3.5 m into the room, so people fill a fair part of the image.
-    target = np.array(
-        [w / 2 + rng.uniform(-0.3, 0.3), min(rng.uniform(2.5, 3.5), 0.6 * d), rng.uniform(0.6, 1.0)]
-    )
+    target = np.array([w / 2 + rng.uniform(-0.3, 0.3), min(rng.uniform(2.5, 3.5), 0.6 * d), rng.uniform(0.6, 1.0)])
     camera = Camera.look_at(cam_pos, target, rng.uniform(55.0, 70.0), S.IMAGE_W, S.IMAGE_H)
 
     def wall_point(wall: int) -> tuple[np.ndarray, np.ndarray]:
         """A point 0.1 m off wall `wall` (0: x=0, 1: x=W, 2: y=0, 3: y=D) and the wall's direction."""
         z = rng.uniform(0.8, 2.0)
         if wall in (0, 1):
-            return np.array([0.1 if wall == 0 else w - 0.1, rng.uniform(0.2, 0.8) * d, z]), np.array(
-                [0, 1.0, 0]
-            )
+            return np.array([0.1 if wall == 0 else w - 0.1, rng.uniform(0.2, 0.8) * d, z]), np.array([0, 1.0, 0])
         return np.array([rng.uniform(0.2, 0.8) * w, 0.1 if wall == 2 else d - 0.1, z]), np.array([1.0, 0, 0])
 
     # As in "DensePose From WiFi": the receiver array sits beside the camera and the transmitter faces it
@@ -120,9 +116,7 @@ def _walkable_points(room: Room) -> np.ndarray:
     pts = np.column_stack([gx.ravel(), gy.ravel()])
     # A standing or lying person near p stays inside the image: probe feet, head and a 0.9 m ring.
     offsets = ((0, 0, 0.0), (0, 0, 1.95), (0.9, 0, 0.0), (-0.9, 0, 0.0), (0, 0.9, 0.0), (0, -0.9, 0.0))
-    probes = [
-        np.column_stack([pts[:, 0] + dx, pts[:, 1] + dy, np.full(len(pts), z)]) for dx, dy, z in offsets
-    ]
+    probes = [np.column_stack([pts[:, 0] + dx, pts[:, 1] + dy, np.full(len(pts), z)]) for dx, dy, z in offsets]
     ok = np.ones(len(pts), bool)
     for p in probes:
         xy, z = room.camera.project(p)

@@ -95,9 +95,7 @@ def scripted_scene(
     return Scene(rm, tuple(out), float(duration), int(seed))
 
 
-def random_scene(
-    room_id: int, seed: int, config: SimConfig | None = None, n_people: int | None = None
-) -> Scene:
+def random_scene(room_id: int, seed: int, config: SimConfig | None = None, n_people: int | None = None) -> Scene:
     """Random scene determined by (room_id, seed): 0-4 people (config.people_probs) drawn from the
     room's split, each following a random script of stand / walk / sit / wave / fall / lie."""
     cfg = config or SimConfig()

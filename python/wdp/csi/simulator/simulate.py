@@ -98,9 +98,7 @@ class SceneSimulator:
         return self.impairments.apply(self.physical_csi(t), t, rng)
 
     # ---- labels -------------------------------------------------------------------------------------
-    def person_views(
-        self, t: float, poses: list[PoseBatch] | None = None, index: int = 0
-    ) -> list[PersonView]:
+    def person_views(self, t: float, poses: list[PoseBatch] | None = None, index: int = 0) -> list[PersonView]:
         poses = self.poses(np.array([t])) if poses is None else poses
         views = []
         for p, pb in zip(self.scene.people, poses, strict=True):
@@ -139,9 +137,7 @@ class SceneSimulator:
         picks, rngs, times = [], [], []
         for k0 in starts:
             rng = np.random.default_rng([_WINDOW_SALT, self.scene.room_id, self.scene.seed, int(k0)])
-            t_rec, _ = self.impairments.packets(
-                int(k0) - SEARCH_MARGIN, int(k0) + w + SEARCH_MARGIN, rate, rng
-            )
+            t_rec, _ = self.impairments.packets(int(k0) - SEARCH_MARGIN, int(k0) + w + SEARCH_MARGIN, rate, rng)
             grid = (k0 + np.arange(w)) / rate
             if len(t_rec) == 0:  # everything around was lost: use the nominal instants
                 t_rec = grid

@@ -336,9 +336,7 @@ class MqttBridge:
             topic = discovery.config_topic(self.config, "sensor", discovery.zone_object_id(zone_id))
             self._set_state(topic, b"", *QOS_DISCOVERY, once=True)
 
-    def _set_zone_occupancy(
-        self, zone_id: str, ids: list[int], timestamp: float, frame_id: int | None
-    ) -> None:
+    def _set_zone_occupancy(self, zone_id: str, ids: list[int], timestamp: float, frame_id: int | None) -> None:
         self._zone_members[zone_id] = ids
         if not valid_segment(zone_id):
             return
@@ -392,9 +390,7 @@ class MqttBridge:
 
     def _backoff_s(self, failures: int) -> float:
         cfg = self.config
-        return min(cfg.reconnect_max_s, cfg.reconnect_min_s * 2.0 ** min(failures, 30)) * random.uniform(
-            0.5, 1.0
-        )
+        return min(cfg.reconnect_max_s, cfg.reconnect_min_s * 2.0 ** min(failures, 30)) * random.uniform(0.5, 1.0)
 
     async def _run(self) -> None:
         failures = 0

@@ -34,9 +34,7 @@ class ZonePatch(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields
     """Fields of a Zone to change; fields left out stay as they are."""
 
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | msgspec.UnsetType = msgspec.UNSET
-    polygon: Annotated[list[Point], msgspec.Meta(min_length=3, max_length=1000)] | msgspec.UnsetType = (
-        msgspec.UNSET
-    )
+    polygon: Annotated[list[Point], msgspec.Meta(min_length=3, max_length=1000)] | msgspec.UnsetType = msgspec.UNSET
     max_occupancy: Annotated[int, msgspec.Meta(ge=0)] | None | msgspec.UnsetType = msgspec.UNSET
     restricted: bool | msgspec.UnsetType = msgspec.UNSET
     alerts: ZoneAlertSettings | msgspec.UnsetType = msgspec.UNSET
@@ -149,9 +147,7 @@ class CommandProcessor:
             elif len(parts) == 3 and parts[1] == "system":
                 command = f"system.{parts[2]}"
                 if parts[2] not in SYSTEM_COMMANDS:
-                    raise CommandError(
-                        f"unknown system command {parts[2]!r}; known: {', '.join(SYSTEM_COMMANDS)}"
-                    )
+                    raise CommandError(f"unknown system command {parts[2]!r}; known: {', '.join(SYSTEM_COMMANDS)}")
                 sys_cmd: SystemCommand = _decode(_SYSTEM_DECODER, payload)
                 correlation_id = sys_cmd.correlation_id
                 if parts[2] == "stop":

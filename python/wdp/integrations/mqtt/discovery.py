@@ -81,9 +81,7 @@ def static_entities(config: MqttConfig, topics: Topics) -> dict[str, dict[str, A
     }
 
 
-def zone_entity(
-    config: MqttConfig, topics: Topics, zone_id: str, name: str | None = None
-) -> tuple[str, dict]:
+def zone_entity(config: MqttConfig, topics: Topics, zone_id: str, name: str | None = None) -> tuple[str, dict]:
     object_id = zone_object_id(zone_id)
     payload = _base(config, topics, object_id, f"{name or zone_id} occupancy") | {
         "state_topic": topics.zone_occupancy(zone_id),

@@ -147,9 +147,7 @@ class WebhookDispatcher:
         self.store = store
         self.settings = settings or WebhookSettings()
         if self.settings.lease_s <= self.settings.total_timeout_s:
-            raise ValueError(
-                "lease_s must exceed total_timeout_s, or live attempts would be handed out twice"
-            )
+            raise ValueError("lease_s must exceed total_timeout_s, or live attempts would be handed out twice")
         self.guard = guard or UrlGuard(self.settings.allowed_networks)
         self.clock = clock
         self.rng = rng
@@ -178,12 +176,8 @@ class WebhookDispatcher:
         s = self.settings
         if self._client is None:
             self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(
-                    s.read_timeout_s, connect=s.connect_timeout_s, pool=s.connect_timeout_s
-                ),
-                limits=httpx.Limits(
-                    max_connections=s.max_connections, max_keepalive_connections=s.max_connections
-                ),
+                timeout=httpx.Timeout(s.read_timeout_s, connect=s.connect_timeout_s, pool=s.connect_timeout_s),
+                limits=httpx.Limits(max_connections=s.max_connections, max_keepalive_connections=s.max_connections),
                 follow_redirects=False,  # a redirect could point anywhere, past the SSRF check
                 trust_env=False,
             )
@@ -192,9 +186,7 @@ class WebhookDispatcher:
         recovered = await self._db(_release_in_flight, self.clock())
         self.stats.recovered_in_flight += recovered
         if recovered:
-            _log.info(
-                "webhooks: %d deliveries were in flight when the previous run ended; resending", recovered
-            )
+            _log.info("webhooks: %d deliveries were in flight when the previous run ended; resending", recovered)
         self._reporter_done = False
         self._reporter_task = asyncio.create_task(self._reporter(), name="webhook-reporter")
         self._task = asyncio.create_task(self._loop(), name="webhook-dispatcher")
@@ -246,9 +238,7 @@ class WebhookDispatcher:
             # Claim right after the commit, on the same trip to the DB thread: the new deliveries start
             # without waiting for the loop to wake up and claim them.
             limit = 0 if self._stopping else min(s.concurrency - len(self._active), s.claim_batch)
-            job = asyncio.ensure_future(
-                self._db(self._record_and_claim, items, self.clock(), limit, s.lease_s)
-            )
+            job = asyncio.ensure_future(self._db(self._record_and_claim, items, self.clock(), limit, s.lease_s))
             try:
                 ids, claimed = await asyncio.shield(job)
             except asyncio.CancelledError:
@@ -464,9 +454,7 @@ class WebhookDispatcher:
             latency_ms=latency_ms,
             retryable=retryable,
             error=f"HTTP {code}" + ("" if 300 > code or code >= 400 else " (redirects are not followed)"),
-            retry_after_s=parse_retry_after(response.headers.get("Retry-After"), self.clock())
-            if retryable
-            else None,
+            retry_after_s=parse_retry_after(response.headers.get("Retry-After"), self.clock()) if retryable else None,
         )
 
     def _report(self, item: OutboxItem, sub: WebhookSubscription | None, result: AttemptResult) -> None:

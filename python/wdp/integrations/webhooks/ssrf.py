@@ -65,9 +65,7 @@ class UrlGuard:
         self, allowed_networks: Iterable[str | IPNetwork] = (), *, schemes: Iterable[str] = ("http", "https")
     ) -> None:
         self.allowed_networks: tuple[IPNetwork, ...] = tuple(
-            n
-            if isinstance(n, ipaddress.IPv4Network | ipaddress.IPv6Network)
-            else ipaddress.ip_network(n, strict=False)
+            n if isinstance(n, ipaddress.IPv4Network | ipaddress.IPv6Network) else ipaddress.ip_network(n, strict=False)
             for n in allowed_networks
         )
         self.schemes = frozenset(schemes)
