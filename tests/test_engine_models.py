@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -11,6 +12,7 @@ from engine_fixtures import TINY, cached_tiny_model, export_tiny_model
 
 from wdp.csi.simulator import SceneSimulator, random_scene
 from wdp.engine.models import (
+    DEFAULT_MIN_SCORE,
     ModelRunner,
     decode_poses_fast,
     local_peaks,
@@ -111,6 +113,18 @@ def test_runner_infers_detections_in_image_pixels(tmp_path_factory) -> None:
     np.testing.assert_allclose(dets[1].keypoints, ref.keypoints[1].numpy(), atol=1e-4)
     strict = ModelRunner(runner.model, min_score=1.01)
     assert all(len(d) == 0 for d in strict.infer(amp, phase))
+
+
+def test_runner_takes_the_cards_recommended_min_score(tmp_path_factory, tmp_path) -> None:
+    model = tmp_path / "m"
+    shutil.copytree(cached_tiny_model(tmp_path_factory), model)
+    assert ModelRunner.load(model).min_score == DEFAULT_MIN_SCORE  # the card recommends none
+    card_file = model / "model_card.json"
+    card = json.loads(card_file.read_text())
+    card["decode"]["min_score"] = 0.123
+    card_file.write_text(json.dumps(card))
+    assert ModelRunner.load(model).min_score == 0.123
+    assert ModelRunner.load(model, min_score=0.5).min_score == 0.5  # engine.min_detection_score wins
 
 
 def test_auto_backend_prefers_onnx_runtime(tmp_path) -> None:

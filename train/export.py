@@ -124,8 +124,7 @@ def model_card(
         },
         "inputs": {name: {"shape": ["batch", *INPUT_SHAPE], "dtype": "float32"} for name in INPUT_NAMES},
         "outputs": {
-            name: {"shape": ["batch", OUTPUT_CHANNELS[name], MAP_H, MAP_W], "dtype": "float32"}
-            for name in OUTPUT_NAMES
+            name: {"shape": ["batch", OUTPUT_CHANNELS[name], MAP_H, MAP_W], "dtype": "float32"} for name in OUTPUT_NAMES
         },
         "output_notes": {
             "center": "person-center heatmap logits",

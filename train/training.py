@@ -23,9 +23,7 @@ def _instantiate_group(group: DictConfig | None) -> list[Any]:
     """Every entry of a callbacks/logger group that has a _target_ (entries set to null are skipped)."""
     if not group:
         return []
-    return [
-        hydra.utils.instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c
-    ]
+    return [hydra.utils.instantiate(c) for c in group.values() if isinstance(c, DictConfig) and "_target_" in c]
 
 
 def _scalars(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -71,6 +69,29 @@ def _plots(
     return paths
 
 
+def recommend_min_score(model: Any, datamodule: Any, coverage: float = 0.95, batch_size: int = 64) -> float:
+    """The person-score threshold at which `coverage` of the validation windows showing a person yield a
+    detection (the model card records it; `wdp serve` uses it unless engine.min_detection_score is set).
+    A weak net's scores sit well below the 0.5 a perfect one reaches, so a fixed 0.3 would show nothing."""
+    from wdp.model.decode import decode_poses
+
+    val = datamodule.split("val")
+    top: list[torch.Tensor] = []
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(val), batch_size):
+            b = {k: v[i : i + batch_size] for k, v in val.arrays.items()}
+            center, offsets, heat, *_ = model(b["amplitude"], b["phase"])
+            dec = decode_poses(center, offsets, heat, **model.decode_cfg)
+            top.append(dec.scores[:, 0][b["num_people"] > 0])
+    model.train(was_training)
+    scores = torch.cat(top) if top else torch.zeros(0)
+    if scores.numel() == 0:
+        return 0.3
+    return round(float(torch.quantile(scores.double(), 1.0 - coverage)), 4)
+
+
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Fit (optionally resuming from cfg.ckpt_path), test the best checkpoint, export the net, plot.
 
@@ -112,21 +133,21 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     exported: dict[str, Path] = {}
     if cfg.get("export") and cfg.export.get("enabled", False):
         datamodule.setup("test")
+        decode = OmegaConf.to_container(cfg.model.get("decode") or {}, resolve=True)
+        decode["min_score"] = recommend_min_score(model, datamodule)
         exported = export_net(
             model.net,
             out / "export",
             net_name=str(cfg.model.get("name", type(model.net).__name__)),
             formats=list(cfg.export.formats),
             net_params={
-                k: v
-                for k, v in OmegaConf.to_container(cfg.model.net, resolve=True).items()
-                if k != "_target_"
+                k: v for k, v in OmegaConf.to_container(cfg.model.net, resolve=True).items() if k != "_target_"
             },
             sanitization={
                 "method": "endpoints",
                 **OmegaConf.to_container(cfg.data.get("sanitize") or {}, resolve=True),
             },
-            decode=OmegaConf.to_container(cfg.model.get("decode") or {}, resolve=True),
+            decode=decode,
             training={
                 "config_hash": run_hash,
                 "seed": cfg.get("seed"),

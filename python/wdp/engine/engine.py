@@ -74,7 +74,7 @@ class EngineConfig:
     max_window_age_s: float = 0.25  # realtime windows older than this when dequeued are dropped
     fusion_oks: float = 0.5  # OKS above which detections of two routers are one person
     min_keypoint_score: float = 0.3
-    min_detection_score: float = 0.3  # decoder person score threshold (model detector)
+    min_detection_score: float | None = None  # person score threshold; None: the model card's
     torch_threads: int | None = 1  # intra-op threads for inference (None: leave torch's setting)
     disconnect_after_s: float = 2.0
     status_interval_s: float = 1.0

@@ -158,6 +158,9 @@ def _first_max(values: torch.Tensor, order: torch.Tensor) -> tuple[torch.Tensor,
     return best.squeeze(-1), pos
 
 
+DEFAULT_MIN_SCORE = 0.3
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
@@ -174,7 +177,7 @@ class ModelRunner:
         self,
         model: ExportedPoseNet,
         *,
-        min_score: float = 0.3,
+        min_score: float | None = None,
         decode: dict[str, Any] | None = None,
         window_overrides: dict[str, Any] | None = None,
     ) -> None:
@@ -187,7 +190,8 @@ class ModelRunner:
         self.decode_params = {
             k: dec[k] for k in ("max_people", "refine_radius", "refine_threshold", "box_margin") if k in dec
         }
-        self.min_score = float(min_score)
+        # None: the threshold the model card recommends (calibrated on the validation split), else 0.3
+        self.min_score = float(min_score if min_score is not None else dec.get("min_score", DEFAULT_MIN_SCORE))
         self.spec = WindowSpec.from_card(card, **(window_overrides or {}))
         net = card.get("net", {})
         self.info = ModelInfo(
