@@ -69,14 +69,21 @@ def _plots(
     return paths
 
 
-def recommend_min_score(model: Any, datamodule: Any, coverage: float = 0.95, batch_size: int = 64) -> float:
-    """The person-score threshold at which `coverage` of the validation windows showing a person yield a
-    detection (the model card records it; `wdp serve` uses it unless engine.min_detection_score is set).
-    A weak net's scores sit well below the 0.5 a perfect one reaches, so a fixed 0.3 would show nothing."""
+def calibrate_scores(model: Any, datamodule: Any, coverage: float = 0.95, batch_size: int = 64) -> dict[str, float]:
+    """Score settings the model card records for serving, from the validation windows that show a person:
+
+    * min_score: the person-score threshold at which `coverage` of them yield a detection (`wdp serve` uses
+      it unless engine.min_detection_score is set). A weak net's scores sit well below the ~0.5 a sharp one
+      reaches, so a fixed 0.3 would show nothing.
+    * keypoint_score_ref: the median joint score of the top detection. The engine publishes joint scores
+      as raw * 0.5 / keypoint_score_ref (capped at 1): 0.5 is then "as sure as this model usually is", and
+      the fixed thresholds downstream (tracking, fusion, drawing: 0.3) mean the same for every model.
+    """
     from wdp.model.decode import decode_poses
 
     val = datamodule.split("val")
     top: list[torch.Tensor] = []
+    joints: list[torch.Tensor] = []
     was_training = model.training
     model.eval()
     with torch.no_grad():
@@ -84,12 +91,17 @@ def recommend_min_score(model: Any, datamodule: Any, coverage: float = 0.95, bat
             b = {k: v[i : i + batch_size] for k, v in val.arrays.items()}
             center, offsets, heat, *_ = model(b["amplitude"], b["phase"])
             dec = decode_poses(center, offsets, heat, **model.decode_cfg)
-            top.append(dec.scores[:, 0][b["num_people"] > 0])
+            has = b["num_people"] > 0
+            top.append(dec.scores[:, 0][has])
+            joints.append(dec.keypoints[:, 0, :, 2][has].reshape(-1))
     model.train(was_training)
-    scores = torch.cat(top) if top else torch.zeros(0)
+    scores = torch.cat(top).double() if top else torch.zeros(0, dtype=torch.float64)
     if scores.numel() == 0:
-        return 0.3
-    return round(float(torch.quantile(scores.double(), 1.0 - coverage)), 4)
+        return {"min_score": 0.3, "keypoint_score_ref": 0.5}
+    return {
+        "min_score": round(float(torch.quantile(scores, 1.0 - coverage)), 4),
+        "keypoint_score_ref": round(max(float(torch.cat(joints).double().median()), 1e-3), 4),
+    }
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
@@ -134,7 +146,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     if cfg.get("export") and cfg.export.get("enabled", False):
         datamodule.setup("test")
         decode = OmegaConf.to_container(cfg.model.get("decode") or {}, resolve=True)
-        decode["min_score"] = recommend_min_score(model, datamodule)
+        decode.update(calibrate_scores(model, datamodule))
         exported = export_net(
             model.net,
             out / "export",

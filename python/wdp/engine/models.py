@@ -192,6 +192,8 @@ class ModelRunner:
         }
         # None: the threshold the model card recommends (calibrated on the validation split), else 0.3
         self.min_score = float(min_score if min_score is not None else dec.get("min_score", DEFAULT_MIN_SCORE))
+        # joint scores are published relative to the model's usual confidence (see the card's decode notes)
+        self.keypoint_scale = 0.5 / float(dec["keypoint_score_ref"]) if dec.get("keypoint_score_ref") else 1.0
         self.spec = WindowSpec.from_card(card, **(window_overrides or {}))
         net = card.get("net", {})
         self.info = ModelInfo(
@@ -227,6 +229,8 @@ class ModelRunner:
             out = self.model(torch.from_numpy(amplitude), torch.from_numpy(phase))
             dec = decode_poses_fast(out["center"], out["offsets"], out["keypoint_heatmaps"], **self.decode_params)
         kp = dec.keypoints.numpy().astype(np.float64)
+        if self.keypoint_scale != 1.0:
+            kp[..., 2] = np.minimum(kp[..., 2] * self.keypoint_scale, 1.0)
         bx = dec.boxes.numpy().astype(np.float64)
         sc = dec.scores.numpy().astype(np.float64)
         result = []
