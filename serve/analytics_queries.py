@@ -32,15 +32,11 @@ def activity_counts(
         params,
     ).fetchall()
     total = sum(int(n) for _, n, _ in rows)
-    return total, [
-        ActivityCount(activity=a, person_frames=int(n), persons=int(k)) for a, n, k in rows if a is not None
-    ]
+    return total, [ActivityCount(activity=a, person_frames=int(n), persons=int(k)) for a, n, k in rows if a is not None]
 
 
 def report_totals(con: duckdb.DuckDBPyConnection, start: float, end: float) -> dict[str, Any]:
-    frames_row = con.execute(
-        "SELECT count(*) FROM pose_frames WHERE ts >= ? AND ts < ?", [start, end]
-    ).fetchone()
+    frames_row = con.execute("SELECT count(*) FROM pose_frames WHERE ts >= ? AND ts < ?", [start, end]).fetchone()
     frames = int(frames_row[0]) if frames_row else 0
     persons_row = con.execute(
         "SELECT count(*), count(DISTINCT track_id) FROM pose_persons WHERE ts >= ? AND ts < ?", [start, end]

@@ -262,13 +262,9 @@ WebhookUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/$.?#][^\s]*$",
 
 class WebhookCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     url: WebhookUrl
-    events: Annotated[
-        list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(min_length=1, max_length=32)
-    ]
+    events: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(min_length=1, max_length=32)]
     secret: Annotated[str, msgspec.Meta(min_length=16, max_length=256)] | None = None
-    headers: Annotated[
-        dict[str, Annotated[str, msgspec.Meta(max_length=1024)]], msgspec.Meta(max_length=32)
-    ] = {}
+    headers: Annotated[dict[str, Annotated[str, msgspec.Meta(max_length=1024)]], msgspec.Meta(max_length=32)] = {}
     retry: RetryPolicy = RetryPolicy()
     active: bool = True
 

@@ -87,9 +87,7 @@ class EdgeMiddleware(ASGIMiddleware):
                     return principal, None
                 # argon2 is deliberately slow: charge the caller's anonymous budget before paying for it
                 if charge and self._limits.enabled and scope["type"] == ScopeType.HTTP:
-                    decision = self.s.limiter.hit(
-                        self._limits.anonymous_tier, "ip:" + self.client_address(scope)
-                    )
+                    decision = self.s.limiter.hit(self._limits.anonymous_tier, "ip:" + self.client_address(scope))
                     if not decision.allowed:
                         self._refuse(scope, decision, self._limits.anonymous_tier)
                 return await anyio.to_thread.run_sync(self.s.api_keys.verify, api_key), None

@@ -170,9 +170,7 @@ def components_of(m: EngineMetrics, engine: Engine) -> dict[str, ComponentHealth
     elif engine.wait(0):
         out["capture"] = ComponentHealth(status="degraded", detail="sources exhausted")
     elif connected:
-        out["capture"] = ComponentHealth(
-            status="ok", detail=f"{connected}/{len(m.routers)} routers connected"
-        )
+        out["capture"] = ComponentHealth(status="ok", detail=f"{connected}/{len(m.routers)} routers connected")
     else:
         out["capture"] = ComponentHealth(status="degraded", detail="no router is sending")
     if engine.error is not None:

@@ -192,9 +192,7 @@ class StoreBackedEngineView:
         if not self._running:
             self._running = True
             self._started_at = time.time()
-            self.publish_event(
-                SystemStarted(timestamp=self._started_at, version="0.1.0", source=self._source)
-            )
+            self.publish_event(SystemStarted(timestamp=self._started_at, version="0.1.0", source=self._source))
         return self.status()
 
     async def stop(self) -> EngineStatus:

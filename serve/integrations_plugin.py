@@ -72,10 +72,16 @@ class IntegrationsPlugin(InitPluginProtocol):
         self.store = store
         mqtt_cfg = _plain(mqtt)
         hook_cfg = _plain(webhooks)
-        self.mqtt_config = MqttConfig(**{k: v for k, v in mqtt_cfg.items() if k != "enabled"}) \
-            if mqtt_cfg.pop("enabled", False) else None
-        self.webhook_settings = WebhookSettings(**{k: v for k, v in hook_cfg.items() if k != "enabled"}) \
-            if hook_cfg.pop("enabled", False) else None
+        self.mqtt_config = (
+            MqttConfig(**{k: v for k, v in mqtt_cfg.items() if k != "enabled"})
+            if mqtt_cfg.pop("enabled", False)
+            else None
+        )
+        self.webhook_settings = (
+            WebhookSettings(**{k: v for k, v in hook_cfg.items() if k != "enabled"})
+            if hook_cfg.pop("enabled", False)
+            else None
+        )
         if self.webhook_settings is not None and store is None:
             raise ValueError("webhooks need the history store (store.path): the outbox lives there")
         self.bridge: MqttBridge | None = None
@@ -102,8 +108,12 @@ class IntegrationsPlugin(InitPluginProtocol):
                 self.bridge.set_zones(self.adapter.zones())
                 tasks.append(asyncio.create_task(self._pump("poses", self.bridge.publish_frame)))
                 tasks.append(asyncio.create_task(self._pump("events", self.bridge.publish_event)))
-                log.info("MQTT bridge to %s:%d (prefix %r)", self.mqtt_config.host, self.mqtt_config.port,
-                         self.mqtt_config.prefix)
+                log.info(
+                    "MQTT bridge to %s:%d (prefix %r)",
+                    self.mqtt_config.host,
+                    self.mqtt_config.port,
+                    self.mqtt_config.prefix,
+                )
             if self.webhook_settings is not None:
                 assert self.store is not None
                 self.dispatcher = await WebhookDispatcher(self.store, self.webhook_settings).start()

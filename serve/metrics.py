@@ -26,16 +26,12 @@ class _PipelineCollector(Collector):
         s = self._status()
         yield GaugeMetricFamily("wdp_pipeline_running", "1 while the pipeline runs", value=float(s.running))
         yield GaugeMetricFamily("wdp_pipeline_fps", "Frames published per second", value=s.fps)
-        lat = GaugeMetricFamily(
-            "wdp_pipeline_latency_ms", "CSI arrival to frame published", labels=["quantile"]
-        )
+        lat = GaugeMetricFamily("wdp_pipeline_latency_ms", "CSI arrival to frame published", labels=["quantile"])
         lat.add_metric(["0.5"], s.latency_ms_p50)
         lat.add_metric(["0.99"], s.latency_ms_p99)
         yield lat
         yield CounterMetricFamily("wdp_pipeline_frames", "Frames published", value=s.frames_total)
-        yield CounterMetricFamily(
-            "wdp_pipeline_drops", "Windows dropped by the pipeline", value=s.frames_dropped
-        )
+        yield CounterMetricFamily("wdp_pipeline_drops", "Windows dropped by the pipeline", value=s.frames_dropped)
         yield GaugeMetricFamily("wdp_pipeline_persons", "Persons in the current frame", value=s.persons)
 
 
@@ -43,9 +39,7 @@ class ApiMetrics:
     def __init__(self, engine_status: Callable[[], EngineStatus]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
-            "wdp_http_requests", "HTTP requests", ["method", "route", "status"], registry=r
-        )
+        self.requests = Counter("wdp_http_requests", "HTTP requests", ["method", "route", "status"], registry=r)
         self.latency = Histogram(
             "wdp_http_request_duration_seconds",
             "HTTP request duration",
@@ -53,9 +47,7 @@ class ApiMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.rate_limited = Counter(
-            "wdp_http_rate_limited", "Requests refused with 429", ["tier"], registry=r
-        )
+        self.rate_limited = Counter("wdp_http_rate_limited", "Requests refused with 429", ["tier"], registry=r)
         self.auth_failures = Counter("wdp_auth_failures", "Rejected credentials", ["kind"], registry=r)
         self.ws_connections = Gauge("wdp_ws_connections", "Open WebSocket stream connections", registry=r)
         self.ws_messages = Counter("wdp_ws_messages", "WebSocket messages", ["direction", "type"], registry=r)

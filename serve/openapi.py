@@ -59,15 +59,9 @@ _ERROR_SCHEMA = Schema(
     },
 )
 _RATE_HEADERS = {
-    "X-RateLimit-Limit": OpenAPIHeader(
-        schema=Schema(type=OpenAPIType.INTEGER), description="Requests per window"
-    ),
-    "X-RateLimit-Remaining": OpenAPIHeader(
-        schema=Schema(type=OpenAPIType.INTEGER), description="Left in this window"
-    ),
-    "X-RateLimit-Reset": OpenAPIHeader(
-        schema=Schema(type=OpenAPIType.INTEGER), description="Window reset, epoch s"
-    ),
+    "X-RateLimit-Limit": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER), description="Requests per window"),
+    "X-RateLimit-Remaining": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER), description="Left in this window"),
+    "X-RateLimit-Reset": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER), description="Window reset, epoch s"),
 }
 _STANDARD_ERRORS = {
     "401": "Missing, expired or invalid credentials",
@@ -103,11 +97,7 @@ def openapi_config(settings: ServeSettings) -> OpenAPIConfig:
 def _error_response(description: str) -> OpenAPIResponse:
     return OpenAPIResponse(
         description=description,
-        content={
-            "application/json": OpenAPIMediaType(
-                schema=Reference(f"#/components/schemas/{ERROR_SCHEMA_NAME}")
-            )
-        },
+        content={"application/json": OpenAPIMediaType(schema=Reference(f"#/components/schemas/{ERROR_SCHEMA_NAME}"))},
     )
 
 
@@ -119,9 +109,7 @@ def _is_litestar_error(response: Any) -> bool:
     if isinstance(schema, Schema):
         if schema.properties and "detail" in schema.properties:
             return True
-        return any(
-            isinstance(s, Schema) and s.properties and "detail" in s.properties for s in schema.one_of or ()
-        )
+        return any(isinstance(s, Schema) and s.properties and "detail" in s.properties for s in schema.one_of or ())
     return False
 
 
@@ -135,9 +123,7 @@ def _handler_opts(app: Litestar) -> dict[tuple[str, str], dict[str, Any]]:
     return opts
 
 
-def document_errors(
-    app: Litestar, extra_responses: dict[tuple[str, str], dict[str, OpenAPIResponse]]
-) -> None:
+def document_errors(app: Litestar, extra_responses: dict[tuple[str, str], dict[str, OpenAPIResponse]]) -> None:
     """Rewrite the app's generated OpenAPI document in place (see module doc)."""
     doc = app.openapi_schema
     components = doc.components
@@ -170,8 +156,7 @@ def document_errors(
                 if opt.get("scopes"):
                     responses.setdefault("403", _error_response(_STANDARD_ERRORS["403"]))
                     op.description = (
-                        (op.description or "") + f"\n\nRequires scope: {' or '.join(opt['scopes'])}"
-                        " (or admin:all)."
+                        (op.description or "") + f"\n\nRequires scope: {' or '.join(opt['scopes'])} (or admin:all)."
                     ).strip()
             if not opt.get("no_rate_limit"):
                 responses.setdefault("429", _error_response(_STANDARD_ERRORS["429"]))

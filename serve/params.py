@@ -15,8 +15,6 @@ OptTrackId = Annotated[int | None, QueryParameter(ge=0, le=MAX_TRACK_ID, descrip
 OptZoneId = Annotated[str | None, QueryParameter(max_length=64, description="Zone id")]
 IdPath = Annotated[str, PathParameter(max_length=64)]
 Confidence = Annotated[float, QueryParameter(ge=0.0, le=1.0, description="Minimum person confidence")]
-OptConfidence = Annotated[
-    float | None, QueryParameter(ge=0.0, le=1.0, description="Minimum person confidence")
-]
+OptConfidence = Annotated[float | None, QueryParameter(ge=0.0, le=1.0, description="Minimum person confidence")]
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="Page size")]
 Skip = Annotated[int, QueryParameter(ge=0, le=10**9, description="Items to skip")]

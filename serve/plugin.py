@@ -27,7 +27,6 @@ from wdp.serve.openapi import document_errors, openapi_config
 from wdp.serve.security import ADMIN_ALL
 from wdp.serve.services import Services
 from wdp.serve.stream.handler import StreamController
-from wdp.serve.templates_store import ensure_table
 from wdp.store import config as store_config
 
 log = logging.getLogger("wdp.serve")
@@ -91,7 +90,6 @@ class WdpApiPlugin(InitPluginProtocol):
             opened = True
         feed: asyncio.Task[None] | None = None
         try:
-            await s.db(ensure_table)
             await self._bootstrap_admin()
             zones = await s.db(store_config.ZONES.list)
             if zones:
@@ -99,9 +97,7 @@ class WdpApiPlugin(InitPluginProtocol):
             await s.hub.start()
             demo = s.settings.demo_feed
             if demo.fps > 0 and isinstance(s.engine, StoreBackedEngineView):
-                feed = asyncio.create_task(
-                    run_demo_feed(s.engine, demo.fps, demo.persons), name="wdp-demo-feed"
-                )
+                feed = asyncio.create_task(run_demo_feed(s.engine, demo.fps, demo.persons), name="wdp-demo-feed")
             yield
         finally:
             if feed is not None:
@@ -118,9 +114,7 @@ class WdpApiPlugin(InitPluginProtocol):
             return
         if await self.services.db(store_config.list_users):
             return
-        password_hash = await anyio.to_thread.run_sync(
-            self.services.hasher.hash, auth.bootstrap_admin_password
-        )
+        password_hash = await anyio.to_thread.run_sync(self.services.hasher.hash, auth.bootstrap_admin_password)
         await self.services.db(store_config.put_user, auth.bootstrap_admin, password_hash, [ADMIN_ALL])
         log.info("created bootstrap admin user %r", auth.bootstrap_admin)
 

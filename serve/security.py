@@ -234,9 +234,7 @@ def split_api_key(key: str) -> tuple[str, str] | None:
 class ApiKeyVerifier:
     """Verifies ``wdp_<key_id>_<secret>`` against the store (argon2), with a short positive cache."""
 
-    def __init__(
-        self, store: Store, hasher: SecretHasher, auth: AuthSettings, limits: RateLimitSettings
-    ) -> None:
+    def __init__(self, store: Store, hasher: SecretHasher, auth: AuthSettings, limits: RateLimitSettings) -> None:
         self._store = store
         self._hasher = hasher
         self._ttl = auth.api_key_cache_s
@@ -280,6 +278,4 @@ class ApiKeyVerifier:
 
     def _find(self, key_id: str) -> ApiKeyRecord | None:
         con = self._store.cursor()
-        return next(
-            (k for k in store_config.list_api_keys(con) if k.key_id == key_id and not k.revoked), None
-        )
+        return next((k for k in store_config.list_api_keys(con) if k.key_id == key_id and not k.revoked), None)

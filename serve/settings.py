@@ -51,9 +51,7 @@ class AuthSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     argon2_parallelism: int = 4
     api_key_cache_s: float = 60.0  # a verified key skips argon2 for this long (revocation via API evicts)
     token_cache_size: int = 4096  # decoded JWTs kept (until their exp) so a request pays one dict lookup
-    bootstrap_admin: str = (
-        "admin"  # created at startup with admin:all when no user exists and a password is set
-    )
+    bootstrap_admin: str = "admin"  # created at startup with admin:all when no user exists and a password is set
     bootstrap_admin_password: str | None = None
 
 
@@ -86,9 +84,7 @@ class RateLimitSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknow
 
 class CorsSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     allow_origins: list[str] = []  # empty: CORS off
-    allow_methods: list[str] = msgspec.field(
-        default_factory=lambda: ["GET", "POST", "PUT", "DELETE", "OPTIONS"]
-    )
+    allow_methods: list[str] = msgspec.field(default_factory=lambda: ["GET", "POST", "PUT", "DELETE", "OPTIONS"])
     allow_headers: list[str] = msgspec.field(
         default_factory=lambda: ["Authorization", "Content-Type", "X-API-Key", "API-Version"]
     )

@@ -47,9 +47,7 @@ def check_zone(zone: Zone) -> None:
     if not 3 <= len(pts) <= MAX_VERTICES:
         raise unprocessable(f"polygon needs 3-{MAX_VERTICES} vertices", field="polygon")
     if not all(math.isfinite(c) and abs(c) <= MAX_COORD_M for pt in pts for c in pt):
-        raise unprocessable(
-            f"polygon coordinates must be finite metres within +-{MAX_COORD_M:g}", field="polygon"
-        )
+        raise unprocessable(f"polygon coordinates must be finite metres within +-{MAX_COORD_M:g}", field="polygon")
     if polygon_area(pts) < 1e-6:
         raise unprocessable("polygon has no area", field="polygon")
     if zone.max_occupancy is not None and zone.max_occupancy < 0:
@@ -99,10 +97,6 @@ def check_retry(retry: RetryPolicy) -> None:
     if not (math.isfinite(retry.backoff_base_s) and 0 < retry.backoff_base_s <= 3600):
         raise unprocessable("retry.backoff_base_s must be in (0, 3600]", field="retry.backoff_base_s")
     if not (math.isfinite(retry.backoff_max_s) and retry.backoff_base_s <= retry.backoff_max_s <= 86400):
-        raise unprocessable(
-            "retry.backoff_max_s must be in [backoff_base_s, 86400]", field="retry.backoff_max_s"
-        )
+        raise unprocessable("retry.backoff_max_s must be in [backoff_base_s, 86400]", field="retry.backoff_max_s")
     if not all(100 <= s <= 599 for s in retry.retry_on_status):
-        raise unprocessable(
-            "retry.retry_on_status must hold HTTP status codes", field="retry.retry_on_status"
-        )
+        raise unprocessable("retry.retry_on_status must hold HTTP status codes", field="retry.retry_on_status")

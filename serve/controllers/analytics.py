@@ -49,9 +49,7 @@ class AnalyticsController(Controller):
         if zone_id is not None:
             if (end_time - start_time) / bucket_s > 100_000:
                 raise unprocessable("too many buckets: widen bucket_s or narrow the range (max 100000)")
-            occupancy = await services.db(
-                queries.zone_occupancy_series, zone_id, start_time, end_time, bucket_s
-            )
+            occupancy = await services.db(queries.zone_occupancy_series, zone_id, start_time, end_time, bucket_s)
         return ActivitySummary(
             start=start_time,
             end=end_time,
@@ -79,9 +77,7 @@ class AnalyticsController(Controller):
         if nx * ny > MAX_HEATMAP_CELLS:
             raise unprocessable(f"nx * ny must be at most {MAX_HEATMAP_CELLS}")
         grid = FloorGrid(x0=x0, y0=y0, cell_m=cell_m, nx=nx, ny=ny)
-        return await services.db(
-            queries.heatmap, grid, start_time, end_time, zone_id=zone_id, track_id=person_id
-        )
+        return await services.db(queries.heatmap, grid, start_time, end_time, zone_id=zone_id, track_id=person_id)
 
     @get("/reports", operation_id="getReport", summary="Totals of a period: frames, persons, events, zones")
     async def report(self, services: ServicesDep, start_time: Epoch, end_time: Epoch) -> AnalyticsReport:
@@ -120,9 +116,7 @@ class AnalyticsController(Controller):
             raise unprocessable(f"person_id does not apply to {table}")
         if zone_id is not None and table == "frames":
             raise unprocessable("zone_id does not apply to frames")
-        fd, path = tempfile.mkstemp(
-            prefix="wdp-export-", suffix=f".{format}", dir=services.settings.export_dir
-        )
+        fd, path = tempfile.mkstemp(prefix="wdp-export-", suffix=f".{format}", dir=services.settings.export_dir)
         os.close(fd)
         try:
             rows = await services.db(

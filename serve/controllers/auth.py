@@ -141,9 +141,7 @@ class AuthController(Controller):
             with transaction(con):
                 if store_config.get_user(con, data.username) is not None:
                     return None
-                return store_config.put_user(
-                    con, data.username, password_hash, data.scopes, disabled=data.disabled
-                )
+                return store_config.put_user(con, data.username, password_hash, data.scopes, disabled=data.disabled)
 
         user = await services.db(insert)
         if user is None:

@@ -40,9 +40,7 @@ class Conflict(ClientException):
 
 def _check_path_id(path_id: str, body_id: str) -> None:
     if path_id != body_id:
-        raise unprocessable(
-            "the id in the body must match the id in the path", path_id=path_id, body_id=body_id
-        )
+        raise unprocessable("the id in the body must match the id in the path", path_id=path_id, body_id=body_id)
 
 
 async def _get(services: ServicesDep, table: ConfigTable[Any], item_id: str, kind: str) -> Any:
@@ -99,16 +97,12 @@ class ConfigController(Controller):
         return await _create(services, store_config.ROUTERS, data, "router")
 
     @put("/routers/{router_id:str}", operation_id="replaceRouterConfig", opt=WRITE)
-    async def replace_router(
-        self, services: ServicesDep, router_id: ItemId, data: JSONBody[Router]
-    ) -> Router:
+    async def replace_router(self, services: ServicesDep, router_id: ItemId, data: JSONBody[Router]) -> Router:
         _check_path_id(router_id, data.id)
         check_router(data)
         return await services.db(store_config.ROUTERS.put, data)
 
-    @delete(
-        "/routers/{router_id:str}", operation_id="deleteRouterConfig", opt=WRITE, raises=[NotFoundException]
-    )
+    @delete("/routers/{router_id:str}", operation_id="deleteRouterConfig", opt=WRITE, raises=[NotFoundException])
     async def delete_router(self, services: ServicesDep, router_id: ItemId) -> None:
         await _delete(services, store_config.ROUTERS, router_id, "router")
 
@@ -160,9 +154,7 @@ class ConfigController(Controller):
         return await _create(services, store_config.ALERT_RULES, data, "alert rule")
 
     @put("/alerts/{rule_id:str}", operation_id="replaceAlertRule", opt=WRITE)
-    async def replace_alert(
-        self, services: ServicesDep, rule_id: ItemId, data: JSONBody[AlertRule]
-    ) -> AlertRule:
+    async def replace_alert(self, services: ServicesDep, rule_id: ItemId, data: JSONBody[AlertRule]) -> AlertRule:
         _check_path_id(rule_id, data.id)
         zones = await services.db(store_config.ZONES.list)
         check_alert_rule(data, [z.id for z in zones])
@@ -194,9 +186,7 @@ class ConfigController(Controller):
         _check_template(data)
         return await services.db(TEMPLATES.put, data)
 
-    @delete(
-        "/templates/{template_id:str}", operation_id="deleteTemplate", opt=WRITE, raises=[NotFoundException]
-    )
+    @delete("/templates/{template_id:str}", operation_id="deleteTemplate", opt=WRITE, raises=[NotFoundException])
     async def delete_template(self, services: ServicesDep, template_id: ItemId) -> None:
         await _delete(services, TEMPLATES, template_id, "template")
 

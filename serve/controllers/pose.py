@@ -100,9 +100,7 @@ class PoseController(Controller):
         include_trajectory: Annotated[bool, QueryParameter(description="Add the floor trajectory")] = False,
         bucket_s: Annotated[
             float | None,
-            QueryParameter(
-                gt=0.0, le=86400.0, description="Average the trajectory per bucket of this many seconds"
-            ),
+            QueryParameter(gt=0.0, le=86400.0, description="Average the trajectory per bucket of this many seconds"),
         ] = None,
     ) -> PersonDetails:
         summary = await services.db(queries.person_summary, person_id)
@@ -111,14 +109,10 @@ class PoseController(Controller):
         trajectory = None
         if include_trajectory:
             cols = await services.db(queries.trajectory_arrays, person_id, bucket_s=bucket_s)
-            trajectory = Trajectory(
-                timestamp=cols["timestamp"].tolist(), x=cols["x"].tolist(), y=cols["y"].tolist()
-            )
+            trajectory = Trajectory(timestamp=cols["timestamp"].tolist(), x=cols["x"].tolist(), y=cols["y"].tolist())
         return PersonDetails(person=summary, trajectory=trajectory)
 
-    @get(
-        "/zones", operation_id="getZonesOccupancy", summary="Persons per configured zone in the current frame"
-    )
+    @get("/zones", operation_id="getZonesOccupancy", summary="Persons per configured zone in the current frame")
     async def zones(self, services: ServicesDep) -> ZonesOccupancy:
         zones = await services.db(store_config.ZONES.list)
         frame = services.engine.current_frame()
@@ -167,6 +161,4 @@ class PoseController(Controller):
         if await services.db(store_config.ZONES.get, zone_id) is None:
             raise NotFoundException(f"zone {zone_id!r} not found")
         buckets = await services.db(queries.zone_occupancy_series, zone_id, start_time, end_time, bucket_s)
-        return ZoneOccupancySeries(
-            zone_id=zone_id, start=start_time, end=end_time, bucket_s=bucket_s, buckets=buckets
-        )
+        return ZoneOccupancySeries(zone_id=zone_id, start=start_time, end=end_time, bucket_s=bucket_s, buckets=buckets)

@@ -36,9 +36,7 @@ async def check_health(services: ServicesDep) -> HealthReport:
     status = services.engine.status()
     components: dict[str, ComponentHealth] = {}
     try:
-        await asyncio.wait_for(
-            services.db(lambda con: con.execute("SELECT 1").fetchone()), STORE_CHECK_TIMEOUT_S
-        )
+        await asyncio.wait_for(services.db(lambda con: con.execute("SELECT 1").fetchone()), STORE_CHECK_TIMEOUT_S)
         components["store"] = ComponentHealth(status="ok")
     except Exception as exc:  # any failure of the database is a failed component, reported not raised
         components["store"] = ComponentHealth(status="failed", detail=f"{type(exc).__name__}: {exc}"[:200])
@@ -58,9 +56,7 @@ async def check_health(services: ServicesDep) -> HealthReport:
         )
     components["stream"] = ComponentHealth(status="ok", detail=f"{len(services.hub.clients)} clients")
     states = {c.status for c in components.values()}
-    overall: HealthState = (
-        "unhealthy" if "failed" in states else "degraded" if "degraded" in states else "healthy"
-    )
+    overall: HealthState = "unhealthy" if "failed" in states else "degraded" if "degraded" in states else "healthy"
     return HealthReport(status=overall, timestamp=time.time(), components=components)
 
 
@@ -90,9 +86,7 @@ class SystemController(Controller):
         operation_id="getHealth",
         opt={"public": True, "no_rate_limit": True},
         summary="Health with per-component checks (503 when unhealthy)",
-        responses={
-            HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(data_container=HealthReport, description="Unhealthy")
-        },
+        responses={HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(data_container=HealthReport, description="Unhealthy")},
     )
     async def health(self, services: ServicesDep) -> Response[HealthReport]:
         report = await check_health(services)

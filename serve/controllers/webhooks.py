@@ -151,9 +151,7 @@ class WebhookController(Controller):
     ) -> list[OutboxEntry]:
         if await services.db(store_config.WEBHOOKS.get, webhook_id) is None:
             raise NotFoundException(f"webhook {webhook_id!r} not found")
-        items = await services.db(
-            outbox.items, status=status, subscription_id=webhook_id, limit=limit, offset=skip
-        )
+        items = await services.db(outbox.items, status=status, subscription_id=webhook_id, limit=limit, offset=skip)
         return [OutboxEntry(**{f: getattr(i, f) for f in OutboxEntry.__struct_fields__}) for i in items]
 
     @post(

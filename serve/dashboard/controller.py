@@ -170,9 +170,7 @@ class VisualizationController(Controller):
                 while True:
                     jpeg = await consumer.next()
                     yield (
-                        (
-                            f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
-                        ).encode()
+                        (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n").encode()
                         + jpeg
                         + b"\r\n"
                     )
@@ -192,8 +190,7 @@ class VisualizationController(Controller):
         opt=STREAM_OPT,
         media_type="application/vnd.apple.mpegurl",
         raises=[NotAuthorizedException, PermissionDeniedException, ServiceUnavailableException],
-        summary="HLS live playlist (H.264); 503 with the reason when ffmpeg is missing "
-        "(auth: header or ?token=)",
+        summary="HLS live playlist (H.264); 503 with the reason when ffmpeg is missing (auth: header or ?token=)",
     )
     async def hls_playlist(
         self, request: Request[Any, Any, Any], services: ServicesDep, visualization: VisualizationDep
@@ -211,9 +208,7 @@ class VisualizationController(Controller):
         if token:  # segment URLs are relative: carry the query credentials into them
             suffix = "?token=" + quote(token, safe="")
             text = "\n".join(line + suffix if line.startswith("seg_") else line for line in text.split("\n"))
-        return Response(
-            text, media_type="application/vnd.apple.mpegurl", headers={"Cache-Control": "no-store"}
-        )
+        return Response(text, media_type="application/vnd.apple.mpegurl", headers={"Cache-Control": "no-store"})
 
     @get(
         "/hls/{name:str}",

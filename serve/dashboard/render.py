@@ -61,9 +61,7 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def render_frame(
-    frame: PoseFrame | None, width: int = 640, height: int = 360, now: float | None = None
-) -> Image.Image:
+def render_frame(frame: PoseFrame | None, width: int = 640, height: int = 360, now: float | None = None) -> Image.Image:
     """One RGB image of the frame's skeletons, track ids, source badge and frame info."""
     img = _background(width, height).copy()
     draw = ImageDraw.Draw(img)

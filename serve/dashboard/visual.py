@@ -481,9 +481,7 @@ class RtmpPush:
         gop = max(1, round(s.fps * 2))
         while True:
             self.attempts += 1
-            enc = self.encoder = FfmpegEncoder(
-                self.ffmpeg, s.fps, [*x264_args(s, gop), "-f", "flv", self.url], "rtmp"
-            )
+            enc = self.encoder = FfmpegEncoder(self.ffmpeg, s.fps, [*x264_args(s, gop), "-f", "flv", self.url], "rtmp")
             try:
                 await enc.start()
                 self.state = "pushing"

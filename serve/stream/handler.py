@@ -32,9 +32,7 @@ async def _close(socket: WebSocket[Any, Any, Any], code: int, reason: str) -> No
         await asyncio.wait_for(socket.close(code=code, reason=reason[:120]), timeout=2.0)
 
 
-async def _receive_loop(
-    socket: WebSocket[Any, Any, Any], client: StreamClient, services: ServicesDep
-) -> None:
+async def _receive_loop(socket: WebSocket[Any, Any, Any], client: StreamClient, services: ServicesDep) -> None:
     hub = services.hub
     limit = services.settings.stream.max_message_bytes
     errors = services.metrics.ws_messages.labels("in", "invalid")
@@ -80,9 +78,7 @@ class StreamController(Controller):
         rate = socket.scope.get("wdp_rate")  # type: ignore[call-overload]
         if rate is not None and not rate.allowed:
             services.metrics.ws_disconnects.labels("rate_limited").inc()
-            await _close(
-                socket, CLOSE_RATE_LIMITED, f"connection rate limit exceeded; retry in {rate.retry_after_s} s"
-            )
+            await _close(socket, CLOSE_RATE_LIMITED, f"connection rate limit exceeded; retry in {rate.retry_after_s} s")
             return
         hub = services.hub
         if hub.full:

@@ -134,9 +134,7 @@ class StreamClient:
             if self._overflow_since is None:
                 self._overflow_since = now
             elif now - self._overflow_since >= self._overflow_limit_s:
-                self.kick(
-                    1008, f"client too slow: outbound queue overflowed for {self._overflow_limit_s:g} s"
-                )
+                self.kick(1008, f"client too slow: outbound queue overflowed for {self._overflow_limit_s:g} s")
                 return
         queue.append(text)
         self._wake.set()

@@ -131,6 +131,16 @@ _V3_OUTBOX = [
 ]
 
 
+# IF NOT EXISTS: servers before v4 created this table themselves at start (same layout).
+_V4_TEMPLATES = [
+    """CREATE TABLE IF NOT EXISTS config_templates (
+        id VARCHAR PRIMARY KEY,
+        body VARCHAR NOT NULL,
+        updated_at DOUBLE NOT NULL
+    )""",
+]
+
+
 def _sql(statements: Sequence[str]) -> Callable[[duckdb.DuckDBPyConnection], None]:
     def apply(con: duckdb.DuckDBPyConnection) -> None:
         for statement in statements:
@@ -144,6 +154,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], 
     (1, "pose history, tracks, zone occupancy, events", _sql(_V1_POSE_HISTORY)),
     (2, "config: zones, alert rules, webhooks, routers, users, api keys", _sql(_V2_CONFIG)),
     (3, "webhook outbox and delivery log", _sql(_V3_OUTBOX)),
+    (4, "config templates", _sql(_V4_TEMPLATES)),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
