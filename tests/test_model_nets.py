@@ -13,7 +13,7 @@ torch.set_num_threads(1)
 SMALL = {
     "paper": dict(width=8, mlp_hidden=64, head_channels=8),
     "wdpnet": dict(width=8, embed_dim=32, seed_channels=16, head_channels=8),
-    "wdpnet_trig": dict(width=8, embed_dim=32, seed_channels=16, head_channels=8, phase_trig=True),
+    "wdpnet_trig": dict(width=8, embed_dim=32, seed_channels=16, head_channels=8, phase_trig=True, encoder_width=24),
 }
 NETS = {**NETS, "wdpnet_trig": WdpNet}
 
