@@ -65,6 +65,7 @@ def test_paper_run_logs_checkpoints_exports_and_plots(data_root: Path, tmp_path:
     assert card["net"]["name"] == "paper" and card["input_spec"]["window"] == INPUT_SHAPE[0]
     assert card["input_spec"]["sanitization"]["method"] == "endpoints"
     assert len(card["training"]["config_hash"]) == 64
+    assert card["training"]["best_checkpoint"] == objects["best_ckpt"] and card["training"]["checkpoint_epoch"] == 0
     assert card["metrics"]["test/ap"] == pytest.approx(metrics["test/ap"])
     assert 0.0 < card["decode"]["min_score"] < 1.0  # calibrated on the val split, used by `wdp serve`
     assert 0.0 < card["decode"]["keypoint_score_ref"] < 1.0

@@ -69,6 +69,12 @@ def _plots(
     return paths
 
 
+def _checkpoint_epoch(path: str) -> int | None:
+    """The (0-based) epoch a Lightning checkpoint was saved at."""
+    epoch = torch.load(path, map_location="cpu", weights_only=False).get("epoch")
+    return None if epoch is None else int(epoch)
+
+
 def calibrate_scores(model: Any, datamodule: Any, coverage: float = 0.95, batch_size: int = 64) -> dict[str, float]:
     """Score settings the model card records for serving, from the validation windows that show a person:
 
@@ -134,13 +140,15 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     best_ckpt = ""
     if trainer.checkpoint_callback is not None:
         best_ckpt = getattr(trainer.checkpoint_callback, "best_model_path", "") or ""
+    # test (and export) the best checkpoint's weights when there is one, else the current ones
+    ckpt = best_ckpt if best_ckpt and cfg.get("train", True) else None
+    if ckpt is None and not cfg.get("train", True) and cfg.get("ckpt_path"):
+        ckpt = str(cfg.ckpt_path)
     if cfg.get("test", True):
-        # test (and export) the best checkpoint's weights when there is one, else the current ones
-        ckpt = best_ckpt if best_ckpt and cfg.get("train", True) else None
-        if ckpt is None and not cfg.get("train", True) and cfg.get("ckpt_path"):
-            ckpt = cfg.ckpt_path
         trainer.test(model=model, datamodule=datamodule, ckpt_path=ckpt, weights_only=False)
         metrics.update(_scalars(trainer.callback_metrics))
+    elif ckpt:  # no test: still export (and plot) that checkpoint's weights
+        model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"])
 
     exported: dict[str, Path] = {}
     if cfg.get("export") and cfg.export.get("enabled", False):
@@ -163,7 +171,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
             training={
                 "config_hash": run_hash,
                 "seed": cfg.get("seed"),
-                "best_checkpoint": best_ckpt,
+                "best_checkpoint": ckpt or "",
+                "checkpoint_epoch": _checkpoint_epoch(ckpt) if ckpt else trainer.current_epoch,
                 "epochs": trainer.current_epoch,
                 "data": datamodule.describe(),
             },
