@@ -26,6 +26,7 @@ from litestar.plugins import InitPluginProtocol
 
 from wdp.engine import Bus, Engine, Topic
 from wdp.engine.bus import Subscription, SubscriptionClosed
+from wdp.engine.config import room_warnings
 from wdp.engine.metrics import EngineMetrics
 from wdp.schemas import PoseFrame, Router, Zone
 from wdp.serve.engine_view import ComponentHealth, EngineStatus
@@ -180,8 +181,11 @@ def components_of(m: EngineMetrics, engine: Engine) -> dict[str, ComponentHealth
     else:
         detail = f"{m.detector}" + (f" {m.model.name} ({m.model.backend})" if m.model is not None else "")
         dropped = m.windows_dropped_overflow + m.windows_dropped_stale
+        detail += f", {dropped} windows dropped" if dropped else ""
+        # a simulated room the model never trained in: it runs, but finds next to nobody
+        unseen = room_warnings(engine.model, engine.sources) if m.detector == "model" else []
         out["inference"] = ComponentHealth(
-            status="ok", detail=detail + (f", {dropped} windows dropped" if dropped else "")
+            status="degraded" if unseen else "ok", detail=(detail + "; " + unseen[0])[:400] if unseen else detail
         )
     if m.store is not None:
         st = m.store

@@ -160,3 +160,27 @@ async def test_rest_drives_the_engine(tmp_path: Any) -> None:
             assert started["running"] is True and adapter.starts == 2
             await _wait_for_zone(adapter, "room")  # the new engine got the zone set too
         assert adapter.engine is not None and not adapter.engine.running  # stopped with the app
+
+
+def test_inference_health_is_degraded_in_a_room_the_model_never_saw(tmp_path, tmp_path_factory) -> None:
+    """/health and the dashboard's status say so when the simulator plays a room outside the model card's
+    training rooms; in a trained room inference is ok."""
+    import json
+    import shutil
+
+    from engine_fixtures import cached_tiny_model
+
+    from wdp.engine import ModelRunner
+    from wdp.serve.engine_adapter import components_of
+
+    model = tmp_path / "m"
+    shutil.copytree(cached_tiny_model(tmp_path_factory), model)
+    card = json.loads((model / "model_card.json").read_text())
+    card["training"] = {"data": {"splits": {"train": {"rooms": [101]}}}}
+    (model / "model_card.json").write_text(json.dumps(card))
+    for room, status in ((80, "degraded"), (101, "ok")):
+        src = SimulatorSource(routers=1, room_id=room, people=1, loop=False, realtime=False, scene_duration_s=1.0)
+        engine = Engine([src], model=ModelRunner.load(model), bus=Bus())
+        health = components_of(engine.metrics(), engine)["inference"]
+        assert health.status == status, health
+        assert ("room 80, which it never saw" in health.detail) is (room == 80)
