@@ -15,7 +15,8 @@ SMALL = {
     "wdpnet": dict(width=8, embed_dim=32, seed_channels=16, head_channels=8),
     "wdpnet_trig": dict(width=8, embed_dim=32, seed_channels=16, head_channels=8, phase_trig=True, encoder_width=24),
 }
-NETS = {**NETS, "wdpnet_trig": WdpNet}
+SMALL["wdpnet_mlp"] = dict(width=8, embed_dim=32, seed_channels=16, head_channels=8, encoder="mlp", encoder_width=40)
+NETS = {**NETS, "wdpnet_trig": WdpNet, "wdpnet_mlp": WdpNet}
 
 
 def _inputs(b: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -23,7 +24,7 @@ def _inputs(b: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(b, *INPUT_SHAPE, generator=g) + 0.5, torch.randn(b, *INPUT_SHAPE, generator=g)
 
 
-@pytest.mark.parametrize("name", ["paper", "wdpnet", "wdpnet_trig"])
+@pytest.mark.parametrize("name", ["paper", "wdpnet", "wdpnet_trig", "wdpnet_mlp"])
 def test_output_contract(name: str) -> None:
     net = NETS[name](**SMALL[name]).eval()
     with torch.no_grad():
@@ -36,7 +37,7 @@ def test_output_contract(name: str) -> None:
     assert 0 <= float(uv.min()) and float(uv.max()) <= 1
 
 
-@pytest.mark.parametrize("name", ["paper", "wdpnet", "wdpnet_trig"])
+@pytest.mark.parametrize("name", ["paper", "wdpnet", "wdpnet_trig", "wdpnet_mlp"])
 def test_batch_items_are_independent_and_agc_invariant(name: str) -> None:
     net = NETS[name](**SMALL[name]).eval()
     amp, phase = _inputs(4, seed=1)
@@ -54,7 +55,7 @@ def test_batch_items_are_independent_and_agc_invariant(name: str) -> None:
         torch.testing.assert_close(f, g, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["paper", "wdpnet", "wdpnet_trig"])
+@pytest.mark.parametrize("name", ["paper", "wdpnet", "wdpnet_trig", "wdpnet_mlp"])
 def test_gradients_reach_every_parameter(name: str) -> None:
     net = NETS[name](**SMALL[name]).train()
     outs = net(*_inputs(2, seed=2))
@@ -79,3 +80,8 @@ def test_trig_phase_sees_wrapped_phase_as_one_circle() -> None:
         b = net(amp, phase + 2 * torch.pi * torch.randint(-1, 2, phase.shape))
     for x, y in zip(a, b, strict=True):
         torch.testing.assert_close(x, y, atol=1e-4, rtol=1e-4)
+
+
+def test_unknown_encoder_is_refused() -> None:
+    with pytest.raises(ValueError, match="encoder must be"):
+        WdpNet(encoder="lstm")

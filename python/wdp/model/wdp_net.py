@@ -67,23 +67,34 @@ class WdpNet(nn.Module):
         head_channels: int = 32,
         phase_trig: bool = False,
         encoder_width: int | None = None,
+        encoder: str = "conv",
     ) -> None:
         """`phase_trig`: feed cos and sin of the phase instead of the phase itself: right for wrapped inputs
         such as the tx-difference phase (sanitize_phase(tx_difference=True)), where -pi and pi are the same.
         `encoder_width`: channels of the subcarrier encoder (default `width`, the decoder's): the encoder runs
-        on 30 subcarriers and is cheap to widen; the decoder runs at 64 x 64 and is not."""
+        on 30 subcarriers and is cheap to widen; the decoder runs at 64 x 64 and is not.
+        `encoder`: "conv" (1-D convs over the subcarriers, weights shared along them) or "mlp" (one hidden
+        layer of `encoder_width` over the whole frame: every subcarrier and antenna pair keeps its own weights,
+        which suits fingerprint-like inputs where subcarrier k of link l means something of its own)."""
         super().__init__()
         self.seed_channels = seed_channels
         self.phase_trig = phase_trig
         enc = encoder_width or width
-        self.subcarrier_encoder = nn.Sequential(
-            nn.Conv1d((3 if phase_trig else 2) * _LINKS, enc, 3, padding=1),
-            nn.GELU(),
-            nn.Conv1d(enc, enc, 3, stride=2, padding=1),
-            nn.GELU(),
-        )
-        reduced = (N_SUB + 1) // 2
-        self.frame_embed = nn.Linear(enc * reduced, embed_dim)
+        channels = (3 if phase_trig else 2) * _LINKS
+        if encoder == "conv":
+            self.subcarrier_encoder = nn.Sequential(
+                nn.Conv1d(channels, enc, 3, padding=1),
+                nn.GELU(),
+                nn.Conv1d(enc, enc, 3, stride=2, padding=1),
+                nn.GELU(),
+            )
+            encoded = enc * ((N_SUB + 1) // 2)
+        elif encoder == "mlp":
+            self.subcarrier_encoder = nn.Sequential(nn.Flatten(1), nn.Linear(channels * N_SUB, enc), nn.GELU())
+            encoded = enc
+        else:
+            raise ValueError(f"encoder must be 'conv' or 'mlp', not {encoder!r}")
+        self.frame_embed = nn.Linear(encoded, embed_dim)
         self.time_embed = nn.Parameter(torch.zeros(1, WINDOW, embed_dim))
         self.blocks = nn.Sequential(
             *[_SelfAttentionBlock(embed_dim, attention_heads, dropout) for _ in range(attention_layers)]
