@@ -44,7 +44,12 @@ def _csv_file(loggers: list[Logger]) -> Path | None:
 
 
 def _plots(
-    cfg: DictConfig, model: pl.LightningModule, datamodule: Any, loggers: list[Logger], out: Path
+    cfg: DictConfig,
+    model: pl.LightningModule,
+    datamodule: Any,
+    loggers: list[Logger],
+    out: Path,
+    calibrated_min_score: float | None = None,
 ) -> dict[str, Path]:
     from wdp.train.plots import plot_loss_curves, plot_skeleton_grid  # matplotlib only when plotting
 
@@ -64,7 +69,11 @@ def _plots(
         out / "test_skeletons.png",
         pred_parts=parts,
         gt_parts=batch["part_mask"].numpy(),
-        min_score=float(cfg.plots.get("min_score", 0.3)),
+        min_score=float(
+            cfg.plots.get("min_score")
+            if cfg.plots.get("min_score") is not None
+            else (calibrated_min_score if calibrated_min_score is not None else 0.3)
+        ),
     )
     return paths
 
@@ -151,10 +160,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"])
 
     exported: dict[str, Path] = {}
-    if cfg.get("export") and cfg.export.get("enabled", False):
+    want_plots = bool(cfg.get("plots") and cfg.plots.get("enabled", False))
+    want_export = bool(cfg.get("export") and cfg.export.get("enabled", False))
+    calibration = calibrate_scores(model, datamodule) if want_plots or want_export else {}
+    if want_export:
         datamodule.setup("test")
         decode = OmegaConf.to_container(cfg.model.get("decode") or {}, resolve=True)
-        decode.update(calibrate_scores(model, datamodule))
+        decode.update(calibration)
         exported = export_net(
             model.net,
             out / "export",
@@ -180,8 +192,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
             onnx_optimize=bool(cfg.export.get("onnx_optimize", True)),
         )
     plots: dict[str, Path] = {}
-    if cfg.get("plots") and cfg.plots.get("enabled", False):
-        plots = _plots(cfg, model, datamodule, loggers, out / "plots")
+    if want_plots:
+        plots = _plots(cfg, model, datamodule, loggers, out / "plots", calibration.get("min_score"))
     log.info("metrics: %s", {k: round(v, 4) for k, v in metrics.items() if k.endswith(("/ap", "/loss"))})
     objects = {
         "cfg": cfg,
