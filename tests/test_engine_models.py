@@ -130,10 +130,12 @@ def test_runner_takes_the_cards_recommended_min_score(tmp_path_factory, tmp_path
     phase = np.random.default_rng(1).uniform(-3, 3, (2, *INPUT_SHAPE)).astype(np.float32)
     raw = ModelRunner.load(model, min_score=0.0).infer(amp, phase)
     card["decode"]["keypoint_score_ref"] = 0.05
+    card["decode"]["score_ref"] = 0.25
     card_file.write_text(json.dumps(card))
     scaled = ModelRunner.load(model, min_score=0.0).infer(amp, phase)
     for r, s in zip(raw, scaled, strict=True):
         np.testing.assert_allclose(s.keypoints[..., :2], r.keypoints[..., :2])
+        np.testing.assert_allclose(s.scores, np.minimum(r.scores * 2.0, 1.0), rtol=1e-6)
         np.testing.assert_allclose(s.keypoints[..., 2], np.minimum(r.keypoints[..., 2] * 10.0, 1.0), rtol=1e-6)
 
 

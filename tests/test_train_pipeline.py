@@ -68,7 +68,7 @@ def test_paper_run_logs_checkpoints_exports_and_plots(data_root: Path, tmp_path:
     assert card["training"]["best_checkpoint"] == objects["best_ckpt"] and card["training"]["checkpoint_epoch"] == 0
     assert card["metrics"]["test/ap"] == pytest.approx(metrics["test/ap"])
     assert 0.0 < card["decode"]["min_score"] < 1.0  # calibrated on the val split, used by `wdp serve`
-    assert 0.0 < card["decode"]["keypoint_score_ref"] < 1.0
+    assert 0.0 < card["decode"]["keypoint_score_ref"] < 1.0 and 0.0 < card["decode"]["score_ref"] < 1.0
     assert {"test/center_error", "test/center_error_const", "test/top1_mpjpe"} <= set(card["metrics"])
     assert len(card["keypoint_names"]) == 17 and card["part_classes"][0] == "background"
     # the exported files are the trained net: same outputs as the eager net (ONNX and TorchScript)

@@ -134,9 +134,9 @@ def model_card(
             "uv": "DensePose U, V in [0, 1]",
             "map_to_image": f"map cell (r, c) is centred on image point ((c + 0.5) * {MAP_STRIDE}, "
             f"(r + 0.5) * {MAP_STRIDE})",
-            "scores": "decode.min_score: person-score threshold that finds 95% of the people in the val split; "
-            "decode.keypoint_score_ref: median joint score there; the engine publishes joint scores as "
-            "min(1, raw * 0.5 / keypoint_score_ref)",
+            "scores": "decode.min_score: raw person-score threshold that finds 95% of the people in the val "
+            "split; decode.score_ref / keypoint_score_ref: median person / joint score there; the engine "
+            "publishes scores as min(1, raw * 0.5 / ref)",
         },
         "image_size": [IMAGE_H, IMAGE_W],
         "decode": {"function": "wdp.model.decode_poses", **dict(decode)},

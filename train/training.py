@@ -90,9 +90,10 @@ def calibrate_scores(model: Any, datamodule: Any, coverage: float = 0.95, batch_
     * min_score: the person-score threshold at which `coverage` of them yield a detection (`wdp serve` uses
       it unless engine.min_detection_score is set). A weak net's scores sit well below the ~0.5 a sharp one
       reaches, so a fixed 0.3 would show nothing.
-    * keypoint_score_ref: the median joint score of the top detection. The engine publishes joint scores
-      as raw * 0.5 / keypoint_score_ref (capped at 1): 0.5 is then "as sure as this model usually is", and
-      the fixed thresholds downstream (tracking, fusion, drawing: 0.3) mean the same for every model.
+    * score_ref, keypoint_score_ref: the median person score of the top detection and the median of its
+      joint scores. The engine publishes scores as raw * 0.5 / ref (capped at 1): 0.5 is then "as sure as
+      this model usually is", and the fixed thresholds downstream (tracking: 0.3 to match, 0.5 to start a
+      track; fusion and drawing: 0.3 per joint) mean the same for every model.
     """
     from wdp.model.decode import decode_poses
 
@@ -112,9 +113,10 @@ def calibrate_scores(model: Any, datamodule: Any, coverage: float = 0.95, batch_
     model.train(was_training)
     scores = torch.cat(top).double() if top else torch.zeros(0, dtype=torch.float64)
     if scores.numel() == 0:
-        return {"min_score": 0.3, "keypoint_score_ref": 0.5}
+        return {"min_score": 0.3, "score_ref": 0.5, "keypoint_score_ref": 0.5}
     return {
         "min_score": round(float(torch.quantile(scores, 1.0 - coverage)), 4),
+        "score_ref": round(max(float(scores.median()), 1e-3), 4),
         "keypoint_score_ref": round(max(float(torch.cat(joints).double().median()), 1e-3), 4),
     }
 
@@ -185,7 +187,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
                 "seed": cfg.get("seed"),
                 "best_checkpoint": ckpt or "",
                 "checkpoint_epoch": _checkpoint_epoch(ckpt) if ckpt else trainer.current_epoch,
-                "epochs": trainer.current_epoch,
+                # epochs of this run; for train=false, those of the checkpoint it exports
+                "epochs": trainer.current_epoch
+                if cfg.get("train", True) or not ckpt
+                else (_checkpoint_epoch(ckpt) or 0) + 1,
                 "data": datamodule.describe(),
             },
             metrics={k: v for k, v in metrics.items() if k.startswith("test/")},

@@ -192,8 +192,9 @@ class ModelRunner:
         }
         # None: the threshold the model card recommends (calibrated on the validation split), else 0.3
         self.min_score = float(min_score if min_score is not None else dec.get("min_score", DEFAULT_MIN_SCORE))
-        # joint scores are published relative to the model's usual confidence (see the card's decode notes)
+        # scores are published relative to the model's usual confidence (see the card's output notes)
         self.keypoint_scale = 0.5 / float(dec["keypoint_score_ref"]) if dec.get("keypoint_score_ref") else 1.0
+        self.score_scale = 0.5 / float(dec["score_ref"]) if dec.get("score_ref") else 1.0
         self.spec = WindowSpec.from_card(card, **(window_overrides or {}))
         net = card.get("net", {})
         self.info = ModelInfo(
@@ -234,9 +235,10 @@ class ModelRunner:
         bx = dec.boxes.numpy().astype(np.float64)
         sc = dec.scores.numpy().astype(np.float64)
         result = []
+        published = np.minimum(sc * self.score_scale, 1.0) if self.score_scale != 1.0 else sc
         for i in range(len(sc)):
-            keep = sc[i] >= self.min_score
-            result.append(Detections(kp[i][keep], bx[i][keep], sc[i][keep]))
+            keep = sc[i] >= self.min_score  # the card's threshold is on the raw score
+            result.append(Detections(kp[i][keep], bx[i][keep], published[i][keep]))
         return result
 
 
