@@ -19,6 +19,7 @@ camera-trained pose model and are reported apart ("observable"). For each missed
 the faller's track reported instead (activity labels), which says where the chain lost it.
 
 Usage: PYTHONPATH=python python bench/eval_falls_engine.py [--scenes 60] [--base-seed 7] [--routers 1]
+       [--detector model --model default --room 101 --people 1]   (the shipped site model in its room)
 """
 
 from __future__ import annotations
@@ -135,18 +136,18 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=20.0, help="scene length (s)")
     ap.add_argument("--routers", type=int, default=1)
     ap.add_argument("--hop", type=int, default=5, help="grid frames between windows (5: 20 pose frames/s)")
-    ap.add_argument(
-        "--window", type=float, default=4.0, help="a detection counts within this long after a fall"
-    )
+    ap.add_argument("--window", type=float, default=4.0, help="a detection counts within this long after a fall")
     ap.add_argument("--detector", choices=["ground_truth", "model"], default="ground_truth")
     ap.add_argument("--model", help="exported model (path or name) for --detector model")
+    ap.add_argument("--room", type=int, action="append", help="room id (repeatable); default: test rooms 80-99")
+    ap.add_argument("--people", type=int, help="people per scene (default: the simulator's 0-4 mix)")
     args = ap.parse_args()
     if args.detector == "model" and not args.model:
         raise SystemExit("--detector model needs --model")
     runner = ModelRunner.load(args.model) if args.detector == "model" else None
 
     cfg = SimConfig(scene_duration_s=args.duration)
-    rooms = list(SPLIT_ROOMS["test"])
+    rooms = args.room or list(SPLIT_ROOMS["test"])
     truths: list[TrueFall] = []
     tps: list[float] = []  # detection delay after the fall began
     false_alarms: list[str] = []
@@ -154,7 +155,7 @@ def main() -> None:
     lie_downs = n_people = 0
     t_start = time.perf_counter()
     for i in range(args.scenes):
-        scene = random_scene(rooms[i % len(rooms)], scene_seed("test", args.base_seed, i), cfg)
+        scene = random_scene(rooms[i % len(rooms)], scene_seed("test", args.base_seed, i), cfg, n_people=args.people)
         sim = SceneSimulator(scene, cfg)
         n_people += len(scene.people)
         falls = true_falls(i, scene, sim, args.window)
@@ -207,8 +208,8 @@ def main() -> None:
     prec = tp / detections if detections else float("nan")
     print(
         f"fall detection, {args.scenes} simulator scenes x {args.duration:g} s ({n_people} people), "
-        f"test-split "
-        f"rooms 80-99 and seeds (base {args.base_seed}), detector {args.detector}, {args.routers} router(s), "
+        f"rooms {'80-99' if not args.room else ','.join(map(str, args.room))}, test-split seeds "
+        f"(base {args.base_seed}), detector {args.detector}, {args.routers} router(s), "
         f"{100 / args.hop:g} frames/s, "
         f"{elapsed:.0f} s"
     )
