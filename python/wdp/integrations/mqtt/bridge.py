@@ -490,7 +490,12 @@ class MqttBridge:
                     if self._stopping and not tasks:
                         return
                     self._wake.clear()
-                    await self._wake.wait()
+                    if self._stopping:
+                        # wait for the in-flight publishes themselves: their wake-up comes before they leave
+                        # `tasks`, and nothing else would wake a stopping sender afterwards
+                        await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
+                    else:
+                        await self._wake.wait()
                     continue
                 await window.acquire()
                 task = asyncio.create_task(self._publish_one(client, msg, window))
