@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import runpy
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +38,9 @@ def _cfg(data_root: Path, out: Path, *overrides: str):
         )
 
 
-def test_paper_run_logs_checkpoints_exports_and_plots(data_root: Path, tmp_path: Path) -> None:
+def test_paper_run_logs_checkpoints_exports_and_plots(
+    data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     metrics, objects = train(_cfg(data_root, tmp_path, "model=paper"))
     for key in (
         "train/loss_epoch",
@@ -80,6 +84,25 @@ def test_paper_run_logs_checkpoints_exports_and_plots(data_root: Path, tmp_path:
         outs = load_exported(tmp_path / "export", backend=backend)(amp, phase)
         for name in OUTPUT_NAMES:
             torch.testing.assert_close(outs[name], eager[name], atol=1e-5, rtol=1e-5)
+
+    # bench/compare_nets.py scores the export on the test split exactly as training did (then a net against
+    # itself differs by nothing in every resample)
+    export = str(tmp_path / "export")
+    argv = [export, export, "--split", str(data_root / "test"), "--resamples", "5", "--json"]
+    report = json.loads(_run_script("compare_nets.py", argv, capsys))
+    for m in ("ap", "ap50", "pck@0.2", "center_error"):
+        assert report[m]["A"] == pytest.approx(card["metrics"][f"test/{m}"], rel=1e-5, abs=1e-6), m
+        assert report[m]["A_minus_B"] == 0.0 and report[m]["ci95"] == [0.0, 0.0] and report[m]["p_A_better"] == 0.0
+    assert report["windows"] == 8 and report["A"] == report["B"] == "paper"
+
+
+def _run_script(name: str, argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    script = Path(__file__).resolve().parents[1] / "bench" / name
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "argv", [str(script), *argv])
+        runpy.run_path(str(script), run_name="__main__")
+    return capsys.readouterr().out
 
 
 # resuming into a fresh output dir (as a new Hydra run does): Lightning notes it cannot reload top-k state

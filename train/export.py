@@ -120,7 +120,10 @@ def model_card(
                 "axis": "subcarriers (-3)",
                 **dict(sanitization),
             },
-            "amplitude": "raw |CSI|; normalised inside the net (divided by each frame's mean)",
+            "amplitude": (
+                "raw |CSI|; normalised inside the net (each frame and receive chain divided by its mean over "
+                "subcarriers and tx antennas)"
+            ),
         },
         "inputs": {name: {"shape": ["batch", *INPUT_SHAPE], "dtype": "float32"} for name in INPUT_NAMES},
         "outputs": {
