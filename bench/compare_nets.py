@@ -21,15 +21,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from wdp.csi.sanitize_numpy import sanitize_phase
-from wdp.model.decode import decode_poses
+from wdp.model.decode import DECODE_PARAMS, decode_poses
 from wdp.model.exported import load_exported
-from wdp.model.metrics import ImagePoses, keypoint_ap, localization_errors, pose_errors
+from wdp.model.metrics import ImagePoses, image_poses, keypoint_ap, localization_errors, pose_errors
 from wdp.train.datamodule import read_split
-
-DECODE_KEYS = ("max_people", "refine_radius", "refine_threshold", "box_margin")
 
 
 def sanitize_kwargs(card: dict) -> dict:
@@ -37,30 +34,26 @@ def sanitize_kwargs(card: dict) -> dict:
     return {k: spec[k] for k in ("method", "subcarrier_index", "tx_difference") if k in spec}
 
 
-def predict(export_dir: Path, arrays: dict[str, np.ndarray], batch: int = 64) -> list[ImagePoses]:
+def predict(export_dir: Path, arrays: dict[str, np.ndarray], batch: int = 64) -> tuple[list[ImagePoses], dict]:
+    """Every window of the split through the export, decoded with its card's settings -> (images, card)."""
     net = load_exported(export_dir)
     card = net.card
     phase = sanitize_phase(arrays["phase"], axis=-3, **sanitize_kwargs(card))
-    decode = {k: card["decode"][k] for k in DECODE_KEYS if k in card["decode"]}
+    decode = {k: card["decode"][k] for k in DECODE_PARAMS if k in card["decode"]}
     images: list[ImagePoses] = []
     for s in range(0, len(phase), batch):
-        out = net(arrays["amplitude"][s : s + batch], phase[s : s + batch])
+        rows = slice(s, s + batch)
+        out = net(arrays["amplitude"][rows], phase[rows])
         dec = decode_poses(out["center"], out["offsets"], out["keypoint_heatmaps"], **decode)
-        kp = dec.keypoints.double().numpy()
-        sc = dec.scores.double().numpy()
-        for i in range(len(kp)):
-            j = s + i
-            k = int(arrays["num_people"][j])
-            images.append(
-                ImagePoses(
-                    gt_keypoints=arrays["keypoints"][j, :k].astype(np.float64),
-                    gt_area=arrays["person_area"][j, :k].astype(np.float64),
-                    gt_boxes=arrays["boxes"][j, :k].astype(np.float64),
-                    dt_keypoints=kp[i],
-                    dt_scores=sc[i],
-                )
-            )
-    return images
+        images += image_poses(
+            dec.keypoints.numpy(),
+            dec.scores.numpy(),
+            arrays["keypoints"][rows],
+            arrays["person_area"][rows],
+            arrays["boxes"][rows],
+            arrays["num_people"][rows],
+        )
+    return images, card
 
 
 def metrics(images: list[ImagePoses], min_score: float) -> dict[str, float]:
@@ -92,12 +85,11 @@ def main() -> None:
     card_a = json.loads((args.a / "model_card.json").read_text())
     split = args.split or Path(card_a["training"]["data"]["root"]) / "test"
     arrays, _ = read_split(split)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     names = {}
     preds = {}
     for key, path in (("A", args.a), ("B", args.b)):
-        preds[key] = predict(path, arrays)
-        names[key] = json.loads((path / "model_card.json").read_text())["net"]["name"]
+        preds[key], card = predict(path, arrays)
+        names[key] = card["net"]["name"]
     full = {k: metrics(v, args.min_score) for k, v in preds.items()}
 
     rng = np.random.default_rng(args.seed)

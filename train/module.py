@@ -11,7 +11,14 @@ import torch
 from torch import nn
 
 from wdp.model.decode import decode_densepose, decode_poses
-from wdp.model.metrics import ImagePoses, PartConfusion, keypoint_ap, localization_errors, pose_errors
+from wdp.model.metrics import (
+    ImagePoses,
+    PartConfusion,
+    image_poses,
+    keypoint_ap,
+    localization_errors,
+    pose_errors,
+)
 from wdp.train.losses import compute_losses
 from wdp.train.targets import encode_targets
 
@@ -29,23 +36,14 @@ class PoseEvaluator:
         self.parts = PartConfusion()
 
     def add(self, decoded, parts: torch.Tensor, uv: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> None:
-        kp = decoded.keypoints.detach().cpu().double().numpy()
-        sc = decoded.scores.detach().cpu().double().numpy()
-        gt_kp = batch["keypoints"].cpu().double().numpy()
-        gt_box = batch["boxes"].cpu().double().numpy()
-        gt_area = batch["person_area"].cpu().double().numpy()
-        n = batch["num_people"].cpu().numpy()
-        for i in range(len(kp)):
-            k = int(n[i])
-            self.images.append(
-                ImagePoses(
-                    gt_keypoints=gt_kp[i, :k],
-                    gt_area=gt_area[i, :k],
-                    gt_boxes=gt_box[i, :k],
-                    dt_keypoints=kp[i],
-                    dt_scores=sc[i],
-                )
-            )
+        self.images += image_poses(
+            decoded.keypoints.detach().cpu().double().numpy(),
+            decoded.scores.detach().cpu().double().numpy(),
+            batch["keypoints"].cpu().double().numpy(),
+            batch["person_area"].cpu().double().numpy(),
+            batch["boxes"].cpu().double().numpy(),
+            batch["num_people"].cpu().numpy(),
+        )
         self.parts.add(
             parts.cpu().numpy(),
             batch["part_mask"].cpu().numpy(),

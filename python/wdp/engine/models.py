@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wdp.model.decode import DecodedPoses, _subpixel, assemble_poses
+from wdp.model.decode import DECODE_PARAMS, DecodedPoses, _subpixel, assemble_poses
 from wdp.model.exported import MODEL_CARD, ExportedPoseNet, load_exported
 from wdp.model.spec import N_KEYPOINTS
 from wdp.tracking.detections import Detections
@@ -187,9 +187,7 @@ class ModelRunner:
         card = model.card or {}
         dec = {k: v for k, v in (card.get("decode") or {}).items() if k != "function"}
         dec.update(decode or {})
-        self.decode_params = {
-            k: dec[k] for k in ("max_people", "refine_radius", "refine_threshold", "box_margin") if k in dec
-        }
+        self.decode_params = {k: dec[k] for k in DECODE_PARAMS if k in dec}
         # None: the threshold the model card recommends (calibrated on the validation split), else 0.3
         self.min_score = float(min_score if min_score is not None else dec.get("min_score", DEFAULT_MIN_SCORE))
         # scores are published relative to the model's usual confidence (see the card's output notes)

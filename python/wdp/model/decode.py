@@ -15,6 +15,9 @@ import torch.nn.functional as F
 
 from wdp.model.spec import MAX_PEOPLE, N_KEYPOINTS, map_to_image
 
+# the keyword arguments of decode_poses that a model card's "decode" section carries (besides thresholds)
+DECODE_PARAMS = ("max_people", "refine_radius", "refine_threshold", "box_margin")
+
 
 @dataclass(frozen=True)
 class DecodedPoses:

@@ -35,6 +35,28 @@ class ImagePoses:
     dt_scores: np.ndarray
 
 
+def image_poses(
+    dt_keypoints: np.ndarray,
+    dt_scores: np.ndarray,
+    gt_keypoints: np.ndarray,
+    gt_area: np.ndarray,
+    gt_boxes: np.ndarray,
+    num_people: np.ndarray,
+) -> list[ImagePoses]:
+    """A batch of decoded windows (B, K, 17, 3) / (B, K) and padded labels (B, P, ...) with their people
+    counts -> one ImagePoses per window (float64, labels cut to the real people)."""
+    return [
+        ImagePoses(
+            gt_keypoints=np.asarray(gt_keypoints[i, :k], dtype=np.float64),
+            gt_area=np.asarray(gt_area[i, :k], dtype=np.float64),
+            gt_boxes=np.asarray(gt_boxes[i, :k], dtype=np.float64),
+            dt_keypoints=np.asarray(dt_keypoints[i], dtype=np.float64),
+            dt_scores=np.asarray(dt_scores[i], dtype=np.float64),
+        )
+        for i, k in enumerate(int(n) for n in num_people)
+    ]
+
+
 def oks(
     dt_keypoints: np.ndarray,
     gt_keypoints: np.ndarray,
