@@ -1,8 +1,13 @@
 // ESP32 CSI as CSV text lines (stream and UDP datagram).
 // ESP32-CSI-Tool: 26 fields `CSI_DATA,role,mac,...,real_timestamp,len,[v0 v1 ... ]`;
-// espressif/esp-csi: 25 fields `CSI_DATA,seq,mac,...,len,first_word,"[v0,v1,...]"`.
+// espressif/esp-csi: 25 fields `CSI_DATA,seq,mac,...,len,first_word,"[v0,v1,...]"` (ESP32, S2, S3, C3),
+// 15 fields `CSI_DATA,id,mac,rssi,rate,noise_floor,fft_gain,agc_gain,channel,...,"[...]"` (C5, C6, C61)
+// and 13 (the same without the gains, older esp-csi on the C6).
 // A header line (`type,...`) names the columns and is then used for the following lines, so other
 // firmware column sets work as long as they name their columns. Values are int8 pairs (imag, real).
+// Rows may sit inside a larger CSV row (a logger's own columns before `CSI_DATA`, more after the
+// array, the whole row quoted); a row that was cut and joined to the next one is read from its last
+// `CSI_DATA,`.
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -34,7 +39,8 @@ constexpr NamedCol kColumnNames[] = {
     {"stbc", Col::kNumeric}, {"fec_coding", Col::kNumeric}, {"sgi", Col::kNumeric},
     {"ampdu_cnt", Col::kNumeric}, {"secondary_channel", Col::kNumeric}, {"ant", Col::kNumeric},
     {"sig_len", Col::kNumeric}, {"rx_state", Col::kNumeric}, {"real_time_set", Col::kNumeric},
-    {"len", Col::kNumeric}, {"first_word", Col::kNumeric},
+    {"len", Col::kNumeric}, {"first_word", Col::kNumeric}, {"fft_gain", Col::kNumeric},
+    {"agc_gain", Col::kNumeric}, {"rx_format", Col::kNumeric},
 };
 
 Col column_of(std::string_view name) {
@@ -65,6 +71,26 @@ const Layout& esp_csi_layout() {
        "aggregation", "stbc", "fec_coding", "sgi", "noise_floor", "ampdu_cnt", "channel", "secondary_channel",
        "local_timestamp", "ant", "sig_len", "rx_state", "len", "first_word", "data"});
   return l;
+}
+// esp-csi on the Wi-Fi 6 chips (C5, C6, C61): rx_ctrl has no sig_mode/mcs/cwb/... fields.
+const Layout& esp_csi_he_layout() {
+  static const Layout l = layout_from_names(
+      {"type", "id", "mac", "rssi", "rate", "noise_floor", "fft_gain", "agc_gain", "channel", "local_timestamp",
+       "sig_len", "rx_state", "len", "first_word", "data"});
+  return l;
+}
+const Layout& esp_csi_he_nogain_layout() {
+  static const Layout l = layout_from_names(
+      {"type", "id", "mac", "rssi", "rate", "noise_floor", "channel", "local_timestamp", "sig_len", "rx_state",
+       "len", "first_word", "data"});
+  return l;
+}
+
+// Layout of a headerless row by its field count (type .. data).
+const Layout* layout_by_count(size_t n_fields) {
+  for (const Layout* l : {&csi_tool_layout(), &esp_csi_layout(), &esp_csi_he_layout(), &esp_csi_he_nogain_layout()})
+    if (l->size() == n_fields) return l;
+  return nullptr;
 }
 
 std::string_view trim(std::string_view s) {
@@ -137,27 +163,45 @@ class Esp32LineDecoder {
   LineKind decode(std::string_view line, CsiFrame& f) {
     line = trim(line);
     if (line.empty()) return LineKind::kBlank;
-    if (line.substr(0, 5) == "type,") {
-      set_header(line);
-      return LineKind::kHeader;
+    // Serial logs interleave other output; a CSI row may follow stray text on the same line. The last
+    // `CSI_DATA,` starts the row: an earlier one belongs to a row cut off by this one (board reset, lost
+    // bytes) and could not be complete.
+    if (line.find('[') == std::string_view::npos) {  // every row has its array; headers have none
+      if (const size_t h = header_start(line); h != std::string_view::npos) {
+        set_header(line.substr(h));
+        return LineKind::kHeader;
+      }
     }
-    // Serial logs interleave other output; a CSI row may follow stray text on the same line.
-    const size_t at = line.find("CSI_DATA,");
+    const size_t at = line.rfind("CSI_DATA,");
     if (at == std::string_view::npos) return LineKind::kOther;
     return decode_row(line.substr(at), f) ? LineKind::kFrame : LineKind::kMalformed;
   }
 
  private:
+  // Where the firmware's own header (`type,...`) starts: at the line's start, or after a logger's
+  // columns (`idx,epoch,type,...,mac,...`, then only when it names a mac column).
+  static size_t header_start(std::string_view line) {
+    if (line.substr(0, 5) == "type,") return 0;
+    const size_t at = line.find(",type,");
+    if (at == std::string_view::npos || line.find(",mac,", at) == std::string_view::npos) return std::string_view::npos;
+    return at + 1;
+  }
+
   void set_header(std::string_view line) {
     header_.clear();
     size_t start = 0;
+    size_t data = std::string_view::npos;
     while (true) {
       const size_t comma = line.find(',', start);
-      header_.push_back(column_of(trim(line.substr(start, comma - start))));
+      const std::string_view name = trim(line.substr(start, comma - start));
+      if (!header_.empty() && (name == "data" || name == "CSI_DATA")) data = header_.size();
+      header_.push_back(column_of(name));
       if (comma == std::string_view::npos) break;
       start = comma + 1;
     }
-    // The CSI array is always the last column, whatever the header calls it.
+    // The CSI array is the column named data (CSI_DATA in ESP32-CSI-Tool), else the last one; columns
+    // a logger appends after it are not part of the row.
+    if (data != std::string_view::npos) header_.resize(data + 1);
     header_.back() = Col::kData;
   }
 
@@ -167,14 +211,19 @@ class Esp32LineDecoder {
     if (open == std::string_view::npos) return false;
     const size_t close = row.find(']', open);
     if (close == std::string_view::npos) return false;  // cut-off line
-    std::string_view tail = trim(row.substr(close + 1));
+    std::string_view tail = row.substr(close + 1);
     std::string_view head = row.substr(0, open);
-    if (!head.empty() && head.back() == '"') {  // esp-csi quotes the array
-      head.remove_suffix(1);
-      if (tail != "\"") return false;
-    } else if (!tail.empty()) {
-      return false;
+    // esp-csi quotes the array; a logger that wraps the row in its own CSV quotes it again (doubled).
+    size_t quotes = 0;
+    while (!head.empty() && head.back() == '"') { head.remove_suffix(1); ++quotes; }
+    if (quotes > 2) return false;
+    for (size_t q = 0; q < quotes; ++q) {
+      if (tail.empty() || tail.front() != '"') return false;
+      tail.remove_prefix(1);
     }
+    while (!tail.empty() && tail.front() == '"') tail.remove_prefix(1);  // the wrapper's closing quote
+    tail = trim(tail);
+    if (!tail.empty() && tail.front() != ',') return false;  // more columns may follow the array
     if (head.empty() || head.back() != ',') return false;
     head.remove_suffix(1);
 
@@ -187,13 +236,9 @@ class Esp32LineDecoder {
       start = comma + 1;
     }
     const size_t n_fields = fields_.size() + 1;
-    const Layout* layout = &header_;
-    if (header_.empty()) {
-      if (n_fields == csi_tool_layout().size()) layout = &csi_tool_layout();
-      else if (n_fields == esp_csi_layout().size()) layout = &esp_csi_layout();
-      else return false;
-    }
-    if (n_fields != layout->size()) return false;
+    // The last header seen, unless this row does not fit it (firmware changed, header from another log).
+    const Layout* layout = n_fields == header_.size() ? &header_ : layout_by_count(n_fields);
+    if (layout == nullptr) return false;
 
     if (!parse_values(row.substr(open + 1, close - open - 1), f)) return false;
 
