@@ -61,6 +61,34 @@ class PoseFrame(msgspec.Struct, kw_only=True, frozen=True):
     latency_ms: float = 0.0  # CSI arrival -> poses published
 
 
+CalibrationState = Literal["calibrating", "auto", "baseline"]
+
+
+class SensingState(msgspec.Struct, kw_only=True, frozen=True):
+    """Training-free sensing of one link (``router_id``) or one zone (``zone_id``), one per second.
+
+    ``motion_score`` is the link's motion statistic relative to its calibrated quiet level (1 = as quiet as
+    calibration; the motion threshold is ``threshold``). ``presence`` includes a person keeping still, found by
+    breathing-scale micro-motion; ``breathing_bpm`` is set while a still person breathes (None otherwise, also
+    when a still person shows no breathing: apnea). ``calibration``: "calibrating" until the link has a quiet
+    reference (states then say motion=False, presence=False), "auto" (the quietest stretch the detector found),
+    "baseline" (an installer's quiet recording)."""
+
+    timestamp: float
+    router_id: str | None = None
+    zone_id: str | None = None
+    source: FrameSource = "live"
+    motion: bool
+    motion_score: float
+    threshold: float = 0.0
+    presence: bool
+    still: bool = False
+    breathing_bpm: float | None = None
+    breathing_confidence: float = 0.0
+    calibration: CalibrationState = "calibrating"
+    packet_rate: float = 0.0
+
+
 # --------------------------------------------------------------------------------------------- config
 
 
@@ -252,6 +280,34 @@ class AnalyticsThresholdExceeded(EventBase, tag="analytics.threshold_exceeded"):
     severity: Severity = "medium"
 
 
+# Training-free sensing per link (wdp.sensing): motion, presence, breathing. ``router_id`` names the link;
+# ``zone_id`` is set when the state or event is a zone's (the OR of the routers placed in it).
+class MotionStarted(EventBase, tag="motion.started"):
+    motion_score: float
+    router_id: str | None = None
+    zone_id: str | None = None
+
+
+class MotionStopped(EventBase, tag="motion.stopped"):
+    duration_s: float  # motion.started -> motion.stopped
+    router_id: str | None = None
+    zone_id: str | None = None
+
+
+class PresenceChanged(EventBase, tag="presence.changed"):
+    presence: bool
+    router_id: str | None = None
+    zone_id: str | None = None
+    still: bool = False  # present and not moving (found by breathing-scale micro-motion)
+
+
+class BreathingUpdated(EventBase, tag="breathing.updated"):
+    breathing_bpm: float | None  # None: a still person but no breathing detected (e.g. apnea)
+    confidence: float
+    router_id: str | None = None
+    zone_id: str | None = None
+
+
 Event = (
     PersonDetected
     | PersonLost
@@ -269,6 +325,10 @@ Event = (
     | AlertPerformanceDegraded
     | AnalyticsReportGenerated
     | AnalyticsThresholdExceeded
+    | MotionStarted
+    | MotionStopped
+    | PresenceChanged
+    | BreathingUpdated
 )
 EVENT_TYPES: tuple[type[EventBase], ...] = Event.__args__  # type: ignore[attr-defined]
 EVENT_NAMES: tuple[str, ...] = tuple(t.__struct_config__.tag for t in EVENT_TYPES)
@@ -284,6 +344,7 @@ def event_type(event: EventBase) -> str:
 
 JSON_ENCODER = msgspec.json.Encoder()
 POSE_FRAME_JSON = msgspec.json.Decoder(PoseFrame)
+SENSING_STATE_JSON = msgspec.json.Decoder(SensingState)
 PERSON_JSON = msgspec.json.Decoder(Person)
 EVENT_JSON = msgspec.json.Decoder(Event)
 ZONE_JSON = msgspec.json.Decoder(Zone)

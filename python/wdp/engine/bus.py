@@ -29,6 +29,7 @@ class Topic(enum.StrEnum):
     POSE = "pose"  # schemas.PoseFrame, one per processed time slot
     EVENT = "event"  # a schemas.Event (tagged union member)
     ROUTER = "router"  # schemas.Router status snapshot (on change and periodically)
+    SENSING = "sensing"  # schemas.SensingState of a router or a zone, once a second each (wdp.sensing)
 
 
 ALL_TOPICS: frozenset[Topic] = frozenset(Topic)
