@@ -33,6 +33,11 @@ META_FIELDS = (
     "record_index",
 )
 NO_VALUE = np.iinfo(np.int32).min  # native sentinel for "format lacks this field"
+ESPECTRE_NPZ = "espectre_npz"
+# Formats read from whole files only (no StreamReader): archives rather than byte streams.
+FILE_ONLY_FORMATS = [ESPECTRE_NPZ]
+# Files that sit beside captures in the real datasets but hold no CSI.
+_NOT_CAPTURES = {".json": "a JSON metadata file", ".md": "a Markdown document"}
 
 
 class ParseStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -118,18 +123,35 @@ def detect_format(path: str | Path) -> str:
     path = Path(path)
     with path.open("rb") as fh:
         head = fh.read(4096)
+    # File-only formats (archives, not byte streams) are sniffed here, before the native stream sniffers.
+    if looks_like_espectre_npz(path, head):
+        return ESPECTRE_NPZ
     sniffed = _native.detect_format(head)
     if sniffed:
         return sniffed
     if path.suffix.lower() in _BY_SUFFIX:
         return _BY_SUFFIX[path.suffix.lower()]
+    if path.suffix.lower() in _NOT_CAPTURES:
+        raise ValueError(f"{path} is {_NOT_CAPTURES[path.suffix.lower()]}, not a CSI capture")
     raise ValueError(
-        f"cannot tell the CSI format of {path}; pass format= explicitly (one of {', '.join(stream_formats())})"
+        f"cannot tell the CSI format of {path}; pass format= explicitly "
+        f"(one of {', '.join(stream_formats() + FILE_ONLY_FORMATS)})"
     )
 
 
 def stream_formats() -> list[str]:
     return list(_native.stream_formats())
+
+
+def read_espectre_npz(path: str | Path | bytes) -> Capture:
+    """ESPectre `.npz` (see wdp.csi.espectre_npz); imported on use, that module builds on this one."""
+    from wdp.csi.espectre_npz import read_espectre_npz as read
+
+    return read(path)
+
+
+def looks_like_espectre_npz(path: Path, head: bytes) -> bool:
+    return path.suffix.lower() == ".npz" and head.startswith(b"PK\x03\x04")
 
 
 def read_capture(path: str | Path, format: str | None = None) -> Capture:
@@ -138,11 +160,15 @@ def read_capture(path: str | Path, format: str | None = None) -> Capture:
     if not path.is_file():
         raise FileNotFoundError(f"no such capture file: {path}")
     fmt = format or detect_format(path)
+    if fmt == ESPECTRE_NPZ:
+        return read_espectre_npz(path)
     frames, stats = _native.read_file(str(path), fmt)
     return _capture(fmt, frames, stats)
 
 
 def parse_bytes(data: bytes, format: str) -> Capture:
+    if format == ESPECTRE_NPZ:
+        return read_espectre_npz(bytes(data))
     frames, stats = _native.parse_bytes(format, bytes(data))
     return _capture(format, frames, stats)
 
@@ -151,6 +177,11 @@ class StreamReader:
     """Incremental parser: feed chunks as they arrive, get the frames completed so far."""
 
     def __init__(self, format: str) -> None:
+        if format in FILE_ONLY_FORMATS:
+            raise ValueError(
+                f"{format!r} is a file-only format (a whole archive, not a byte stream); "
+                "use read_capture(path) or parse_bytes(data, format) instead of StreamReader"
+            )
         self.format = format
         self._parser = _native.StreamParser(format)
 
