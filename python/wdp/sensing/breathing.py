@@ -4,10 +4,10 @@ and at what rate.
 A chest moving by millimetres modulates the amplitude of some subcarriers at the breathing rate (0.1-0.7 Hz,
 6-42 breaths per minute) and leaves the rest of the spectrum at the noise floor. Per feature (subcarrier x
 chain) the detrended bin series gets a Hann-windowed power spectrum, normalised by that feature's own noise
-level (median power above ``noise_lo_hz``): in an empty room the normalised breathing band sits near 1 on
-every feature; a breathing person lifts it on the features the chest reaches. ``band_snr`` (the mean
-normalised breathing-band power of the top quarter of features) feeds the presence decision; the rate is the
-peak of the normalised spectra summed over those features, refined by parabolic interpolation on a
+level (median power above ``noise_lo_hz``): in white noise the normalised breathing band sits near 1 on
+every feature; a breathing person lifts it on the features the chest reaches. ``band_snr`` (the median over
+features of the normalised breathing-band power) can feed the presence decision; the rate is the spectral
+peak of the band-limited series' first principal component, refined by parabolic interpolation on a
 zero-padded FFT. ``confidence`` is the fraction of breathing-band power within +-0.04 Hz of the peak: a
 regular rhythm concentrates its power there, apnea or fidgeting spreads it.
 """
@@ -45,34 +45,39 @@ def fill_gaps(m: np.ndarray) -> np.ndarray | None:
 
 
 def estimate_breathing(series: np.ndarray, fs: float, noise_lo_hz: float = 1.0, pad: int = 4) -> BreathingEstimate | None:
-    """``series``: (n, K) gap-free bin means at ``fs`` Hz (n * fs >= ~15 s for a usable rate)."""
+    """``series``: (n, K) gap-free bin means at ``fs`` Hz (n / fs >= ~15 s for a usable rate).
+
+    The rate comes from the first principal component of the band-limited (0.1-0.7 Hz) series: breathing
+    moves the features the chest reaches together (with signs of their own), so it dominates one component
+    while independent noise spreads over all of them."""
     n, k = series.shape
     if n < 16:
         return None
     t = np.arange(n, dtype=np.float64)
     x = series - series.mean(axis=0)
-    # remove a linear trend per feature (slow drift is not breathing)
     tc = t - t.mean()
     slope = (tc @ x) / float(tc @ tc)
-    x = x - np.outer(tc, slope)
+    x = x - np.outer(tc, slope)  # slow drift is not breathing
     w = np.hanning(n)
     nfft = int(2 ** np.ceil(np.log2(n * pad)))
-    spec = np.abs(np.fft.rfft(x * w[:, None], nfft, axis=0)) ** 2  # (F, K)
     f = np.fft.rfftfreq(nfft, 1.0 / fs)
+    spec_c = np.fft.rfft(x * w[:, None], nfft, axis=0)  # (F, K)
+    spec = np.abs(spec_c) ** 2
     band = (f >= BAND_HZ[0]) & (f <= BAND_HZ[1])
     noise = f >= min(noise_lo_hz, 0.8 * fs / 2)
     if not band.any() or noise.sum() < 4:
         return None
     floor = np.median(spec[noise], axis=0)
     floor = np.maximum(floor, 1e-12 + 1e-9 * spec.mean(axis=0))
-    norm = spec / floor  # (F, K), noise ~ 1
-    band_power = norm[band].mean(axis=0)  # (K,)
-    top = max(1, k // 4)
-    best = np.argpartition(band_power, k - top)[k - top :]
-    band_snr = float(band_power[best].mean())
-    total = norm[:, best].sum(axis=1)
+    band_power = (spec[band] / floor).mean(axis=0)  # (K,), noise ~ 1
+    band_snr = float(np.median(band_power))
+    # first principal component of the band-limited series (band mask in the frequency domain)
+    xb = np.fft.irfft(spec_c * band[:, None], nfft, axis=0)[:n]
+    _, sv, vt = np.linalg.svd(xb, full_matrices=False)
+    pc = xb @ vt[0]
+    pspec = np.abs(np.fft.rfft(pc, nfft)) ** 2
     fb = f[band]
-    pb = total[band]
+    pb = pspec[band]
     i = int(np.argmax(pb))
     fpk = float(fb[i])
     if 0 < i < len(pb) - 1:

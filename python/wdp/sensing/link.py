@@ -51,7 +51,9 @@ class SensingConfig:
     calibration_s: float = 10.0
     breathing_window_s: float = 30.0
     breathing_min_s: float = 15.0  # shortest motion-free stretch the breathing spectrum is taken over
-    presence_snr: float = 4.0
+    presence_snr: float = float("inf")  # breathing-band SNR that counts as a still person (inf: cue off)
+    presence_distance: float = 4.0  # empty-room profile distance that counts as a person (empty baseline only)
+    presence_window_s: float = 10.0
     presence_hold_s: float = 10.0
     absence_s: float = 10.0
     breathing_min_confidence: float = 0.3
@@ -97,6 +99,9 @@ class LinkSensor:
         self._sel: np.ndarray | None = None
         self._ref: np.ndarray | None = None  # per-feature quiet variance
         self._baseline_locked = False
+        self._empty: tuple[np.ndarray, np.ndarray] | None = None  # empty-room profile: mean, std per feature
+        self.last_profile_distance: float | None = None
+        self.last_breathing = None  # the latest BreathingEstimate (diagnostics, benchmarks)
         self._reset_stream()
 
     # ------------------------------------------------------------------------------------------ state
@@ -124,11 +129,15 @@ class LinkSensor:
         return self._ref is not None
 
     # ------------------------------------------------------------------------------------------ calibration
-    def calibrate(self, times: np.ndarray, csi: np.ndarray | list[np.ndarray], *, mode: str = "baseline") -> None:
+    def calibrate(
+        self, times: np.ndarray, csi: np.ndarray | list[np.ndarray], *, mode: str = "baseline", empty: bool = False
+    ) -> None:
         """Calibrate from a recording of this room and hardware: ``mode="baseline"`` uses all of it (an
         installer's quiet recording), ``"auto"`` its quietest ``calibration_s`` stretch. The reference is kept
         when the live stream starts (a baseline is not replaced by automatic recalibration unless motion
-        never stops for ``max_motion_s``)."""
+        never stops for ``max_motion_s``). ``empty=True``: the recording is of the empty room, so its mean
+        amplitude profile is kept as well and a person who keeps still is found by how far the live profile
+        departs from it (``presence_distance``)."""
         times = np.asarray(times, np.float64)
         amps = self._amplitudes(csi)
         if amps is None or len(times) < 4:
@@ -152,6 +161,9 @@ class LinkSensor:
         self._status.features = int(self._sel.size)
         self._status.shape = tuple(self._shape or ())
         self._baseline_locked = mode == "baseline"
+        if empty:
+            x = amps[:, self._sel].astype(np.float64)
+            self._empty = (x.mean(axis=0), np.maximum(x.std(axis=0), 1e-6))
 
     # ------------------------------------------------------------------------------------------ input
     def push(self, t: float, csi: np.ndarray) -> list[schemas.SensingState]:
@@ -202,6 +214,7 @@ class LinkSensor:
         st.shape = shape
         self._sel = None
         self._ref = None
+        self._empty = None
         self._baseline_locked = False
         st.calibration = "calibrating"
         self._reset_stream()
@@ -339,14 +352,12 @@ class LinkSensor:
             self._motion_since = None
 
     def _update_motion(self, t: float, score: float) -> None:
-        c = self.cfg
-        if self._motion:
-            if score < c.motion_off:
-                self._motion = False
-                self._motion_since = None
-        elif score > c.motion_on:
-            self._motion = True
+        was = self._motion
+        self._motion = motion_step(was, score, self.cfg.motion_on, self.cfg.motion_off)
+        if self._motion and not was:
             self._motion_since = t
+        elif not self._motion:
+            self._motion_since = None
         if self._motion:
             self._last_motion_t = t
 
@@ -357,10 +368,17 @@ class LinkSensor:
         bpm: float | None = None
         conf = 0.0
         evidence = calibrated and (self._motion or t - self._last_motion_t <= c.presence_hold_s)
+        if calibrated and self._empty is not None:
+            d = self._profile_distance(t)
+            self.last_profile_distance = d
+            if d is not None and d >= c.presence_distance:
+                evidence = True
+                still = not self._motion
         if calibrated and not self._motion:
             quiet_s = min(t - self._last_motion_t, c.breathing_window_s)
             if quiet_s >= c.breathing_min_s:
                 est = self._breathing(t, quiet_s)
+                self.last_breathing = est
                 if est is not None and est.band_snr >= c.presence_snr:
                     evidence = True
                     still = True
@@ -391,6 +409,17 @@ class LinkSensor:
             packet_rate=round(rate, 2),
         )
 
+    def _profile_distance(self, t: float) -> float | None:
+        """Mean squared z-distance of the last ``presence_window_s`` mean profile from the empty room's."""
+        assert self._ring is not None and self._empty is not None
+        c = self.cfg
+        m, cnt = self._ring.means(math.floor(t / c.bin_s) - 1, max(1, round(c.presence_window_s / c.bin_s)))
+        if cnt.sum() < 3:
+            return None
+        mu = (np.nan_to_num(m) * cnt[:, None]).sum(axis=0) / cnt.sum()
+        mu0, sd0 = self._empty
+        return float(np.mean(((mu - mu0) / sd0) ** 2))
+
     def _breathing(self, t: float, span_s: float):  # -> BreathingEstimate | None
         c = self.cfg
         ring = self._ring
@@ -401,6 +430,24 @@ class LinkSensor:
         if filled is None:
             return None
         return estimate_breathing(filled, 1.0 / c.bin_s)
+
+
+def motion_step(moving: bool, score: float, on: float, off: float) -> bool:
+    """The motion state after one score (hysteresis: on above ``on``, off below ``off``)."""
+    return score >= off if moving else score > on
+
+
+def motion_decisions(scores: np.ndarray, on: float, off: float) -> np.ndarray:
+    """motion_step over a score series (NaN: not calibrated yet, no motion) — what a LinkSensor would say."""
+    out = np.zeros(len(scores), bool)
+    moving = False
+    for i, sc in enumerate(scores):
+        if np.isnan(sc):
+            moving = False
+        else:
+            moving = motion_step(moving, float(sc), on, off)
+        out[i] = moving
+    return out
 
 
 def _reference(v: np.ndarray) -> np.ndarray:
