@@ -1,4 +1,5 @@
-"""Command line: `wdp replay <capture>` (summarize a capture), `wdp serve [overrides]` (engine + API + dashboard)."""
+"""Command line: `wdp replay <capture>` (summarize a capture), `wdp sense <capture>` (training-free motion,
+presence and breathing, one record a second), `wdp serve [overrides]` (engine + API + dashboard)."""
 
 from __future__ import annotations
 
@@ -163,6 +164,46 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sense(args: argparse.Namespace) -> int:
+    from wdp.sensing.offline import sense_capture
+
+    notes: list[str] = []
+    try:
+        records = sense_capture(
+            Path(args.capture),
+            format=args.format,
+            baseline=Path(args.baseline) if args.baseline else None,
+            baseline_empty=args.baseline_empty,
+            mac=args.mac,
+            notes=notes,
+        )
+        enc = msgspec.json.Encoder()
+        printed_notes = 0
+        for i, rec in enumerate(records):
+            while printed_notes < len(notes):
+                print(notes[printed_notes], file=sys.stderr)
+                printed_notes += 1
+            if args.json:
+                sys.stdout.write(enc.encode(rec).decode() + "\n")
+            else:
+                if i % 20 == 0:
+                    print(f"{'t (s)':>8s}  {'motion':6s}  {'score':>7s}  {'presence':8s}  breathing (BPM)")
+                bpm = f"{rec.breathing_bpm:.1f}" if rec.breathing_bpm is not None else "-"
+                print(
+                    f"{rec.t:8.1f}  {'yes' if rec.motion else 'no':6s}  {rec.motion_score:7.2f}  "
+                    f"{'yes' if rec.presence else 'no':8s}  {bpm}"
+                )
+        for n in notes[printed_notes:]:
+            print(n, file=sys.stderr)
+    except BrokenPipeError:  # `wdp sense ... | head`
+        sys.stderr.close()
+        return 0
+    except (OSError, ValueError) as e:
+        print(f"wdp sense: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from wdp.engine.config import compose_serve_config, serve
 
@@ -199,6 +240,26 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_replay)
+    se = sub.add_parser(
+        "sense",
+        help="training-free motion / presence / breathing of a capture, one record per second",
+        description="Runs the engine's per-link sensing over a capture file and prints one record per second: "
+        '{"t", "motion", "motion_score", "presence", "breathing_bpm"}.',
+    )
+    se.add_argument("capture", help="capture file (ESP32 csv, ESPectre npz, Intel 5300 dat, nexmon pcap, ...)")
+    se.add_argument("--format", default=None, help="force a format (default: detected)")
+    se.add_argument(
+        "--baseline",
+        default=None,
+        help="a quiet recording of the same room and hardware (empty, or a person keeping still) to calibrate "
+        "from; without it the quietest stretch of the capture is used",
+    )
+    se.add_argument(
+        "--baseline-empty", action="store_true", help="the baseline is of the empty room (enables still-person presence)"
+    )
+    se.add_argument("--mac", default=None, help="transmitter MAC of the link (default: the most frequent sender)")
+    se.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    se.set_defaults(func=_cmd_sense)
     s = sub.add_parser(
         "serve",
         help="run the engine (simulator by default) with the REST/WebSocket API and dashboard",
