@@ -54,3 +54,7 @@ __all__ += [
 from wdp.csi.udp import CaptureBatch, CaptureStats, UdpSource, encode_relay_datagram  # noqa: E402
 
 __all__ += ["CaptureBatch", "CaptureStats", "UdpSource", "encode_relay_datagram"]
+from wdp.csi.follow import FollowSource, FollowStats  # noqa: E402
+from wdp.csi.serial_source import SerialSource, SerialStats  # noqa: E402
+
+__all__ += ["FollowSource", "FollowStats", "SerialSource", "SerialStats"]
