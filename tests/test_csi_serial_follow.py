@@ -228,6 +228,30 @@ def test_serial_waits_for_a_missing_device_and_rejects_other_formats(tmp_path: P
         pty.close()
 
 
+def test_serial_frames_keep_coming_when_the_shape_changes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    v64, v192 = rng.integers(-128, 128, 128), rng.integers(-128, 128, 384)
+    row64 = "CSI_DATA,AP,68:FE:71:12:53:8C,-32,11,1,7,0,1,1,0,0,0,0,-96,0,6,1,6821882,0,84,0,0,6.8219,128,[{} ]\n"
+    row192 = 'CSI_DATA,3,68:fe:71:12:53:8c,-52,11,1,7,1,1,1,1,0,0,0,-93,0,6,1,123456,0,67,0,384,0,"[{}]"\n'
+    pty = Pty()
+    src = SerialSource(port=pty.path)
+    src.open(0.0)
+    got = Collector(src)
+    try:
+        wait_for(lambda: src.stats().opens == 1, "the port to open")
+        pty.write(b"\n")  # so that the first row is not taken for a cut line
+        for row in (row64.format(" ".join(map(str, v64))), row192.format(",".join(map(str, v192)))) * 2:
+            pty.write(row.encode())
+        got.wait(4)
+    finally:
+        got.stop()
+        src.close()
+        pty.close()
+    assert [c.shape for c in got.csi] == [(64, 1, 1), (192, 1, 1)] * 2
+    np.testing.assert_array_equal(got.csi[1][:, 0, 0], v192[1::2] + 1j * v192[0::2])
+    assert src.stats().partial_dropped == 0
+
+
 # ------------------------------------------------------------------------------------------ follow
 
 
@@ -252,8 +276,8 @@ def append_in_chunks(dst: Path, data: bytes, *, seed: int, cut_at: int | None = 
 
 @pytest.mark.parametrize(
     ("rel", "name", "cut_record"),
-    [(PCAP, "live.pcap", 137), (DAT, "live.dat", 201)],
-    ids=["nexmon_pcap", "intel5300"],
+    [(PCAP, "live.pcap", 137), (DAT, "live.dat", 201), (AN1, "live.csv", 77)],
+    ids=["nexmon_pcap", "intel5300", "esp32"],
 )
 def test_follow_a_growing_capture(real: Path, tmp_path: Path, rel: str, name: str, cut_record: int) -> None:
     path = real / rel
@@ -291,6 +315,13 @@ def _record_offsets(path: Path, fmt: str) -> list[int]:
         while off < len(data):
             out.append(off)
             off += 16 + int.from_bytes(data[off + 8 : off + 12], "little")
+        return out
+    if fmt == "esp32":  # the rows' line starts
+        out, off = [], 0
+        for line in data.splitlines(keepends=True):
+            if line.startswith(b"CSI_DATA,"):
+                out.append(off)
+            off += len(line)
         return out
     off, out = 0, []  # intel5300: u16 big-endian length, then that many bytes (code 0xbb first)
     while off + 2 <= len(data):
