@@ -15,6 +15,7 @@ from __future__ import annotations
 from wdp.csi.simulator.body import BodyShape, body_from_subject, forward_kinematics
 from wdp.csi.simulator.camera import Camera
 from wdp.csi.simulator.config import INTEL5300_SUBCARRIERS_20MHZ, Band, Impairments, SimConfig
+from wdp.csi.simulator.props import RotatingBlades, SwayingSheet
 from wdp.csi.simulator.room import Room, room_from_id
 from wdp.csi.simulator.scene import PersonSpec, Scene, ScenePerson, random_scene, scripted_scene
 from wdp.csi.simulator.script import Fall, GetUp, Lie, LieDown, Sit, Stand, Walk, Wave
@@ -44,6 +45,7 @@ __all__ = [
     "PersonSpec",
     "PersonTruth",
     "Room",
+    "RotatingBlades",
     "Scene",
     "ScenePerson",
     "SceneSimulator",
@@ -51,6 +53,7 @@ __all__ = [
     "SimFrame",
     "Sit",
     "Stand",
+    "SwayingSheet",
     "Walk",
     "Wave",
     "body_from_subject",

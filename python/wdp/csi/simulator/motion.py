@@ -13,7 +13,10 @@ Motions (angles in degrees in the comments):
 * wave: standing, one upper arm raised sideways (100), forearm swinging side to side at 1.5-2.5 Hz.
 * fall: from upright to lying in 0.5-1 s: the body rotates about the ankles by 90 with an accelerating
   profile (u^2), knees buckle and arms reach out on the way; forward, backward, left or right.
-* lie: lying on the floor (the end pose of a fall or lie-down) with breathing (4 mm at 0.25 Hz).
+* lie: lying on the floor (the end pose of a fall or lie-down) with breathing (4 mm at 0.25 Hz unless a
+  script sets breath_bpm / breath_amp_m).
+* breathing while standing or sitting (script option breath_bpm, off by default): the trunk pitches so the
+  chest moves by breath_amp_m (5 mm) at the breathing rate.
 * lie_down: deliberate 2-3 s transition from standing to lying through a crouch (smoothstep).
 * get_up: the reverse of lie_down (labelled "lie" for its first half and "stand" after).
 """
@@ -37,6 +40,14 @@ FALL_TILT = {  # (tilt_pitch, tilt_roll) at the end of a fall in each direction
     "left": (0.0, -90 * DEG),
     "right": (0.0, 90 * DEG),
 }
+
+
+CHEST_LEVER_M = 0.45  # pelvis to mid-chest: a trunk pitch of a / 0.45 rad moves the chest by about a metres
+
+
+def breathing(t: np.ndarray, hz: float, amp: float, phase: float) -> np.ndarray:
+    """Chest displacement (m): a sinusoid of amplitude `amp` at `hz`."""
+    return amp * np.sin(2 * np.pi * hz * t + phase)
 
 
 def smoothstep(u: np.ndarray) -> np.ndarray:
@@ -116,6 +127,11 @@ class StandSegment(Segment):
     sway_hz: float = 0.27
     sway_phase: float = 0.0
     activity_name: str = "stand"
+    # Breathing (off by default): the chest moves back and forth by breath_amp (m) at breath_hz, modelled as
+    # a trunk pitch oscillation about the pelvis (CHEST_LEVER_M).
+    breath_hz: float = 0.0
+    breath_amp: float = 0.0
+    breath_phase: float = 0.0
 
     def _params(self, t: np.ndarray) -> np.ndarray:
         q = neutral_pose(len(t), self.x, self.y, self.heading)
@@ -124,6 +140,8 @@ class StandSegment(Segment):
         q[:, P["y"]] += np.cos(self.heading) * self.sway_amp * s
         q[:, P["trunk_roll"]] = 1.0 * DEG * s
         q[:, P["trunk_pitch"]] = 1.5 * DEG + 0.7 * DEG * np.sin(2 * np.pi * 0.13 * t + self.sway_phase)
+        if self.breath_amp > 0:
+            q[:, P["trunk_pitch"]] += breathing(t, self.breath_hz, self.breath_amp, self.breath_phase) / CHEST_LEVER_M
         return q
 
 
@@ -236,10 +254,12 @@ class LieSegment(Segment):
     breath_phase: float = 0.0
     blend_in: float = 0.0
     activity_name: str = "lie"
+    breath_hz: float = 0.25  # the body rises and falls by breath_amp (m) at breath_hz
+    breath_amp: float = 0.004
 
     def _params(self, t: np.ndarray) -> np.ndarray:
         q = lying_pose(len(t), self.x, self.y, self.heading, self.direction)
-        q[:, P["lift"]] += 0.004 * np.sin(2 * np.pi * 0.25 * t + self.breath_phase)
+        q[:, P["lift"]] += self.breath_amp * np.sin(2 * np.pi * self.breath_hz * t + self.breath_phase)
         return q
 
 

@@ -40,12 +40,16 @@ class Stand:
     duration: float | None = None
     until: float | None = None
     heading: float | None = None  # radians; None keeps the current heading
+    breath_bpm: float | None = None  # breathing chest motion (None: none beyond postural sway)
+    breath_amp_m: float = 0.005
 
 
 @dataclass(frozen=True)
 class Sit:
     duration: float | None = None
     until: float | None = None
+    breath_bpm: float | None = None
+    breath_amp_m: float = 0.005
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,8 @@ class LieDown:
 class Lie:
     duration: float | None = None
     until: float | None = None
+    breath_bpm: float | None = None  # None: the default 15 bpm, 4 mm
+    breath_amp_m: float = 0.005
 
 
 @dataclass(frozen=True)
@@ -141,9 +147,13 @@ def compile_script(
         if isinstance(a, Stand):
             if a.heading is not None:
                 heading = float(a.heading)
-            add(StandSegment(t, t + span(a, last), x, y, heading, **sway))
+            add(StandSegment(t, t + span(a, last), x, y, heading, **sway, **_breath(a, sway)))
         elif isinstance(a, Sit):
-            add(SitSegment(t, t + span(a, last), x, y, heading, blend_in=1.0, **{**sway, "sway_amp": 0.005}))
+            add(
+                SitSegment(
+                    t, t + span(a, last), x, y, heading, blend_in=1.0, **{**sway, "sway_amp": 0.005}, **_breath(a, sway)
+                )
+            )
         elif isinstance(a, Wave):
             add(WaveSegment(t, t + span(a, last), x, y, heading, arm=a.arm, wave_hz=a.hz, **sway))
         elif isinstance(a, Walk):
@@ -186,6 +196,7 @@ def compile_script(
                     heading,
                     direction=lying,
                     breath_phase=float(rng.uniform(0, 2 * np.pi)),
+                    **_lie_breath(a),
                 )
             )
         elif isinstance(a, GetUp):
@@ -213,6 +224,20 @@ def compile_script(
         else:
             segs.append(StandSegment(t, math.inf, x, y, heading, **sway))
     return Timeline(segs)
+
+
+def _breath(a: Stand | Sit, sway: dict[str, float]) -> dict[str, float]:
+    """Breathing settings of an upright segment; none unless the action asks (existing scripts unchanged).
+    The phase reuses the sway phase so no random number is drawn."""
+    if a.breath_bpm is None:
+        return {}
+    return {"breath_hz": a.breath_bpm / 60.0, "breath_amp": a.breath_amp_m, "breath_phase": sway["sway_phase"]}
+
+
+def _lie_breath(a: Lie) -> dict[str, float]:
+    if a.breath_bpm is None:
+        return {}
+    return {"breath_hz": a.breath_bpm / 60.0, "breath_amp": a.breath_amp_m}
 
 
 def _check_direction(direction: str) -> None:

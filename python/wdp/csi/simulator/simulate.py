@@ -20,6 +20,7 @@ from wdp.csi.simulator.channel import los_shadowing, scatter_channel, static_cha
 from wdp.csi.simulator.config import SimConfig
 from wdp.csi.simulator.impairments import ImpairmentProcess
 from wdp.csi.simulator.labels import PersonView, render_labels
+from wdp.csi.simulator.props import Prop
 from wdp.csi.simulator.scene import Scene
 
 _IMP_SALT = 0x494D5052  # "IMPR"
@@ -52,8 +53,9 @@ class SceneSimulator:
     """Physics and hardware model of one scene. Deterministic: the same scene and config always give
     the same windows and the same stream."""
 
-    def __init__(self, scene: Scene, config: SimConfig | None = None):
+    def __init__(self, scene: Scene, config: SimConfig | None = None, props: Sequence[Prop] = ()):
         self.scene = scene
+        self.props = tuple(props)  # moving non-human scatterers (wdp.csi.simulator.props); none by default
         self.config = cfg = config or SimConfig()
         room = scene.room
         if (len(room.rx), len(room.tx)) != (cfg.n_rx, cfg.n_tx):
@@ -83,6 +85,8 @@ class SceneSimulator:
         t = np.atleast_1d(np.asarray(times, np.float64))
         cfg = self.config
         h = np.broadcast_to(self.static.total, (len(t), *self.static.total.shape)).astype(np.complex128)
+        for prop in self.props:
+            h += scatter_channel(prop.points(t), prop.amplitudes(), self.scene.room, cfg.band)
         if not self.scene.people or not cfg.body_points:
             return h
         poses = self.poses(t) if poses is None else poses
