@@ -101,6 +101,7 @@ class LinkSensor:
         self._baseline_locked = False
         self._empty: tuple[np.ndarray, np.ndarray] | None = None  # empty-room profile: mean, std per feature
         self.last_profile_distance: float | None = None
+        self._variance_only = False  # calibration probes only collect window variances
         self.last_breathing = None  # the latest BreathingEstimate (diagnostics, benchmarks)
         self._reset_stream()
 
@@ -143,6 +144,7 @@ class LinkSensor:
         if amps is None or len(times) < 4:
             raise ValueError("calibration needs at least 4 frames of one shape")
         probe = LinkSensor(None, self.cfg)
+        probe._variance_only = True
         probe._shape = self._shape_of(csi)
         probe._sel = live_subcarriers(amps)
         probe._ref = np.ones(probe._sel.size)
@@ -306,6 +308,8 @@ class LinkSensor:
         self._stream_reports += 1
         if cnt >= 3 and np.isfinite(var).all():
             self._vars.append(var)
+        if self._variance_only:
+            return self._state(tick_t, 0.0, rate, quick=True)
         self._maybe_calibrate(tick_t)
         if self._ref is None or cnt < 3:
             return self._state(tick_t, 0.0, rate)
@@ -361,9 +365,9 @@ class LinkSensor:
         if self._motion:
             self._last_motion_t = t
 
-    def _state(self, t: float, score: float, rate: float) -> schemas.SensingState:
+    def _state(self, t: float, score: float, rate: float, quick: bool = False) -> schemas.SensingState:
         c = self.cfg
-        calibrated = self._ref is not None
+        calibrated = self._ref is not None and not quick
         still = False
         bpm: float | None = None
         conf = 0.0
