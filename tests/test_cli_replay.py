@@ -39,3 +39,20 @@ def test_replay_cli_json_and_errors(csi_dir: Path, tmp_path: Path, capsys: pytes
     garbage.write_bytes(b"\x00\x01garbage" * 100)
     assert main(["replay", str(garbage)]) == 2
     assert "cannot tell the CSI format" in capsys.readouterr().err
+
+
+def test_replay_reads_an_espectre_npz_and_the_replay_source_streams_it():
+    from wdp.csi.sources import ReplaySource
+    from wdp.data.real import fixtures_dir
+
+    npz = fixtures_dir() / "D3/micro-espectre/data/test/test_c3_64sc_20260329_130804.npz"
+    out = subprocess.run([sys.executable, "-m", "wdp", "replay", str(npz)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "espectre_npz" in out.stdout and "6068" in out.stdout
+    src = ReplaySource(npz, realtime=False)
+    src.open(0.0)
+    n = 0
+    while not src.exhausted:
+        n += sum(len(b) for b in src.read(0.1))
+    src.close()
+    assert n == 6068

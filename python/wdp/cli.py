@@ -11,7 +11,8 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from wdp.csi import StreamReader, detect_format, stream_formats
+from wdp.csi import StreamReader, detect_format, read_capture, stream_formats
+from wdp.csi.capture_file import FILE_ONLY_FORMATS
 from wdp.csi.sanitize import Sanitizer
 
 CHUNK = 256 * 1024
@@ -37,7 +38,7 @@ class ReplaySummary(msgspec.Struct, frozen=True, kw_only=True):
 def summarize_capture(path: Path, fmt: str | None = None, progress: bool = False) -> ReplaySummary:
     """Stream a capture through the native parser and summarize it, without holding all frames."""
     fmt = fmt or detect_format(path)
-    reader = StreamReader(fmt)
+    reader = StreamReader(fmt) if fmt not in FILE_ONLY_FORMATS else None
     shapes: Counter[str] = Counter()
     ts_first: float | None = None
     ts_last: float | None = None
@@ -73,13 +74,18 @@ def summarize_capture(path: Path, fmt: str | None = None, progress: bool = False
             ts_first = float(ts[0]) if ts_first is None else ts_first
             ts_last = float(ts[-1])
 
-    size = path.stat().st_size
-    with path.open("rb") as fh, _progress(progress, size, path.name) as advance:
-        while chunk := fh.read(CHUNK):
-            consume(reader.feed(chunk))
-            advance(len(chunk))
-        consume(reader.finish())
-    st = reader.stats
+    if fmt in FILE_ONLY_FORMATS:  # a whole archive (ESPectre npz), not a byte stream
+        whole = read_capture(path, fmt)
+        consume(whole)
+        st = whole.stats
+    else:
+        size = path.stat().st_size
+        with path.open("rb") as fh, _progress(progress, size, path.name) as advance:
+            while chunk := fh.read(CHUNK):
+                consume(reader.feed(chunk))
+                advance(len(chunk))
+            consume(reader.finish())
+        st = reader.stats
     duration = (ts_last - ts_first) if ts_first is not None and ts_last is not None else None
     rate = (st.frames - 1) / duration if duration and duration > 0 and st.frames > 1 else None
     return ReplaySummary(
@@ -236,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "capture", help="capture file (ESP32 .csv, Intel 5300 .dat, nexmon .pcap, Atheros .dat, PicoScenes .csi)"
     )
-    r.add_argument("--format", choices=stream_formats(), help="override format detection")
+    r.add_argument("--format", choices=stream_formats() + FILE_ONLY_FORMATS, help="override format detection")
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_replay)

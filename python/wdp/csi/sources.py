@@ -394,37 +394,45 @@ class ReplaySource(_TimedStreamSource):
         return [RouterInfo(self.router_id, self.path.name, self.format, expected_rate_hz=None)]
 
     def _packets(self) -> Iterator[_Packet]:
-        from wdp.csi import StreamReader
-
         step = 1.0 / self.nominal_rate_hz
         offset = 0.0
         last = -math.inf
         while True:
-            reader = StreamReader(self.format)
             first: float | None = None
             n_before = self.packets
-            with self.path.open("rb") as fh:
-                while True:
-                    chunk = fh.read(self.chunk_bytes)
-                    cap = reader.feed(chunk) if chunk else reader.finish()
-                    ts = cap.meta["timestamp"]
-                    for csi, t in zip(cap.csi, ts, strict=True):
-                        if csi.size == 0:
-                            continue
-                        t = float(t)
-                        if first is None and math.isfinite(t):
-                            first = t
-                        rel = offset + (t - first) if first is not None and math.isfinite(t) else -math.inf
-                        rel = rel if rel > last else (0.0 if last == -math.inf else last + step)
-                        last = rel
-                        self.packets += 1
-                        yield rel, self.router_id, csi, None
-                    if not chunk:
-                        break
+            for cap in self._captures():
+                ts = cap.meta["timestamp"]
+                for csi, t in zip(cap.csi, ts, strict=True):
+                    if csi.size == 0:
+                        continue
+                    t = float(t)
+                    if first is None and math.isfinite(t):
+                        first = t
+                    rel = offset + (t - first) if first is not None and math.isfinite(t) else -math.inf
+                    rel = rel if rel > last else (0.0 if last == -math.inf else last + step)
+                    last = rel
+                    self.packets += 1
+                    yield rel, self.router_id, csi, None
             if not self.loop or self.packets == n_before:
                 return
             offset = last + step
             last = offset - step
+
+    def _captures(self) -> Iterator[Any]:
+        """The file as parsed batches: streamed in chunks, or whole for file-only formats (ESPectre npz)."""
+        from wdp.csi import StreamReader
+        from wdp.csi.capture_file import FILE_ONLY_FORMATS, read_capture
+
+        if self.format in FILE_ONLY_FORMATS:
+            yield read_capture(self.path, self.format)
+            return
+        reader = StreamReader(self.format)
+        with self.path.open("rb") as fh:
+            while True:
+                chunk = fh.read(self.chunk_bytes)
+                yield reader.feed(chunk) if chunk else reader.finish()
+                if not chunk:
+                    return
 
 
 class ArraySource(_TimedStreamSource):
