@@ -17,9 +17,9 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 def test_fresh_database_is_at_latest_version(tmp_path):
     with Store(tmp_path / "h.duckdb") as store:
         con = store.cursor()
-        assert store.schema_version() == schema.LATEST_VERSION == 4
+        assert store.schema_version() == schema.LATEST_VERSION == 5
         versions = con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
-        assert [v for (v,) in versions] == [1, 2, 3, 4]
+        assert [v for (v,) in versions] == [1, 2, 3, 4, 5]
         assert {
             "pose_frames",
             "pose_persons",
@@ -36,6 +36,7 @@ def test_fresh_database_is_at_latest_version(tmp_path):
             "outbox",
             "delivery_log",
             "config_templates",
+            "sensing_states",
         } <= _tables(con)
 
 
@@ -49,7 +50,7 @@ def test_reopening_applies_nothing_and_keeps_data(tmp_path):
     with Store(path) as store:
         con = store.cursor()
         assert schema.migrate(con) == []  # idempotent
-        assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (4,)
+        assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (5,)
         assert queries.pose_history(con, 0, 2e9, limit=1000) == frames
 
 
@@ -69,7 +70,7 @@ def test_upgrade_from_v1_keeps_history(tmp_path):
 
     with Store(path) as store:
         con = store.cursor()
-        assert store.schema_version() == 4
+        assert store.schema_version() == 5
         assert queries.pose_history(con, 0, 2e9, limit=1000) == frames
         zone = Zone(id="z", name="Z", polygon=[(0, 0), (1, 0), (1, 1)])
         config.ZONES.put(con, zone)
@@ -106,7 +107,7 @@ def test_read_only_open_does_not_migrate(tmp_path):
     with Store(path):
         pass
     with Store(path, read_only=True) as store:
-        assert store.schema_version() == 4
+        assert store.schema_version() == 5
         with pytest.raises(duckdb.Error):
             store.cursor().execute("DELETE FROM events")
 
@@ -120,6 +121,15 @@ def test_v4_adopts_a_templates_table_made_by_an_older_server(tmp_path):
         "CREATE TABLE config_templates (id VARCHAR PRIMARY KEY, body VARCHAR NOT NULL, updated_at DOUBLE NOT NULL)"
     )
     con.execute("INSERT INTO config_templates VALUES ('t', '{}', 1.0)")
-    assert schema.migrate(con) == [4]
+    assert schema.migrate(con, target=4) == [4]
     assert con.execute("SELECT id FROM config_templates").fetchall() == [("t",)]
     con.close()
+
+
+def test_v5_adds_sensing_states_to_an_existing_history(tmp_path):
+    path = tmp_path / "v4.duckdb"
+    con = duckdb.connect(str(path))
+    schema.migrate(con, target=4)
+    con.close()
+    with Store(path) as store:
+        assert store.schema_version() == 5 and "sensing_states" in _tables(store.cursor())

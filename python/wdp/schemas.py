@@ -89,6 +89,29 @@ class SensingState(msgspec.Struct, kw_only=True, frozen=True):
     packet_rate: float = 0.0
 
 
+class SensingLinkStatus(msgspec.Struct, kw_only=True, frozen=True):
+    """Health of one router's sensing link (REST system/routers and sensing/routers/{id}): its calibration
+    and the input problems the detector absorbed. ``shape_changes`` (the router changed its bandwidth or
+    antennas: calibration restarted), ``time_jumps`` (timestamps went back or left a gap: windows
+    restarted) and ``bad_frames`` (empty or non-finite frames, skipped) say a link is unwell before its
+    states do; ``source`` holds the counters the router's source reports about itself (serial port,
+    followed file: reconnects, lines skipped, last error), empty when it reports none."""
+
+    router_id: str
+    calibration: CalibrationState = "calibrating"
+    packets: int = 0
+    bad_frames: int = 0
+    shape_changes: int = 0
+    time_jumps: int = 0
+    recalibrations: int = 0
+    features: int = 0  # live amplitude features the detector uses
+    shape: list[int] = []  # (subcarriers, rx, tx) of the frames it reads
+    zone_ids: list[str] = []  # zones (sensing.zones) the router is placed in
+    last_state_at: float | None = None  # timestamp of its latest SensingState
+    notes: list[str] = []  # the last few things that happened (recalibrations, shape changes)
+    source: dict[str, str | int | float | bool | None] = {}
+
+
 # --------------------------------------------------------------------------------------------- config
 
 

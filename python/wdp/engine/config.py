@@ -87,7 +87,34 @@ def engine_config(cfg: Any) -> Any:
         **a,
     )
     w = dict(_plain(cfg.get("window")) or {})
-    return _dataclass_from(EngineConfig, {**e, **w}, detector=str(cfg.get("detector", "model")), pipeline=pipeline)
+    return _dataclass_from(
+        EngineConfig,
+        {**e, **w},
+        detector=str(cfg.get("detector", "model")),
+        pipeline=pipeline,
+        sensing=sensing_settings(cfg.get("sensing")),
+    )
+
+
+def sensing_settings(node: Any) -> Any:
+    """The ``sensing:`` block -> SensingSettings: enabled, zones, baselines and the event settings are its
+    own; every other key is a wdp.sensing.SensingConfig field (a threshold of the detector)."""
+    from wdp.engine.sensing_stage import SensingSettings
+    from wdp.sensing import SensingConfig
+
+    s = dict(_plain(node) or {})
+    zones = s.pop("zones", None) or {}
+    baselines = s.pop("baselines", None) or {}
+    if not isinstance(zones, dict) or not isinstance(baselines, dict):
+        raise ValueError("sensing.zones and sensing.baselines must be mappings ({zone: [router, ...]}, {router: path})")
+    own = {f.name for f in dataclasses.fields(SensingSettings)} - {"detector", "zones", "baselines"}
+    settings = {k: s.pop(k) for k in list(s) if k in own}
+    return SensingSettings(
+        detector=_dataclass_from(SensingConfig, s),
+        zones={str(z): [str(r) for r in (rs or [])] if isinstance(rs, list) else rs for z, rs in zones.items()},
+        baselines={str(r): str(p) for r, p in baselines.items()},
+        **settings,
+    )
 
 
 def load_model(cfg: Any, config: Any) -> Any:

@@ -12,6 +12,12 @@ Threads (all owned by the Engine object; nothing global):
 * housekeeping: router timeouts and periodic router status;
 * the store sink (wdp.engine.storage), a bus subscriber.
 
+Training-free sensing (wdp.engine.sensing_stage, on unless ``config.sensing.enabled`` is false) runs in the
+reader threads: every batch of a router's packets, whatever their shape, goes to that router's LinkSensor
+(one call per batch), and the SensingStates it completes (once a second per router and per configured zone)
+go on Topic.SENSING, their events (motion.started, ...) on Topic.EVENT. ``detector="none"`` runs sensing
+only (no pose windows, no model).
+
 Backpressure: the window queue holds at most ``queue_windows`` windows. When a realtime source finds it full
 the OLDEST window is dropped (counted in ``windows_dropped_overflow``); windows that have waited longer than
 ``max_window_age_s`` by the time the worker gets to them are dropped as stale. Sources that are not
@@ -54,6 +60,7 @@ from wdp.engine.fusion import fuse_detections
 from wdp.engine.metrics import EngineMetrics, LatencyRecorder, ModelStatus, RateMeter, SubscriberStats
 from wdp.engine.models import ModelInfo, ModelRunner, truth_detections
 from wdp.engine.routers import RouterMonitor
+from wdp.engine.sensing_stage import SensingSettings, SensingStage
 from wdp.engine.windowing import RouterWindower, Window, WindowSpec, stack_windows
 from wdp.tracking.detections import Detections
 
@@ -67,7 +74,7 @@ _SOURCE_RANK = {
 
 @dataclass(frozen=True)
 class EngineConfig:
-    detector: Literal["model", "ground_truth"] = "model"
+    detector: Literal["model", "ground_truth", "none"] = "model"  # none: no poses, sensing only
     max_batch: int = 16  # windows per forward pass
     queue_windows: int = 32  # window queue bound (backpressure)
     fusion_wait_s: float = 0.02  # longest wait for the other routers' windows of a slot
@@ -85,6 +92,7 @@ class EngineConfig:
     antenna_map: str | None = None
     max_gap_s: float | None = None
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    sensing: SensingSettings = field(default_factory=SensingSettings)
 
     def window_overrides(self) -> dict[str, Any]:
         return {
@@ -112,7 +120,7 @@ class Engine:
         if not sources:
             raise ValueError("the engine needs at least one source")
         self.config = c = config or EngineConfig()
-        if c.detector not in ("model", "ground_truth"):
+        if c.detector not in ("model", "ground_truth", "none"):
             raise ValueError(f"unknown detector {c.detector!r}")
         if c.detector == "model" and model is None:
             raise ValueError("detector 'model' needs a model (ModelRunner)")
@@ -133,6 +141,10 @@ class Engine:
         self.source_kind: schemas.FrameSource = min((s.kind for s in self.sources), key=_SOURCE_RANK.__getitem__)
 
         self.routers = RouterMonitor(disconnect_after_s=c.disconnect_after_s)
+        self.sensing: SensingStage | None = None
+        if c.sensing.enabled:
+            self.sensing = SensingStage(c.sensing, event_ids=event_ids)
+            self.sensing.calibrate_baselines()  # a bad baseline file fails here, before anything runs
         self.latency = LatencyRecorder()
         self._fps = RateMeter()
         self._queue: deque[Window] = deque()
@@ -179,7 +191,7 @@ class Engine:
         if self._running or self._started_at is not None:
             raise RuntimeError("engine already started (an Engine runs once)")
         c = self.config
-        if c.torch_threads:
+        if c.torch_threads and c.detector != "none":
             import torch
 
             torch.set_num_threads(int(c.torch_threads))
@@ -376,6 +388,16 @@ class Engine:
         if ev is not None:
             self._publish_event(ev)
             self._publish_router(rid)
+        if self.sensing is not None:  # before the windower: sensing takes frames the pose model cannot
+            states, events = self.sensing.on_packets(
+                rid, src.kind, batch.timestamps, batch.csi, getattr(src, "status_details", None)
+            )
+            for state in states:
+                self.bus.publish(Topic.SENSING, state)
+            for event in events:
+                self._publish_event(event)
+        if self.config.detector == "none":
+            return
         spec = self._spec
         wd = self._windowers.get(rid)
         if wd is None or wd.spec is not spec:
@@ -659,6 +681,8 @@ class Engine:
             model=model,
             store=self._sink.status() if self._sink is not None else None,
             events=n["events"],
+            sensing_states=self.sensing.states if self.sensing is not None else 0,
+            sensing=self.sensing.links() if self.sensing is not None else [],
         )
 
     def windower_stats(self) -> dict[str, Any]:

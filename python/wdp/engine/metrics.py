@@ -13,7 +13,7 @@ from collections import deque
 import msgspec
 import numpy as np
 
-from wdp.schemas import Router
+from wdp.schemas import Router, SensingLinkStatus
 
 # Stages, in pipeline order. "window": packet arrival -> window queued (grid + sanitize); "queue": waiting for
 # the inference worker (including fusion wait for the other routers); "inference": net forward + decoding
@@ -53,6 +53,7 @@ class StoreStatus(msgspec.Struct, frozen=True, kw_only=True):
     flush_errors: int
     dropped: int  # messages the store's subscription lost (its queue overflowed)
     pending: int
+    sensing_written: int = 0  # SensingStates stored
 
 
 class EngineMetrics(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,6 +78,8 @@ class EngineMetrics(msgspec.Struct, frozen=True, kw_only=True):
     model: ModelStatus | None
     store: StoreStatus | None
     events: int
+    sensing_states: int = 0  # SensingStates published (routers and zones)
+    sensing: list[SensingLinkStatus] = []  # per router: calibration and input problems
 
 
 class LatencyRecorder:

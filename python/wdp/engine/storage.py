@@ -1,8 +1,10 @@
-"""The engine's history sink: a bus subscriber that appends every PoseFrame and event to the DuckDB store.
+"""The engine's history sink: a bus subscriber that appends every PoseFrame, event and SensingState to the
+DuckDB store.
 
 It runs in its own thread so a flush (a DuckDB transaction, milliseconds) never delays the pipeline. Frames go
 through wdp.store's batched PoseWriter; events are buffered and written with one batched INSERT per flush,
-on the same cadence (``flush_interval_s`` or ``max_frames``). ``stop()`` drains the queue and flushes
+on the same cadence (``flush_interval_s`` or ``max_frames``); sensing states likewise, one batched INSERT in
+one transaction per flush (wdp.store.sensing). ``stop()`` drains the queue and flushes
 everything, so Ctrl-C loses nothing the bus delivered. The subscription is bounded: if the store falls
 hopelessly behind, the oldest messages are dropped and counted rather than memory growing.
 """
@@ -20,6 +22,7 @@ from wdp.engine.metrics import StoreStatus
 from wdp.store import Store
 from wdp.store import config as store_config
 from wdp.store import events as store_events
+from wdp.store import sensing as store_sensing
 
 _log = logging.getLogger(__name__)
 
@@ -37,11 +40,13 @@ class StoreSink:
         self.store = store
         self.flush_interval_s = flush_interval_s
         self.max_frames = max_frames
-        self._sub = bus.subscribe({Topic.POSE, Topic.EVENT}, maxsize=queue_size, name="store")
+        self._sub = bus.subscribe({Topic.POSE, Topic.EVENT, Topic.SENSING}, maxsize=queue_size, name="store")
         self._writer: Any = None
         self._events: list[schemas.EventBase] = []
         self._events_written = 0
         self._event_errors = 0
+        self._states: list[schemas.SensingState] = []
+        self._states_written = 0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._last_event_flush = time.monotonic()
@@ -73,6 +78,8 @@ class StoreSink:
                 self._writer.append(msg.payload)
             except Exception:  # a bad frame must not kill the sink
                 _log.exception("store: frame %s rejected", getattr(msg.payload, "frame_id", "?"))
+        elif msg.topic is Topic.SENSING:
+            self._states.append(msg.payload)
         else:
             self._events.append(msg.payload)
 
@@ -82,11 +89,13 @@ class StoreSink:
         except Exception:
             _log.exception("store: pose flush failed (kept for the next flush)")
         now = time.monotonic()
-        if self._events and (now - self._last_event_flush >= self.flush_interval_s or len(self._events) >= 1000):
+        pending = len(self._events) + len(self._states)
+        if pending and (now - self._last_event_flush >= self.flush_interval_s or pending >= 1000):
             self._flush_events(con)
 
     def _flush_events(self, con: Any) -> None:
         self._last_event_flush = time.monotonic()
+        self._flush_states(con)
         if not self._events:
             return
         try:
@@ -100,6 +109,19 @@ class StoreSink:
             _log.exception("store: event flush failed (kept for the next flush)")
             if len(self._events) > 100_000:
                 self._events = self._events[-100_000:]
+
+    def _flush_states(self, con: Any) -> None:
+        if not self._states:
+            return
+        try:
+            store_sensing.append_states(con, self._states)
+            self._states_written += len(self._states)
+            self._states = []
+        except Exception:
+            self._event_errors += 1
+            _log.exception("store: sensing flush failed (kept for the next flush)")
+            if len(self._states) > 100_000:
+                self._states = self._states[-100_000:]
 
     def _flush(self, con: Any) -> None:
         try:
@@ -127,7 +149,9 @@ class StoreSink:
             flushes=w.flushes if w else 0,
             flush_errors=(w.flush_errors if w else 0) + self._event_errors,
             dropped=self._sub.dropped,
+            sensing_written=self._states_written,
             pending=len(self._sub)
             + len(self._events)
+            + len(self._states)
             + (self._writer.pending_frames if self._writer is not None else 0),
         )

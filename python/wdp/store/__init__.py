@@ -1,5 +1,5 @@
-"""DuckDB history store: pose frames/persons/keypoints, tracks, events, zone occupancy, configuration and the
-webhook outbox, with versioned migrations, batched appends, queries, retention and export.
+"""DuckDB history store: pose frames/persons/keypoints, tracks, events, zone occupancy, sensing states,
+configuration and the webhook outbox, with versioned migrations, batched appends, queries, retention and export.
 
     with Store("history.duckdb") as store:
         writer = store.writer(max_frames=300, flush_interval_s=1.0, autoflush=True)
@@ -11,7 +11,7 @@ Each thread uses ``store.cursor()`` (its own DuckDB connection). Crash bound: se
 
 from __future__ import annotations
 
-from wdp.store import config, events, export, outbox, queries, retention, schema
+from wdp.store import config, events, export, outbox, queries, retention, schema, sensing
 from wdp.store.connection import Store, transaction
 from wdp.store.writer import PoseWriter, WriterStats
 
@@ -26,5 +26,6 @@ __all__ = [
     "queries",
     "retention",
     "schema",
+    "sensing",
     "transaction",
 ]

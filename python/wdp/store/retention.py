@@ -20,6 +20,7 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("zone_occupancy", "ts < $cutoff"),
     ("tracks", "last_seen < $cutoff"),
     ("events", "ts < $cutoff"),
+    ("sensing_states", "ts < $cutoff"),
     ("delivery_log", "ts < $cutoff"),
     ("outbox", "created_at < $cutoff AND status IN ('delivered', 'failed')"),
 )

@@ -141,6 +141,27 @@ _V4_TEMPLATES = [
 ]
 
 
+# Training-free sensing (wdp.sensing): one row per router and per zone per second, appended in time order
+# (no index, like the pose tables). A router's row has router_id, a zone's zone_id (the other is NULL).
+_V5_SENSING = [
+    """CREATE TABLE sensing_states (
+        ts DOUBLE NOT NULL,
+        router_id VARCHAR,
+        zone_id VARCHAR,
+        source VARCHAR NOT NULL,          -- simulator | replay | live
+        motion BOOLEAN NOT NULL,
+        motion_score DOUBLE NOT NULL,
+        threshold DOUBLE NOT NULL,
+        presence BOOLEAN NOT NULL,
+        still BOOLEAN NOT NULL,
+        breathing_bpm DOUBLE,             -- NULL: no breathing rate (nobody still, or no clear rhythm)
+        breathing_confidence DOUBLE NOT NULL,
+        calibration VARCHAR NOT NULL,     -- calibrating | auto | baseline
+        packet_rate DOUBLE NOT NULL
+    )""",
+]
+
+
 def _sql(statements: Sequence[str]) -> Callable[[duckdb.DuckDBPyConnection], None]:
     def apply(con: duckdb.DuckDBPyConnection) -> None:
         for statement in statements:
@@ -155,6 +176,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], 
     (2, "config: zones, alert rules, webhooks, routers, users, api keys", _sql(_V2_CONFIG)),
     (3, "webhook outbox and delivery log", _sql(_V3_OUTBOX)),
     (4, "config templates", _sql(_V4_TEMPLATES)),
+    (5, "sensing states", _sql(_V5_SENSING)),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
