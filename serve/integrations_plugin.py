@@ -1,6 +1,6 @@
 """MQTT and webhook delivery wired to the served engine (conf/serve.yaml `mqtt:` and `webhooks:`).
 
-The MQTT bridge publishes every pose frame and event from the engine's bus and answers
+The MQTT bridge publishes every pose frame, event and sensing state from the engine's bus and answers
 command/system/{start,stop,status} and command/zone/{id}/configure through the engine adapter. The webhook
 dispatcher delivers the store's outbox: the engine's history sink commits each event together with its
 webhook deliveries before any delivery is tried, and deliveries left unfinished by a previous run go out on
@@ -20,6 +20,7 @@ from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 
+from wdp.engine import Topic
 from wdp.integrations.mqtt import CommandHandlers, MqttBridge, MqttConfig
 from wdp.integrations.mqtt.commands import ZonePatch
 from wdp.integrations.webhooks import WebhookDispatcher, WebhookSettings
@@ -99,6 +100,13 @@ class IntegrationsPlugin(InitPluginProtocol):
         finally:
             await stream.aclose()
 
+    async def _pump_bus(self, topic: Topic, sink: Any) -> None:
+        """Straight from the adapter's bus (which outlives engine restarts), for topics the API does not
+        stream to the bridge."""
+        with self.adapter.bus.subscribe({topic}, maxsize=1024, name=f"mqtt-{topic}") as sub:
+            async for msg in sub:
+                sink(msg.payload)
+
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
@@ -108,6 +116,7 @@ class IntegrationsPlugin(InitPluginProtocol):
                 self.bridge.set_zones(self.adapter.zones())
                 tasks.append(asyncio.create_task(self._pump("poses", self.bridge.publish_frame)))
                 tasks.append(asyncio.create_task(self._pump("events", self.bridge.publish_event)))
+                tasks.append(asyncio.create_task(self._pump_bus(Topic.SENSING, self.bridge.publish_sensing)))
                 log.info(
                     "MQTT bridge to %s:%d (prefix %r)",
                     self.mqtt_config.host,

@@ -415,7 +415,7 @@ def _render(template: str, payload: bytes) -> str:
 
 def test_home_assistant_discovery(broker: MosquittoBroker) -> None:
     async def scenario() -> None:
-        cfg = config(broker.port, node_id="house1")
+        cfg = config(broker.port, node_id="house1", sensing=False)  # sensing entities: test_mqtt_sensing.py
         async with MqttBridge(cfg) as bridge:
             bridge.set_zones([zone("kitchen", "Kitchen"), zone("hall")])
             await bridge.wait_connected(5)

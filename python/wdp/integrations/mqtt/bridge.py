@@ -8,8 +8,9 @@ Delivery model (all in memory; call the publish methods from the event loop's th
   plus unacknowledged). A full queue rejects the new message (``publish_*`` returns False, counted in
   ``stats.rejected_full``); nothing already accepted is dropped. Person updates (one per person per frame)
   may hold at most ``max_queued_person_updates`` of it, so an outage at frame rate leaves room for events.
-* Retained state (system/status, zone occupancy, discovery configs) is latest-value per topic and is
-  republished on every (re)connect, so a broker that lost its retained store is repaired.
+* Retained state (system/status, zone occupancy, sensing states, discovery configs) is latest-value per topic
+  and is republished on every (re)connect, so a broker that lost its retained store is repaired. A sensing
+  state (once a second per router and zone) replaces the unsent previous one of its topic.
 * QoS1/2 publishes are pipelined (``inflight_window`` awaiting acks). A message leaves the queue only when the
   broker acknowledged it; on a disconnect the unacknowledged ones go back to the head of the queue in their
   original order, so after a reconnect the backlog arrives in order, at least once (a message whose ack was
@@ -44,10 +45,13 @@ from wdp.integrations.mqtt.config import (
     QOS_EVENT,
     QOS_PERSON,
     QOS_RESPONSE,
+    QOS_SENSING,
     QOS_STATUS,
     QOS_ZONE,
     MqttConfig,
+    SensingKind,
     Topics,
+    topic_id,
     valid_segment,
 )
 from wdp.integrations.mqtt.payloads import (
@@ -59,7 +63,7 @@ from wdp.integrations.mqtt.payloads import (
     current_pose,
     zone_members,
 )
-from wdp.schemas import EventBase, PoseFrame, Zone, event_type
+from wdp.schemas import EventBase, PoseFrame, SensingState, Zone, event_type
 
 _log = logging.getLogger(__name__)
 _ENCODER = msgspec.json.Encoder()
@@ -122,6 +126,7 @@ class MqttBridge:
         self._dirty: dict[str, None] = {}  # state topics to (re)publish, ordered
         self._zone_members: dict[str, list[int] | None] = {}  # None: announced but no occupancy sent yet
         self._zone_names: dict[str, str | None] = {}
+        self._sensing_labels: dict[tuple[SensingKind, str], str] = {}  # announced (kind, id) -> entity label
         self._engine_state = "unknown"
         self._status_details: dict[str, Any] = {}
         self._incoming: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=1000)
@@ -252,9 +257,29 @@ class MqttBridge:
         """Any other message under the prefix (qos0 too goes through the FIFO)."""
         return self._enqueue(self.topics(relative_topic), payload, qos, retain)
 
+    def publish_sensing(self, state: SensingState) -> None:
+        """sensing/router/{router_id}/state for a link's state (one with a router_id, whatever its zone), else
+        sensing/zone/{zone_id}/state; retained, latest value per topic. The first state of a router or zone
+        announces its Home Assistant entities."""
+        if not self.config.sensing:
+            return
+        if state.router_id is not None:
+            kind: SensingKind = "router"
+            ident = state.router_id
+        elif state.zone_id is not None:
+            kind, ident = "zone", state.zone_id
+        else:
+            self._stats.invalid_ids += 1
+            return
+        if (kind, ident) not in self._sensing_labels:
+            name = self._zone_names.get(ident) if kind == "zone" else None
+            self._announce_sensing(kind, ident, name)
+        self._set_state(self.topics.sensing(kind, topic_id(ident)), _ENCODER.encode(state), *QOS_SENSING)
+
     def set_zones(self, zones: Iterable[Zone | str]) -> None:
-        """The configured zones: each gets an occupancy topic (0 until someone enters) and a discovery
-        sensor; zones no longer listed have their retained occupancy and discovery config deleted."""
+        """The configured zones: each gets an occupancy topic (0 until someone enters), a discovery sensor
+        and the sensing entities; zones no longer listed have their retained occupancy and sensing state and
+        their discovery configs deleted."""
         wanted: dict[str, str | None] = {}
         for zone in zones:
             zone_id, name = (zone, None) if isinstance(zone, str) else (zone.id, zone.name)
@@ -262,20 +287,27 @@ class MqttBridge:
         for zone_id in list(self._zone_members):
             if zone_id not in wanted:
                 self._remove_zone(zone_id)
+        for kind, zone_id in list(self._sensing_labels):
+            if kind == "zone" and zone_id not in wanted:
+                self._remove_sensing(kind, zone_id)
         for zone_id, name in wanted.items():
             if zone_id not in self._zone_members or self._zone_names.get(zone_id) != name:
                 self._add_zone(zone_id, name)
+            if self.config.sensing:
+                self._announce_sensing("zone", zone_id, name)
         self._wake.set()
 
-    async def consume(self, source: AsyncIterable[PoseFrame | EventBase]) -> None:
-        """Publish everything an async iterator yields (PoseFrames and Events) until it ends."""
+    async def consume(self, source: AsyncIterable[PoseFrame | EventBase | SensingState]) -> None:
+        """Publish everything an async iterator yields (PoseFrames, Events, SensingStates) until it ends."""
         async for item in source:
             if isinstance(item, PoseFrame):
                 self.publish_frame(item)
             elif isinstance(item, EventBase):
                 self.publish_event(item)
+            elif isinstance(item, SensingState):
+                self.publish_sensing(item)
             else:
-                raise TypeError(f"expected PoseFrame or Event, got {type(item).__name__}")
+                raise TypeError(f"expected PoseFrame, Event or SensingState, got {type(item).__name__}")
 
     # ------------------------------------------------------------------------------------------ internals
     def _enqueue(self, topic: str, payload: bytes, qos: int, retain: bool, *, person: bool = False) -> bool:
@@ -335,6 +367,25 @@ class MqttBridge:
         if self.config.discovery:
             topic = discovery.config_topic(self.config, "sensor", discovery.zone_object_id(zone_id))
             self._set_state(topic, b"", *QOS_DISCOVERY, once=True)
+
+    def _announce_sensing(self, kind: SensingKind, ident: str, name: str | None) -> None:
+        """Remember the router/zone and (re)publish its discovery configs when new or renamed."""
+        label = f"Router {ident}" if kind == "router" else (name or ident)
+        if self._sensing_labels.get((kind, ident)) == label:
+            return
+        self._sensing_labels[(kind, ident)] = label
+        if self.config.discovery:
+            entities = discovery.sensing_entities(self.config, self.topics, kind, topic_id(ident), label)
+            for topic, payload in entities.items():
+                self._set_state(topic, _ENCODER.encode(payload), *QOS_DISCOVERY)
+
+    def _remove_sensing(self, kind: SensingKind, ident: str) -> None:
+        del self._sensing_labels[(kind, ident)]
+        segment = topic_id(ident)
+        self._set_state(self.topics.sensing(kind, segment), b"", *QOS_SENSING, once=True)
+        if self.config.discovery:
+            for topic in discovery.sensing_config_topics(self.config, kind, segment):
+                self._set_state(topic, b"", *QOS_DISCOVERY, once=True)
 
     def _set_zone_occupancy(self, zone_id: str, ids: list[int], timestamp: float, frame_id: int | None) -> None:
         self._zone_members[zone_id] = ids

@@ -8,6 +8,8 @@ Topics, relative to ``prefix`` (default ``wdp``):
     system/status                 qos1 retained   availability online/offline (offline is the last will)
     system/alerts/{category}      qos2            alert.* events and falls
     events/{event_type}           qos1            every event (an addition to the seed tree; can be disabled)
+    sensing/router/{router_id}/state  qos1 retained   training-free sensing of one link (SensingState JSON),
+    sensing/zone/{zone_id}/state      qos1 retained   ... and of one zone; once a second each (additions too)
     command/zone/{zone_id}/configure, command/system/{start|stop|status}   subscribed at qos2
     response/zone/{zone_id}/configure, response/system/{cmd}               qos1 answers with correlation id
 
@@ -17,6 +19,7 @@ Home Assistant discovery configs go to ``{discovery_prefix}/{component}/{node_id
 
 from __future__ import annotations
 
+import hashlib
 import re
 import ssl
 from typing import Literal
@@ -29,6 +32,16 @@ _TOPIC_SEGMENT = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 def valid_segment(value: str) -> bool:
     """True for ids that are safe as one topic level (no '/', '+', '#', spaces or control characters)."""
     return bool(_TOPIC_SEGMENT.match(value))
+
+
+def topic_id(value: str) -> str:
+    """``value`` as one topic level: itself when valid, else its invalid characters replaced by '_' plus a short
+    hash of the original, so ids such as ``udp-192.168.1.5:5500`` stay distinct and readable."""
+    if valid_segment(value):
+        return value
+    digest = hashlib.sha1(value.encode()).hexdigest()[:8]
+    cleaned = re.sub(r"[^A-Za-z0-9_.\-]", "_", value)[:55]
+    return f"{cleaned}-{digest}"
 
 
 class TlsConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -70,6 +83,10 @@ class MqttConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     person_updates: bool = True
     event_topics: bool = True  # events/{type} for every event
     max_command_bytes: int = 65_536
+    sensing: bool = True  # sensing/{router|zone}/{id}/state and their Home Assistant entities
+    # Home Assistant marks a sensing entity unavailable when its state is older than this (the engine sends one
+    # a second, so a stopped engine or a silent router shows as unavailable, not as its last value); 0: never.
+    sensing_expire_after_s: int = 30
     # Home Assistant discovery
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
@@ -78,6 +95,7 @@ class MqttConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
 
 
 QoS = Literal[0, 1, 2]
+SensingKind = Literal["router", "zone"]
 
 
 class Topics:
@@ -110,6 +128,10 @@ class Topics:
     def event(self, event_type: str) -> str:
         return self(f"events/{event_type}")
 
+    def sensing(self, kind: SensingKind, segment: str) -> str:
+        """sensing/router/{id}/state or sensing/zone/{id}/state (``segment``: a valid topic level)."""
+        return self(f"sensing/{kind}/{segment}/state")
+
     @property
     def command_filters(self) -> tuple[str, str]:
         return self("command/zone/+/configure"), self("command/system/+")
@@ -133,6 +155,7 @@ QOS_ZONE: tuple[QoS, bool] = (1, True)
 QOS_STATUS: tuple[QoS, bool] = (1, True)
 QOS_ALERT: tuple[QoS, bool] = (2, False)
 QOS_EVENT: tuple[QoS, bool] = (1, False)
+QOS_SENSING: tuple[QoS, bool] = (1, True)
 QOS_RESPONSE: tuple[QoS, bool] = (1, False)
 QOS_DISCOVERY: tuple[QoS, bool] = (1, True)
 QOS_COMMAND_SUBSCRIPTION: QoS = 2

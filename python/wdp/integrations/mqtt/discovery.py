@@ -6,6 +6,16 @@ Entities (all on one device, all unavailable while system/status says offline, e
     sensor         zone_{id}_occupancy        from pose/zone/{id}/occupancy   value_json.occupancy_count
     event          fall                       from system/alerts/fall_detected  (person.fall_detected)
 
+Per router (announced with its first sensing state) and per zone (configured, or with its first sensing state),
+from sensing/{router|zone}/{id}/state, object ids ``sensing_{router|zone}_{id}_...``:
+    binary_sensor  ..._motion         (motion class)     ON while value_json.motion
+    binary_sensor  ..._presence       (occupancy class)  ON while value_json.presence (still people included)
+    sensor         ..._breathing_rate breaths/min        value_json.breathing_bpm (unknown when none is measured)
+    sensor         ..._motion_score   (measurement)      value_json.motion_score (1 = calibrated quiet level)
+While a link is still calibrating, the templates render "None", which Home Assistant shows as unknown (the
+state then says motion and presence False only because nothing can be told yet). ``expire_after`` makes them
+unavailable when no state arrived for ``sensing_expire_after_s`` (engine stopped, router silent).
+
 Config topic: ``{discovery_prefix}/{component}/{node_id}/{object_id}/config``, retained. Removing a zone
 publishes an empty retained config, which is how Home Assistant deletes the entity.
 Reference: https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery
@@ -16,9 +26,17 @@ from __future__ import annotations
 from typing import Any
 
 from wdp import __version__
-from wdp.integrations.mqtt.config import MqttConfig, Topics
+from wdp.integrations.mqtt.config import MqttConfig, SensingKind, Topics
 
 FALL_EVENT_TYPE = "person.fall_detected"
+BREATHING_UNIT = "breaths/min"
+SENSING_ENTITIES: tuple[tuple[str, str], ...] = (  # (component, object id suffix)
+    ("binary_sensor", "motion"),
+    ("binary_sensor", "presence"),
+    ("sensor", "breathing_rate"),
+    ("sensor", "motion_score"),
+)
+_CALIBRATING = "value_json.calibration == 'calibrating'"
 
 
 def _base(config: MqttConfig, topics: Topics, object_id: str, name: str) -> dict[str, Any]:
@@ -91,3 +109,59 @@ def zone_entity(config: MqttConfig, topics: Topics, zone_id: str, name: str | No
         "icon": "mdi:account-multiple",
     }
     return config_topic(config, "sensor", object_id), payload
+
+
+def sensing_object_id(kind: SensingKind, segment: str, what: str) -> str:
+    return f"sensing_{kind}_{segment}_{what}"
+
+
+def sensing_config_topics(config: MqttConfig, kind: SensingKind, segment: str) -> list[str]:
+    return [config_topic(config, c, sensing_object_id(kind, segment, w)) for c, w in SENSING_ENTITIES]
+
+
+def sensing_entities(
+    config: MqttConfig, topics: Topics, kind: SensingKind, segment: str, label: str
+) -> dict[str, dict[str, Any]]:
+    """Config topic -> config payload for the four sensing entities of one router or zone (``segment``: its id
+    as a topic level; ``label``: how entity names call it, e.g. "Router sim-0" or "Kitchen")."""
+    state_topic = topics.sensing(kind, segment)
+    common: dict[str, Any] = {"state_topic": state_topic}
+    if config.sensing_expire_after_s > 0:
+        common["expire_after"] = config.sensing_expire_after_s
+
+    def base(what: str, name: str) -> dict[str, Any]:
+        return _base(config, topics, sensing_object_id(kind, segment, what), f"{label} {name}") | common
+
+    def on_off(field: str) -> str:
+        return f"{{{{ 'None' if {_CALIBRATING} else ('ON' if value_json.{field} else 'OFF') }}}}"
+
+    payloads = {
+        "motion": base("motion", "motion")
+        | {"value_template": on_off("motion"), "payload_on": "ON", "payload_off": "OFF", "device_class": "motion"},
+        "presence": base("presence", "presence")
+        | {
+            "value_template": on_off("presence"),
+            "payload_on": "ON",
+            "payload_off": "OFF",
+            "device_class": "occupancy",
+        },
+        "breathing_rate": base("breathing_rate", "breathing rate")
+        | {
+            "value_template": "{{ value_json.breathing_bpm if value_json.breathing_bpm is not none else 'None' }}",
+            "unit_of_measurement": BREATHING_UNIT,
+            "state_class": "measurement",
+            "suggested_display_precision": 1,
+            "icon": "mdi:lungs",
+        },
+        "motion_score": base("motion_score", "motion score")
+        | {
+            "value_template": f"{{{{ 'None' if {_CALIBRATING} else value_json.motion_score }}}}",
+            "state_class": "measurement",
+            "suggested_display_precision": 2,
+            "icon": "mdi:motion-sensor",
+        },
+    }
+    return {
+        config_topic(config, component, sensing_object_id(kind, segment, what)): payloads[what]
+        for component, what in SENSING_ENTITIES
+    }
