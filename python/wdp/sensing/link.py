@@ -51,6 +51,7 @@ class SensingConfig:
     calibration_s: float = 10.0
     breathing_window_s: float = 30.0
     breathing_min_s: float = 15.0  # shortest motion-free stretch the breathing spectrum is taken over
+    breathing_every_s: float = 5.0  # the spectrum is recomputed this often (its window moves slowly)
     presence_snr: float = float("inf")  # breathing-band SNR that counts as a still person (inf: cue off)
     presence_distance: float = 4.0  # empty-room profile distance that counts as a person (empty baseline only)
     presence_window_s: float = 10.0
@@ -84,8 +85,11 @@ class LinkSensor:
         *,
         source: schemas.FrameSource = "live",
         zone_id: str | None = None,
+        trace: bool = False,
     ) -> None:
         self.router_id = router_id
+        # trace=True: per report (t, band_snr, estimated bpm, confidence, profile distance), for benchmarks
+        self.trace: list[tuple[float, float, float, float, float]] | None = [] if trace else None
         self.zone_id = zone_id
         self.source: schemas.FrameSource = source
         self.cfg = c = config or SensingConfig()
@@ -121,6 +125,7 @@ class LinkSensor:
         self._last_evidence_t = -math.inf
         self._rate_count = 0
         self._stream_reports = 0
+        self._breath_cache: tuple[float, object] | None = None
 
     def status(self) -> LinkStatus:
         return self._status
@@ -364,6 +369,7 @@ class LinkSensor:
             self._motion_since = None
         if self._motion:
             self._last_motion_t = t
+            self._breath_cache = None
 
     def _state(self, t: float, score: float, rate: float, quick: bool = False) -> schemas.SensingState:
         c = self.cfg
@@ -381,7 +387,9 @@ class LinkSensor:
         if calibrated and not self._motion:
             quiet_s = min(t - self._last_motion_t, c.breathing_window_s)
             if quiet_s >= c.breathing_min_s:
-                est = self._breathing(t, quiet_s)
+                if self._breath_cache is None or t - self._breath_cache[0] >= c.breathing_every_s:
+                    self._breath_cache = (t, self._breathing(t, quiet_s))
+                est = self._breath_cache[1]
                 self.last_breathing = est
                 if est is not None and est.band_snr >= c.presence_snr:
                     evidence = True
@@ -397,6 +405,15 @@ class LinkSensor:
             self._presence = False
         if not self._presence:
             still = False
+        if self.trace is not None:
+            b = self.last_breathing if calibrated and not self._motion else None
+            pd = self.last_profile_distance
+            nan = float("nan")
+            self.trace.append(
+                (t, b.band_snr if b else nan, b.bpm if b else nan, b.confidence if b else nan, pd if pd is not None else nan)
+            )
+            self.last_breathing = None
+            self.last_profile_distance = None
         return schemas.SensingState(
             timestamp=t,
             router_id=self.router_id,
