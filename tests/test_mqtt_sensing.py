@@ -12,10 +12,11 @@ import json
 import uuid
 from pathlib import Path
 
+import aiomqtt
 import jinja2
 import msgspec
 import pytest
-from mqtt_broker import MOSQUITTO, Collector, MosquittoBroker, retained
+from mqtt_broker import MOSQUITTO, Collector, MosquittoBroker, Received
 
 from wdp.engine import Topic
 from wdp.integrations.mqtt import MqttBridge, MqttConfig
@@ -73,6 +74,25 @@ def state(t: float, *, router: str | None = None, zone: str | None = None, **kw)
     return SensingState(timestamp=T0 + t, router_id=router, zone_id=zone, **(fields | kw))
 
 
+async def retained(port: int, topic_filter: str) -> dict[str, Received]:
+    """Every message the broker retains under ``topic_filter`` now. The broker queues them when the filter is
+    subscribed; a marker published to a second subscribed topic afterwards arrives behind them, so reading up
+    to the marker reads them all (no settle time)."""
+    marker = f"test-sync/{uuid.uuid4().hex}"
+    got: dict[str, Received] = {}
+    async with aiomqtt.Client("127.0.0.1", port, identifier=f"retained-{uuid.uuid4().hex[:8]}") as client:
+        await client.subscribe(marker, qos=2)
+        await client.subscribe(topic_filter, qos=2)
+        await client.publish(marker, b"sync", qos=2)
+        async for m in client.messages:
+            if m.topic.value == marker:
+                break
+            if m.retain:
+                payload = m.payload if isinstance(m.payload, bytes) else str(m.payload).encode()
+                got[m.topic.value] = Received(m.topic.value, payload, m.qos, m.retain)
+    return got
+
+
 def render(template: str, payload: bytes) -> str:
     """What Home Assistant does with value_template: jinja2 over the JSON payload (value_json)."""
     return jinja2.Template(template).render(value_json=json.loads(payload)).strip()
@@ -81,14 +101,14 @@ def render(template: str, payload: bytes) -> str:
 def test_sensing_states_are_retained_per_router_and_zone(broker: MosquittoBroker) -> None:
     async def scenario() -> None:
         async with MqttBridge(config(broker.port, discovery=False)) as bridge:
-            await bridge.wait_connected(5)
+            await bridge.wait_connected(20)
             async with Collector(broker.port, "wdp/sensing/#", client_id="live") as live:
                 bridge.publish_sensing(state(1, router="sim-0"))
                 bridge.publish_sensing(state(1, router="sim-1", zone="kitchen"))  # a link inside a zone
                 bridge.publish_sensing(state(1, zone="kitchen", motion=True, motion_score=7.5, presence=True))
                 bridge.publish_sensing(state(2, router="sim-0", motion=True, motion_score=5.0, presence=True))
-                assert await bridge.flush(5)
-                await live.wait_for(lambda ms: {"wdp/sensing/zone/kitchen/state"} <= {m.topic for m in ms})
+                assert await bridge.flush(20)
+                await live.wait_for(lambda ms: {"wdp/sensing/zone/kitchen/state"} <= {m.topic for m in ms}, 20)
             assert {m.qos for m in live.messages} == {1}
             got = await retained(broker.port, "wdp/sensing/#")
             assert set(got) == {
@@ -119,12 +139,12 @@ def test_sensing_events_go_to_event_topics(broker: MosquittoBroker) -> None:
 
     async def scenario() -> None:
         async with MqttBridge(config(broker.port, discovery=False)) as bridge:
-            await bridge.wait_connected(5)
+            await bridge.wait_connected(20)
             async with Collector(broker.port, "wdp/#", client_id="events") as c:
                 for event in events:
                     assert bridge.publish_event(event)
-                assert await bridge.flush(5)
-                await c.wait_for(lambda ms: len([m for m in ms if "/events/" in m.topic]) == len(events))
+                assert await bridge.flush(20)
+                await c.wait_for(lambda ms: len([m for m in ms if "/events/" in m.topic]) == len(events), 20)
             on_topics = [m for m in c.messages if "/events/" in m.topic]
             assert [m.topic for m in on_topics] == [
                 "wdp/events/motion.started",
@@ -145,9 +165,9 @@ def test_home_assistant_sensing_entities(broker: MosquittoBroker) -> None:
         cfg = config(broker.port, node_id="house1", sensing_expire_after_s=20)
         async with MqttBridge(cfg) as bridge:
             bridge.set_zones([Zone(id="kitchen", name="Kitchen", polygon=[(0, 0), (3, 0), (3, 3)])])
-            await bridge.wait_connected(5)
+            await bridge.wait_connected(20)
             bridge.publish_sensing(state(1, router="sim-0", calibration="calibrating"))
-            assert await bridge.flush(5)
+            assert await bridge.flush(20)
             configs = {t: json.loads(m.payload) for t, m in (await retained(broker.port, f"{HA}/#")).items()}
             sensing = {t: c for t, c in configs.items() if "/sensing_" in t}
             per = {
@@ -204,7 +224,7 @@ def test_home_assistant_sensing_entities(broker: MosquittoBroker) -> None:
             # someone walks in
             bridge.publish_sensing(state(2, router="sim-0", motion=True, motion_score=6.5, presence=True))
             bridge.publish_sensing(state(2, zone="kitchen", motion=True, motion_score=6.5, presence=True))
-            assert await bridge.flush(5)
+            assert await bridge.flush(20)
             assert await rendered(router["motion"]) == "ON"
             assert await rendered(router["presence"]) == "ON"
             assert float(await rendered(router["motion_score"])) == 6.5
@@ -215,20 +235,20 @@ def test_home_assistant_sensing_entities(broker: MosquittoBroker) -> None:
             bridge.publish_sensing(
                 state(60, router="sim-0", motion_score=1.1, presence=True, still=True, breathing_bpm=14.2)
             )
-            assert await bridge.flush(5)
+            assert await bridge.flush(20)
             assert await rendered(router["motion"]) == "OFF"
             assert await rendered(router["presence"]) == "ON"
             assert float(await rendered(router["breathing_rate"])) == 14.2
 
             # the room empties
             bridge.publish_sensing(state(90, router="sim-0", motion_score=0.8))
-            assert await bridge.flush(5)
+            assert await bridge.flush(20)
             assert await rendered(router["presence"]) == "OFF"
             assert await rendered(router["motion"]) == "OFF"
 
             # the zone is removed: its sensing configs and retained state are deleted, the router's stay
             bridge.set_zones([])
-            assert await bridge.flush(5)
+            assert await bridge.flush(20)
             left = set(await retained(broker.port, f"{HA}/#"))
             assert not per["zone"] & left and per["router"] <= left
             assert set(await retained(broker.port, "wdp/sensing/#")) == {"wdp/sensing/router/sim-0/state"}
@@ -247,9 +267,9 @@ def test_router_ids_that_are_not_topic_levels() -> None:
 def test_unsafe_router_id_gets_a_safe_topic(broker: MosquittoBroker) -> None:
     async def scenario() -> None:
         async with MqttBridge(config(broker.port, node_id="n")) as bridge:
-            await bridge.wait_connected(5)
+            await bridge.wait_connected(20)
             bridge.publish_sensing(state(1, router="udp-10.0.0.7:5500", motion=True, motion_score=4.0))
-            assert await bridge.flush(5)
+            assert await bridge.flush(20)
             seg = topic_id("udp-10.0.0.7:5500")
             got = await retained(broker.port, "wdp/sensing/#")
             assert set(got) == {f"wdp/sensing/router/{seg}/state"}
@@ -265,9 +285,9 @@ def test_sensing_can_be_turned_off(broker: MosquittoBroker) -> None:
     async def scenario() -> None:
         async with MqttBridge(config(broker.port, sensing=False)) as bridge:
             bridge.set_zones(["kitchen"])
-            await bridge.wait_connected(5)
+            await bridge.wait_connected(20)
             bridge.publish_sensing(state(1, router="sim-0"))
-            assert await bridge.flush(5)
+            assert await bridge.flush(20)
             assert not await retained(broker.port, "wdp/sensing/#")
             assert not [t for t in await retained(broker.port, f"{HA}/#") if "sensing_" in t]
 
@@ -295,7 +315,7 @@ def test_served_plugin_publishes_sensing_from_the_engine_bus(broker: MosquittoBr
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(plugin.lifespan(None))  # type: ignore[arg-type]
             assert plugin.bridge is not None
-            await plugin.bridge.wait_connected(5)
+            await plugin.bridge.wait_connected(20)
             async with Collector(broker.port, "wdp/#", client_id="served") as c:
                 # the pump subscribes as its task starts: publish until the first state comes through
                 while not c.on("sensing/router/sim-0/state"):
@@ -303,8 +323,8 @@ def test_served_plugin_publishes_sensing_from_the_engine_bus(broker: MosquittoBr
                     await asyncio.sleep(0.05)
                 adapter.bus.publish(Topic.SENSING, state(2, zone="hall", presence=True))
                 adapter.bus.publish(Topic.EVENT, MotionStarted(timestamp=T0 + 2, motion_score=5.0, router_id="sim-0"))
-                await c.wait_for(lambda ms: any(m.topic.endswith("events/motion.started") for m in ms))
-                await c.wait_for(lambda ms: any(m.topic == "wdp/sensing/zone/hall/state" for m in ms))
+                await c.wait_for(lambda ms: any(m.topic.endswith("events/motion.started") for m in ms), 20)
+                await c.wait_for(lambda ms: any(m.topic == "wdp/sensing/zone/hall/state" for m in ms), 20)
             assert json.loads(c.on("sensing/router/sim-0/state")[-1].payload)["motion"] is True
             configs = await retained(broker.port, f"{HA}/#")
             assert f"{HA}/binary_sensor/wdp/sensing_zone_hall_presence/config" in configs
