@@ -290,7 +290,11 @@ def eval_d1(recs: list[Recording], cfg: SensingConfig, stats: dict) -> dict[str,
     units: dict[tuple[str, str, str], Units] = {}
     for room in sorted({r.environment for r in recs}):
         for calibrator in ("abid", "hhj"):
-            cal = next(r for r in static if r.environment == room and r.person == calibrator and r.labels["activity"] == "lying")
+            cal = next(
+                r
+                for r in static
+                if r.environment == room and r.person == calibrator and r.labels["activity"] == "lying"
+            )
             calib = _cut(cal.times, cal.csi, hi=30.0)
             for r in recs:
                 if r.environment != room:
@@ -362,7 +366,7 @@ def main() -> int:
         train_pool.append(parts["train"])
         lat = []
         lat_mvs = []
-        for path, part, t0, out in stats.pop("d3_test_runs", []):
+        for _path, _part, t0, out in stats.pop("d3_test_runs", []):
             mo = motion_decisions(out.score, on, on * OFF_RATIO)
             hits = out.t[(out.t >= t0) & mo]
             lat.append(float(hits[0] - t0) if len(hits) else float("nan"))
@@ -389,12 +393,20 @@ def main() -> int:
         train_pool.append(_merge([u for k, u in units.items() if k[0] == "abid"]))
         for tr, te in ((rooms[0], rooms[1]), (rooms[1], rooms[0])):
             on = fit_threshold(*[u for k, u in units.items() if k[0] == "abid" and k[2] == tr])
-            row(f"D1 cross-room {tr} -> {te}", on, _merge([u for k, u in units.items() if k[0] == "abid" and k[2] == te]))
+            row(
+                f"D1 cross-room {tr} -> {te}",
+                on,
+                _merge([u for k, u in units.items() if k[0] == "abid" and k[2] == te]),
+            )
     if "D2" in a.datasets:
         recs = load(root, "D2")
         by_user: dict[str, Units] = {}
         for user in sorted({r.person for r in recs}):
-            cal = next(r for r in recs if r.person == user and r.labels["activity"] == "no_movement" and r.labels["take"] == "1")
+            cal = next(
+                r
+                for r in recs
+                if r.person == user and r.labels["activity"] == "no_movement" and r.labels["take"] == "1"
+            )
             u = by_user.setdefault(user, Units())
             for r in recs:
                 if r.person != user or r is cal:
@@ -463,7 +475,9 @@ def eval_d4(recs: list[Recording], cfg: SensingConfig, on: float, stats: dict, r
     cals = {}
     for cond in ("LOS", "NLOS"):
         empties = [
-            r for r in upd if r.labels["condition"] == cond and r.labels["split"] == "training" and r.labels["occupancy"] == "empty"
+            r
+            for r in upd
+            if r.labels["condition"] == cond and r.labels["split"] == "training" and r.labels["occupancy"] == "empty"
         ]
         # the empty-room reference (motion variance and profile) is learned from every training empty recording
         calib = _concat(empties, lo=10.0)
@@ -519,7 +533,8 @@ def eval_d4(recs: list[Recording], cfg: SensingConfig, on: float, stats: dict, r
                     mvs_onsets += _onsets(o.mvs) if o.mvs is not None else 0
             p, rc, f = f1(tp, fp, fn)
             lines.append(
-                f"D4 presence {cond:4s} {part:8s} (profile distance >= {th:.2f} or motion): precision {p:.3f} recall {rc:.3f} F1 {f:.3f}; empty room "
+                f"D4 presence {cond:4s} {part:8s} (profile distance >= {th:.2f} or motion): precision {p:.3f} "
+                f"recall {rc:.3f} F1 {f:.3f}; empty room "
                 f"{secs / 3600:.2f} h: presence onsets {onsets} ({onsets / max(secs / 3600, 1e-9):.1f}/h), motion "
                 f"onsets wdp {m_onsets}, MVS {mvs_onsets}"
             )

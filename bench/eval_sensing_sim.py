@@ -93,12 +93,16 @@ def main() -> int:
                     if kind in DISTURBANCES:
                         mo = np.array([st.motion for st in states if st.timestamp >= 3])
                         pr = np.array([st.presence for st in states if st.timestamp >= 3])
-                        mv = np.array([mvs.get(float(round(st.timestamp)), False) for st in states if st.timestamp >= 3])
+                        mv = np.array(
+                            [mvs.get(float(round(st.timestamp)), False) for st in states if st.timestamp >= 3]
+                        )
                         r["fa_" + kind].append((_onsets(mo), _onsets(pr), _onsets(mv), len(mo)))
                     if kind == "empty_then_walk":
                         hit = [st.timestamp for st in states if st.timestamp >= 30.0 and st.motion]
                         r["latency"].append(hit[0] - 30.0 if hit else float("nan"))
-    print(f"{'hardware':10s} {'motion F1 wdp':>13s} {'MVS':>6s} | still presence | breathing MAE | latency | CPU/packet")
+    print(
+        f"{'hardware':10s} {'motion F1 wdp':>13s} {'MVS':>6s} | still presence | breathing MAE | latency | CPU/packet"
+    )
     for hw, r in acc.items():
         m = np.array([(x[0], x[1], x[2]) for x in r["motion"]], bool)
         fw, fm = _f1(m[:, 0], m[:, 1]), _f1(m[:, 0], m[:, 2])

@@ -34,7 +34,11 @@ def _quiet_then_moving(rng: np.random.Generator, n_quiet: int, n_move: int, rate
     path = np.exp(-2j * np.pi * np.arange(sub) * 0.05)
     body = np.zeros((len(t), sub), np.complex128)
     tm = t[n_quiet:]
-    body[n_quiet:] = (12 * np.exp(2j * np.pi * 0.8 * tm))[:, None] * path[None, :] * (1 + 0.5 * np.sin(2 * np.pi * 0.3 * tm))[:, None]
+    body[n_quiet:] = (
+        (12 * np.exp(2j * np.pi * 0.8 * tm))[:, None]
+        * path[None, :]
+        * (1 + 0.5 * np.sin(2 * np.pi * 0.3 * tm))[:, None]
+    )
     gain = np.where(np.arange(len(t)) % 700 < 350, 1.0, 1.6)[:, None]  # AGC steps: must not look like motion
     csi = ((h0[None, :] + noise + body) * gain).astype(np.complex64)[:, :, None, None]
     return t, csi
@@ -140,13 +144,26 @@ def test_intel5300_and_nexmon_shapes_run():
 
 
 def test_zone_combines_links():
-    a = schemas.SensingState(timestamp=1.0, router_id="a", motion=False, motion_score=1.0, presence=True, still=True,
-                             breathing_bpm=14.0, breathing_confidence=0.6, calibration="auto")
-    b = schemas.SensingState(timestamp=1.0, router_id="b", motion=True, motion_score=9.0, presence=True,
-                             calibration="baseline")
+    a = schemas.SensingState(
+        timestamp=1.0,
+        router_id="a",
+        motion=False,
+        motion_score=1.0,
+        presence=True,
+        still=True,
+        breathing_bpm=14.0,
+        breathing_confidence=0.6,
+        calibration="auto",
+    )
+    b = schemas.SensingState(
+        timestamp=1.0, router_id="b", motion=True, motion_score=9.0, presence=True, calibration="baseline"
+    )
     z = combine_zone("bed", [a, b], 1.0)
     assert z is not None and z.zone_id == "bed" and z.motion and z.motion_score == 9.0 and z.breathing_bpm is None
-    assert combine_zone("bed", [schemas.SensingState(timestamp=1.0, motion=False, motion_score=0.0, presence=False)], 1.0) is None
+    assert (
+        combine_zone("bed", [schemas.SensingState(timestamp=1.0, motion=False, motion_score=0.0, presence=False)], 1.0)
+        is None
+    )
 
 
 def test_wdp_sense_cli_json_lines_on_the_espectre_test_recording():
@@ -169,7 +186,9 @@ def test_wdp_sense_cli_baseline_and_errors(tmp_path):
     base = _rec("kosong_22")
     out = subprocess.run(
         [sys.executable, "-m", "wdp", "sense", str(d5.file), "--baseline", str(base.file)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     assert "t (s)" in out.stdout and "calibrated on kosong_22.csv" in out.stderr

@@ -261,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
         "from; without it the quietest stretch of the capture is used",
     )
     se.add_argument(
-        "--baseline-empty", action="store_true", help="the baseline is of the empty room (enables still-person presence)"
+        "--baseline-empty",
+        action="store_true",
+        help="the baseline is of the empty room (enables still-person presence)",
     )
     se.add_argument("--mac", default=None, help="transmitter MAC of the link (default: the most frequent sender)")
     se.add_argument("--json", action="store_true", help="JSON lines instead of a table")

@@ -44,7 +44,9 @@ def fill_gaps(m: np.ndarray) -> np.ndarray | None:
     return out
 
 
-def estimate_breathing(series: np.ndarray, fs: float, noise_lo_hz: float = 1.0, pad: int = 4) -> BreathingEstimate | None:
+def estimate_breathing(
+    series: np.ndarray, fs: float, noise_lo_hz: float = 1.0, pad: int = 4
+) -> BreathingEstimate | None:
     """``series``: (n, K) gap-free bin means at ``fs`` Hz (n / fs >= ~15 s for a usable rate).
 
     The rate comes from the first principal component of the band-limited (0.1-0.7 Hz) series: breathing

@@ -42,16 +42,22 @@ class SensingEvents:
             return out
         if s.motion and not self._motion:
             self._motion, self._motion_t0 = True, s.timestamp
-            out.append(schemas.MotionStarted(timestamp=s.timestamp, motion_score=s.motion_score, event_id=self._ids(), **where))
+            out.append(
+                schemas.MotionStarted(timestamp=s.timestamp, motion_score=s.motion_score, event_id=self._ids(), **where)
+            )
         elif not s.motion and self._motion:
             self._motion = False
             out.append(
-                schemas.MotionStopped(timestamp=s.timestamp, duration_s=s.timestamp - self._motion_t0, event_id=self._ids(), **where)
+                schemas.MotionStopped(
+                    timestamp=s.timestamp, duration_s=s.timestamp - self._motion_t0, event_id=self._ids(), **where
+                )
             )
         if self._presence is None or s.presence != self._presence:
             if self._presence is not None or s.presence:
                 out.append(
-                    schemas.PresenceChanged(timestamp=s.timestamp, presence=s.presence, still=s.still, event_id=self._ids(), **where)
+                    schemas.PresenceChanged(
+                        timestamp=s.timestamp, presence=s.presence, still=s.still, event_id=self._ids(), **where
+                    )
                 )
             self._presence = s.presence
         bpm = s.breathing_bpm
@@ -62,7 +68,11 @@ class SensingEvents:
             if bpm is not None or s.still:  # a breath stopping while still (apnea) is news; leaving is not
                 out.append(
                     schemas.BreathingUpdated(
-                        timestamp=s.timestamp, breathing_bpm=bpm, confidence=s.breathing_confidence, event_id=self._ids(), **where
+                        timestamp=s.timestamp,
+                        breathing_bpm=bpm,
+                        confidence=s.breathing_confidence,
+                        event_id=self._ids(),
+                        **where,
                     )
                 )
             self._bpm, self._bpm_t = bpm, s.timestamp

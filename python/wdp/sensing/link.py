@@ -296,7 +296,9 @@ class LinkSensor:
 
     def _flush_pending(self) -> None:
         if self._pending and self._ring is not None and self._pending_bin is not None:
-            self._ring.add(self._pending_bin, np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0])
+            self._ring.add(
+                self._pending_bin, np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+            )
         self._pending = []
         self._pending_bin = None
 
@@ -410,7 +412,13 @@ class LinkSensor:
             pd = self.last_profile_distance
             nan = float("nan")
             self.trace.append(
-                (t, b.band_snr if b else nan, b.bpm if b else nan, b.confidence if b else nan, pd if pd is not None else nan)
+                (
+                    t,
+                    b.band_snr if b else nan,
+                    b.bpm if b else nan,
+                    b.confidence if b else nan,
+                    pd if pd is not None else nan,
+                )
             )
             self.last_breathing = None
             self.last_profile_distance = None

@@ -102,7 +102,9 @@ def sense_capture(
         if base.shape != link.shape:
             raise ValueError(f"baseline {baseline} has frames of shape {base.shape}, the capture {link.shape}")
         sensor.calibrate(base.times, base.csi, mode="baseline", empty=baseline_empty)
-        notes.append(f"calibrated on {Path(baseline).name} ({base.times[-1]:.0f} s{', empty room' if baseline_empty else ''})")
+        notes.append(
+            f"calibrated on {Path(baseline).name} ({base.times[-1]:.0f} s{', empty room' if baseline_empty else ''})"
+        )
     else:
         sensor.calibrate(link.times, link.csi, mode="auto")
         notes.append(
