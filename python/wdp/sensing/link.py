@@ -110,14 +110,15 @@ class LinkSensor:
         self._reset_stream()
 
     # ------------------------------------------------------------------------------------------ state
-    def _reset_stream(self) -> None:
+    def _reset_stream(self, keep_history: bool = False) -> None:
         self._ring: BinRing | None = None
         self._last_t: float | None = None
         self._next_tick: int | None = None  # index of the next report tick (tick i at i * report_every_s)
         self._pending: list[np.ndarray] = []
         self._pending_bin: int | None = None
         self._warm: list[np.ndarray] = []  # raw amplitudes before the live features are known
-        self._vars: deque[np.ndarray] = deque(maxlen=self._hist_len)  # window variance per report (selected feats)
+        if not keep_history:  # window variances per report (selected features): the (re)calibration material
+            self._vars: deque[np.ndarray] = deque(maxlen=self._hist_len)
         self._motion = False
         self._motion_since: float | None = None
         self._last_motion_t = -math.inf
@@ -269,7 +270,7 @@ class LinkSensor:
                 self._flush_pending()
                 keep = (self._sel, self._ref, self._shape)
                 st = self._status.calibration
-                self._reset_stream()
+                self._reset_stream(keep_history=True)  # a gap in time, not a new room: keep the quiet history
                 self._sel, self._ref, self._shape = keep
                 self._status.calibration = st
             if self._ring is None:
