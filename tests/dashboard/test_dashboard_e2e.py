@@ -267,3 +267,78 @@ def test_readme_run_shows_moving_skeletons_from_the_shipped_model(
         assert colourful_pixels(page, "pose-canvas") > 200
         shot = artifacts_dir() / "dashboard-shipped-model.png"
         page.screenshot(path=str(shot))
+
+
+def _pixels_near(page: Any, selector: str, rgb: tuple[int, int, int], tol: int = 40) -> int:
+    """Pixels of the canvas at ``selector`` within ``tol`` of a colour (one line of a chart)."""
+    r, g, b = rgb
+    return int(
+        page.evaluate(f"""() => {{
+        const c = document.querySelector("{selector}");
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) {{
+            if (Math.abs(d[i] - {r}) + Math.abs(d[i + 1] - {g}) + Math.abs(d[i + 2] - {b}) < {tol}) n++;
+        }}
+        return n;
+    }}""")
+    )
+
+
+def test_sensing_panel_draws_motion_and_breathing_per_router_and_zone(
+    page: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Training-free sensing on the simulator's frames: one card per router and for the configured zone, with
+    the motion score line and its threshold drawn from history (GET /api/v1/sensing/history) and kept going by
+    the stream's sensing_updates."""
+    with run_engine_server(tmp_path_factory.mktemp("sensing"), "+sensing.zones.room=[sim-0,sim-1]") as srv:
+        # states stored before the page opens: the panel must show them (the stream only brings newer ones)
+        deadline = time.monotonic() + 60
+        while True:
+            now = time.time()
+            r = httpx.get(
+                f"{srv.base}/api/v1/sensing/history",
+                params={"start_time": now - 300, "end_time": now + 60, "limit": 1000},
+                headers=srv.auth,
+            )
+            assert r.status_code == 200, r.text
+            stored = r.json()["states"]
+            if len({s["router_id"] or s["zone_id"] for s in stored}) == 3 and len(stored) >= 9:
+                break
+            assert time.monotonic() < deadline, f"no stored sensing states: {len(stored)}"
+            time.sleep(0.5)
+        earliest: dict[str, float] = {}  # series key -> its first stored state
+        for st in stored:
+            key = f"router:{st['router_id']}" if st["router_id"] is not None else f"zone:{st['zone_id']}"
+            earliest.setdefault(key, st["timestamp"])
+
+        sign_in(page, srv)
+        page.wait_for_function("document.querySelectorAll('#sensing-list .sense-card').length === 3", timeout=20_000)
+        keys = page.eval_on_selector_all("#sensing-list .sense-card", "cs => cs.map(c => c.dataset.key)")
+        assert keys == ["router:sim-0", "router:sim-1", "zone:room"]  # routers first, then zones
+        assert not page.is_visible("#sensing-empty")
+        page.wait_for_function(
+            "(first) => Object.entries(first).every(([key, t]) => "
+            "(window.wdp.sensingPanel.series.get(key)?.points[0]?.timestamp ?? Infinity) <= t)",
+            arg=earliest,
+            timeout=10_000,
+        )
+        latest = page.evaluate("window.wdp.sensingPanel.latest")
+        page.wait_for_function(f"window.wdp.sensingPanel.latest >= {latest + 2}", timeout=20_000)  # live states
+
+        page.wait_for_function("!window.wdp.sensingPanel.dirty")  # the render loop painted the newest states
+        shot = artifacts_dir() / "dashboard-sensing.png"
+        page.locator("section.sensing").screenshot(path=str(shot))
+        assert shot.stat().st_size > 5_000
+        for key in keys:
+            canvas = f".sense-card[data-key='{key}'] canvas"
+            # the score line (blue once calibrated, grey while calibrating; a few seconds of a five-minute chart:
+            # short, but there) and the dashed red threshold
+            score = _pixels_near(page, canvas, (0x4A, 0xA3, 0xFF)) + _pixels_near(page, canvas, (0x5B, 0x64, 0x73))
+            assert score > 15, (key, score)
+            assert _pixels_near(page, canvas, (0xE0, 0x45, 0x4B)) > 100, key  # dashed, across the chart
+            card = f".sense-card[data-key='{key}']"
+            assert page.get_attribute(card, "data-motion") in ("true", "false", "unknown")
+            assert page.get_attribute(card, "data-presence") in ("true", "false", "unknown")
+            assert "breaths/min" in page.text_content(f"{card} .sense-bpm")
+        page.goto("about:blank")  # close the stream before the server stops (else: reconnect errors)

@@ -1,7 +1,8 @@
-// The dashboard: sign-in, the live stream (skeletons, floor, events), periodic status, the zone editor.
+// The dashboard: sign-in, the live stream (skeletons, floor, events, sensing), periodic status, the zone editor.
 // State lives in `state`; window.wdp exposes it (and the views) for debugging and the end-to-end test.
 
 import {Api, Stream} from "./api.js";
+import {SensingPanel, WINDOW_S as SENSING_WINDOW_S} from "./sensing.js";
 import {trackColor} from "./skeleton.js";
 import {FloorView, PoseView} from "./views.js";
 import {ZoneEditor} from "./zones.js";
@@ -10,14 +11,19 @@ const $ = (id) => document.getElementById(id);
 const STATUS_EVERY_MS = 10_000; // REST polling stays well inside the authenticated tier's hourly budget
 const FEED_MAX = 200;
 const SIMULATED = new Set(["simulator", "replay"]);
+const SENSING_HISTORY_MAX = 5000; // states fetched at start (the newest): 5 min of 16 routers and zones
+const HISTORY_PAGE = 1000; // the API's largest page
 
 const state = {
   frame: null, frames: 0, frameTimes: [], events: [], zones: [], status: null, routers: [],
-  dropped: 0, conn: "offline",
+  dropped: 0, conn: "offline", seenEvents: new Set(),
 };
 const api = new Api();
 const poseView = new PoseView($("pose-canvas"));
 const floorView = new FloorView($("floor-canvas"));
+const sensingPanel = new SensingPanel($("sensing-list"), {
+  zoneName: (id) => (state.zones.find((z) => z.id === id) || {}).name,
+});
 let stream = null;
 let statusTimer = null;
 let loginMode = "password";
@@ -31,7 +37,7 @@ const editor = new ZoneEditor({
   },
 });
 
-window.wdp = {state, api, poseView, floorView, editor, get stream() { return stream; }};
+window.wdp = {state, api, poseView, floorView, sensingPanel, editor, get stream() { return stream; }};
 
 // ------------------------------------------------------------------------------------------------ sign-in
 function showLogin(message = "") {
@@ -81,7 +87,8 @@ function startLive() {
   $("logout").hidden = false;
   $("who").textContent = `${api.session.subject} · ${api.session.scopes.join(" ")}`;
   stream = new Stream(api, {
-    topics: ["pose_updates", "system_alerts", "zone_events"],
+    // sensing_events: a router's motion/presence/breathing events (a zone's also come on zone_events)
+    topics: ["pose_updates", "system_alerts", "zone_events", "sensing_updates", "sensing_events"],
     onMessage: onStreamMessage,
     onState: (s, delay) => {
       state.conn = s;
@@ -93,6 +100,7 @@ function startLive() {
   stream.start();
   loadZones();
   loadHeatmap();
+  loadSensingHistory();
   pollStatus();
   statusTimer = setInterval(pollStatus, STATUS_EVERY_MS);
   setMjpeg($("show-mjpeg").checked);
@@ -109,6 +117,7 @@ function onStreamMessage(msg) {
   switch (msg.type) {
     case "pose_update": onFrame(msg.frame); break;
     case "event": onEvent(msg.event); break;
+    case "sensing_update": sensingPanel.add(msg.state); break;
     case "dropped": state.dropped = msg.total; break;
     case "error": console.warn("stream error:", msg.reason); break;
     default: break;
@@ -143,10 +152,20 @@ function describe(ev) {
   if (ev.message) bits.push(ev.message);
   if (ev.reason) bits.push(ev.reason);
   if (ev.metric) bits.push(`${ev.metric} ${(+ev.value).toFixed(2)}`);
+  if (ev.motion_score !== undefined) bits.push(`score ${ev.motion_score.toFixed(1)}`);
+  if (ev.type === "motion.stopped") bits.push(`after ${ev.duration_s.toFixed(0)} s`);
+  if (ev.presence !== undefined) bits.push(ev.presence ? (ev.still ? "present, still" : "present") : "nobody");
+  if (ev.type === "breathing.updated") {
+    bits.push(ev.breathing_bpm === null ? "no breathing detected" : `${ev.breathing_bpm.toFixed(1)} breaths/min`);
+  }
   return bits.join(" · ");
 }
 
 function onEvent(ev) {
+  // a zone's sensing event comes on two subscribed topics (zone_events and sensing_events): show it once
+  if (state.seenEvents.has(ev.event_id)) return;
+  state.seenEvents.add(ev.event_id);
+  if (state.seenEvents.size > 4 * FEED_MAX) state.seenEvents.delete(state.seenEvents.values().next().value);
   state.events.push(ev);
   if (state.events.length > FEED_MAX) state.events.shift();
   const li = document.createElement("li");
@@ -199,6 +218,25 @@ async function loadHeatmap() {
     floorView.seedHeat(h);
   } catch (e) {
     console.warn("heatmap history unavailable:", e.message);
+  }
+}
+
+// The last minutes of sensing states (oldest first from the API: read the newest pages), merged with what the
+// stream has delivered meanwhile.
+async function loadSensingHistory() {
+  const end = Date.now() / 1000 + 60, start = end - 60 - SENSING_WINDOW_S;
+  const query = `/api/v1/sensing/history?start_time=${start}&end_time=${end}`;
+  try {
+    const {total} = await api.get(`${query}&limit=1`);
+    const states = [];
+    for (let skip = Math.max(0, total - SENSING_HISTORY_MAX); skip < total; skip += HISTORY_PAGE) {
+      const page = await api.get(`${query}&limit=${HISTORY_PAGE}&skip=${skip}`);
+      states.push(...page.states);
+      if (page.states.length < HISTORY_PAGE) break;
+    }
+    sensingPanel.seed(states);
+  } catch (e) {
+    console.warn("sensing history unavailable:", e.message);
   }
 }
 
@@ -313,6 +351,8 @@ function tick(now) {
       lastSlow = now;
       renderStats();
       renderZoneList(occ);
+      sensingPanel.draw();
+      $("sensing-empty").hidden = sensingPanel.series.size > 0;
     }
   }
   requestAnimationFrame(tick);
