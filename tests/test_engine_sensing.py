@@ -145,6 +145,8 @@ def test_synthetic_motion_events_and_zone_states() -> None:
     _once_a_second(zone)
     assert {s.timestamp for s in zone} <= {s.timestamp for s in by["a"]}
     assert len(zone) >= len(by["a"]) - 12  # every tick once both routers are calibrated
+    a_moves = {s.timestamp: s.motion for s in by["a"]}
+    assert all(z.motion == a_moves[z.timestamp] for z in zone)  # b never moves: the zone moves when a does
     # motion: router a, and the zone because of it; b never
     assert not any(s.motion for s in by["b"])
     for key in ("a", "zone:room"):

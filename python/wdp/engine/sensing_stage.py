@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ from wdp.sensing import LinkSensor, SensingConfig, SensingEvents, combine_zone
 
 _log = logging.getLogger(__name__)
 _PLAIN = (str, int, float, bool, type(None))
+_ZONE_HISTORY = 64  # states kept per zone member: a member may run this many ticks ahead of the others
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class _Link:
 class _Zone:
     zone_id: str
     events: SensingEvents
-    members: dict[str, schemas.SensingState] = field(default_factory=dict)  # latest state per member
+    members: dict[str, deque[schemas.SensingState]] = field(default_factory=dict)  # recent states per member
     last_tick: float = -math.inf
     latest: schemas.SensingState | None = None
 
@@ -158,15 +160,18 @@ class SensingStage:
         events: list[schemas.EventBase],
     ) -> None:
         stale = self.settings.zone_stale_s
+        recent = zone.members.setdefault(router_id, deque(maxlen=_ZONE_HISTORY))
         for s in states:
-            zone.members[router_id] = s
-            newest = max(m.timestamp for m in zone.members.values())
-            live = [m for m in zone.members.values() if m.timestamp >= newest - stale]
-            tick = min(m.timestamp for m in live)
+            recent.append(s)
+            newest = max(q[-1].timestamp for q in zone.members.values())
+            live = [q for q in zone.members.values() if q[-1].timestamp >= newest - stale]
+            tick = min(q[-1].timestamp for q in live)
             if tick <= zone.last_tick:
                 continue
             zone.last_tick = tick
-            zs = combine_zone(zone.zone_id, live, tick)
+            # each live member's state AT the tick (a member that ran ahead has later ones too)
+            at_tick = [m for q in live if (m := _at(q, tick)) is not None]
+            zs = combine_zone(zone.zone_id, at_tick, tick)
             if zs is None:  # none of the members is calibrated yet
                 continue
             zone.latest = zs
@@ -185,6 +190,14 @@ class SensingStage:
         with self._lock:
             items = list(self._links.items())
         return [_link_status(rid, link) for rid, link in items]
+
+
+def _at(states: deque[schemas.SensingState], t: float) -> schemas.SensingState | None:
+    """The latest of a member's recent states at or before ``t``."""
+    for s in reversed(states):
+        if s.timestamp <= t + 1e-6:
+            return s
+    return None
 
 
 def _link_status(router_id: str, link: _Link) -> schemas.SensingLinkStatus:
