@@ -17,6 +17,8 @@ from wdp.schemas import (
     PoseFrame,
     RetryPolicy,
     Router,
+    SensingLinkStatus,
+    SensingState,
     Zone,
 )
 from wdp.serve.engine_view import ComponentHealth, EngineStatus
@@ -102,6 +104,13 @@ class SystemStatus(msgspec.Struct, kw_only=True):
     total_routers: int
     stream: StreamStats
     api_versions: list[str]
+    sensing: list[SensingLinkStatus] = []  # per router: sensing calibration and input problems
+
+
+class RouterReport(Router, kw_only=True, frozen=True):
+    """A router's link status (system/routers) with its sensing link's health (None: no sensing on it)."""
+
+    sensing: SensingLinkStatus | None = None
 
 
 HealthState = Literal["healthy", "degraded", "unhealthy"]
@@ -127,6 +136,28 @@ class Performance(msgspec.Struct, kw_only=True):
     pipeline: PipelinePerformance
     stream: StreamStats
     rate_limited_clients: int
+
+
+# ------------------------------------------------------------------------------------------------ sensing
+
+
+class SensingCurrent(msgspec.Struct, kw_only=True):
+    server_time: float
+    routers: list[SensingState]  # the latest state of each router (router_id set)
+    zones: list[SensingState]  # the latest combined state of each zone (zone_id set)
+
+
+class SensingHistoryPage(msgspec.Struct, kw_only=True):
+    states: list[SensingState]
+    total: int
+    limit: int
+    skip: int
+
+
+class SensingRouterDetails(msgspec.Struct, kw_only=True):
+    router_id: str
+    state: SensingState | None  # None: no state yet (still collecting its first second of packets)
+    link: SensingLinkStatus | None  # None: the engine has no sensing link for it (sensing off, or history only)
 
 
 # ------------------------------------------------------------------------------------------------ analytics

@@ -28,7 +28,7 @@ from wdp.engine import Bus, Engine, Topic
 from wdp.engine.bus import Subscription, SubscriptionClosed
 from wdp.engine.config import room_warnings
 from wdp.engine.metrics import EngineMetrics
-from wdp.schemas import PoseFrame, Router, Zone
+from wdp.schemas import PoseFrame, Router, SensingLinkStatus, SensingState, Zone
 from wdp.serve.engine_view import ComponentHealth, EngineStatus
 from wdp.serve.engine_view import Topic as ViewTopic
 
@@ -36,7 +36,7 @@ log = logging.getLogger("wdp.serve.engine")
 
 EngineFactory = Callable[[Bus], Engine]  # builds a fresh, unstarted Engine publishing on the given bus
 STATUS_CACHE_S = 0.25
-_TOPICS = {"poses": Topic.POSE, "events": Topic.EVENT}
+_TOPICS = {"poses": Topic.POSE, "events": Topic.EVENT, "sensing": Topic.SENSING}
 
 
 class BusStream:
@@ -104,6 +104,14 @@ class EngineAdapter:
 
     def routers(self) -> list[Router]:
         return self.engine.routers.status() if self.engine is not None else []
+
+    def sensing_current(self) -> list[SensingState]:
+        engine = self.engine
+        return engine.sensing.current() if engine is not None and engine.sensing is not None else []
+
+    def sensing_links(self) -> list[SensingLinkStatus]:
+        engine = self.engine
+        return engine.sensing.links() if engine is not None and engine.sensing is not None else []
 
     async def start(self) -> EngineStatus:
         async with self._lock:
@@ -187,6 +195,8 @@ def components_of(m: EngineMetrics, engine: Engine) -> dict[str, ComponentHealth
         out["inference"] = ComponentHealth(
             status="degraded" if unseen else "ok", detail=(detail + "; " + unseen[0])[:400] if unseen else detail
         )
+    if engine.sensing is not None:
+        out["sensing"] = sensing_health(m.sensing)
     if m.store is not None:
         st = m.store
         out["history"] = ComponentHealth(
@@ -194,6 +204,27 @@ def components_of(m: EngineMetrics, engine: Engine) -> dict[str, ComponentHealth
             detail=f"{st.frames_written} frames, {st.flush_errors} flush errors, {st.dropped} dropped",
         )
     return out
+
+
+def sensing_health(links: list[SensingLinkStatus]) -> ComponentHealth:
+    """Sensing is ok while it runs; the detail names each link's calibration and the input trouble it absorbed
+    (a link that keeps changing shape or jumping in time is worth a look, but it keeps working)."""
+    if not links:
+        return ComponentHealth(status="ok", detail="no router has sent packets yet")
+    parts = []
+    for x in links:
+        trouble = [
+            f"{n} {what}"
+            for n, what in (
+                (x.shape_changes, "shape changes"),
+                (x.time_jumps, "time jumps"),
+                (x.bad_frames, "bad frames"),
+                (x.recalibrations, "recalibrations"),
+            )
+            if n
+        ]
+        parts.append(f"{x.router_id}: {x.calibration}" + (f" ({', '.join(trouble)})" if trouble else ""))
+    return ComponentHealth(status="ok", detail="; ".join(parts)[:400])
 
 
 class EngineLifespanPlugin(InitPluginProtocol):

@@ -5,7 +5,8 @@ engine (wdp.engine) to it. ``StoreBackedEngineView`` serves the latest frame fro
 in-process pub/sub that tests, benchmarks and the demo feed publish into.
 
 Contract for implementations:
-- ``current_frame``/``status``/``routers`` are cheap, non-blocking snapshots (called on every request).
+- ``current_frame``/``status``/``routers``/``sensing_current``/``sensing_links`` are cheap, non-blocking
+  snapshots (called on every request).
 - ``subscribe(topic)`` returns an async iterator that the caller drains; a subscriber that falls behind loses
   its oldest items (the engine is never slowed by a consumer) and ``aclose()`` ends it.
 - ``set_zones`` replaces the whole zone set and takes effect at the engine's next frame; it raises
@@ -23,10 +24,21 @@ from typing import Any, Literal, Protocol, overload, runtime_checkable
 
 import msgspec
 
-from wdp.schemas import EventBase, FrameSource, PoseFrame, Router, SystemStarted, SystemStopped, Zone
+from wdp.schemas import (
+    EventBase,
+    FrameSource,
+    PoseFrame,
+    Router,
+    SensingLinkStatus,
+    SensingState,
+    SystemStarted,
+    SystemStopped,
+    Zone,
+)
 from wdp.store import Store, config, queries
+from wdp.store import sensing as store_sensing
 
-Topic = Literal["poses", "events", "status"]
+Topic = Literal["poses", "events", "status", "sensing"]
 ComponentState = Literal["ok", "degraded", "failed"]
 
 
@@ -60,11 +72,21 @@ class EngineView(Protocol):
     def subscribe(self, topic: Literal["events"]) -> AsyncIterator[EventBase]: ...
     @overload
     def subscribe(self, topic: Literal["status"]) -> AsyncIterator[EngineStatus]: ...
+    @overload
+    def subscribe(self, topic: Literal["sensing"]) -> AsyncIterator[SensingState]: ...
     def subscribe(self, topic: Topic) -> AsyncIterator[Any]: ...
 
     def status(self) -> EngineStatus: ...
 
     def routers(self) -> list[Router]: ...
+
+    def sensing_current(self) -> list[SensingState]:
+        """The latest sensing state of every router (router_id set), then of every zone (zone_id set)."""
+        ...
+
+    def sensing_links(self) -> list[SensingLinkStatus]:
+        """Per router: sensing calibration and the input problems counted (shape changes, time jumps...)."""
+        ...
 
     async def start(self) -> EngineStatus: ...
 
@@ -148,7 +170,10 @@ class StoreBackedEngineView:
         self._started_at: float | None = time.time() if running else None
         self._frame: PoseFrame | None = None
         self._loaded = False
-        self._topics: dict[str, Broadcast] = {t: Broadcast() for t in ("poses", "events", "status")}
+        self._topics: dict[str, Broadcast] = {t: Broadcast() for t in ("poses", "events", "status", "sensing")}
+        self._sensing: dict[tuple[str | None, str | None], SensingState] = {}
+        self._sensing_loaded = False
+        self.links: list[SensingLinkStatus] = []  # what sensing_links() reports (tests set it)
         self._publish_times: collections.deque[float] = collections.deque(maxlen=256)
         self._latencies: collections.deque[float] = collections.deque(maxlen=1024)
         self._frames_total = 0
@@ -188,6 +213,16 @@ class StoreBackedEngineView:
     def routers(self) -> list[Router]:
         return config.ROUTERS.list(self._store.cursor())
 
+    def sensing_current(self) -> list[SensingState]:
+        if not self._sensing and not self._sensing_loaded:
+            self._sensing_loaded = True  # look once, like current_frame
+            for s in store_sensing.latest(self._store.cursor()):
+                self._sensing.setdefault((s.router_id, s.zone_id), s)
+        return sorted(self._sensing.values(), key=lambda s: (s.router_id is None, s.router_id or "", s.zone_id or ""))
+
+    def sensing_links(self) -> list[SensingLinkStatus]:
+        return list(self.links)
+
     async def start(self) -> EngineStatus:
         if not self._running:
             self._running = True
@@ -220,6 +255,10 @@ class StoreBackedEngineView:
 
     def publish_event(self, event: EventBase) -> None:
         self._topics["events"].publish(event)
+
+    def publish_sensing(self, state: SensingState) -> None:
+        self._sensing[(state.router_id, state.zone_id)] = state
+        self._topics["sensing"].publish(state)
 
     def publish_status(self) -> None:
         self._topics["status"].publish(self.status())

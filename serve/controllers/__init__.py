@@ -7,11 +7,13 @@ from wdp.serve.controllers.auth import AuthController
 from wdp.serve.controllers.config import ConfigController
 from wdp.serve.controllers.metrics import MetricsController
 from wdp.serve.controllers.pose import PoseController
+from wdp.serve.controllers.sensing import SensingController
 from wdp.serve.controllers.system import SystemController
 from wdp.serve.controllers.webhooks import WebhookController
 
 CONTROLLERS = (
     PoseController,
+    SensingController,
     SystemController,
     AnalyticsController,
     ConfigController,
@@ -27,6 +29,7 @@ __all__ = [
     "ConfigController",
     "MetricsController",
     "PoseController",
+    "SensingController",
     "SystemController",
     "WebhookController",
 ]

@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 
+import msgspec
 from litestar import Response, get, post
 from litestar.controller import Controller
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
-from wdp.schemas import Router
 from wdp.serve.api_types import (
     HealthReport,
     HealthState,
     Performance,
     PipelinePerformance,
+    RouterReport,
     StreamStats,
     SystemStatus,
 )
@@ -79,6 +80,7 @@ class SystemController(Controller):
             total_routers=len(routers),
             stream=stream_stats(services),
             api_versions=services.versioning.versions,
+            sensing=services.engine.sensing_links(),
         )
 
     @get(
@@ -93,9 +95,16 @@ class SystemController(Controller):
         code = HTTP_503_SERVICE_UNAVAILABLE if report.status == "unhealthy" else HTTP_200_OK
         return Response(report, status_code=code)
 
-    @get("/routers", operation_id="getRouters", summary="Routers and their link status")
-    async def routers(self, services: ServicesDep) -> list[Router]:
-        return services.engine.routers()
+    @get(
+        "/routers",
+        operation_id="getRouters",
+        summary="Routers and their link status",
+        description="`sensing` holds each router's sensing calibration and the input problems it absorbed "
+        "(frame shape changes, timestamp jumps, bad frames) plus the counters its source reports.",
+    )
+    async def routers(self, services: ServicesDep) -> list[RouterReport]:
+        links = {x.router_id: x for x in services.engine.sensing_links()}
+        return [RouterReport(**msgspec.structs.asdict(r), sensing=links.get(r.id)) for r in services.engine.routers()]
 
     @get("/performance", operation_id="getPerformance", summary="Pipeline and stream throughput")
     async def performance(self, services: ServicesDep) -> Performance:

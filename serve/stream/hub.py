@@ -21,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from wdp.schemas import JSON_ENCODER, EventBase, PoseFrame, event_type
+from wdp.schemas import JSON_ENCODER, EventBase, PoseFrame, SensingState, event_type
 from wdp.serve.engine_view import EngineView
 from wdp.serve.metrics import ApiMetrics
 from wdp.serve.security import Principal
@@ -32,6 +32,7 @@ log = logging.getLogger("wdp.serve.stream")
 
 SendText = Callable[[str], Awaitable[None]]
 CONTROL_LIMIT = 256  # control replies buffered per client; a client spamming pings past this is closed
+SENSING_EVENTS = ("motion.started", "motion.stopped", "presence.changed", "breathing.updated")
 
 
 def _encode(msg: Any) -> str:
@@ -54,6 +55,10 @@ def topics_of(event: EventBase) -> tuple[p.TopicName, ...]:
         "alert.restricted_zone_breach",
     ):
         topics.append("zone_events")
+    if name in SENSING_EVENTS:
+        topics.append("sensing_events")
+        if getattr(event, "zone_id", None) is not None:  # a zone's motion/presence is a zone event
+            topics.append("zone_events")
     if name.startswith("person."):
         topics.append("person_tracking")
     return tuple(topics)
@@ -63,6 +68,8 @@ def event_matches(event: EventBase, f: p.Filters) -> bool:
     if f.zone_id is not None and getattr(event, "zone_id", None) != f.zone_id:
         return False
     if f.person_id is not None and getattr(event, "track_id", None) != f.person_id:
+        return False
+    if f.router_id is not None and getattr(event, "router_id", None) != f.router_id:
         return False
     if f.min_confidence is not None:
         conf = getattr(event, "confidence", None)
@@ -206,6 +213,7 @@ class StreamHub:
         self._out_pose = metrics.ws_messages.labels("out", "pose_update")
         self._out_person = metrics.ws_messages.labels("out", "person_update")
         self._out_event = metrics.ws_messages.labels("out", "event")
+        self._out_sensing = metrics.ws_messages.labels("out", "sensing_update")
         self._dropped_counter = metrics.ws_dropped
 
     # ------------------------------------------------------------------------------------------ lifecycle
@@ -213,9 +221,11 @@ class StreamHub:
         # Subscribe here, not inside the tasks: an item published before a task first runs must not be lost.
         poses = self.engine.subscribe("poses")
         events = self.engine.subscribe("events")
+        sensing = self.engine.subscribe("sensing")
         self._tasks = [
             asyncio.create_task(self._pump(poses, self.dispatch_frame), name="wdp-hub-poses"),
             asyncio.create_task(self._pump(events, self.dispatch_event), name="wdp-hub-events"),
+            asyncio.create_task(self._pump(sensing, self.dispatch_sensing), name="wdp-hub-sensing"),
         ]
 
     async def stop(self) -> None:
@@ -327,6 +337,23 @@ class StreamHub:
                         client.offer(text, now)
                         n += 1
             self._out_person.inc(n)
+
+    def dispatch_sensing(self, state: SensingState) -> None:
+        subs = self._by_topic["sensing_updates"]
+        if not subs:
+            return
+        now = time.monotonic()
+        text = _encode(p.SensingUpdate(state=state))
+        n = 0
+        for client in tuple(subs):
+            f = client.subs["sensing_updates"]
+            if (f.router_id is None or f.router_id == state.router_id) and (
+                f.zone_id is None or f.zone_id == state.zone_id
+            ):
+                client.offer(text, now)
+                n += 1
+        if n:
+            self._out_sensing.inc(n)
 
     def dispatch_event(self, event: EventBase) -> None:
         now = time.monotonic()

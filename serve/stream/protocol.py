@@ -9,10 +9,19 @@ Client -> server (validated; unknown types or fields get an ``error`` message, t
 
 Server -> client: ``connection`` (welcome, with client_id), ``subscription``, ``pong``, ``configured``,
 ``error``, ``dropped`` (messages lost to overflow since the last notice), and data: ``pose_update``
-(a PoseFrame, persons filtered), ``person_update`` (one person of a frame), ``event`` (a wdp event).
+(a PoseFrame, persons filtered), ``person_update`` (one person of a frame), ``event`` (a wdp event),
+``sensing_update`` (a SensingState).
 
 Topics: pose_updates (frames), person_tracking (per-person updates and person.* events), zone_events
-(zone entries/exits and zone alerts), system_alerts (alert.*, system.*, router.*, falls).
+(zone entries/exits and zone alerts, plus the sensing events of zones), system_alerts (alert.*, system.*,
+router.*, falls), sensing_updates (training-free sensing: one state per router and per zone per second),
+sensing_events (motion.started, motion.stopped, presence.changed, breathing.updated of routers and zones).
+
+Sensing: a router's states and events carry ``router_id``, a zone's carry ``zone_id`` (the zone combines the
+routers placed in it). Filter ``router_id`` keeps one router's, ``zone_id`` one zone's::
+
+    {"type": "subscribe", "topic": "sensing_updates", "filters": {"router_id": "esp-livingroom"}}
+    {"type": "subscribe", "topic": "zone_events", "filters": {"zone_id": "bedroom"}}  # motion/presence too
 """
 
 from __future__ import annotations
@@ -21,10 +30,19 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from wdp.schemas import Event, Person, PoseFrame, Severity
+from wdp.schemas import Event, Person, PoseFrame, SensingState, Severity
 
-TopicName = Literal["pose_updates", "system_alerts", "zone_events", "person_tracking"]
-TOPICS: tuple[TopicName, ...] = ("pose_updates", "system_alerts", "zone_events", "person_tracking")
+TopicName = Literal[
+    "pose_updates", "system_alerts", "zone_events", "person_tracking", "sensing_updates", "sensing_events"
+]
+TOPICS: tuple[TopicName, ...] = (
+    "pose_updates",
+    "system_alerts",
+    "zone_events",
+    "person_tracking",
+    "sensing_updates",
+    "sensing_events",
+)
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
@@ -33,10 +51,11 @@ class Filters(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=T
     min_confidence: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
     person_id: int | None = None  # a track id
     min_severity: Severity | None = None  # system_alerts / zone_events
+    router_id: Annotated[str, msgspec.Meta(max_length=64)] | None = None  # sensing_* (and router.* events)
 
     @property
-    def key(self) -> tuple[str | None, float | None, int | None, str | None]:
-        return (self.zone_id, self.min_confidence, self.person_id, self.min_severity)
+    def key(self) -> tuple[str | None, float | None, int | None, str | None, str | None]:
+        return (self.zone_id, self.min_confidence, self.person_id, self.min_severity, self.router_id)
 
 
 NO_FILTERS = Filters()
@@ -125,6 +144,11 @@ class PersonUpdate(_Out, tag="person_update", kw_only=True):
     timestamp: float
     frame_id: int
     person: Person
+
+
+class SensingUpdate(_Out, tag="sensing_update", kw_only=True):
+    topic: Literal["sensing_updates"] = "sensing_updates"
+    state: SensingState
 
 
 class EventMessage(_Out, tag="event", kw_only=True):

@@ -66,7 +66,14 @@ async def test_subscribe_filters_and_protocol_errors(api: Api) -> None:
     with await api.client.websocket_connect(f"{WS}?token={api.token('stream:subscribe')}") as ws:
         welcome = ws.receive_json(timeout=TIMEOUT)
         assert welcome["type"] == "connection" and welcome["status"] == "connected" and len(welcome["client_id"]) == 32
-        assert welcome["topics"] == ["pose_updates", "system_alerts", "zone_events", "person_tracking"]
+        assert welcome["topics"] == [
+            "pose_updates",
+            "system_alerts",
+            "zone_events",
+            "person_tracking",
+            "sensing_updates",
+            "sensing_events",
+        ]
         assert api.services.hub.clients.keys() == {welcome["client_id"]}
 
         # bad messages get an error and the connection stays usable
@@ -91,7 +98,13 @@ async def test_subscribe_filters_and_protocol_errors(api: Api) -> None:
             "type": "subscription",
             "topic": "pose_updates",
             "status": "subscribed",
-            "filters": {"zone_id": "right", "min_confidence": None, "person_id": None, "min_severity": None},
+            "filters": {
+                "zone_id": "right",
+                "min_confidence": None,
+                "person_id": None,
+                "min_severity": None,
+                "router_id": None,
+            },
         }
         api.publish(live_frame(11))
         update = ws.receive_json(timeout=TIMEOUT)
