@@ -51,7 +51,7 @@ from wdp.sensing.link import motion_decisions  # noqa: E402
 
 RAW = SensingConfig(motion_on=math.inf, motion_off=math.inf, presence_distance=math.inf, presence_snr=math.inf)
 GRID = np.round(np.concatenate([np.arange(1.5, 4, 0.25), np.arange(4, 12, 0.5), np.arange(12, 40, 2)]), 3)
-OFF_RATIO = SensingConfig().motion_off / SensingConfig().motion_on
+OFF_RATIO = 0.625  # motion_off / motion_on, as SensingConfig's defaults
 
 
 # ------------------------------------------------------------------------------------------ running
