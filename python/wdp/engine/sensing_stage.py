@@ -148,7 +148,8 @@ class SensingStage:
             with self._lock:
                 for zid in link.zone_ids:
                     self._zone_update(self._zone_state[zid], router_id, states, out, events)
-        self.states += len(out)
+        with self._lock:
+            self.states += len(out)
         return out, events
 
     def _zone_update(
