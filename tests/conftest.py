@@ -1,9 +1,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from mqtt_broker import MosquittoBroker
 
 
 def _find_shared_csi() -> Path | None:
@@ -24,3 +29,14 @@ def csi_dir() -> Path:
     if d is None:
         pytest.fail("../shared/data/csi not found (set WDP_SHARED_CSI)")
     return d
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A real mosquitto on a free 127.0.0.1 port for one test (skipped where mosquitto is not installed)."""
+    from mqtt_broker import MOSQUITTO, MosquittoBroker  # here: only MQTT tests need aiomqtt
+
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto binary not found (apt-get install mosquitto; .ci/setup installs it)")
+    with MosquittoBroker(tmp_path / "broker") as b:
+        yield b

@@ -1,5 +1,7 @@
 """A real mosquitto broker for tests: started on a free 127.0.0.1 port, restartable on the same port with its
-persistence (sessions, queued QoS1 messages, retained messages) kept, plus an MQTT collector that reconnects.
+persistence (sessions, queued QoS1 messages, retained messages) kept, plus an MQTT collector that reconnects,
+a fast-reconnecting bridge config for it and a runner for a test's coroutine. The ``broker`` fixture is in
+conftest.py.
 """
 
 from __future__ import annotations
@@ -11,13 +13,40 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiomqtt
 from server_process import free_port
 
+from wdp.integrations.mqtt import MqttConfig
+
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+
+T = TypeVar("T")
+
+
+def run_async(coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+    """Run a test's coroutine to its end on a fresh event loop, failing it after ``timeout`` s."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def bridge_config(port: int, **kw: Any) -> MqttConfig:
+    """An MqttConfig for a broker on 127.0.0.1:``port`` with a unique client id, short timeouts and fast
+    reconnects (a restarted broker is found again within a fraction of a second); ``kw`` overrides."""
+    base: dict[str, Any] = dict(
+        host="127.0.0.1",
+        port=port,
+        client_id=f"wdp-{uuid.uuid4().hex[:8]}",
+        keepalive_s=5,
+        connect_timeout_s=2.0,
+        reconnect_min_s=0.05,
+        reconnect_max_s=0.4,
+    )
+    return MqttConfig(**(base | kw))
 
 
 def wait_port(port: int, timeout: float = 5.0, host: str = "127.0.0.1") -> None:

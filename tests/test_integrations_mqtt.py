@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import aiomqtt
@@ -19,10 +18,10 @@ import jinja2
 import msgspec
 import pytest
 from integration_samples import detected, fall, frame, person, zone
-from mqtt_broker import MOSQUITTO, Collector, MosquittoBroker, free_port, retained
+from mqtt_broker import MOSQUITTO, Collector, MosquittoBroker, bridge_config, free_port, retained, run_async
 from tls_certs import make_certs
 
-from wdp.integrations.mqtt import CommandHandlers, CommandProcessor, MqttBridge, MqttConfig, TlsConfig, Topics
+from wdp.integrations.mqtt import CommandHandlers, CommandProcessor, MqttBridge, TlsConfig, Topics
 from wdp.integrations.mqtt.commands import ZonePatch
 from wdp.schemas import EVENT_JSON, PersonDetected
 
@@ -30,37 +29,12 @@ HERE = Path(__file__).resolve().parent
 pytestmark = pytest.mark.timeout(60)
 
 
-def run(coro, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-@pytest.fixture
-def broker(tmp_path: Path):
-    if MOSQUITTO is None:
-        pytest.skip("mosquitto binary not found (apt-get install mosquitto; .ci/setup installs it)")
-    with MosquittoBroker(tmp_path / "broker") as b:
-        yield b
-
-
-def config(port: int, **kw) -> MqttConfig:  # type: ignore[no-untyped-def]
-    base = dict(
-        host="127.0.0.1",
-        port=port,
-        client_id=f"wdp-{uuid.uuid4().hex[:8]}",
-        keepalive_s=5,
-        connect_timeout_s=2.0,
-        reconnect_min_s=0.05,
-        reconnect_max_s=0.4,
-    )
-    return MqttConfig(**(base | kw))
-
-
 # ---------------------------------------------------------------------------------------------- topics
 
 
 def test_topic_tree_qos_retain_and_payloads(broker: MosquittoBroker) -> None:
     async def scenario() -> None:
-        async with MqttBridge(config(broker.port, discovery=False)) as bridge:
+        async with MqttBridge(bridge_config(broker.port, discovery=False)) as bridge:
             await bridge.wait_connected(5)
             async with Collector(broker.port, "wdp/#", client_id="live") as live:
                 bridge.publish_frame(frame(1, [person(7, ["kitchen"]), person(8)]))
@@ -113,12 +87,12 @@ def test_topic_tree_qos_retain_and_payloads(broker: MosquittoBroker) -> None:
             assert json.loads(state["wdp/pose/zone/kitchen/occupancy"].payload)["occupancy_count"] == 0
             assert json.loads(state["wdp/pose/current"].payload)["frame_id"] == 2
 
-    run(scenario())
+    run_async(scenario())
 
 
 def test_prefix_is_configurable(broker: MosquittoBroker) -> None:
     async def scenario() -> None:
-        async with MqttBridge(config(broker.port, prefix="site/a", discovery=False)) as bridge:
+        async with MqttBridge(bridge_config(broker.port, prefix="site/a", discovery=False)) as bridge:
             await bridge.wait_connected(5)
             bridge.publish_frame(frame(1))
             assert await bridge.flush(5)
@@ -126,7 +100,7 @@ def test_prefix_is_configurable(broker: MosquittoBroker) -> None:
             assert {"site/a/pose/current", "site/a/system/status"} <= set(state)
             assert not any(t.startswith("wdp/") for t in state)
 
-    run(scenario())
+    run_async(scenario())
 
 
 # ---------------------------------------------------------------------------------------------- commands
@@ -173,7 +147,7 @@ def test_command_round_trips_with_correlation_id(broker: MosquittoBroker) -> Non
     engine = FakeEngine()
 
     async def scenario() -> None:
-        async with MqttBridge(config(broker.port), handlers=engine.handlers()) as bridge:
+        async with MqttBridge(bridge_config(broker.port), handlers=engine.handlers()) as bridge:
             await bridge.wait_connected(5)
             async with aiomqtt.Client("127.0.0.1", broker.port, identifier="operator") as op:
                 await op.subscribe("wdp/response/#", qos=1)
@@ -213,14 +187,14 @@ def test_command_round_trips_with_correlation_id(broker: MosquittoBroker) -> Non
                 assert engine.calls[-1] == ("stop", "maintenance")
             assert bridge.stats.commands_ok == 3 and bridge.stats.commands_error == 0
 
-    run(scenario())
+    run_async(scenario())
 
 
 def test_invalid_commands_get_error_responses_and_never_crash(broker: MosquittoBroker) -> None:
     engine = FakeEngine()
 
     async def scenario() -> None:
-        cfg = config(broker.port, max_command_bytes=1024)
+        cfg = bridge_config(broker.port, max_command_bytes=1024)
         async with MqttBridge(cfg, handlers=engine.handlers()) as bridge:
             await bridge.wait_connected(5)
             async with aiomqtt.Client("127.0.0.1", broker.port, identifier="operator") as op:
@@ -293,7 +267,7 @@ def test_invalid_commands_get_error_responses_and_never_crash(broker: MosquittoB
             assert bridge.connected and bridge.stats.connects == 1
             assert engine.calls == [("start",)]
 
-    run(scenario())
+    run_async(scenario())
 
 
 def test_command_processor_without_broker() -> None:
@@ -310,7 +284,7 @@ def test_command_processor_without_broker() -> None:
         topic, r = await proc.process("wdp/command/zone/a/b/c", b"")
         assert topic == "wdp/response/zone/a/b/c" and r.status == "error" and "unknown command topic" in r.error
 
-    run(scenario())
+    run_async(scenario())
 
 
 # ---------------------------------------------------------------------------------------------- delivery
@@ -325,7 +299,7 @@ def test_broker_restart_mid_stream_loses_no_qos1_event(broker: MosquittoBroker) 
         sub = Collector(broker.port, "wdp/events/#", qos=1, client_id="persistent-sub", clean_session=False)
         await sub.start()
         try:
-            async with MqttBridge(config(broker.port, discovery=False)) as bridge:
+            async with MqttBridge(bridge_config(broker.port, discovery=False)) as bridge:
                 await bridge.wait_connected(5)
                 seq = 0
                 while seq < n:
@@ -359,7 +333,7 @@ def test_broker_restart_mid_stream_loses_no_qos1_event(broker: MosquittoBroker) 
         assert first == sorted(first), "first copies out of order"
         assert all(m.qos == 1 for m in sub.messages)
 
-    run(scenario(), timeout=40)
+    run_async(scenario(), timeout=40)
 
 
 def test_queue_bound_and_pose_current_drop_oldest_while_broker_is_down(tmp_path: Path) -> None:
@@ -368,7 +342,7 @@ def test_queue_bound_and_pose_current_drop_oldest_while_broker_is_down(tmp_path:
     port = free_port()
 
     async def scenario() -> None:
-        async with MqttBridge(config(port, max_queued=5, discovery=False)) as bridge:
+        async with MqttBridge(bridge_config(port, max_queued=5, discovery=False)) as bridge:
             await asyncio.sleep(0.2)
             assert not bridge.connected and bridge.stats.connect_failures >= 1
             accepted = [bridge.publish_event(detected(i)) for i in range(8)]
@@ -390,12 +364,12 @@ def test_queue_bound_and_pose_current_drop_oldest_while_broker_is_down(tmp_path:
                 finally:
                     await sub.stop()
 
-    run(scenario())
+    run_async(scenario())
 
 
 def test_person_updates_cannot_crowd_events_out_of_the_queue() -> None:
     async def scenario() -> None:
-        bridge = MqttBridge(config(free_port(), max_queued=6, max_queued_person_updates=2, discovery=False))
+        bridge = MqttBridge(bridge_config(free_port(), max_queued=6, max_queued_person_updates=2, discovery=False))
         async with bridge:  # no broker there: everything waits
             assert not bridge.publish_frame(frame(1, [person(1), person(2), person(3)]))
             assert bridge.publish_frame(frame(2))  # no persons: nothing to reject
@@ -403,7 +377,7 @@ def test_person_updates_cannot_crowd_events_out_of_the_queue() -> None:
             stats = bridge.stats
             assert stats.rejected_person_updates == 1 and stats.rejected_full == 1 and stats.queued == 6
 
-    run(scenario())
+    run_async(scenario())
 
 
 # ---------------------------------------------------------------------------------------------- discovery
@@ -415,7 +389,7 @@ def _render(template: str, payload: bytes) -> str:
 
 def test_home_assistant_discovery(broker: MosquittoBroker) -> None:
     async def scenario() -> None:
-        cfg = config(broker.port, node_id="house1", sensing=False)  # sensing entities: test_mqtt_sensing.py
+        cfg = bridge_config(broker.port, node_id="house1", sensing=False)  # sensing entities: test_mqtt_sensing.py
         async with MqttBridge(cfg) as bridge:
             bridge.set_zones([zone("kitchen", "Kitchen"), zone("hall")])
             await bridge.wait_connected(5)
@@ -467,7 +441,7 @@ def test_home_assistant_discovery(broker: MosquittoBroker) -> None:
             )
             assert "wdp/pose/zone/hall/occupancy" not in await retained(broker.port, "wdp/#")
 
-    run(scenario())
+    run_async(scenario())
 
 
 # ---------------------------------------------------------------------------------------------- last will
@@ -491,7 +465,7 @@ def test_last_will_marks_offline_and_clean_stop_too(broker: MosquittoBroker) -> 
             got = await retained(broker.port, "wdp/system/status")
             return json.loads(got["wdp/system/status"].payload)
 
-        online = run(status())
+        online = run_async(status())
         assert online["availability"] == "online" and online["state"] == "running"
         assert online["details"] == {"fps": 10.0}
         os.kill(proc.pid, signal.SIGKILL)
@@ -505,7 +479,7 @@ def test_last_will_marks_offline_and_clean_stop_too(broker: MosquittoBroker) -> 
                 await asyncio.sleep(0.05)
             raise AssertionError("will not published")
 
-        assert run(wait_offline()) == {
+        assert run_async(wait_offline()) == {
             "availability": "offline",
             "state": "unknown",
             "timestamp": None,
@@ -520,7 +494,7 @@ def test_last_will_marks_offline_and_clean_stop_too(broker: MosquittoBroker) -> 
                 stream.close()
 
     async def clean_stop() -> dict:
-        bridge = MqttBridge(config(broker.port, client_id="clean"))
+        bridge = MqttBridge(bridge_config(broker.port, client_id="clean"))
         async with bridge:
             bridge.publish_status("running")
             await bridge.wait_connected(5)
@@ -528,7 +502,7 @@ def test_last_will_marks_offline_and_clean_stop_too(broker: MosquittoBroker) -> 
         got = await retained(broker.port, "wdp/system/status")
         return json.loads(got["wdp/system/status"].payload)
 
-    stopped = run(clean_stop())
+    stopped = run_async(clean_stop())
     assert stopped["availability"] == "offline" and stopped["state"] == "running"
 
 
@@ -549,22 +523,24 @@ def test_tls_with_username_password(tmp_path: Path) -> None:
 
     async def scenario(port: int) -> None:
         tls = TlsConfig(ca_file=str(certs / "ca.crt"))
-        good = MqttBridge(config(port, username="wdp", password="s3cret", tls=tls, discovery=False))
+        good = MqttBridge(bridge_config(port, username="wdp", password="s3cret", tls=tls, discovery=False))
         async with good:
             await good.wait_connected(5)
             good.publish_frame(frame(1))
             assert await good.flush(5)
-        bad = MqttBridge(config(port, username="wdp", password="wrong", tls=tls, discovery=False))
+        bad = MqttBridge(bridge_config(port, username="wdp", password="wrong", tls=tls, discovery=False))
         # plain MQTT to the TLS listener: the broker resets the socket, which aiomqtt only reports when the
         # CONNACK wait times out
-        no_tls = MqttBridge(config(port, username="wdp", password="s3cret", discovery=False, connect_timeout_s=0.3))
+        no_tls = MqttBridge(
+            bridge_config(port, username="wdp", password="s3cret", discovery=False, connect_timeout_s=0.3)
+        )
         async with bad, no_tls:
             await asyncio.sleep(0.8)
             for b in (bad, no_tls):
                 assert not b.connected and b.stats.connects == 0 and b.stats.connect_failures >= 1
 
     with MosquittoBroker(tmp_path / "tls", extra=extra, anonymous=False) as b:
-        run(scenario(b.port))
+        run_async(scenario(b.port))
 
 
 def test_consume_async_iterator(broker: MosquittoBroker) -> None:
@@ -574,7 +550,7 @@ def test_consume_async_iterator(broker: MosquittoBroker) -> None:
         yield frame(2)
 
     async def scenario() -> None:
-        async with MqttBridge(config(broker.port, discovery=False)) as bridge:
+        async with MqttBridge(bridge_config(broker.port, discovery=False)) as bridge:
             await bridge.wait_connected(5)
             async with Collector(broker.port, "wdp/#", client_id="c") as c:
                 await bridge.consume(source())
@@ -583,4 +559,4 @@ def test_consume_async_iterator(broker: MosquittoBroker) -> None:
                 assert any(m.topic == "wdp/pose/person/1/update" for m in c.messages)
             assert isinstance(EVENT_JSON.decode(c.on("events/person.detected")[0].payload), PersonDetected)
 
-    run(scenario())
+    run_async(scenario())

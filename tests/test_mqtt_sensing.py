@@ -10,16 +10,15 @@ import asyncio
 import contextlib
 import json
 import uuid
-from pathlib import Path
 
 import aiomqtt
 import jinja2
 import msgspec
 import pytest
-from mqtt_broker import MOSQUITTO, Collector, MosquittoBroker, Received
+from mqtt_broker import Collector, MosquittoBroker, Received, bridge_config, run_async
 
 from wdp.engine import Topic
-from wdp.integrations.mqtt import MqttBridge, MqttConfig
+from wdp.integrations.mqtt import MqttBridge
 from wdp.integrations.mqtt.config import topic_id
 from wdp.schemas import (
     EVENT_JSON,
@@ -34,31 +33,6 @@ from wdp.schemas import (
 pytestmark = pytest.mark.timeout(60)
 T0 = 1_750_000_000.0
 HA = "homeassistant"
-
-
-def run(coro, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-@pytest.fixture
-def broker(tmp_path: Path):
-    if MOSQUITTO is None:
-        pytest.skip("mosquitto binary not found (apt-get install mosquitto; .ci/setup installs it)")
-    with MosquittoBroker(tmp_path / "broker") as b:
-        yield b
-
-
-def config(port: int, **kw) -> MqttConfig:  # type: ignore[no-untyped-def]
-    base = dict(
-        host="127.0.0.1",
-        port=port,
-        client_id=f"wdp-{uuid.uuid4().hex[:8]}",
-        keepalive_s=5,
-        connect_timeout_s=2.0,
-        reconnect_min_s=0.05,
-        reconnect_max_s=0.4,
-    )
-    return MqttConfig(**(base | kw))
 
 
 def state(t: float, *, router: str | None = None, zone: str | None = None, **kw) -> SensingState:  # type: ignore[no-untyped-def]
@@ -100,7 +74,7 @@ def render(template: str, payload: bytes) -> str:
 
 def test_sensing_states_are_retained_per_router_and_zone(broker: MosquittoBroker) -> None:
     async def scenario() -> None:
-        async with MqttBridge(config(broker.port, discovery=False)) as bridge:
+        async with MqttBridge(bridge_config(broker.port, discovery=False)) as bridge:
             await bridge.wait_connected(20)
             async with Collector(broker.port, "wdp/sensing/#", client_id="live") as live:
                 bridge.publish_sensing(state(1, router="sim-0"))
@@ -126,7 +100,7 @@ def test_sensing_states_are_retained_per_router_and_zone(broker: MosquittoBroker
             link = json.loads(got["wdp/sensing/router/sim-1/state"].payload)
             assert link["router_id"] == "sim-1" and link["zone_id"] == "kitchen"
 
-    run(scenario())
+    run_async(scenario())
 
 
 def test_sensing_events_go_to_event_topics(broker: MosquittoBroker) -> None:
@@ -138,7 +112,7 @@ def test_sensing_events_go_to_event_topics(broker: MosquittoBroker) -> None:
     ]
 
     async def scenario() -> None:
-        async with MqttBridge(config(broker.port, discovery=False)) as bridge:
+        async with MqttBridge(bridge_config(broker.port, discovery=False)) as bridge:
             await bridge.wait_connected(20)
             async with Collector(broker.port, "wdp/#", client_id="events") as c:
                 for event in events:
@@ -157,12 +131,12 @@ def test_sensing_events_go_to_event_topics(broker: MosquittoBroker) -> None:
             # not alerts: nothing on system/alerts/...
             assert not [m for m in c.messages if "/alerts/" in m.topic]
 
-    run(scenario())
+    run_async(scenario())
 
 
 def test_home_assistant_sensing_entities(broker: MosquittoBroker) -> None:
     async def scenario() -> None:
-        cfg = config(broker.port, node_id="house1", sensing_expire_after_s=20)
+        cfg = bridge_config(broker.port, node_id="house1", sensing_expire_after_s=20)
         async with MqttBridge(cfg) as bridge:
             bridge.set_zones([Zone(id="kitchen", name="Kitchen", polygon=[(0, 0), (3, 0), (3, 3)])])
             await bridge.wait_connected(20)
@@ -253,7 +227,7 @@ def test_home_assistant_sensing_entities(broker: MosquittoBroker) -> None:
             assert not per["zone"] & left and per["router"] <= left
             assert set(await retained(broker.port, "wdp/sensing/#")) == {"wdp/sensing/router/sim-0/state"}
 
-    run(scenario())
+    run_async(scenario())
 
 
 def test_router_ids_that_are_not_topic_levels() -> None:
@@ -266,7 +240,7 @@ def test_router_ids_that_are_not_topic_levels() -> None:
 
 def test_unsafe_router_id_gets_a_safe_topic(broker: MosquittoBroker) -> None:
     async def scenario() -> None:
-        async with MqttBridge(config(broker.port, node_id="n")) as bridge:
+        async with MqttBridge(bridge_config(broker.port, node_id="n")) as bridge:
             await bridge.wait_connected(20)
             bridge.publish_sensing(state(1, router="udp-10.0.0.7:5500", motion=True, motion_score=4.0))
             assert await bridge.flush(20)
@@ -278,12 +252,12 @@ def test_unsafe_router_id_gets_a_safe_topic(broker: MosquittoBroker) -> None:
             motion = json.loads(configs[f"{HA}/binary_sensor/n/sensing_router_{seg}_motion/config"].payload)
             assert motion["name"] == "Router udp-10.0.0.7:5500 motion"
 
-    run(scenario())
+    run_async(scenario())
 
 
 def test_sensing_can_be_turned_off(broker: MosquittoBroker) -> None:
     async def scenario() -> None:
-        async with MqttBridge(config(broker.port, sensing=False)) as bridge:
+        async with MqttBridge(bridge_config(broker.port, sensing=False)) as bridge:
             bridge.set_zones(["kitchen"])
             await bridge.wait_connected(20)
             bridge.publish_sensing(state(1, router="sim-0"))
@@ -291,7 +265,7 @@ def test_sensing_can_be_turned_off(broker: MosquittoBroker) -> None:
             assert not await retained(broker.port, "wdp/sensing/#")
             assert not [t for t in await retained(broker.port, f"{HA}/#") if "sensing_" in t]
 
-    run(scenario())
+    run_async(scenario())
 
 
 def test_served_plugin_publishes_sensing_from_the_engine_bus(broker: MosquittoBroker) -> None:
@@ -329,4 +303,4 @@ def test_served_plugin_publishes_sensing_from_the_engine_bus(broker: MosquittoBr
             configs = await retained(broker.port, f"{HA}/#")
             assert f"{HA}/binary_sensor/wdp/sensing_zone_hall_presence/config" in configs
 
-    run(scenario())
+    run_async(scenario())

@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from wdp.csi.capture_file import Capture, StreamReader, stream_formats
-from wdp.csi.packet_queue import PacketQueue
-from wdp.csi.sources import CsiSource, PacketBatch, RouterInfo
-from wdp.schemas import FrameSource
+from wdp.csi.sources import RouterInfo
+from wdp.csi.threaded_source import ThreadedLiveSource
 
 __all__ = ["FollowSource", "FollowStats"]
 
@@ -52,7 +49,7 @@ class FollowStats:
     following: bool = False  # a file is open
 
 
-class FollowSource(CsiSource):
+class FollowSource(ThreadedLiveSource):
     """Frames appended to ``path`` as they are written.
 
     ``format``: one of the stream formats, or None to detect it (from the first bytes once there are some,
@@ -61,8 +58,8 @@ class FollowSource(CsiSource):
     boundaries, but its frames are not delivered); true delivers the existing content first.
     """
 
-    kind: ClassVar[FrameSource] = "live"
-    realtime = True
+    thread_label = "follow"
+    counters = tuple("bytes frames malformed skipped opens truncations rotations reanchors".split())
 
     def __init__(
         self,
@@ -81,18 +78,12 @@ class FollowSource(CsiSource):
         if not poll_s > 0:
             raise ValueError("poll_s must be > 0")
         self.path = Path(path)
+        super().__init__(router_id or f"follow-{self.path.name}", capacity)
         self.format = format
-        self.router_id = router_id or f"follow-{self.path.name}"
         self.from_start = bool(from_start)
         self.poll_s = float(poll_s)
         self.expected_rate_hz = expected_rate_hz
         self.read_chunk = int(read_chunk)
-        self._queue = PacketQueue(self.router_id, capacity)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self._counts = dict.fromkeys("bytes frames malformed skipped opens truncations rotations reanchors".split(), 0)
         self._following = False
         self._last_error = ""
         # clock mapping (reader thread only): host = capture + offset
@@ -101,40 +92,8 @@ class FollowSource(CsiSource):
 
     # ------------------------------------------------------------------------------ CsiSource
 
-    def open(self, origin: float) -> None:
-        if self._thread is not None:
-            raise RuntimeError("source already opened")
-        self._thread = threading.Thread(target=self._run, name=f"wdp-follow-{self.router_id}", daemon=True)
-        self._thread.start()
-
     def routers(self) -> list[RouterInfo]:
         return [RouterInfo(self.router_id, self.path.name, self.format or "", str(self.path), 0, self.expected_rate_hz)]
-
-    def read(self, timeout: float) -> list[PacketBatch]:
-        if self._thread is None:
-            raise RuntimeError("source not opened")
-        return self._queue.take(timeout)
-
-    @property
-    def exhausted(self) -> bool:
-        return self._closed
-
-    def stream_time(self) -> float | None:
-        return time.time()
-
-    def lost_packets(self) -> Mapping[str, int]:
-        lost = self._queue.lost
-        return {self.router_id: lost} if lost else {}
-
-    def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        self._queue.close()
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
 
     # ---------------------------------------------------------------------------- status
 
@@ -153,11 +112,6 @@ class FollowSource(CsiSource):
         }
 
     # ------------------------------------------------------------------------ reader thread
-
-    def _count(self, **deltas: int) -> None:
-        with self._lock:
-            for k, v in deltas.items():
-                self._counts[k] += v
 
     def _format_of(self, fh: Any) -> str | None:
         if self.format is not None:

@@ -12,17 +12,14 @@ with the port open only prints boot text, which the parser skips.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from wdp.csi.capture_file import StreamReader, parse_bytes
-from wdp.csi.packet_queue import PacketQueue
-from wdp.csi.sources import CsiSource, PacketBatch, RouterInfo
-from wdp.schemas import FrameSource
+from wdp.csi.sources import RouterInfo
+from wdp.csi.threaded_source import ThreadedLiveSource
 
 __all__ = ["SerialSource", "SerialStats"]
 
@@ -47,7 +44,7 @@ class SerialStats:
     connected: bool = False
 
 
-class SerialSource(CsiSource):
+class SerialSource(ThreadedLiveSource):
     """One ESP32 on a serial port (``port``: device path such as /dev/ttyUSB0 or a /dev/serial/by-id link).
 
     ``baud``: the firmware's UART rate (ESP32-CSI-Tool and esp-csi builds use 115200 or 921600; USB-CDC
@@ -55,8 +52,8 @@ class SerialSource(CsiSource):
     lines). Timestamps: host epoch seconds at arrival, strictly increasing.
     """
 
-    kind: ClassVar[FrameSource] = "live"
-    realtime = True
+    thread_label = "serial"
+    counters = tuple("bytes lines frames malformed skipped partial_dropped opens reconnects disconnects".split())
     formats = ("esp32",)
 
     def __init__(
@@ -77,21 +74,13 @@ class SerialSource(CsiSource):
         if int(baud) <= 0:
             raise ValueError("baud must be > 0")
         self.port = str(port)
+        super().__init__(router_id or f"serial-{Path(self.port).name}", capacity)
         self.baud = int(baud)
         self.format = format
-        self.router_id = router_id or f"serial-{Path(self.port).name}"
         self.name = name or self.port
         self.expected_rate_hz = expected_rate_hz
         self.read_chunk = int(read_chunk)
         self.backoff_s = (float(backoff_s[0]), float(backoff_s[1]))
-        self._queue = PacketQueue(self.router_id, capacity)
-        self._cond = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self._counts = dict.fromkeys(
-            "bytes lines frames malformed skipped partial_dropped opens reconnects disconnects".split(), 0
-        )
         self._serial: Any = None
         self._connected = False
         self._last_error = ""
@@ -104,47 +93,18 @@ class SerialSource(CsiSource):
     # ------------------------------------------------------------------------------ CsiSource
 
     def open(self, origin: float) -> None:
-        if self._thread is not None:
-            raise RuntimeError("source already opened")
         import serial  # pyserial; here rather than in the thread, so a missing install fails loudly
 
         self._serial = serial
-        self._thread = threading.Thread(target=self._run, name=f"wdp-serial-{self.router_id}", daemon=True)
-        self._thread.start()
+        super().open(origin)
 
     def routers(self) -> list[RouterInfo]:
         return [RouterInfo(self.router_id, self.name, self.format, self.port, 0, self.expected_rate_hz)]
 
-    def read(self, timeout: float) -> list[PacketBatch]:
-        if self._thread is None:
-            raise RuntimeError("source not opened")
-        return self._queue.take(timeout)
-
-    @property
-    def exhausted(self) -> bool:
-        return self._closed
-
-    def stream_time(self) -> float | None:
-        return time.time()
-
-    def lost_packets(self) -> Mapping[str, int]:
-        lost = self._queue.lost
-        return {self.router_id: lost} if lost else {}
-
-    def close(self) -> None:
-        with self._cond:
-            if self._closed:
-                return
-            self._closed = True
-        self._queue.close()
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-
     # ---------------------------------------------------------------------------- status
 
     def stats(self) -> SerialStats:
-        with self._cond:
+        with self._lock:
             return SerialStats(**self._counts, lost=self._queue.lost, connected=self._connected)
 
     def status_details(self) -> dict[str, Any]:
@@ -158,11 +118,6 @@ class SerialSource(CsiSource):
         }
 
     # ------------------------------------------------------------------------ reader thread
-
-    def _count(self, **deltas: int) -> None:
-        with self._cond:
-            for k, v in deltas.items():
-                self._counts[k] += v
 
     def _run(self) -> None:
         serial = self._serial
@@ -186,7 +141,7 @@ class SerialSource(CsiSource):
                 continue
             delay = self.backoff_s[0]
             self._pending, self._first_line, self._discarding = b"", True, False
-            with self._cond:
+            with self._lock:
                 self._connected = True
                 self._counts["opens"] += 1
                 self._counts["reconnects"] += int(ever_opened)
@@ -200,12 +155,12 @@ class SerialSource(CsiSource):
             except (serial.SerialException, OSError, TypeError) as e:
                 # TypeError: pyserial reading a port closed under it (fd None) on some versions
                 self._last_error = f"read: {e}"
-                with self._cond:
+                with self._lock:
                     self._counts["disconnects"] += 1
                     self._counts["partial_dropped"] += int(bool(self._pending.strip()))
             finally:
                 self._pending = b""
-                with self._cond:
+                with self._lock:
                     self._connected = False
                 try:
                     ser.close()
