@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from wdp.csi import StreamReader, detect_format, read_capture, stream_formats
+from wdp.csi import StreamReader, UnknownFormatError, detect_format, read_capture, stream_formats
 from wdp.csi.capture_file import FILE_ONLY_FORMATS
 from wdp.csi.sanitize import Sanitizer
 
@@ -32,7 +32,26 @@ class ReplaySummary(msgspec.Struct, frozen=True, kw_only=True):
     mean_amplitude: float | None
     sanitized: int  # frames through unwrap + linear phase removal + Hampel + amplitude normalization
     hampel_replaced: int  # amplitude samples the Hampel filter replaced as outliers
-    residual_phase_std: float | None  # mean per-frame std of sanitized phase (radians)
+    # mean over frames of the circular std (radians, at most 2*pi) of the sanitized phase over the subcarriers
+    # that carry signal, averaged over links
+    residual_phase_std: float | None
+
+
+def circular_phase_std(phase: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per frame of (N, S, R, T) phases: the circular std sqrt(-2 ln R) over the subcarriers (axis 1) where
+    ``valid``, averaged over the links (nan where a frame has no valid subcarrier). Phase is an angle: an
+    unwrapped residual that drifts by whole turns (nexmon's 256 subcarriers) is as spread as its wrapped
+    value, not tens of radians."""
+    w = valid.astype(np.float64)
+    n = w.sum(axis=1)
+    resultant = np.abs((w * np.exp(1j * phase)).sum(axis=1)) / np.maximum(n, 1)
+    # R = 0 (perfect cancellation) would be infinite: cap at 2*pi (R ~ 1/sqrt(S) for a uniform phase ~ 2.4 rad)
+    std = np.sqrt(-2.0 * np.log(np.clip(resultant, np.exp(-2.0 * np.pi**2), 1.0)))
+    std = np.where(n > 0, std, np.nan).reshape(len(phase), -1)
+    out = np.full(len(phase), np.nan)
+    has = np.isfinite(std).any(axis=1)
+    out[has] = np.nanmean(std[has], axis=1)
+    return out
 
 
 def summarize_capture(path: Path, fmt: str | None = None, progress: bool = False) -> ReplaySummary:
@@ -48,9 +67,10 @@ def summarize_capture(path: Path, fmt: str | None = None, progress: bool = False
     # interleaves several streams in one capture, and mixing them would corrupt the Hampel history.
     sanitizers: dict[tuple[int, ...], Sanitizer] = {}
     phase_std_sum = 0.0
+    phase_std_n = 0
 
     def consume(batch) -> None:
-        nonlocal ts_first, ts_last, amp_sum, amp_n, phase_std_sum
+        nonlocal ts_first, ts_last, amp_sum, amp_n, phase_std_sum, phase_std_n
         by_stream: dict[tuple[int, ...], list[np.ndarray]] = {}
         cores, streams = batch.meta["core"], batch.meta["spatial_stream"]
         for i, arr in enumerate(batch.csi):
@@ -67,7 +87,10 @@ def summarize_capture(path: Path, fmt: str | None = None, progress: bool = False
                 # nexmon stores subcarriers in FFT-bin order; unwrap needs them in frequency order.
                 block = np.fft.fftshift(block, axes=1)
             _, phase = san.process_batch(block)
-            phase_std_sum += float(phase.std(axis=1).mean(axis=(1, 2)).sum())
+            std = circular_phase_std(phase, np.abs(block) > 0)
+            std = std[np.isfinite(std)]
+            phase_std_sum += float(std.sum())
+            phase_std_n += len(std)
         ts = batch.meta["timestamp"]
         ts = ts[np.isfinite(ts)]
         if ts.size:
@@ -102,7 +125,7 @@ def summarize_capture(path: Path, fmt: str | None = None, progress: bool = False
         mean_amplitude=amp_sum / amp_n if amp_n else None,
         sanitized=sum(shapes.values()),
         hampel_replaced=sum(s.hampel_replaced for s in sanitizers.values()),
-        residual_phase_std=phase_std_sum / amp_n if amp_n else None,
+        residual_phase_std=phase_std_sum / phase_std_n if phase_std_n else None,
     )
 
 
@@ -153,20 +176,48 @@ def _print_summary(s: ReplaySummary) -> None:
         )
 
 
+def _capture_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a capture (None: it can be opened as a file)."""
+    if path.is_dir():
+        return f"{path} is a directory, not a capture file"
+    if not path.exists():
+        return f"no such file: {path}"
+    if not path.is_file():
+        return f"{path} is not a regular file"
+    return None
+
+
+def _format_hint(e: UnknownFormatError) -> str:
+    return f"cannot tell the CSI format of {e.path}; pass --format (one of {', '.join(e.formats)})"
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     path = Path(args.capture)
-    if not path.is_file():
-        print(f"wdp replay: no such file: {path}", file=sys.stderr)
+    if (problem := _capture_problem(path)) is not None:
+        print(f"wdp replay: {problem}", file=sys.stderr)
         return 2
     try:
         summary = summarize_capture(path, args.format, progress=not args.quiet and sys.stderr.isatty())
-    except ValueError as e:
+    except UnknownFormatError as e:
+        print(f"wdp replay: {_format_hint(e)}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as e:
         print(f"wdp replay: {e}", file=sys.stderr)
         return 2
     if args.json:
         print(msgspec.json.encode(summary).decode())
     else:
         _print_summary(summary)
+    if summary.frames == 0:
+        # every format alike: a parser that finds nothing in a file is told the wrong format (or a broken file)
+        what = "an empty file" if path.stat().st_size == 0 else "not a capture in this format?"
+        print(
+            f"wdp replay: no CSI frames in {path} as {summary.format} ({what}): {summary.records} records, "
+            f"{summary.malformed} malformed, {summary.skipped} non-CSI skipped"
+            + (", truncated tail" if summary.truncated else ""),
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 
@@ -174,6 +225,9 @@ def _cmd_sense(args: argparse.Namespace) -> int:
     from wdp.sensing.offline import sense_capture
 
     notes: list[str] = []
+    if (problem := _capture_problem(Path(args.capture))) is not None:
+        print(f"wdp sense: {problem}", file=sys.stderr)
+        return 2
     try:
         records = sense_capture(
             Path(args.capture),
@@ -204,6 +258,9 @@ def _cmd_sense(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # `wdp sense ... | head`
         sys.stderr.close()
         return 0
+    except UnknownFormatError as e:
+        print(f"wdp sense: {_format_hint(e)}", file=sys.stderr)
+        return 2
     except (OSError, ValueError) as e:
         print(f"wdp sense: {e}", file=sys.stderr)
         return 2

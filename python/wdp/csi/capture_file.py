@@ -118,6 +118,16 @@ def _capture(fmt: str, frames: dict[str, Any], stats: dict[str, int]) -> Capture
     )
 
 
+class UnknownFormatError(ValueError):
+    """detect_format found no format: ``path`` and the ``formats`` one may pass instead (a command line says
+    how its own flag is spelled)."""
+
+    def __init__(self, path: Path, formats: list[str]) -> None:
+        self.path = path
+        self.formats = formats
+        super().__init__(f"cannot tell the CSI format of {path}; pass format= explicitly (one of {', '.join(formats)})")
+
+
 def detect_format(path: str | Path) -> str:
     """Guess a capture's format from its suffix, then from its first bytes."""
     path = Path(path)
@@ -133,10 +143,7 @@ def detect_format(path: str | Path) -> str:
         return _BY_SUFFIX[path.suffix.lower()]
     if path.suffix.lower() in _NOT_CAPTURES:
         raise ValueError(f"{path} is {_NOT_CAPTURES[path.suffix.lower()]}, not a CSI capture")
-    raise ValueError(
-        f"cannot tell the CSI format of {path}; pass format= explicitly "
-        f"(one of {', '.join(stream_formats() + FILE_ONLY_FORMATS)})"
-    )
+    raise UnknownFormatError(path, stream_formats() + FILE_ONLY_FORMATS)
 
 
 def stream_formats() -> list[str]:
