@@ -194,3 +194,29 @@ def test_concurrent_generation_of_one_cache_is_safe(tmp_path: Path) -> None:
     a, _ = read_split(dms[0].root / "train")
     assert len(a["amplitude"]) == 24
     assert not list(dms[0].root.glob(".*"))
+
+
+def test_smoke_experiment_is_tiny_and_keeps_its_data_out_of_the_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+    from wheel_layout import conf_dir
+
+    repo = Path(__file__).resolve().parents[1]
+
+    def smoke(*overrides: str):
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            return compose("train", overrides=["experiment=smoke", f"paths.output_dir={tmp_path / 'run'}", *overrides])
+
+    monkeypatch.delenv("WDP_DATA_DIR", raising=False)
+    monkeypatch.chdir(repo)  # where a user runs it: a relative data dir would land in the checkout
+    cfg = smoke()
+    cache = Path(cfg.data.cache_dir).resolve()
+    assert cache.is_relative_to(tmp_path / "run"), cache
+    net = instantiate(cfg.model.net)
+    assert isinstance(net, WdpNet) and cfg.model.name == "wdpnet"
+    assert sum(p.numel() for p in net.parameters()) < 100_000  # the shipped model has 1.37 M
+    monkeypatch.setenv("WDP_DATA_DIR", str(tmp_path / "cache"))
+    assert Path(smoke().data.cache_dir) == tmp_path / "cache" / "sim"
+    assert smoke("model=paper").model.net.width == 8  # the other net keeps the shared smoke sizes
