@@ -18,6 +18,7 @@ from litestar.plugins import PluginProtocol
 
 from wdp.serve.dashboard.plugin import DashboardPlugin
 from wdp.serve.engine_view import EngineView, StoreBackedEngineView
+from wdp.serve.log_sanitizer import install_log_sanitizer
 from wdp.serve.metrics import ApiMetrics
 from wdp.serve.openapi import StructDefaultsSchemaPlugin
 from wdp.serve.plugin import WdpApiPlugin
@@ -58,6 +59,7 @@ def create_app(
     is subscribed, and exit first)."""
     settings = settings if settings is not None else load_settings()
     check_settings(settings)
+    install_log_sanitizer()  # process-wide: request text and credentials reach no log line unescaped
     owns_store = store is None
     store = store if store is not None else Store(settings.store_path)
     engine = engine_view if engine_view is not None else StoreBackedEngineView(store)

@@ -22,7 +22,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from wdp.serve.ratelimit import RateDecision
-from wdp.serve.security import API_KEY_PREFIX, AuthError, Principal
+from wdp.serve.security import API_KEY_PREFIX, AuthError, Principal, split_api_key
 from wdp.serve.services import Services
 
 
@@ -51,16 +51,12 @@ class EdgeMiddleware(ASGIMiddleware):
         self._limits = services.settings.rate_limit
 
     def client_address(self, scope: Scope) -> str:
-        if self._limits.trust_forwarded_for:
-            forwarded = _header(scope, b"x-forwarded-for")
-            if forwarded:
-                return forwarded.split(",", 1)[0].strip()
-        client = scope.get("client")
-        return client[0] if client else "unknown"
+        return self.s.limiter.client_address(scope)
 
-    async def authenticate(self, scope: Scope, charge: bool = True) -> tuple[Principal | None, str | None]:
-        """The caller's principal, or None and why not (None, None: no credentials presented). ``charge``:
-        an API key that needs argon2 first costs one request of the caller's anonymous budget."""
+    async def authenticate(self, scope: Scope) -> tuple[Principal | None, str | None]:
+        """The caller's principal, or None and why not (None, None: no credentials presented). An API key
+        that needs argon2 first is a sign-in: refused (429) while its key id or the address is locked out by
+        failed attempts, and a wrong one counts as a failure (anonymous traffic never locks it out)."""
         token: str | None = None
         api_key: str | None = None
         authorization = _header(scope, b"authorization")
@@ -78,6 +74,10 @@ class EdgeMiddleware(ASGIMiddleware):
                         api_key = candidate
                     else:
                         token = candidate
+        throttle = self.s.limiter.sign_in
+        key_id = split_api_key(api_key) if api_key is not None else None
+        account = "key:" + key_id[0] if key_id else None
+        attempt = throttle.keys(self.client_address(scope), account)
         try:
             if token is not None:
                 return self.s.tokens.verify(token), None
@@ -85,12 +85,23 @@ class EdgeMiddleware(ASGIMiddleware):
                 principal = self.s.api_keys.cached(api_key)
                 if principal is not None:
                     return principal, None
-                # argon2 is deliberately slow: charge the caller's anonymous budget before paying for it
-                if charge and self._limits.enabled and scope["type"] == ScopeType.HTTP:
-                    decision = self.s.limiter.hit(self._limits.anonymous_tier, "ip:" + self.client_address(scope))
-                    if not decision.allowed:
-                        self._refuse(scope, decision, self._limits.anonymous_tier)
-                return await anyio.to_thread.run_sync(self.s.api_keys.verify, api_key), None
+                # argon2 is deliberately slow: a locked-out key id or address does not get to pay for it
+                wait = throttle.retry_after(attempt) if self._limits.enabled else 0
+                if wait:
+                    self.s.metrics.rate_limited.labels("sign_in").inc()
+                    if scope["type"] != ScopeType.HTTP:
+                        raise AuthError(f"too many failed sign-ins; retry in {wait} s")
+                    headers = {"Retry-After": str(wait)}
+                    for k, v in self.s.versioning.headers_for(self.s.versioning.version_of(scope["path"])):
+                        headers[k.decode()] = v.decode()
+                    raise TooManyRequestsException(detail="too many failed sign-ins; retry later", headers=headers)
+                try:
+                    principal = await anyio.to_thread.run_sync(self.s.api_keys.verify, api_key)
+                except AuthError:
+                    throttle.failed(attempt)
+                    raise
+                throttle.succeeded(account)
+                return principal, None
         except AuthError as exc:
             self.s.metrics.auth_failures.labels("api_key" if api_key is not None else "jwt").inc()
             return None, exc.reason
@@ -107,7 +118,7 @@ class EdgeMiddleware(ASGIMiddleware):
         started = time.perf_counter()
         limits = self._limits
         opt = scope["route_handler"].opt
-        principal, error = await self.authenticate(scope, charge=not opt.get("no_rate_limit"))
+        principal, error = await self.authenticate(scope)
         scope["wdp_principal"] = principal  # type: ignore[typeddict-unknown-key]
         scope["wdp_auth_error"] = error  # type: ignore[typeddict-unknown-key]
 
@@ -122,7 +133,8 @@ class EdgeMiddleware(ASGIMiddleware):
         extra = list(self.s.versioning.headers_for(self.s.versioning.version_of(scope["path"])))
         method = scope["method"]
         route = scope.get("path_template") or scope["path"]
-        if limits.enabled and not opt.get("no_rate_limit"):
+        # sign-in has its own budget (failed attempts, SignInThrottle), so a flood cannot lock it out
+        if limits.enabled and not opt.get("no_rate_limit") and not opt.get("sign_in"):
             if principal is not None:
                 tier, key = principal.tier, principal.rate_key
             else:

@@ -161,6 +161,8 @@ def document_errors(app: Litestar, extra_responses: dict[tuple[str, str], dict[s
             if not opt.get("no_rate_limit"):
                 responses.setdefault("429", _error_response(_STANDARD_ERRORS["429"]))
                 for code, response in responses.items():
+                    if opt.get("sign_in"):  # its own budget (failed attempts): no X-RateLimit-* headers
+                        break
                     if code.startswith("2") and isinstance(response, OpenAPIResponse):
                         response.headers = {**_RATE_HEADERS, **(response.headers or {})}
             responses.update(extra_responses.get((path, method), {}))

@@ -10,6 +10,7 @@ without keys) unless ``dev_mode`` is on: the app factory calls it before buildin
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,13 +62,25 @@ class RateTier(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
 
 
 def _default_tiers() -> dict[str, RateTier]:
-    # The seed's tiers: requests per hour.
+    # The seed's tiers, per minute rather than per hour: a refused client waits at most a minute (Retry-After
+    # is the time to its window's reset), not the rest of an hour.
     return {
-        "default": RateTier(limit=100, window_s=3600.0),
-        "authenticated": RateTier(limit=1000, window_s=3600.0),
-        "premium": RateTier(limit=10000, window_s=3600.0),
-        "streaming": RateTier(limit=3600, window_s=3600.0),
+        "default": RateTier(limit=60, window_s=60.0),
+        "authenticated": RateTier(limit=600, window_s=60.0),
+        "premium": RateTier(limit=6000, window_s=60.0),
+        "streaming": RateTier(limit=60, window_s=60.0),
     }
+
+
+class SignInLimits(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Failed sign-ins (password grant, API key grant, first use of an X-API-Key) with exponential backoff;
+    successful ones and anonymous traffic never count."""
+
+    free_failures_per_account: int = 10  # one username or API key id, from any address
+    free_failures_per_address: int = 30  # one address, any accounts
+    backoff_base_s: float = 1.0  # the first lock; each further failure doubles it
+    backoff_max_s: float = 300.0
+    forget_after_s: float = 900.0  # failures of a key quiet this long are forgotten (> backoff_max_s)
 
 
 class RateLimitSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -78,7 +91,10 @@ class RateLimitSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknow
     stream_tier: str = "streaming"  # WebSocket connection attempts
     subject_tiers: dict[str, str] = {}  # username or "key:<key_id>" -> tier (e.g. premium customers)
     admin_tier: str = "premium"  # tokens with admin:all
-    trust_forwarded_for: bool = False  # key anonymous clients by X-Forwarded-For (only behind a proxy)
+    # Addresses/CIDRs of reverse proxies whose X-Forwarded-For is believed (empty: none, the peer address is
+    # the client). Behind a proxy, list it here, or every client shares the proxy's anonymous budget.
+    trusted_proxies: list[str] = []
+    sign_in: SignInLimits = SignInLimits()
     max_tracked_clients: int = 100_000  # expired windows are swept when more are tracked
 
 
@@ -265,5 +281,15 @@ def check_settings(settings: ServeSettings) -> None:
     for tier_name, tier in rl.tiers.items():
         if tier.limit < 1 or tier.window_s <= 0:
             raise ValueError(f"rate limit tier {tier_name!r} needs limit >= 1 and window_s > 0")
+    for proxy in rl.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ValueError(f"rate_limit.trusted_proxies: {proxy!r} is not an address or network") from None
+    si = rl.sign_in
+    if min(si.free_failures_per_account, si.free_failures_per_address) < 1 or si.backoff_base_s <= 0:
+        raise ValueError("rate_limit.sign_in needs free_failures_* >= 1 and backoff_base_s > 0")
+    if not si.backoff_base_s <= si.backoff_max_s < si.forget_after_s:
+        raise ValueError("rate_limit.sign_in needs backoff_base_s <= backoff_max_s < forget_after_s")
     if settings.stream.queue_size < 1:
         raise ValueError("stream.queue_size must be >= 1")

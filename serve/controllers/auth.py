@@ -8,7 +8,12 @@ import anyio.to_thread
 import duckdb
 from litestar import Request, delete, get, post
 from litestar.controller import Controller
-from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import (
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    TooManyRequestsException,
+)
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 
@@ -26,7 +31,7 @@ from wdp.serve.controllers.config import Conflict
 from wdp.serve.edge import principal_of
 from wdp.serve.errors import WWW_AUTHENTICATE, unprocessable
 from wdp.serve.params import IdPath as ItemId
-from wdp.serve.security import ADMIN_ALL, AuthError, Principal, new_api_key
+from wdp.serve.security import ADMIN_ALL, AuthError, Principal, new_api_key, split_api_key
 from wdp.serve.services import ServicesDep
 from wdp.store import config as store_config
 from wdp.store import transaction
@@ -59,11 +64,37 @@ class AuthController(Controller):
         "/token",
         operation_id="createToken",
         status_code=HTTP_200_OK,
-        opt={"public": True},
+        opt={"public": True, "sign_in": True},
         raises=[NotAuthorizedException, PermissionDeniedException],
         summary="Exchange username/password or an API key for an access token",
+        description="Not counted against the anonymous rate limit: failed attempts are, per username (or API "
+        "key id) and per address, and past a few each further one locks them for a doubling time (429 with "
+        "Retry-After).",
     )
-    async def token(self, services: ServicesDep, data: JSONBody[TokenRequest]) -> TokenResponse:
+    async def token(
+        self,
+        request: Request,  # type: ignore[type-arg]
+        services: ServicesDep,
+        data: JSONBody[TokenRequest],
+    ) -> TokenResponse:
+        throttle = services.limiter.sign_in
+        named = split_api_key(data.api_key) if data.api_key is not None else None
+        account = f"user:{data.username}" if data.grant_type == "password" else (f"key:{named[0]}" if named else None)
+        attempt = throttle.keys(services.limiter.client_address(request.scope), account)
+        if services.settings.rate_limit.enabled and (wait := throttle.retry_after(attempt)):
+            services.metrics.rate_limited.labels("sign_in").inc()
+            raise TooManyRequestsException(
+                detail="too many failed sign-ins; retry later", headers={"Retry-After": str(wait)}
+            )
+        try:
+            response = await self._exchange(services, data)
+        except NotAuthorizedException:
+            throttle.failed(attempt)
+            raise
+        throttle.succeeded(account)
+        return response
+
+    async def _exchange(self, services: ServicesDep, data: TokenRequest) -> TokenResponse:
         if data.grant_type == "password":
             if data.username is None or data.password is None or data.api_key is not None:
                 raise unprocessable("grant_type=password needs username and password (and no api_key)")

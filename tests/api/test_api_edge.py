@@ -157,4 +157,4 @@ def test_settings_sources() -> None:
         load_settings({"stream": {"queue_sise": 4}}, env={})
     # the shipped YAML group loads and matches the Struct defaults where it sets nothing
     s = load_settings(OmegaConf.load(Path(__file__).parents[2] / "conf/api/default.yaml"), env={})
-    assert s.rate_limit.tiers["premium"].limit == 10000 and s.stream.queue_size == 64
+    assert s.rate_limit.tiers["premium"].limit == 6000 and s.stream.queue_size == 64
