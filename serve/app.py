@@ -16,6 +16,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.plugins import PluginProtocol
 
+from wdp.integrations.webhooks import UrlGuard
 from wdp.serve.dashboard.plugin import DashboardPlugin
 from wdp.serve.engine_view import EngineView, StoreBackedEngineView
 from wdp.serve.log_sanitizer import install_log_sanitizer
@@ -53,10 +54,12 @@ def create_app(
     engine_view: EngineView | None = None,
     store: Store | None = None,
     plugins: Sequence[PluginProtocol] = (),
+    webhook_guard: UrlGuard | None = None,
 ) -> Litestar:
     """The Litestar app. Raises InsecureSettingsError for a configuration that must not serve.
     ``plugins`` come after the API's own (their lifespans enter once the store is open and the stream hub
-    is subscribed, and exit first)."""
+    is subscribed, and exit first). ``webhook_guard`` checks webhook URLs at create/update; pass the delivery's
+    (``UrlGuard(webhooks.allowed_networks)``) so both apply one rule."""
     settings = settings if settings is not None else load_settings()
     check_settings(settings)
     install_log_sanitizer()  # process-wide: request text and credentials reach no log line unescaped
@@ -64,6 +67,8 @@ def create_app(
     store = store if store is not None else Store(settings.store_path)
     engine = engine_view if engine_view is not None else StoreBackedEngineView(store)
     services = build_services(settings, engine, store)
+    if webhook_guard is not None:  # else refuse private/loopback targets like a delivery with no allowed_networks
+        services.webhook_guard = webhook_guard
     extra: list[PluginProtocol] = []
     if settings.dashboard.enabled or settings.visualization.enabled:
         extra.append(DashboardPlugin(services))

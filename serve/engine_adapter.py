@@ -278,4 +278,5 @@ def create_engine_app(cfg: Any, settings: Any = None, *, autostart: bool = True)
         engine_view=adapter,
         store=store,
         plugins=[EngineLifespanPlugin(adapter, autostart=autostart), integrations],
+        webhook_guard=integrations.url_guard,
     )

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -23,10 +24,12 @@ from litestar.plugins import InitPluginProtocol
 from wdp.engine import Topic
 from wdp.integrations.mqtt import CommandHandlers, MqttBridge, MqttConfig
 from wdp.integrations.mqtt.commands import ZonePatch
-from wdp.integrations.webhooks import WebhookDispatcher, WebhookSettings
+from wdp.integrations.webhooks import UrlGuard, WebhookDispatcher, WebhookSettings
 from wdp.schemas import Zone
 from wdp.serve.engine_adapter import EngineAdapter
+from wdp.serve.services import Services
 from wdp.store import Store
+from wdp.store import config as store_config
 
 log = logging.getLogger("wdp.serve")
 
@@ -44,25 +47,36 @@ def _plain(node: Any) -> dict[str, Any]:
     return dict(node)
 
 
-def _zone_handlers(adapter: EngineAdapter) -> CommandHandlers:
-    def configure_zone(zone_id: str, patch: ZonePatch) -> Zone:
-        zones = {z.id: z for z in adapter.zones()}
-        current = zones.get(zone_id)
-        changes = {k: v for k in patch.__struct_fields__ if (v := getattr(patch, k)) is not msgspec.UNSET}
-        if current is None:
-            if "polygon" not in changes:
-                raise ValueError(f"unknown zone {zone_id!r}: give a polygon to create it")
-            zone = Zone(id=zone_id, name=changes.pop("name", zone_id), **changes)
-        else:
-            zone = msgspec.structs.replace(current, **changes)
-        zones[zone_id] = zone
-        adapter.set_zones(list(zones.values()))
+def _zone_handlers(adapter: EngineAdapter, services: Services) -> CommandHandlers:
+    async def configure_zone(zone_id: str, patch: ZonePatch) -> Zone:
+        # Like a REST zone edit: under the config lock, into the config store the REST API reads (so it is in
+        # GET /config/zones and survives a restart), and the engine gets the whole stored set.
+        async with services.config_lock:
+            stored = {z.id: z for z in await services.db(store_config.ZONES.list)}
+            current = stored.get(zone_id) or next((z for z in adapter.zones() if z.id == zone_id), None)
+            zone = patch.apply(zone_id, current)  # the REST API's zone rule (wdp.config_checks)
+            stored[zone_id] = zone
+            previous = adapter.zones()
+            adapter.set_zones(list(stored.values()))  # validates the polygons (ValueError) before storing
+            try:
+                await services.db(store_config.ZONES.put, zone)
+            except BaseException:
+                adapter.set_zones(previous)
+                raise
         return zone
 
     async def stop(reason: str) -> Any:
         return await adapter.stop()
 
     return CommandHandlers(configure_zone=configure_zone, start=adapter.start, stop=stop, status=adapter.status)
+
+
+def default_queue_path(store: Store) -> str:
+    """The MQTT durable queue's file beside the store's database ("": in memory, for an in-memory store)."""
+    if store.path in ("", ":memory:"):
+        return ""
+    db = Path(store.path)
+    return str(db.with_name(db.name + ".mqtt-queue.sqlite3"))
 
 
 class IntegrationsPlugin(InitPluginProtocol):
@@ -83,6 +97,8 @@ class IntegrationsPlugin(InitPluginProtocol):
             if hook_cfg.pop("enabled", False)
             else None
         )
+        # One SSRF rule for the API's create/update checks and for delivery (webhooks.allowed_networks).
+        self.url_guard = UrlGuard(list(hook_cfg.get("allowed_networks") or []))
         if self.webhook_settings is not None and store is None:
             raise ValueError("webhooks need the history store (store.path): the outbox lives there")
         self.bridge: MqttBridge | None = None
@@ -112,7 +128,13 @@ class IntegrationsPlugin(InitPluginProtocol):
         tasks: list[asyncio.Task[None]] = []
         try:
             if self.mqtt_config is not None:
-                self.bridge = await MqttBridge(self.mqtt_config, handlers=_zone_handlers(self.adapter)).start()
+                services: Services = app.state["services"]
+                config = self.mqtt_config
+                if config.queue_path is None:  # default: the durable queue beside the store
+                    config = msgspec.structs.replace(
+                        config, queue_path=default_queue_path(self.store or services.store)
+                    )
+                self.bridge = await MqttBridge(config, handlers=_zone_handlers(self.adapter, services)).start()
                 self.bridge.set_zones(self.adapter.zones())
                 tasks.append(asyncio.create_task(self._pump("poses", self.bridge.publish_frame)))
                 tasks.append(asyncio.create_task(self._pump("events", self.bridge.publish_event)))
@@ -125,7 +147,9 @@ class IntegrationsPlugin(InitPluginProtocol):
                 )
             if self.webhook_settings is not None:
                 assert self.store is not None
-                self.dispatcher = await WebhookDispatcher(self.store, self.webhook_settings).start()
+                self.dispatcher = await WebhookDispatcher(
+                    self.store, self.webhook_settings, guard=self.url_guard
+                ).start()
                 # The engine's history sink commits each event with its deliveries (the outbox); the
                 # dispatcher polls it (poll_interval_s) and delivers, and replays what a crash left behind.
                 log.info("webhook dispatcher started")

@@ -16,6 +16,7 @@ import anyio.to_thread
 import duckdb
 from litestar.di import NamedDependency
 
+from wdp.integrations.webhooks import UrlGuard
 from wdp.serve.engine_view import EngineView
 from wdp.serve.metrics import ApiMetrics
 from wdp.serve.ratelimit import RateLimiter
@@ -42,6 +43,8 @@ class Services:
     hub: StreamHub
     started_at: float = field(default_factory=time.time)
     config_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # serializes zone-set changes
+    # webhook targets are checked with the delivery's own rule (conf webhooks.allowed_networks) at create/update
+    webhook_guard: UrlGuard = field(default_factory=UrlGuard)
 
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(cursor, *args, **kwargs)`` on a worker thread with that thread's DuckDB cursor, so

@@ -1,29 +1,40 @@
-"""Semantic checks of configuration bodies beyond their Struct types (the wire types in wdp.schemas carry no
-constraints). Each raises a 422 naming the field."""
+"""Semantic checks of configuration bodies beyond their Struct types (wdp.schemas bounds lengths and numbers at
+decode time; ids, display strings and polygons are checked by wdp.config_checks, the rule MQTT commands use
+too). Each raises a 422 naming the field."""
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from typing import Any
 
+from wdp import config_checks
+from wdp.config_checks import ConfigError
 from wdp.schemas import EVENT_NAMES, AlertRule, RetryPolicy, Router, Zone
 from wdp.serve.errors import unprocessable
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+ID_PATTERN = config_checks.ID_PATTERN
 ROUTER_KINDS = ("esp32", "nexmon", "intel5300", "atheros", "picoscenes", "simulator", "replay")
-MAX_VERTICES = 256
-MAX_COORD_M = 1e4
+MAX_DESCRIPTION_CHARS = 2000
+
+
+def _as_422(check: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+    try:
+        check(*args, **kwargs)
+    except ConfigError as exc:
+        raise unprocessable(str(exc), field=exc.field) from None
 
 
 def check_id(value: str, field: str = "id") -> None:
-    if not ID_PATTERN.match(value):
-        raise unprocessable(f"{field} must match {ID_PATTERN.pattern}", field=field)
+    _as_422(config_checks.check_id, value, field)
 
 
 def check_name(value: str, field: str = "name") -> None:
-    if not value.strip() or len(value) > 128:
-        raise unprocessable(f"{field} must be 1-128 characters", field=field)
+    _as_422(config_checks.check_name, value, field)
+
+
+def check_description(value: str, field: str = "description") -> None:
+    _as_422(config_checks.check_text, value, field, max_chars=MAX_DESCRIPTION_CHARS)
 
 
 def _finite_nonneg(value: float, field: str) -> None:
@@ -31,34 +42,13 @@ def _finite_nonneg(value: float, field: str) -> None:
         raise unprocessable(f"{field} must be a finite number >= 0", field=field)
 
 
-def polygon_area(points: list[tuple[float, float]]) -> float:
-    s = 0.0
-    for (x0, y0), (x1, y1) in zip(points, points[1:] + points[:1], strict=True):
-        s += x0 * y1 - x1 * y0
-    return abs(s) / 2.0
-
-
 def check_zone(zone: Zone) -> None:
-    check_id(zone.id)
-    check_name(zone.name)
-    pts = list(zone.polygon)
-    if len(pts) > 1 and pts[0] == pts[-1]:
-        pts = pts[:-1]  # an explicitly closed ring is fine
-    if not 3 <= len(pts) <= MAX_VERTICES:
-        raise unprocessable(f"polygon needs 3-{MAX_VERTICES} vertices", field="polygon")
-    if not all(math.isfinite(c) and abs(c) <= MAX_COORD_M for pt in pts for c in pt):
-        raise unprocessable(f"polygon coordinates must be finite metres within +-{MAX_COORD_M:g}", field="polygon")
-    if polygon_area(pts) < 1e-6:
-        raise unprocessable("polygon has no area", field="polygon")
-    if zone.max_occupancy is not None and zone.max_occupancy < 0:
-        raise unprocessable("max_occupancy must be >= 0", field="max_occupancy")
-    _finite_nonneg(zone.alerts.min_duration_s, "alerts.min_duration_s")
-    _finite_nonneg(zone.alerts.cooldown_s, "alerts.cooldown_s")
+    """The same rule the MQTT zone command applies (wdp.config_checks.check_zone), as a 422."""
+    _as_422(config_checks.check_zone, zone)
 
 
 def check_router(router: Router) -> None:
-    check_id(router.id)
-    check_name(router.name)
+    _as_422(config_checks.check_router_fields, router)
     if router.kind not in ROUTER_KINDS:
         raise unprocessable(f"kind must be one of {', '.join(ROUTER_KINDS)}", field="kind")
     if len(router.host) > 255:

@@ -115,19 +115,40 @@ class SensingLinkStatus(msgspec.Struct, kw_only=True, frozen=True):
 # --------------------------------------------------------------------------------------------- config
 
 
+# Bounds of the configuration types, checked by msgspec whenever one is decoded (REST bodies, MQTT commands,
+# templates, config files). What a type cannot say (finite coordinates in a ring with an area, no control or
+# bidi characters in display strings, ids as topic/URL-safe names) is checked by ``wdp.config_checks``.
+MAX_ZONE_VERTICES = 256
+MAX_COORD_M = 1e4  # floor coordinates, metres
+MAX_OCCUPANCY = 10_000
+MAX_CONFIG_SECONDS = 366 * 86400.0  # durations and cooldowns
+MAX_NAME_CHARS = 128
+MAX_ID_CHARS = 64
+MAX_CONFIG_ITEMS = 256  # zones per rule or template, rules and routers per template
+
+ConfigId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_CHARS)]
+DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_CHARS)]
+Coordinate = Annotated[float, msgspec.Meta(ge=-MAX_COORD_M, le=MAX_COORD_M)]
+FloorPoint = tuple[Coordinate, Coordinate]
+# +1: an explicitly closed ring repeats its first vertex
+Polygon = Annotated[list[FloorPoint], msgspec.Meta(min_length=3, max_length=MAX_ZONE_VERTICES + 1)]
+Occupancy = Annotated[int, msgspec.Meta(ge=0, le=MAX_OCCUPANCY)]
+ConfigSeconds = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_CONFIG_SECONDS)]
+
+
 class ZoneAlertSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     high_occupancy: bool = True  # alert.high_occupancy when count > max_occupancy
     restricted_breach: bool = True  # alert.restricted_zone_breach when restricted and entered
     fall: bool = True  # person.fall_detected raises an alert in this zone
-    min_duration_s: float = 0.0  # condition must hold this long before alerting
-    cooldown_s: float = 60.0  # no repeat alert of the same kind within this time
+    min_duration_s: ConfigSeconds = 0.0  # condition must hold this long before alerting
+    cooldown_s: ConfigSeconds = 60.0  # no repeat alert of the same kind within this time
 
 
 class Zone(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    id: str
-    name: str
-    polygon: list[tuple[float, float]]  # floor coordinates in metres, any orientation, implicitly closed
-    max_occupancy: int | None = None
+    id: ConfigId
+    name: DisplayName
+    polygon: Polygon  # floor coordinates in metres, any orientation, implicitly closed
+    max_occupancy: Occupancy | None = None
     restricted: bool = False
     alerts: ZoneAlertSettings = ZoneAlertSettings()
 
@@ -136,27 +157,28 @@ RouterStatus = Literal["connected", "disconnected", "error", "unknown"]
 
 
 class Router(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    id: str
-    name: str
-    kind: str  # csi source format: esp32, nexmon, intel5300, atheros, picoscenes, simulator, replay
-    host: str = ""
-    port: int = 0
+    id: ConfigId
+    name: DisplayName
+    kind: Annotated[str, msgspec.Meta(max_length=32)]  # csi source format: esp32, nexmon, intel5300, ...
+    host: Annotated[str, msgspec.Meta(max_length=255)] = ""
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     status: RouterStatus = "unknown"
-    packet_rate: float = 0.0  # packets/s over the last stats window
-    loss: float = 0.0  # fraction of packets lost (0..1)
-    last_seen: float | None = None
+    packet_rate: Annotated[float, msgspec.Meta(ge=0.0, le=1e7)] = 0.0  # packets/s over the last stats window
+    loss: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0  # fraction of packets lost (0..1)
+    last_seen: Annotated[float, msgspec.Meta(ge=0.0, le=1e11)] | None = None
 
 
 class AlertRule(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """Which events raise alerts, where, and how often."""
 
-    id: str
-    name: str
-    event_types: list[str]  # e.g. ["person.fall_detected", "alert.high_occupancy"]
-    zone_ids: list[str] = []  # empty: every zone
+    id: ConfigId
+    name: DisplayName
+    # e.g. ["person.fall_detected", "alert.high_occupancy"]
+    event_types: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]], msgspec.Meta(max_length=64)]
+    zone_ids: Annotated[list[ConfigId], msgspec.Meta(max_length=MAX_CONFIG_ITEMS)] = []  # empty: every zone
     min_severity: Severity = "low"
-    cooldown_s: float = 60.0
-    channels: list[Literal["webhook", "mqtt", "websocket"]] = msgspec.field(
+    cooldown_s: ConfigSeconds = 60.0
+    channels: Annotated[list[Literal["webhook", "mqtt", "websocket"]], msgspec.Meta(max_length=3)] = msgspec.field(
         default_factory=lambda: ["webhook", "mqtt", "websocket"]
     )
     enabled: bool = True

@@ -23,7 +23,14 @@ from wdp.serve.params import IdPath as ItemId
 from wdp.serve.security import CONFIG_WRITE, SYSTEM_READ, ZONE_WRITE
 from wdp.serve.services import ServicesDep
 from wdp.serve.templates_store import TEMPLATES
-from wdp.serve.validation import check_alert_rule, check_id, check_name, check_router, check_zone
+from wdp.serve.validation import (
+    check_alert_rule,
+    check_description,
+    check_id,
+    check_name,
+    check_router,
+    check_zone,
+)
 from wdp.store import config as store_config
 from wdp.store import transaction
 from wdp.store.config import ConfigTable
@@ -244,6 +251,7 @@ class ConfigController(Controller):
 def _check_template(template: ConfigTemplate) -> None:
     check_id(template.id)
     check_name(template.name)
+    check_description(template.description)
     for kind, items in (
         ("zone", template.zones),
         ("alert rule", template.alert_rules),

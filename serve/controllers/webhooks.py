@@ -16,13 +16,14 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
+from wdp.integrations.webhooks import HeaderRefusedError, UrlRefusedError, check_custom_headers
 from wdp.schemas import DeliveryAttempt, WebhookSubscription, new_id
 from wdp.serve.api_types import Redelivered, WebhookCreate, WebhookOut
 from wdp.serve.errors import unprocessable
 from wdp.serve.params import IdPath as ItemId
 from wdp.serve.params import Limit, Skip
 from wdp.serve.security import CONFIG_WRITE
-from wdp.serve.services import ServicesDep
+from wdp.serve.services import Services, ServicesDep
 from wdp.serve.validation import check_event_names, check_retry
 from wdp.store import config as store_config
 from wdp.store import outbox
@@ -53,21 +54,21 @@ def _out(sub: WebhookSubscription) -> WebhookOut:
     )
 
 
-def _subscription(sub_id: str, data: WebhookCreate) -> WebhookSubscription:
+async def _subscription(services: Services, sub_id: str, data: WebhookCreate) -> WebhookSubscription:
+    """The subscription a create/replace body describes, checked: events, retry policy, custom headers
+    (wdp.integrations.webhooks.check_custom_headers) and the target URL with the delivery's SSRF rule
+    (UrlGuard.check_target: loopback, private, link-local, metadata and numeric-trick hosts, also a hostname
+    that resolves to one of those within a short timeout; a slow DNS answer does not fail the request)."""
     check_event_names(data.events, "events", wildcard=True)
     check_retry(data.retry)
-    lowered = {k.lower() for k in data.headers}
-    reserved = lowered & {
-        "x-signature",
-        "x-event-type",
-        "x-delivery-id",
-        "x-timestamp",
-        "content-type",
-        "host",
-        "content-length",
-    }
-    if reserved:
-        raise unprocessable(f"headers may not set {', '.join(sorted(reserved))}", field="headers")
+    try:
+        check_custom_headers(data.headers)
+    except HeaderRefusedError as exc:
+        raise unprocessable(str(exc), field="headers") from None
+    try:
+        await services.webhook_guard.check_target(data.url)
+    except UrlRefusedError as exc:
+        raise unprocessable(f"webhook target refused: {exc}", field="url") from None
     return WebhookSubscription(
         id=sub_id,
         url=data.url,
@@ -90,7 +91,7 @@ class WebhookController(Controller):
 
     @post("/", operation_id="createWebhook")
     async def create_webhook(self, services: ServicesDep, data: JSONBody[WebhookCreate]) -> WebhookOut:
-        sub = _subscription(new_id(), data)
+        sub = await _subscription(services, new_id(), data)
         return _out(await services.db(store_config.WEBHOOKS.put, sub))
 
     @get("/{webhook_id:str}", operation_id="getWebhook", raises=[NotFoundException])
@@ -112,7 +113,7 @@ class WebhookController(Controller):
         current = await services.db(store_config.WEBHOOKS.get, webhook_id)
         if current is None:
             raise NotFoundException(f"webhook {webhook_id!r} not found")
-        sub = _subscription(webhook_id, data)
+        sub = await _subscription(services, webhook_id, data)
         if data.secret is None and current.secret is not None:
             sub = msgspec.structs.replace(sub, secret=current.secret)
         return _out(await services.db(store_config.WEBHOOKS.put, sub))

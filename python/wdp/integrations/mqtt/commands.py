@@ -21,27 +21,43 @@ from typing import Annotated, Any
 
 import msgspec
 
+from wdp.config_checks import ConfigError, check_zone
 from wdp.integrations.mqtt.config import Topics, valid_segment
 from wdp.integrations.mqtt.payloads import CommandResponse
-from wdp.schemas import ZoneAlertSettings
+from wdp.schemas import DisplayName, Occupancy, Polygon, Zone, ZoneAlertSettings
 
 _log = logging.getLogger(__name__)
 
-Point = tuple[float, float]
-
 
 class ZonePatch(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """Fields of a Zone to change; fields left out stay as they are."""
+    """Fields of a Zone to change; fields left out stay as they are. The field types are Zone's own (same
+    bounds), and ``apply`` checks the result with the rule the REST API uses."""
 
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | msgspec.UnsetType = msgspec.UNSET
-    polygon: Annotated[list[Point], msgspec.Meta(min_length=3, max_length=1000)] | msgspec.UnsetType = msgspec.UNSET
-    max_occupancy: Annotated[int, msgspec.Meta(ge=0)] | None | msgspec.UnsetType = msgspec.UNSET
+    name: DisplayName | msgspec.UnsetType = msgspec.UNSET
+    polygon: Polygon | msgspec.UnsetType = msgspec.UNSET
+    max_occupancy: Occupancy | None | msgspec.UnsetType = msgspec.UNSET
     restricted: bool | msgspec.UnsetType = msgspec.UNSET
     alerts: ZoneAlertSettings | msgspec.UnsetType = msgspec.UNSET
 
     def changes(self) -> dict[str, Any]:
         """The fields that were given, ready for ``msgspec.structs.replace(zone, **patch.changes())``."""
         return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not msgspec.UNSET}
+
+    def apply(self, zone_id: str, current: Zone | None) -> Zone:
+        """The zone after this patch (a new zone needs a polygon), checked by ``wdp.config_checks.check_zone``;
+        raises CommandError with the reason otherwise."""
+        changes = self.changes()
+        if current is None:
+            if "polygon" not in changes:
+                raise CommandError(f"unknown zone {zone_id!r}: give a polygon to create it")
+            zone = Zone(id=zone_id, name=changes.pop("name", zone_id), **changes)
+        else:
+            zone = msgspec.structs.replace(current, **changes)
+        try:
+            check_zone(zone)
+        except ConfigError as exc:
+            raise CommandError(f"invalid zone: {exc}") from None
+        return zone
 
 
 CorrelationId = Annotated[str, msgspec.Meta(max_length=200)]

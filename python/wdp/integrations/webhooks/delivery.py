@@ -36,6 +36,7 @@ import httpx
 import msgspec
 
 from wdp import __version__
+from wdp.integrations.webhooks.headers import sendable_headers
 from wdp.integrations.webhooks.outbox_batch import Report, mark_results
 from wdp.integrations.webhooks.signing import (
     ATTEMPT_HEADER,
@@ -405,7 +406,8 @@ class WebhookDispatcher:
         body = item.payload.encode()
         timestamp = str(int(self.clock()))
         headers = {
-            **sub.headers,  # custom headers first: ours below cannot be overridden
+            # custom headers first (only valid, unreserved ones: see headers.py); ours below cannot be overridden
+            **sendable_headers(sub.headers),
             "Content-Type": "application/json",
             "User-Agent": s.user_agent,
             "Host": target.host_header,
