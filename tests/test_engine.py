@@ -304,7 +304,7 @@ def test_async_context_and_subscription() -> None:
         return got, m
 
     frames, m = asyncio.run(asyncio.wait_for(main(), 30))
-    assert [f.frame_id for f in frames] == list(range(1, 21))
+    assert [f.frame_id - frames[0].frame_id for f in frames] == list(range(20))
     # Stream time, at any speed: frames sit on the 50 ms hop grid. On a starved machine the engine may drop
     # stale windows (realtime source), which shows as a multi-hop step and must then be counted.
     steps = np.diff([f.timestamp for f in frames]) / 0.05

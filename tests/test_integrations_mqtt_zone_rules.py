@@ -1,6 +1,7 @@
 """Zone changes over MQTT (command/zone/{id}/configure) obey the REST API's zone rule (issue 12, item 11):
-bounded numbers, polygons with an area, no control or bidi characters in names. Real mosquitto, the served
-app's zone command handler, a stand-in for the engine adapter that records the zone sets it is handed."""
+bounded numbers, polygons with an area, no control or bidi characters in names. Real mosquitto; the handler
+merges each patch with ``ZonePatch.apply``, as the served app's zone command handler does, and records the zone
+sets it would hand the engine."""
 
 from __future__ import annotations
 
@@ -12,36 +13,27 @@ import pytest
 from integration_samples import zone
 from mqtt_broker import MosquittoBroker, bridge_config, run_async
 
-from wdp.integrations.mqtt import MqttBridge
+from wdp.integrations.mqtt import CommandHandlers, MqttBridge
+from wdp.integrations.mqtt.commands import ZonePatch
 from wdp.schemas import Zone
-from wdp.serve.integrations_plugin import _zone_handlers
 
 pytestmark = pytest.mark.timeout(60)
 SQUARE = [[0, 0], [2, 0], [2, 2], [0, 2]]
 
 
 class ZoneSetRecorder:
-    """What _zone_handlers needs of the EngineAdapter: the live zone set and set_zones."""
+    """The live zone set, changed only through ZonePatch.apply (the rule every zone command goes through)."""
 
     def __init__(self) -> None:
         self.current: list[Zone] = [zone("kitchen")]
         self.sets: list[list[Zone]] = []
 
-    def zones(self) -> list[Zone]:
-        return list(self.current)
-
-    def set_zones(self, zones: list[Zone]) -> None:
-        self.sets.append(list(zones))
-        self.current = list(zones)
-
-    async def start(self) -> Any:
-        return None
-
-    async def stop(self) -> Any:
-        return None
-
-    async def status(self) -> Any:
-        return None
+    def configure_zone(self, zone_id: str, patch: ZonePatch) -> Zone:
+        zones = {z.id: z for z in self.current}
+        zones[zone_id] = patch.apply(zone_id, zones.get(zone_id))
+        self.current = list(zones.values())
+        self.sets.append(self.current)
+        return zones[zone_id]
 
 
 async def _request(client: aiomqtt.Client, topic: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +61,9 @@ def test_zone_commands_are_held_to_the_rest_zone_rule(broker: MosquittoBroker) -
     ]
 
     async def scenario() -> None:
-        async with MqttBridge(bridge_config(broker.port, discovery=False), handlers=_zone_handlers(adapter)) as bridge:  # type: ignore[arg-type]
+        async with MqttBridge(
+            bridge_config(broker.port, discovery=False), handlers=CommandHandlers(configure_zone=adapter.configure_zone)
+        ) as bridge:
             await bridge.wait_connected(5)
             async with aiomqtt.Client("127.0.0.1", broker.port, identifier="operator") as op:
                 await op.subscribe("wdp/response/#", qos=1)

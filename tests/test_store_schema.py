@@ -7,7 +7,7 @@ import pytest
 from _store_frames import make_frames
 
 from wdp.schemas import Zone
-from wdp.store import Store, config, queries, schema
+from wdp.store import Store, config, ids, queries, schema
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -17,9 +17,9 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 def test_fresh_database_is_at_latest_version(tmp_path):
     with Store(tmp_path / "h.duckdb") as store:
         con = store.cursor()
-        assert store.schema_version() == schema.LATEST_VERSION == 5
+        assert store.schema_version() == schema.LATEST_VERSION == 6
         versions = con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
-        assert [v for (v,) in versions] == [1, 2, 3, 4, 5]
+        assert [v for (v,) in versions] == [1, 2, 3, 4, 5, 6]
         assert {
             "pose_frames",
             "pose_persons",
@@ -37,6 +37,7 @@ def test_fresh_database_is_at_latest_version(tmp_path):
             "delivery_log",
             "config_templates",
             "sensing_states",
+            "id_sequences",
         } <= _tables(con)
 
 
@@ -50,7 +51,7 @@ def test_reopening_applies_nothing_and_keeps_data(tmp_path):
     with Store(path) as store:
         con = store.cursor()
         assert schema.migrate(con) == []  # idempotent
-        assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (5,)
+        assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (6,)
         assert queries.pose_history(con, 0, 2e9, limit=1000) == frames
 
 
@@ -70,7 +71,7 @@ def test_upgrade_from_v1_keeps_history(tmp_path):
 
     with Store(path) as store:
         con = store.cursor()
-        assert store.schema_version() == 5
+        assert store.schema_version() == 6
         assert queries.pose_history(con, 0, 2e9, limit=1000) == frames
         zone = Zone(id="z", name="Z", polygon=[(0, 0), (1, 0), (1, 1)])
         config.ZONES.put(con, zone)
@@ -107,7 +108,7 @@ def test_read_only_open_does_not_migrate(tmp_path):
     with Store(path):
         pass
     with Store(path, read_only=True) as store:
-        assert store.schema_version() == 5
+        assert store.schema_version() == 6
         with pytest.raises(duckdb.Error):
             store.cursor().execute("DELETE FROM events")
 
@@ -132,4 +133,29 @@ def test_v5_adds_sensing_states_to_an_existing_history(tmp_path):
     schema.migrate(con, target=4)
     con.close()
     with Store(path) as store:
-        assert store.schema_version() == 5 and "sensing_states" in _tables(store.cursor())
+        assert store.schema_version() == 6 and "sensing_states" in _tables(store.cursor())
+
+
+def test_v6_id_sequences_start_after_the_stored_history(tmp_path):
+    """A history from before v6 (ids restarted at 1 every run) seeds the sequences past its highest ids, so the
+    next engine run cannot reuse one of them."""
+    path = tmp_path / "v5.duckdb"
+    con = duckdb.connect(str(path))
+    schema.migrate(con, target=5)
+    from wdp.store.writer import PoseWriter
+
+    frames = make_frames(15, seed=4)
+    with PoseWriter(con) as w:
+        for f in frames:
+            w.append(f)
+    con.close()
+    top_frame = max(f.frame_id for f in frames)
+    top_track = max(p.track_id for f in frames for p in f.persons)
+    with Store(path) as store:
+        con = store.cursor()
+        assert store.schema_version() == 6
+        assert ids.reserve(con, ids.FRAME, 10) == top_frame + 1
+        assert ids.reserve(con, ids.FRAME, 10) == top_frame + 11  # blocks never overlap
+        assert ids.reserve(con, ids.TRACK, 5) == top_track + 1
+    with Store(path) as store:  # the reservation survived the restart
+        assert ids.next_unreserved(store.cursor(), ids.FRAME) == top_frame + 21

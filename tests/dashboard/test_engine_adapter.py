@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 
 from wdp import schemas
 from wdp.csi.sources import SimulatorSource
-from wdp.engine import Bus, Engine, EngineConfig
+from wdp.engine import Bus, Engine, EngineConfig, counting_ids
 from wdp.serve import EngineView, create_app, load_settings
 from wdp.serve.engine_adapter import EngineAdapter, EngineLifespanPlugin
 from wdp.store import Store
@@ -26,7 +26,8 @@ GT = EngineConfig(detector="ground_truth")
 
 def scripted_engine(bus: Bus) -> Engine:
     src = SimulatorSource(routers=2, scene=two_person_scene(), loop=False, realtime=False)
-    return Engine([src], config=GT, bus=bus)
+    # counting ids: this test reads exact ids (without a store the engine counts from the wall clock)
+    return Engine([src], config=GT, bus=bus, frame_ids=counting_ids(), track_ids=counting_ids())
 
 
 async def _collect(sub: Any, until: str, timeout: float = 30.0) -> list[Any]:

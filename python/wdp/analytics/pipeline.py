@@ -44,10 +44,13 @@ class AnalyticsPipeline:
         projector: FloorProjector | None = None,
         zones: Iterable[schemas.Zone] = (),
         event_ids: Callable[[], str] = schemas.new_id,
+        track_ids: Callable[[], int] | None = None,  # public track ids (default: 1, 2, ...; see wdp.engine.ids)
     ):
         self.config = c = config or PipelineConfig()
         self.projector = projector  # image (input units) -> floor metres; None: no positions, no zones
-        self.tracker = Tracker(c.tracker or TrackerConfig(scale=float(c.image_size[0])), event_ids=event_ids)
+        self.tracker = Tracker(
+            c.tracker or TrackerConfig(scale=float(c.image_size[0])), event_ids=event_ids, track_ids=track_ids
+        )
         self.zones = ZoneMonitor(zones, c.zones, event_ids=event_ids)
         self.activity = ActivityClassifier(c.activity, event_ids=event_ids)
         self.falls = FallDetector(c.falls, event_ids=event_ids)

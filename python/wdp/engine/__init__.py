@@ -6,6 +6,7 @@ from __future__ import annotations
 from wdp.engine.bus import ALL_TOPICS, Bus, Message, Subscription, SubscriptionClosed, Topic
 from wdp.engine.engine import Engine, EngineConfig
 from wdp.engine.fusion import fuse_detections, oks_matrix
+from wdp.engine.ids import StoreIdBlocks, clock_ids, counting_ids
 from wdp.engine.metrics import EngineMetrics, LatencyRecorder, StageLatency
 from wdp.engine.models import ModelInfo, ModelRunner, decode_poses_fast, resolve_model, truth_detections
 from wdp.engine.routers import RouterMonitor
@@ -24,11 +25,14 @@ __all__ = [
     "RouterMonitor",
     "RouterWindower",
     "StageLatency",
+    "StoreIdBlocks",
     "Subscription",
     "SubscriptionClosed",
     "Topic",
     "Window",
     "WindowSpec",
+    "clock_ids",
+    "counting_ids",
     "decode_poses_fast",
     "fuse_detections",
     "oks_matrix",

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import logging
 import threading
 import time
@@ -57,6 +56,7 @@ from wdp.analytics import AnalyticsPipeline, PipelineConfig
 from wdp.csi.sources import CsiSource, RouterInfo
 from wdp.engine.bus import Bus, Topic
 from wdp.engine.fusion import fuse_detections
+from wdp.engine.ids import FRAME_BLOCK, TRACK_BLOCK, StoreIdBlocks, clock_ids
 from wdp.engine.metrics import EngineMetrics, LatencyRecorder, ModelStatus, RateMeter, SubscriberStats
 from wdp.engine.models import ModelInfo, ModelRunner, truth_detections
 from wdp.engine.routers import RouterMonitor
@@ -116,7 +116,11 @@ class Engine:
         zones: Iterable[schemas.Zone] = (),
         projector: Any = None,
         event_ids: Callable[[], str] = schemas.new_id,
+        frame_ids: Callable[[], int] | None = None,
+        track_ids: Callable[[], int] | None = None,
     ) -> None:
+        """``frame_ids``/``track_ids``: where ids come from; default (wdp.engine.ids): blocks reserved in
+        ``store``, or without a store counting up from the wall clock, so no two runs share an id."""
         if not sources:
             raise ValueError("the engine needs at least one source")
         self.config = c = config or EngineConfig()
@@ -135,9 +139,21 @@ class Engine:
         self._spec: WindowSpec = self._spec_for(model)
         self._model_swaps = 0
         self._model_lock = threading.Lock()
+        self._id_blocks: list[StoreIdBlocks] = []
+        if store is not None:
+            if frame_ids is None:
+                frame_ids = StoreIdBlocks(store, "frame", FRAME_BLOCK)
+                self._id_blocks.append(frame_ids)
+            if track_ids is None:
+                track_ids = StoreIdBlocks(store, "track", TRACK_BLOCK)
+                self._id_blocks.append(track_ids)
+        self._frame_ids = frame_ids if frame_ids is not None else clock_ids(1_000_000)
+        track_ids = track_ids if track_ids is not None else clock_ids(1_000)
         if projector is None:
             projector = next((p for p in (s.floor_projector() for s in self.sources) if p is not None), None)
-        self.pipeline = AnalyticsPipeline(c.pipeline, projector=projector, zones=zones, event_ids=event_ids)
+        self.pipeline = AnalyticsPipeline(
+            c.pipeline, projector=projector, zones=zones, event_ids=event_ids, track_ids=track_ids
+        )
         self.source_kind: schemas.FrameSource = min((s.kind for s in self.sources), key=_SOURCE_RANK.__getitem__)
 
         self.routers = RouterMonitor(disconnect_after_s=c.disconnect_after_s)
@@ -156,7 +172,6 @@ class Engine:
         self._router_kind: dict[str, schemas.FrameSource] = {}
         self._windowers: dict[str, RouterWindower] = {}
         self._source_of: dict[str, CsiSource] = {}
-        self._frame_ids = itertools.count(1)
         self.latest_frame: schemas.PoseFrame | None = None
         self._counts = dict.fromkeys(
             (
@@ -195,6 +210,8 @@ class Engine:
             import torch
 
             torch.set_num_threads(int(c.torch_threads))
+        for blocks in self._id_blocks:  # before anything runs: a store that cannot reserve ids fails here
+            blocks.prime()
         if self.store is not None:
             from wdp.engine.storage import StoreSink
 
@@ -251,6 +268,8 @@ class Engine:
         )
         if self._sink is not None:
             self._sink.stop()
+        for blocks in self._id_blocks:
+            blocks.close()
         self._running = False
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -580,7 +599,7 @@ class Engine:
         arrival = min(w.arrival for w in wins)
         kind = min((self._router_kind.get(w.router_id, self.source_kind) for w in wins), key=_SOURCE_RANK.__getitem__)
         frame = schemas.PoseFrame(
-            frame_id=next(self._frame_ids),
+            frame_id=self._frame_ids(),
             timestamp=ts,
             source=kind,
             persons=persons,

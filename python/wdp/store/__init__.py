@@ -11,7 +11,7 @@ Each thread uses ``store.cursor()`` (its own DuckDB connection). Crash bound: se
 
 from __future__ import annotations
 
-from wdp.store import config, events, export, outbox, queries, retention, schema, sensing
+from wdp.store import config, events, export, ids, outbox, queries, retention, schema, sensing
 from wdp.store.connection import Store, transaction
 from wdp.store.writer import PoseWriter, WriterStats
 
@@ -22,6 +22,7 @@ __all__ = [
     "config",
     "events",
     "export",
+    "ids",
     "outbox",
     "queries",
     "retention",

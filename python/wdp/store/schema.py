@@ -162,6 +162,19 @@ _V5_SENSING = [
 ]
 
 
+# Id sequences (wdp.store.ids): the next unreserved frame and track id, so ids stay unique across engine runs.
+# Seeded from the history already stored (databases from before v6 hold ids that restarted at 1 every run).
+_V6_ID_SEQUENCES = [
+    """CREATE TABLE id_sequences (
+        name VARCHAR PRIMARY KEY,         -- frame | track
+        next_id BIGINT NOT NULL
+    )""",
+    "INSERT INTO id_sequences SELECT 'frame', coalesce(max(frame_id), 0) + 1 FROM pose_frames",
+    """INSERT INTO id_sequences SELECT 'track', greatest(
+        (SELECT coalesce(max(track_id), 0) FROM tracks), (SELECT coalesce(max(track_id), 0) FROM pose_persons)) + 1""",
+]
+
+
 def _sql(statements: Sequence[str]) -> Callable[[duckdb.DuckDBPyConnection], None]:
     def apply(con: duckdb.DuckDBPyConnection) -> None:
         for statement in statements:
@@ -177,6 +190,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], 
     (3, "webhook outbox and delivery log", _sql(_V3_OUTBOX)),
     (4, "config templates", _sql(_V4_TEMPLATES)),
     (5, "sensing states", _sql(_V5_SENSING)),
+    (6, "frame and track id sequences", _sql(_V6_ID_SEQUENCES)),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

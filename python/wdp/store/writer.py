@@ -71,7 +71,7 @@ class WriterStats:
     flushes: int = 0
     flush_errors: int = 0
     frames_dropped: int = 0  # only when failing flushes let the buffer exceed max_pending_frames
-    frames_rejected: int = 0  # frames with malformed person values, dropped when the batch was converted
+    frames_rejected: int = 0  # frames with malformed person values or an id already stored (dropped at flush)
     last_flush_s: float = 0.0  # duration of the last successful flush
 
 
@@ -310,6 +310,10 @@ class PoseWriter:
             self._seal_rows()
             frames = self._pending
             try:
+                duplicates = self._drop_duplicate_ids(self._blocks)
+                self.stats.frames_rejected += duplicates
+                self._pending -= duplicates
+                frames -= duplicates
                 persons = self._write(self._blocks)
             except BaseException:
                 self.stats.flush_errors += 1
@@ -446,6 +450,50 @@ class PoseWriter:
         self._pending -= len(r.f_id) - len(keep.f_id)
         r.__dict__.update(keep.__dict__)
         return _person_block(r.p_tid, r.p_conf, r.p_box, r.p_pos, r.p_act, r.p_kp)
+
+    def _drop_duplicate_ids(self, b: _Blocks) -> int:
+        """Drop frames whose id is already stored or repeats an earlier frame of this batch (with their
+        persons and zone rows); returns how many. The store-level guarantee behind unique frame ids: history
+        queries join persons to frames by id, so a reused id would mix two runs. Cheap for the engine's
+        increasing ids: the range scan below is pruned by the zonemaps to the newest row group at most."""
+        if not b.frames["frame_id"]:
+            return 0
+        f_id = np.concatenate(b.frames["frame_id"])
+        stored = self._con.execute(
+            "SELECT DISTINCT frame_id FROM pose_frames WHERE frame_id BETWEEN ? AND ?",
+            [int(f_id.min()), int(f_id.max())],
+        ).fetchall()
+        drop = np.isin(f_id, np.array([r[0] for r in stored], dtype=np.int64))
+        repeat = np.ones(f_id.size, bool)
+        repeat[np.unique(f_id, return_index=True)[1]] = False
+        drop |= repeat
+        if not drop.any():
+            return 0
+        _log.warning("dropping %d frame(s) whose id is already in the history (first: %d)", drop.sum(), f_id[drop][0])
+        keep = ~drop
+        f_ts = np.concatenate(b.frames["ts"])
+        n_persons = np.concatenate(b.frames["n_persons"]).astype(np.int64)
+        b.frames = {k: [np.concatenate(v)[keep]] for k, v in b.frames.items()}
+        if b.persons["ts"]:
+            keep_p = keep[np.repeat(np.arange(f_id.size), n_persons)]
+            b.persons = {k: [np.concatenate(v)[keep_p]] for k, v in b.persons.items()}
+        if b.zones["ts"]:
+            # zone rows carry no frame index: keep those of kept (id, ts) pairs, each membership once (a
+            # repeat with the same timestamp would otherwise double its frame's memberships)
+            kept = set(zip(f_id[keep].tolist(), f_ts[keep].tolist(), strict=True))
+            z = {k: np.concatenate(v) for k, v in b.zones.items()}
+            seen: set[tuple[int, float, int, str]] = set()
+            keep_z = np.zeros(z["ts"].size, bool)
+            for j, key in enumerate(
+                zip(
+                    z["frame_id"].tolist(), z["ts"].tolist(), z["track_id"].tolist(), z["zone_id"].tolist(), strict=True
+                )
+            ):
+                if key[:2] in kept and key not in seen:
+                    seen.add(key)
+                    keep_z[j] = True
+            b.zones = {k: [v[keep_z]] for k, v in z.items()}
+        return int(drop.sum())
 
     def _write(self, b: _Blocks) -> int:
         f = {k: np.concatenate(v) if v else np.empty(0) for k, v in b.frames.items()}

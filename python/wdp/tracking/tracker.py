@@ -2,7 +2,8 @@
 
 Life cycle: an unmatched detection starts a *tentative* track; it is *confirmed* once it has ``confirm_hits``
 hits among its first ``confirm_window`` updates (else it is dropped silently) and only then gets its public
-integer id (ids count up from 1 and are never reused) and a ``person.detected`` event. A confirmed track
+integer id (from ``track_ids``: by default counting up from 1; the engine passes ids unique across its runs,
+see wdp.engine.ids; never reused) and a ``person.detected`` event. A confirmed track
 *dies* after ``max_misses`` consecutive missed updates or ``max_coast_s`` seconds without a hit, with a
 ``person.lost`` event carrying first-seen -> last-seen duration.
 
@@ -148,9 +149,16 @@ def _measurement(kp: np.ndarray, box: np.ndarray) -> np.ndarray:
 
 
 class Tracker:
-    def __init__(self, config: TrackerConfig | None = None, *, event_ids: Callable[[], str] = schemas.new_id):
+    def __init__(
+        self,
+        config: TrackerConfig | None = None,
+        *,
+        event_ids: Callable[[], str] = schemas.new_id,
+        track_ids: Callable[[], int] | None = None,
+    ):
         self.config = config or TrackerConfig()
         self._event_ids = event_ids
+        self._track_ids = track_ids if track_ids is not None else self._count_id
         self._tracks: list[_Track] = []
         self._time: float | None = None
         self._next_key = 0
@@ -169,6 +177,11 @@ class Tracker:
                 np.full(2 * N_KEYPOINTS, c.keypoint_measurement_std**2),
             ]
         )
+
+    def _count_id(self) -> int:
+        track_id = self._next_id
+        self._next_id += 1
+        return track_id
 
     @property
     def time(self) -> float | None:
@@ -234,8 +247,7 @@ class Tracker:
         for tr in self._tracks:
             if not tr.confirmed:
                 if tr.hits >= c.confirm_hits:
-                    tr.track_id = self._next_id
-                    self._next_id += 1
+                    tr.track_id = self._track_ids()
                     events.append(
                         schemas.PersonDetected(
                             timestamp=t,

@@ -1,6 +1,6 @@
 """MqttBridge: one broker connection that publishes poses, events and state, and answers commands.
 
-Delivery model (all in memory; call the publish methods from the event loop's thread):
+Delivery model (call the publish methods from the event loop's thread):
 
 * pose/current (qos0, retained) goes through ``current_slots`` drop-oldest slot(s): a frame not yet sent when
   the next one arrives is replaced and counted (``stats.current_dropped``), connected or not.
@@ -8,6 +8,11 @@ Delivery model (all in memory; call the publish methods from the event loop's th
   plus unacknowledged). A full queue rejects the new message (``publish_*`` returns False, counted in
   ``stats.rejected_full``); nothing already accepted is dropped. Person updates (one per person per frame)
   may hold at most ``max_queued_person_updates`` of it, so an outage at frame rate leaves room for events.
+* Durable queue (``queue_path``, wdp.integrations.mqtt.spool): that FIFO is mirrored to a SQLite file,
+  synced at most ``queue_sync_interval_s`` after a change and on stop; a message is deleted there once the
+  broker acknowledged it (PUBACK/PUBCOMP: aiomqtt's publish returned). A bridge started on the same file
+  sends what an earlier process left (stopped, crashed, or cut off from the broker) first, in its order. If
+  it holds more than ``max_queued``, the oldest are dropped and counted (``stats.restored_dropped``).
 * Retained state (system/status, zone occupancy, sensing states, discovery configs) is latest-value per topic
   and is republished on every (re)connect, so a broker that lost its retained store is repaired. A sensing
   state (once a second per router and zone) replaces the unsent previous one of its topic.
@@ -63,6 +68,7 @@ from wdp.integrations.mqtt.payloads import (
     current_pose,
     zone_members,
 )
+from wdp.integrations.mqtt.spool import MessageSpool, SpooledMessage
 from wdp.schemas import EventBase, PoseFrame, SensingState, Zone, event_type
 
 _log = logging.getLogger(__name__)
@@ -86,6 +92,10 @@ class MqttStats:
     commands_error: int = 0
     commands_dropped: int = 0  # incoming commands dropped because the command queue was full
     queued: int = 0  # qos1/2 messages queued or unacknowledged (at the time stats were read)
+    restored: int = 0  # messages read back from the durable queue at start (sent before anything new)
+    restored_dropped: int = 0  # oldest restored messages dropped because there were more than max_queued
+    spooled: int = 0  # messages in the durable queue file after its last sync
+    spool_errors: int = 0  # failed syncs of the durable queue (retried)
 
 
 @dataclass(slots=True)
@@ -138,6 +148,11 @@ class MqttBridge:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._command_task: asyncio.Task[None] | None = None
+        self._spool: MessageSpool | None = None
+        self._spool_task: asyncio.Task[None] | None = None
+        self._spool_dirty = asyncio.Event()
+        if config.queue_path:
+            self._restore(MessageSpool(config.queue_path))
         self._set_status()
         if config.discovery:
             for topic, payload in discovery.static_entities(config, self.topics).items():
@@ -151,6 +166,8 @@ class MqttBridge:
         self._stop_requested.clear()
         self._task = asyncio.create_task(self._run(), name="mqtt-bridge")
         self._command_task = asyncio.create_task(self._command_worker(), name="mqtt-commands")
+        if self._spool is not None:
+            self._spool_task = asyncio.create_task(self._sync_spool(), name="mqtt-spool")
         return self
 
     async def stop(self, drain_timeout_s: float = 5.0) -> None:
@@ -170,6 +187,13 @@ class MqttBridge:
             self._command_task.cancel()
             await asyncio.gather(self._command_task, return_exceptions=True)
             self._command_task = None
+        if self._spool_task is not None:
+            self._spool_task.cancel()
+            await asyncio.gather(self._spool_task, return_exceptions=True)
+            self._spool_task = None
+        if self._spool is not None:  # what is still unacknowledged stays on disk for the next start
+            await asyncio.to_thread(self._spool.close)
+            self._stats.spooled = self._spool.stored
 
     async def __aenter__(self) -> MqttBridge:
         return await self.start()
@@ -182,6 +206,8 @@ class MqttBridge:
     @property
     def stats(self) -> MqttStats:
         self._stats.queued = len(self._queue) + len(self._unacked)
+        if self._spool is not None:
+            self._stats.spooled = self._spool.stored
         return self._stats
 
     @property
@@ -324,10 +350,48 @@ class MqttBridge:
                     self._stats.rejected_full,
                 )
             return False
-        self._queue.append(_Outgoing(topic, payload, qos, retain, "queued", next(self._seq), person=person))
+        msg = _Outgoing(topic, payload, qos, retain, "queued", next(self._seq), person=person)
+        self._queue.append(msg)
         self._queued_person += person
+        if self._spool is not None:
+            self._spool.add(SpooledMessage(msg.seq, topic, payload, qos, retain, person))
+            self._spool_dirty.set()
         self._wake.set()
         return True
+
+    def _restore(self, spool: MessageSpool) -> None:
+        """Queue what an earlier bridge on this file left unacknowledged, oldest first, within max_queued."""
+        self._spool = spool
+        restored = spool.load()
+        excess = max(0, len(restored) - self.config.max_queued)
+        if excess:
+            _log.warning(
+                "MQTT durable queue holds %d messages, over max_queued: dropping the oldest %d", len(restored), excess
+            )
+            for m in restored[:excess]:
+                spool.remove(m.seq)
+            self._stats.restored_dropped = excess
+        for m in restored[excess:]:
+            self._queue.append(_Outgoing(m.topic, m.payload, m.qos, m.retain, "queued", m.seq, person=m.person))
+            self._queued_person += m.person
+        self._stats.restored = len(restored) - excess
+        if restored:
+            self._seq = itertools.count(restored[-1].seq + 1)
+            _log.info("MQTT durable queue: %d messages from the previous run to send", self._stats.restored)
+
+    async def _sync_spool(self) -> None:
+        """Write the durable queue's changes, batched: at most queue_sync_interval_s after the first one."""
+        assert self._spool is not None
+        while True:
+            await self._spool_dirty.wait()
+            await asyncio.sleep(self.config.queue_sync_interval_s)
+            self._spool_dirty.clear()
+            try:
+                await asyncio.to_thread(self._spool.sync)
+            except Exception:
+                self._stats.spool_errors += 1
+                _log.exception("MQTT durable queue: sync failed (retried)")
+                self._spool_dirty.set()
 
     def _set_state(self, topic: str, payload: bytes, qos: int, retain: bool, *, once: bool = False) -> None:
         self._state[topic] = _Outgoing(topic, payload, qos, retain, "state", once=once)
@@ -574,6 +638,9 @@ class MqttBridge:
         if msg.kind == "queued":
             self._unacked.pop(msg.seq, None)
             self._queued_person -= msg.person
+            if self._spool is not None:  # acknowledged: off the durable queue (at the next sync)
+                self._spool.remove(msg.seq)
+                self._spool_dirty.set()
         elif msg.once and self._state.get(msg.topic) is msg:
             del self._state[msg.topic]
         self._stats.published[msg.qos] += 1

@@ -77,6 +77,10 @@ class MqttConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     # already accepted is dropped. pose/current (qos0) has its own drop-oldest slot(s).
     max_queued: int = 10_000
     max_queued_person_updates: int = 5_000  # the person updates' share of max_queued
+    # Durable queue: a SQLite file mirroring the qos1/2 queue, so a restart or crash while the broker is away
+    # loses nothing (None or "": memory only). `wdp serve` defaults it to a file beside the history store.
+    queue_path: str | None = None
+    queue_sync_interval_s: float = 0.05  # the longest a queued message waits before it is on disk
     current_slots: int = 1
     inflight_window: int = 64  # QoS1/2 publishes awaiting PUBACK/PUBCOMP at once
     publish_timeout_s: float = 30.0  # an ack slower than this counts as a dead connection
