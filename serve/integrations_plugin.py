@@ -24,7 +24,7 @@ from litestar.plugins import InitPluginProtocol
 from wdp.engine import Topic
 from wdp.integrations.mqtt import CommandHandlers, MqttBridge, MqttConfig
 from wdp.integrations.mqtt.commands import ZonePatch
-from wdp.integrations.webhooks import WebhookDispatcher, WebhookSettings
+from wdp.integrations.webhooks import UrlGuard, WebhookDispatcher, WebhookSettings
 from wdp.schemas import Zone
 from wdp.serve.engine_adapter import EngineAdapter
 from wdp.serve.services import Services
@@ -54,13 +54,7 @@ def _zone_handlers(adapter: EngineAdapter, services: Services) -> CommandHandler
         async with services.config_lock:
             stored = {z.id: z for z in await services.db(store_config.ZONES.list)}
             current = stored.get(zone_id) or next((z for z in adapter.zones() if z.id == zone_id), None)
-            changes = {k: v for k in patch.__struct_fields__ if (v := getattr(patch, k)) is not msgspec.UNSET}
-            if current is None:
-                if "polygon" not in changes:
-                    raise ValueError(f"unknown zone {zone_id!r}: give a polygon to create it")
-                zone = Zone(id=zone_id, name=changes.pop("name", zone_id), **changes)
-            else:
-                zone = msgspec.structs.replace(current, **changes)
+            zone = patch.apply(zone_id, current)  # the REST API's zone rule (wdp.config_checks)
             stored[zone_id] = zone
             previous = adapter.zones()
             adapter.set_zones(list(stored.values()))  # validates the polygons (ValueError) before storing
@@ -103,6 +97,8 @@ class IntegrationsPlugin(InitPluginProtocol):
             if hook_cfg.pop("enabled", False)
             else None
         )
+        # One SSRF rule for the API's create/update checks and for delivery (webhooks.allowed_networks).
+        self.url_guard = UrlGuard(list(hook_cfg.get("allowed_networks") or []))
         if self.webhook_settings is not None and store is None:
             raise ValueError("webhooks need the history store (store.path): the outbox lives there")
         self.bridge: MqttBridge | None = None
@@ -151,7 +147,9 @@ class IntegrationsPlugin(InitPluginProtocol):
                 )
             if self.webhook_settings is not None:
                 assert self.store is not None
-                self.dispatcher = await WebhookDispatcher(self.store, self.webhook_settings).start()
+                self.dispatcher = await WebhookDispatcher(
+                    self.store, self.webhook_settings, guard=self.url_guard
+                ).start()
                 # The engine's history sink commits each event with its deliveries (the outbox); the
                 # dispatcher polls it (poll_interval_s) and delivers, and replays what a crash left behind.
                 log.info("webhook dispatcher started")
