@@ -7,6 +7,8 @@ Litestar's default 400. Anything unexpected is logged and answered with a generi
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -22,6 +24,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
 
 from wdp.serve.api_types import ErrorBody
+from wdp.serve.security import ADMIN_ALL
 
 log = logging.getLogger("wdp.serve")
 
@@ -44,9 +47,31 @@ def error_response(
     )
 
 
-def http_exception_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
-    status = HTTP_422_UNPROCESSABLE_ENTITY if isinstance(exc, ValidationException) else exc.status_code
-    return error_response(status, exc.detail, exc.extra, exc.headers)
+def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:
+    if isinstance(exc, ValidationException):
+        return error_response(HTTP_422_UNPROCESSABLE_ENTITY, exc.detail, _explain_non_finite(request, exc.extra))
+    return error_response(exc.status_code, exc.detail, exc.extra, exc.headers)
+
+
+def _is_non_finite(raw: str) -> bool:
+    try:
+        return not math.isfinite(float(raw))
+    except ValueError:
+        return False
+
+
+def _explain_non_finite(request: Request[Any, Any, Any], extra: Any) -> Any:
+    """A NaN or infinite query value fails its bounds with "Expected `float` >= 0.0"; say what is wrong."""
+    if not isinstance(extra, list):
+        return extra
+    out = []
+    for item in extra:
+        if isinstance(item, dict) and item.get("source") == "query" and isinstance(item.get("key"), str):
+            raw = request.query_params.get(item["key"])
+            if isinstance(raw, str) and _is_non_finite(raw):
+                item = {**item, "message": f"must be a finite number, not {raw!r}"}
+        out.append(item)
+    return out
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
@@ -71,4 +96,10 @@ async def scope_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: B
         raise NotAuthorizedException(detail=reason, headers=WWW_AUTHENTICATE)
     required = opt.get("scopes")
     if required and not principal.allows_any(required):
-        raise PermissionDeniedException(detail=f"requires scope {' or '.join(required)} (or admin:all)")
+        raise PermissionDeniedException(detail=f"requires scope {scope_requirement(required)}")
+
+
+def scope_requirement(scopes: Sequence[str]) -> str:
+    """``pose:read or system:read (or admin:all)``; ``admin:all`` once when it is the one required."""
+    named = [s for s in scopes if s != ADMIN_ALL]
+    return f"{' or '.join(named)} (or {ADMIN_ALL})" if named else ADMIN_ALL

@@ -30,6 +30,7 @@ from litestar.routes import HTTPRoute
 from litestar.types.empty import Empty
 from litestar.typing import FieldDefinition
 
+from wdp.serve.errors import scope_requirement
 from wdp.serve.settings import ServeSettings
 
 if TYPE_CHECKING:
@@ -148,6 +149,7 @@ def document_errors(app: Litestar, extra_responses: dict[tuple[str, str], dict[s
             if op.request_body is not None:
                 responses.setdefault("400", _error_response("Malformed request body"))
                 responses.setdefault("413", _error_response("Request body too large"))
+                responses.setdefault("415", _error_response("Request body is not application/json"))
                 responses.setdefault("422", _error_response(_STANDARD_ERRORS["422"]))
             if opt.get("public"):
                 op.security = []
@@ -156,7 +158,7 @@ def document_errors(app: Litestar, extra_responses: dict[tuple[str, str], dict[s
                 if opt.get("scopes"):
                     responses.setdefault("403", _error_response(_STANDARD_ERRORS["403"]))
                     op.description = (
-                        (op.description or "") + f"\n\nRequires scope: {' or '.join(opt['scopes'])} (or admin:all)."
+                        (op.description or "") + f"\n\nRequires scope: {scope_requirement(opt['scopes'])}."
                     ).strip()
             if not opt.get("no_rate_limit"):
                 responses.setdefault("429", _error_response(_STANDARD_ERRORS["429"]))

@@ -23,6 +23,7 @@ from wdp.serve.demo_feed import run_demo_feed
 from wdp.serve.edge import EdgeMiddleware
 from wdp.serve.engine_view import StoreBackedEngineView
 from wdp.serve.errors import http_exception_handler, internal_error_handler, scope_guard
+from wdp.serve.json_request import JsonBodyRequest
 from wdp.serve.openapi import document_errors, openapi_config
 from wdp.serve.security import ADMIN_ALL
 from wdp.serve.services import Services
@@ -58,6 +59,7 @@ class WdpApiPlugin(InitPluginProtocol):
         app_config.route_handlers.extend([*CONTROLLERS, StreamController])
         app_config.dependencies["services"] = Provide(lambda: services, use_cache=True, sync_to_thread=False)
         app_config.guards.append(scope_guard)
+        app_config.request_class = JsonBodyRequest  # JSON bodies: media type and nesting checked once
         app_config.middleware.append(EdgeMiddleware(services))
         app_config.exception_handlers[HTTPException] = http_exception_handler
         app_config.exception_handlers[Exception] = internal_error_handler

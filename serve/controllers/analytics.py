@@ -67,7 +67,7 @@ class AnalyticsController(Controller):
         end_time: Epoch,
         x0: Annotated[float, QueryParameter(ge=-1e4, le=1e4)] = 0.0,
         y0: Annotated[float, QueryParameter(ge=-1e4, le=1e4)] = 0.0,
-        cell_m: Annotated[float, QueryParameter(gt=0.0, le=100.0)] = 0.5,
+        cell_m: Annotated[float, QueryParameter(ge=0.01, le=100.0, description="Cell size in metres")] = 0.5,
         nx: Annotated[int, QueryParameter(ge=1, le=1000)] = 20,
         ny: Annotated[int, QueryParameter(ge=1, le=1000)] = 20,
         zone_id: OptZoneId = None,

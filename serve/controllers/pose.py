@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from litestar import get
@@ -38,7 +39,9 @@ from wdp.store import queries
 
 
 def time_range(start: float, end: float) -> None:
-    if not end >= start:  # also rejects NaN
+    if not (math.isfinite(start) and math.isfinite(end)):  # the Epoch bounds reject these first
+        raise unprocessable("start_time and end_time must be finite numbers", start_time=str(start), end_time=str(end))
+    if end < start:
         raise unprocessable("end_time must not be before start_time", start_time=start, end_time=end)
 
 
@@ -100,7 +103,7 @@ class PoseController(Controller):
         include_trajectory: Annotated[bool, QueryParameter(description="Add the floor trajectory")] = False,
         bucket_s: Annotated[
             float | None,
-            QueryParameter(gt=0.0, le=86400.0, description="Average the trajectory per bucket of this many seconds"),
+            QueryParameter(ge=0.01, le=86400.0, description="Average the trajectory per bucket of this many seconds"),
         ] = None,
     ) -> PersonDetails:
         summary = await services.db(queries.person_summary, person_id)

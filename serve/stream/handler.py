@@ -53,6 +53,10 @@ async def _receive_loop(socket: WebSocket[Any, Any, Any], client: StreamClient, 
             errors.inc()
             client.control(p.Error(reason=f"invalid message: {exc}"))
             continue
+        except RecursionError:  # msgspec recurses per nesting level (skipping an unknown field's value too)
+            errors.inc()
+            client.control(p.Error(reason="invalid message: nested too deeply"))
+            continue
         hub.handle(client, inbound)
 
 

@@ -361,9 +361,11 @@ def occupancy_heatmap(
     if grid.cell_m <= 0 or grid.nx < 1 or grid.ny < 1:
         raise ValueError("grid needs cell_m > 0 and nx, ny >= 1")
     where, params = _person_conditions(start, end, track_id, zone_id, None)
+    # cell indices stay DOUBLE until the grid bounds have dropped off-grid points: a far-off position over a
+    # small cell would overflow BIGINT (and NaN fails every comparison)
     rows = con.execute(
-        "SELECT ix, iy, count(*) AS n FROM ("
-        "  SELECT floor((p.x - ?) / ?)::BIGINT AS ix, floor((p.y - ?) / ?)::BIGINT AS iy FROM pose_persons p"
+        "SELECT ix::BIGINT AS ix, iy::BIGINT AS iy, count(*) AS n FROM ("
+        "  SELECT floor((p.x - ?) / ?) AS ix, floor((p.y - ?) / ?) AS iy FROM pose_persons p"
         f"  WHERE {' AND '.join(where)} AND p.x IS NOT NULL AND p.y IS NOT NULL"
         ") WHERE ix >= 0 AND ix < ? AND iy >= 0 AND iy < ? GROUP BY ix, iy",
         [grid.x0, grid.cell_m, grid.y0, grid.cell_m, *params, grid.nx, grid.ny],
