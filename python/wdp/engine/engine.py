@@ -234,6 +234,7 @@ class Engine:
                 src.open(self.grid_base)
                 for info in src.routers():
                     self.routers.register(info)
+                    self._realtime.setdefault(info.id, src.realtime)
         except BaseException:
             self.stop("failed to start")  # the sources opened so far, the store sink
             raise
@@ -506,7 +507,9 @@ class Engine:
         if not self._pending:
             return []
         now = time.perf_counter()
-        expected = self.routers.connected()
+        # An as-fast-as-possible source's routers are awaited from the start: their first windows may come
+        # after another router's (a second simulated router, parsing), and must not find their slots gone.
+        expected = self.routers.connected() | {r for r in self.routers.awaited() if not self._realtime.get(r, True)}
         newest: dict[str, int] = {}
         for s, wins in self._pending.items():
             for rid in wins:

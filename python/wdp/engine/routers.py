@@ -110,6 +110,11 @@ class RouterMonitor:
         with self._lock:
             return {rid for rid, st in self._routers.items() if st.status == "connected"}
 
+    def awaited(self) -> set[str]:
+        """Routers registered by their source that have not sent a packet yet (status still unknown)."""
+        with self._lock:
+            return {rid for rid, st in self._routers.items() if st.status == "unknown"}
+
     def status(self) -> list[schemas.Router]:
         now = self._clock()
         out = []
