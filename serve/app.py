@@ -24,9 +24,9 @@ from wdp.serve.metrics import ApiMetrics
 from wdp.serve.openapi import StructDefaultsSchemaPlugin
 from wdp.serve.plugin import WdpApiPlugin
 from wdp.serve.ratelimit import RateLimiter
-from wdp.serve.security import ApiKeyVerifier, SecretHasher, TokenService
+from wdp.serve.security import ApiKeyVerifier, CredentialRegistry, SecretHasher, TokenService
 from wdp.serve.services import Services
-from wdp.serve.settings import ServeSettings, check_settings, load_settings
+from wdp.serve.settings import ServeSettings, check_settings, load_settings, with_state_secret
 from wdp.serve.stream.hub import StreamHub
 from wdp.serve.versioning import Versioning
 from wdp.store import Store
@@ -46,6 +46,7 @@ def build_services(settings: ServeSettings, engine_view: EngineView, store: Stor
         versioning=Versioning(settings.versioning),
         metrics=metrics,
         hub=StreamHub(engine_view, settings.stream, metrics),
+        credentials=CredentialRegistry(store),
     )
 
 
@@ -56,11 +57,13 @@ def create_app(
     plugins: Sequence[PluginProtocol] = (),
     webhook_guard: UrlGuard | None = None,
 ) -> Litestar:
-    """The Litestar app. Raises InsecureSettingsError for a configuration that must not serve.
+    """The Litestar app. Raises InsecureSettingsError for a configuration that must not serve. With no JWT
+    secret given, the one kept in the state directory is used (made on the first start).
     ``plugins`` come after the API's own (their lifespans enter once the store is open and the stream hub
     is subscribed, and exit first). ``webhook_guard`` checks webhook URLs at create/update; pass the delivery's
     (``UrlGuard(webhooks.allowed_networks)``) so both apply one rule."""
     settings = settings if settings is not None else load_settings()
+    settings = with_state_secret(settings, store.path if store is not None else settings.store_path)
     check_settings(settings)
     install_log_sanitizer()  # process-wide: request text and credentials reach no log line unescaped
     owns_store = store is None

@@ -13,6 +13,7 @@ authenticated callers by identity and everyone else by address.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio.to_thread
@@ -24,6 +25,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from wdp.serve.ratelimit import RateDecision
 from wdp.serve.security import API_KEY_PREFIX, AuthError, Principal, split_api_key
 from wdp.serve.services import Services
+from wdp.serve.stream.protocol import BEARER_SUBPROTOCOL
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -41,6 +43,42 @@ def _query_param(scope: Scope, name: str) -> str | None:
 
     values = parse_qs(raw.decode("latin-1")).get(name)
     return values[0] if values else None
+
+
+def bearer_subprotocol_token(scope: Scope) -> str | None:
+    """The token of ``Sec-WebSocket-Protocol: bearer, <token>`` (browsers cannot set headers on a WebSocket)."""
+    offered = scope.get("subprotocols") or ()
+    for i, name in enumerate(offered[:-1]):
+        if name == BEARER_SUBPROTOCOL:
+            return str(offered[i + 1])
+    return None
+
+
+async def verify_credentials(
+    services: Services,
+    *,
+    token: str | None = None,
+    api_key: str | None = None,
+    before_argon2: Callable[[], Awaitable[None]] | None = None,
+) -> Principal:
+    """The principal of a JWT or an API key, checked against the current users and keys (revocation);
+    AuthError (counted in the auth failure metric) when they do not hold."""
+    try:
+        if token is not None:
+            principal = services.tokens.verify(token)
+        elif api_key is not None:
+            cached = services.api_keys.cached(api_key)
+            if cached is None:
+                if before_argon2 is not None:
+                    await before_argon2()
+                cached = await anyio.to_thread.run_sync(services.api_keys.verify, api_key)
+            principal = cached
+        else:
+            raise AuthError("authentication required")
+        return services.credentials.check(principal)
+    except AuthError:
+        services.metrics.auth_failures.labels("api_key" if api_key is not None else "jwt").inc()
+        raise
 
 
 class EdgeMiddleware(ASGIMiddleware):
@@ -68,44 +106,44 @@ class EdgeMiddleware(ASGIMiddleware):
         else:
             api_key = _header(scope, b"x-api-key")
             if api_key is None and scope["type"] == ScopeType.WEBSOCKET:
-                candidate = _query_param(scope, "token")
+                candidate = bearer_subprotocol_token(scope) or _query_param(scope, "token")
                 if candidate is not None:
                     if candidate.startswith(API_KEY_PREFIX):
                         api_key = candidate
                     else:
                         token = candidate
+
         throttle = self.s.limiter.sign_in
         key_id = split_api_key(api_key) if api_key is not None else None
         account = "key:" + key_id[0] if key_id else None
         attempt = throttle.keys(self.client_address(scope), account)
+        verified_key = False
+
+        async def before_argon2() -> None:
+            # argon2 is deliberately slow: a locked-out key id or address does not get to pay for it
+            nonlocal verified_key
+            wait = throttle.retry_after(attempt) if self._limits.enabled else 0
+            if wait:
+                self.s.metrics.rate_limited.labels("sign_in").inc()
+                if scope["type"] != ScopeType.HTTP:
+                    raise AuthError(f"too many failed sign-ins; retry in {wait} s")
+                headers = {"Retry-After": str(wait)}
+                for k, v in self.s.versioning.headers_for(self.s.versioning.version_of(scope["path"])):
+                    headers[k.decode()] = v.decode()
+                raise TooManyRequestsException(detail="too many failed sign-ins; retry later", headers=headers)
+            verified_key = True
+
+        if token is None and api_key is None:
+            return None, None
         try:
-            if token is not None:
-                return self.s.tokens.verify(token), None
-            if api_key is not None:
-                principal = self.s.api_keys.cached(api_key)
-                if principal is not None:
-                    return principal, None
-                # argon2 is deliberately slow: a locked-out key id or address does not get to pay for it
-                wait = throttle.retry_after(attempt) if self._limits.enabled else 0
-                if wait:
-                    self.s.metrics.rate_limited.labels("sign_in").inc()
-                    if scope["type"] != ScopeType.HTTP:
-                        raise AuthError(f"too many failed sign-ins; retry in {wait} s")
-                    headers = {"Retry-After": str(wait)}
-                    for k, v in self.s.versioning.headers_for(self.s.versioning.version_of(scope["path"])):
-                        headers[k.decode()] = v.decode()
-                    raise TooManyRequestsException(detail="too many failed sign-ins; retry later", headers=headers)
-                try:
-                    principal = await anyio.to_thread.run_sync(self.s.api_keys.verify, api_key)
-                except AuthError:
-                    throttle.failed(attempt)
-                    raise
-                throttle.succeeded(account)
-                return principal, None
+            principal = await verify_credentials(self.s, token=token, api_key=api_key, before_argon2=before_argon2)
         except AuthError as exc:
-            self.s.metrics.auth_failures.labels("api_key" if api_key is not None else "jwt").inc()
+            if verified_key:
+                throttle.failed(attempt)
             return None, exc.reason
-        return None, None
+        if verified_key:
+            throttle.succeeded(account)
+        return principal, None
 
     def _refuse(self, scope: Scope, decision: RateDecision, tier: str) -> None:
         self.s.metrics.rate_limited.labels(tier).inc()

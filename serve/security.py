@@ -1,9 +1,17 @@
 """Authentication: JWT access tokens (pyjwt), argon2 password and API key hashes, scopes, principals.
 
 - Tokens are verified with exactly the configured algorithm (``algorithms=[alg]``): ``alg=none`` and
-  HS/RS confusion are rejected by construction. ``exp``, ``iat``, ``sub``, ``iss`` and ``aud`` are required.
+  HS/RS confusion are rejected by construction. ``exp``, ``iat``, ``sub``, ``iss``, ``aud`` and ``scopes`` are
+  required; the time claims must be numbers of seconds in 0..MAX_EPOCH_S (anything else, e.g. ``exp=10**400``,
+  is a 401 with a reason, never an overflow), and a token longer than MAX_TOKEN_CHARS is refused unparsed.
 - Decoded tokens are cached by their exact string until they expire, so an authenticated request costs a
   dict lookup instead of an HMAC and a JSON parse.
+- Revocation: a token from ``POST /auth/token`` is bound to where it came from: the user record (claim
+  ``user_created``: the user's creation time, so a deleted and re-created user's old tokens stay dead) or the
+  API key (claim ``key_id``). Every request checks its principal against ``CredentialRegistry`` (the users and
+  live keys in memory, reloaded after each change), so deleting or disabling a user, revoking a key or taking
+  scopes away takes effect on the next request. ``TokenService.issue`` without a binding (tests, in-process
+  tools: only the holder of the signing key can mint tokens) gives a token that only its ``exp`` limits.
 - API keys look like ``wdp_<key_id>_<secret>``; the store holds argon2(secret) under key_id. A verified key is
   cached (keyed by its SHA-256) for ``api_key_cache_s`` so argon2's deliberate cost is paid once per key and
   window, not per request; revoking through the API evicts it at once.
@@ -20,13 +28,14 @@ from collections.abc import Iterable
 from typing import Literal
 
 import argon2
+import duckdb
 import jwt
 import msgspec
 
 from wdp.serve.settings import AuthSettings, RateLimitSettings, jwt_keys
 from wdp.store import Store
 from wdp.store import config as store_config
-from wdp.store.config import ApiKeyRecord
+from wdp.store.config import ApiKeyRecord, UserRecord
 
 POSE_READ = "pose:read"
 ANALYTICS_READ = "analytics:read"
@@ -57,6 +66,9 @@ Scope = Literal[
     "stream:publish",
 ]
 API_KEY_PREFIX = "wdp_"
+MAX_TOKEN_CHARS = 8192  # ours are ~400; a longer one is refused before any base64 or JSON work
+MAX_EPOCH_S = 253_402_300_799  # 9999-12-31T23:59:59Z: the largest time claim a token may carry
+_TIME_CLAIMS = ("exp", "iat", "nbf")
 
 
 class AuthError(Exception):
@@ -75,7 +87,8 @@ class Principal(msgspec.Struct, kw_only=True, frozen=True):
     kind: Literal["jwt", "api_key"]
     tier: str
     expires_at: float | None = None
-    key_id: str | None = None
+    key_id: str | None = None  # the API key, or the key a JWT was exchanged for
+    user_created: float | None = None  # a JWT from a password grant: the creation time of its user record
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or ADMIN_ALL in self.scopes
@@ -142,9 +155,17 @@ class TokenService:
         self._lock = threading.Lock()
 
     def issue(
-        self, subject: str, scopes: Iterable[str], *, ttl_s: int | None = None, now: float | None = None
+        self,
+        subject: str,
+        scopes: Iterable[str],
+        *,
+        ttl_s: int | None = None,
+        now: float | None = None,
+        key_id: str | None = None,
+        user_created: float | None = None,
     ) -> tuple[str, float]:
-        """A signed access token and its expiry (epoch seconds)."""
+        """A signed access token and its expiry (epoch seconds). ``key_id`` / ``user_created`` bind it to the
+        API key or user record it was issued for (see CredentialRegistry)."""
         if self._signing_key is None:
             raise RuntimeError(f"no private key configured to sign {self._jwt.algorithm} tokens")
         t = int(time.time() if now is None else now)
@@ -161,9 +182,15 @@ class TokenService:
             "scopes": scope_list,
             "tier": tier_for(f"user:{subject}", scope_list, self._limits),
         }
+        if key_id is not None:
+            claims["key_id"] = key_id
+        if user_created is not None:
+            claims["user_created"] = user_created
         return jwt.encode(claims, self._signing_key, algorithm=self._jwt.algorithm), float(exp)
 
     def verify(self, token: str, *, now: float | None = None) -> Principal:
+        if len(token) > MAX_TOKEN_CHARS:
+            raise AuthError(f"invalid token: longer than {MAX_TOKEN_CHARS} characters")
         t = time.time() if now is None else now
         cached = self._cache.get(token)
         if cached is not None:
@@ -193,13 +220,26 @@ class TokenService:
         except jwt.ExpiredSignatureError as exc:
             raise AuthError("token has expired") from exc
         except jwt.InvalidTokenError as exc:
-            raise AuthError(f"invalid token: {exc}") from exc
-        scopes = claims.get("scopes", [])
+            raise AuthError(f"invalid token: {str(exc)[:160]}") from exc
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # whatever pyjwt does not wrap
+            raise AuthError("invalid token: malformed") from exc
+        # pyjwt coerces with int(): "123", true and 10**400 pass its checks; ours take numbers in range only
+        for name in _TIME_CLAIMS:
+            value = claims.get(name)
+            if name in claims and not _epoch_seconds(value):
+                raise AuthError(f"invalid token: {name} must be a number of seconds in 0..{MAX_EPOCH_S}")
+        scopes = claims.get("scopes")
         if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
             raise AuthError("invalid token: scopes must be a list of strings")
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise AuthError("invalid token: bad subject")
+        key_id = claims.get("key_id")
+        if key_id is not None and not (isinstance(key_id, str) and len(key_id) == 12):
+            raise AuthError("invalid token: bad key_id")
+        user_created = claims.get("user_created")
+        if user_created is not None and not _epoch_seconds(user_created):
+            raise AuthError("invalid token: bad user_created")
         tier = claims.get("tier")
         if not isinstance(tier, str) or tier not in self._limits.tiers:
             tier = tier_for(f"user:{subject}", scopes, self._limits)
@@ -209,7 +249,57 @@ class TokenService:
             kind="jwt",
             tier=tier,
             expires_at=float(claims["exp"]),
+            key_id=key_id,
+            user_created=None if user_created is None else float(user_created),
         )
+
+
+def _epoch_seconds(value: object) -> bool:
+    # bool is an int subclass; NaN fails both comparisons
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= MAX_EPOCH_S
+
+
+# ------------------------------------------------------------------------------------------------ revocation
+
+
+class CredentialRegistry:
+    """The users and live API keys as the store holds them, in memory, so checking a principal on every
+    request is a dict lookup. ``reload`` after each change (the auth controller does, through
+    ``Services.credentials_changed``, which also re-checks open WebSockets)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._state: tuple[dict[str, UserRecord], dict[str, ApiKeyRecord]] | None = None
+
+    def reload(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Blocking (DuckDB): call from a worker thread."""
+        con = con if con is not None else self._store.cursor()
+        users = {u.username: u for u in store_config.list_users(con)}
+        keys = {k.key_id: k for k in store_config.list_api_keys(con) if not k.revoked}
+        self._state = (users, keys)  # one assignment: readers see the old or the new state, never a mix
+
+    def check(self, principal: Principal) -> Principal:
+        """The principal if its user / key still grants it, else AuthError saying why."""
+        if principal.key_id is None and principal.user_created is None:
+            return principal  # an unbound token (see the module docstring)
+        if self._state is None:
+            self.reload()  # first use before any reload: once, small
+        users, keys = self._state  # type: ignore[misc]
+        if principal.key_id is not None:
+            key = keys.get(principal.key_id)
+            if key is None:
+                raise AuthError("API key has been revoked")
+            held: Iterable[str] = key.scopes
+        else:
+            user = users.get(principal.subject)
+            if user is None or user.created_at != principal.user_created:
+                raise AuthError("user no longer exists")
+            if user.disabled:
+                raise AuthError("user is disabled")
+            held = user.scopes
+        if ADMIN_ALL not in held and not principal.scopes <= frozenset(held):
+            raise AuthError("token scopes are no longer granted")
+        return principal
 
 
 # ------------------------------------------------------------------------------------------------ API keys

@@ -20,7 +20,7 @@ from wdp.integrations.webhooks import UrlGuard
 from wdp.serve.engine_view import EngineView
 from wdp.serve.metrics import ApiMetrics
 from wdp.serve.ratelimit import RateLimiter
-from wdp.serve.security import ApiKeyVerifier, SecretHasher, TokenService
+from wdp.serve.security import ApiKeyVerifier, CredentialRegistry, SecretHasher, TokenService
 from wdp.serve.settings import ServeSettings
 from wdp.serve.stream.hub import StreamHub
 from wdp.serve.versioning import Versioning
@@ -41,6 +41,7 @@ class Services:
     versioning: Versioning
     metrics: ApiMetrics
     hub: StreamHub
+    credentials: CredentialRegistry
     started_at: float = field(default_factory=time.time)
     config_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # serializes zone-set changes
     # webhook targets are checked with the delivery's own rule (conf webhooks.allowed_networks) at create/update
@@ -54,6 +55,12 @@ class Services:
             return fn(self.store.cursor(), *args, **kwargs)
 
         return await anyio.to_thread.run_sync(call)
+
+    async def credentials_changed(self) -> None:
+        """After a user or API key changed: reload the registry every request checks against, and close the
+        WebSockets whose credentials no longer hold (4001) or no longer grant stream:subscribe (4003)."""
+        await self.db(self.credentials.reload)
+        self.hub.recheck(self.credentials.check)
 
     def db_now(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Same, on the calling thread (for handlers that already run in a worker thread)."""

@@ -6,12 +6,20 @@ variables (nested with ``__``; values that look like JSON lists/objects are deco
 
 ``check_settings`` refuses an insecure configuration (the shipped default JWT secret, a short HMAC key, RS256
 without keys) unless ``dev_mode`` is on: the app factory calls it before building anything.
+
+No HMAC secret given: when the server has a state directory (``state_dir``, else the directory of its store
+file, e.g. the history DB of ``wdp serve``), ``with_state_secret`` makes a random one there once
+(``wdp_jwt_secret``, mode 0600) and reuses it on every later start, so a restart keeps everyone signed in.
+Without one (an in-memory store) a secret must be given, as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import logging
 import os
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +31,9 @@ from wdp.serve.dashboard.settings import DashboardSettings, VisualizationSetting
 DEFAULT_JWT_SECRET = "dev-only-insecure-secret-change-me-0123456789"  # refused unless dev_mode
 MIN_HMAC_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key must be at least as long as the hash output
 ENV_PREFIX = "WDP_API__"
+JWT_SECRET_FILE = "wdp_jwt_secret"  # in the state directory: the generated secret when none is given
+
+log = logging.getLogger("wdp.serve")
 
 JwtAlgorithm = Literal["HS256", "HS384", "HS512", "RS256", "RS384", "RS512"]
 
@@ -137,6 +148,7 @@ class StreamSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_f
     max_clients: int = 2000
     max_fps: float = 30.0  # pose_updates ceiling; a client may configure less
     max_message_bytes: int = 16384  # inbound message size limit
+    auth_timeout_s: float = 5.0  # a connection without credentials must send its auth message within this
     engine_buffer: int = 256  # items buffered per engine subscription of the hub
 
 
@@ -151,6 +163,7 @@ class ServeSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     dev_mode: bool = False  # allows the default secret, enables the debug flag
     title: str = "wdp API"
     store_path: str = ":memory:"  # used when the factory is not handed a Store
+    state_dir: str | None = None  # generated state (the JWT secret); None: the store file's directory
     request_max_body_size: int = 1_048_576
     export_dir: str | None = None  # temp files for analytics/export (default: system temp dir)
     auth: AuthSettings = AuthSettings()
@@ -251,6 +264,45 @@ def jwt_keys(jwt: JwtSettings) -> tuple[Any, Any]:
     return private, public
 
 
+def _load_or_create_secret(path: Path) -> str:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Written whole under a temporary name, then linked into place: a second server starting at the same
+        # moment either wins the link or reads the complete file, never an empty one.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32) + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+                log.info("generated a JWT secret in %s (kept for later starts)", path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        text = path.read_text().strip()
+    if path.stat().st_mode & 0o077:
+        log.warning("%s is readable by other users than its owner: chmod 600 it", path)
+    return text
+
+
+def with_state_secret(settings: ServeSettings, store_path: str | None = None) -> ServeSettings:
+    """``settings`` with the JWT secret kept in the state directory when no HMAC secret is configured (see the
+    module docstring); unchanged when one is, for RS*, or when there is no state directory."""
+    jwt = settings.auth.jwt
+    if not jwt.algorithm.startswith("HS") or jwt.secret != DEFAULT_JWT_SECRET:
+        return settings
+    directory = settings.state_dir
+    if directory is None and store_path and store_path != ":memory:":
+        directory = str(Path(store_path).resolve().parent)
+    if directory is None:
+        return settings
+    secret = _load_or_create_secret(Path(directory) / JWT_SECRET_FILE)
+    new_jwt = msgspec.structs.replace(jwt, secret=secret)
+    return msgspec.structs.replace(settings, auth=msgspec.structs.replace(settings.auth, jwt=new_jwt))
+
+
 def check_settings(settings: ServeSettings) -> None:
     """Raise InsecureSettingsError for a configuration that must not serve traffic."""
     jwt = settings.auth.jwt
@@ -258,7 +310,8 @@ def check_settings(settings: ServeSettings) -> None:
         if not settings.dev_mode:
             if jwt.secret == DEFAULT_JWT_SECRET:
                 raise InsecureSettingsError(
-                    "refusing to start with the default JWT secret: set WDP_JWT_SECRET (or dev_mode=true)"
+                    "refusing to start with the default JWT secret: set WDP_JWT_SECRET, a state_dir to keep a "
+                    "generated one in, or dev_mode=true"
                 )
             if len(jwt.secret.encode()) < MIN_HMAC_SECRET_BYTES:
                 raise InsecureSettingsError(

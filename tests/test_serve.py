@@ -167,3 +167,36 @@ def test_wdp_serve_runs_until_signalled_and_flushes(tmp_path, tmp_path_factory, 
         kinds = {r[0] for r in cur.execute("SELECT DISTINCT type FROM events").fetchall()}
         assert {"system.started", "system.stopped", "router.connected", "router.disconnected"} <= kinds
     assert f"stored {frames} frames" in out
+
+
+def test_wdp_serve_prints_a_status_line_every_status_interval(capfd) -> None:
+    base = ["serve", "--engine-only", "detector=ground_truth", "store.path=null", "duration_s=1.6"]
+    assert main([*base, "status_interval_s=0.25"]) == 0
+    out, err = capfd.readouterr()
+    lines = [x for x in err.splitlines() if x.startswith("wdp serve: [simulator]")]
+    assert len(lines) >= 3, err
+    for field in (" fps, ", " frames, ", "/1 connected (sim-0:", "motion sim-0:", "queue ", "dropped "):
+        assert field in lines[-1], lines[-1]
+    assert any("routers 1/1 connected" in x for x in lines), lines
+    assert "stopped (duration reached)" in out
+    assert main([*base, "status_interval_s=0"]) == 0
+    assert "wdp serve: [" not in capfd.readouterr().err
+
+
+def test_wdp_serve_with_the_api_prints_the_status_line(tmp_path) -> None:
+    """The default `wdp serve` (engine + API in uvicorn) prints it too: the engine is built by the app."""
+    from server_process import free_port, stop_process
+
+    env = {**os.environ, "WDP_DEV_MODE": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "wdp", "serve", "--port", str(free_port()), "detector=ground_truth"]
+    cmd += [f"store.path={tmp_path / 'h.duckdb'}", "status_interval_s=0.3"]
+    log = tmp_path / "server.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=fh)
+    try:
+        deadline = time.monotonic() + 60
+        while "wdp serve: [simulator]" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "wdp serve: [simulator]" in log.read_text(), log.read_text()
+    finally:
+        stop_process(proc, timeout=20)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import anyio.to_thread
 import duckdb
@@ -100,16 +101,17 @@ class AuthController(Controller):
                 raise unprocessable("grant_type=password needs username and password (and no api_key)")
             username, password = data.username, data.password
 
-            def check() -> list[str] | None:
+            def check() -> store_config.UserRecord | None:
                 user = store_config.get_user(services.store.cursor(), username)
                 ok = services.hasher.verify(user.password_hash if user else None, password)
-                return list(user.scopes) if user is not None and ok and not user.disabled else None
+                return user if user is not None and ok and not user.disabled else None
 
-            held = await anyio.to_thread.run_sync(check)
-            if held is None:
+            user = await anyio.to_thread.run_sync(check)
+            if user is None:
                 services.metrics.auth_failures.labels("password").inc()
                 raise _invalid_credentials()
-            subject = username
+            held, subject = list(user.scopes), username
+            binding: dict[str, Any] = {"user_created": user.created_at}
         else:
             if data.api_key is None or data.username is not None or data.password is not None:
                 raise unprocessable("grant_type=api_key needs api_key (and no username/password)")
@@ -118,17 +120,19 @@ class AuthController(Controller):
                 principal = services.api_keys.cached(key) or await anyio.to_thread.run_sync(
                     services.api_keys.verify, key
                 )
+                principal = services.credentials.check(principal)
             except AuthError as exc:
                 services.metrics.auth_failures.labels("api_key").inc()
                 raise _invalid_credentials() from exc
             held, subject = sorted(principal.scopes), principal.subject
+            binding = {"key_id": principal.key_id}
         scopes = held
         if data.scopes is not None:
             missing = [s for s in data.scopes if s not in held and ADMIN_ALL not in held]
             if missing:
                 raise PermissionDeniedException(detail=f"scopes not granted: {', '.join(missing)}")
             scopes = list(dict.fromkeys(data.scopes))
-        token, expires_at = services.tokens.issue(subject, scopes)
+        token, expires_at = services.tokens.issue(subject, scopes, **binding)
         return TokenResponse(
             access_token=token,
             expires_in=int(expires_at - time.time()),
@@ -177,6 +181,7 @@ class AuthController(Controller):
         user = await services.db(insert)
         if user is None:
             raise Conflict(f"user {data.username!r} already exists")
+        await services.credentials_changed()
         return UserOut(
             username=user.username,
             scopes=list(user.scopes),
@@ -188,6 +193,7 @@ class AuthController(Controller):
     async def delete_user(self, services: ServicesDep, username: ItemId) -> None:
         if not await services.db(store_config.delete_user, username):
             raise NotFoundException(f"user {username!r} not found")
+        await services.credentials_changed()  # its tokens stop working now, REST and open WebSockets
 
     # ------------------------------------------------------------------------------------------ API keys
     @get("/keys", operation_id="listApiKeys")
@@ -203,6 +209,7 @@ class AuthController(Controller):
         key_id, secret, full = new_api_key()
         key_hash = await anyio.to_thread.run_sync(services.hasher.hash, secret)
         record = await services.db(store_config.add_api_key, key_id, key_hash, data.owner, data.scopes)
+        await services.credentials_changed()
         out = _key_out(record)
         return ApiKeyCreated(api_key=full, **{f: getattr(out, f) for f in out.__struct_fields__})
 
@@ -211,3 +218,4 @@ class AuthController(Controller):
         if not await services.db(store_config.revoke_api_key, key_id):
             raise NotFoundException(f"API key {key_id!r} not found or already revoked")
         services.api_keys.evict(key_id)
+        await services.credentials_changed()  # the key and the tokens exchanged for it stop working now

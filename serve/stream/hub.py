@@ -24,7 +24,7 @@ from typing import Any
 from wdp.schemas import JSON_ENCODER, EventBase, PoseFrame, SensingState, event_type
 from wdp.serve.engine_view import EngineView
 from wdp.serve.metrics import ApiMetrics
-from wdp.serve.security import Principal
+from wdp.serve.security import STREAM_SUBSCRIBE, AuthError, Principal
 from wdp.serve.settings import StreamSettings
 from wdp.serve.stream import protocol as p
 
@@ -268,6 +268,23 @@ class StreamHub:
         self.metrics.ws_disconnects.labels(reason).inc()
         if client.close_code == 1008 and client.close_reason.startswith("client too slow"):
             self.slow_disconnects += 1
+
+    def recheck(self, check: Callable[[Principal], Principal]) -> int:
+        """Re-check every client's credentials (after a user or API key changed): a client whose
+        credentials ``check`` refuses is closed with 4001, one that lost stream:subscribe with 4003.
+        Returns how many were closed."""
+        closed = 0
+        for client in list(self.clients.values()):
+            try:
+                principal = check(client.principal)
+            except AuthError as exc:
+                client.kick(p.CLOSE_AUTH_FAILED, f"credentials revoked: {exc.reason}")
+                closed += 1
+                continue
+            if not principal.allows(STREAM_SUBSCRIBE):
+                client.kick(p.CLOSE_FORBIDDEN, "requires scope stream:subscribe")
+                closed += 1
+        return closed
 
     @property
     def full(self) -> bool:

@@ -1,5 +1,23 @@
 """The /ws/v1/stream message protocol (JSON text frames, ``type`` tag on every message).
 
+Authentication (a JWT or an API key), in order of preference; a URL is written to access logs and proxy
+logs and browser history, headers and messages are not:
+
+1. the first message, within ``stream.auth_timeout_s`` (5 s) of connecting with no credentials::
+
+       {"type": "auth", "token": "<JWT or wdp_ API key>"}
+
+   (the browser dashboard does this);
+2. a header: ``Authorization: Bearer <JWT>`` or ``X-API-Key: <key>`` (non-browser clients);
+3. the subprotocol form, for browsers that cannot set headers: ``new WebSocket(url, ["bearer", token])``,
+   i.e. ``Sec-WebSocket-Protocol: bearer, <token>``; the server answers with subprotocol ``bearer``;
+4. discouraged, kept for old clients: ``/ws/v1/stream?token=<token>`` (ends up in logs).
+
+Close codes: 4001 authentication failed (missing, invalid or expired credentials, no ``auth`` message in
+time) or credentials revoked while connected (user deleted or disabled, API key revoked, the token's scopes
+taken away), 4003 missing stream:subscribe scope (also when it is taken away while connected), 4029
+connection rate limit, 1013 server full, 1008 client too slow or flooding, 1001 server shutdown.
+
 Client -> server (validated; unknown types or fields get an ``error`` message, the connection stays open)::
 
     {"type": "subscribe", "topic": "pose_updates", "filters": {"zone_id": "kitchen", "min_confidence": 0.6}}
@@ -44,6 +62,10 @@ TOPICS: tuple[TopicName, ...] = (
     "sensing_events",
 )
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+CLOSE_AUTH_FAILED = 4001
+CLOSE_FORBIDDEN = 4003
+CLOSE_RATE_LIMITED = 4029
+BEARER_SUBPROTOCOL = "bearer"
 
 
 class Filters(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -91,6 +113,15 @@ class Configure(_In, tag="configure", kw_only=True):
 
 Inbound = Subscribe | Unsubscribe | Ping | Configure
 INBOUND = msgspec.json.Decoder(Inbound)
+
+
+class Auth(_In, tag="auth", kw_only=True):
+    """The first message of a connection that presented no credentials (see the module docstring)."""
+
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=8192)]
+
+
+AUTH = msgspec.json.Decoder(Auth)
 
 
 # ------------------------------------------------------------------------------------------------ outbound

@@ -50,6 +50,8 @@ def _until_sentinel(ws: Any) -> list[dict]:
 )
 async def test_refused_with_4001(api: Api, query: str, code: int) -> None:
     with await api.client.websocket_connect(WS + query) as ws:
+        if not query:  # no credentials: the first message must be an auth message; anything else is refused
+            ws.send_json({"type": "subscribe", "topic": "pose_updates"})
         with pytest.raises(WebSocketDisconnect) as info:
             ws.receive_json(timeout=TIMEOUT)
     assert info.value.code == code

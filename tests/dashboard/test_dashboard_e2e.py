@@ -93,6 +93,8 @@ def test_live_dashboard(page: Any, engine_server: EngineServer) -> None:
     page.wait_for_function("window.wdp.state.frame && window.wdp.state.frame.persons.length === 2", timeout=10_000)
     assert time.monotonic() - signed_in < 5.0  # skeletons within seconds of signing in
     page.wait_for_function("document.getElementById('conn-state').dataset.state === 'open'")
+    # the stream authenticates with its first message: no credentials in the URL (URLs end up in logs)
+    assert page.evaluate("window.wdp.stream.ws.url").endswith("/ws/v1/stream")
     assert page.text_content("#who").startswith("admin")
     # the canvas shows the skeletons (the page draws on the next animation frame)
     page.wait_for_function("document.getElementById('person-count').textContent === '2'")

@@ -3,8 +3,9 @@
 ``compose_serve_config(overrides)`` composes conf/serve.yaml with Hydra's compose API (command-line style
 overrides, e.g. ``["source=replay", "source.path=capture.dat"]``); ``build_engine(cfg, store=...)`` turns a
 composed config into an Engine (sources from ``_target_``, the model by path or name/version, zones,
-camera); ``serve(cfg)`` runs it until SIGINT/SIGTERM (or ``duration_s``, or the end of finite sources),
-then stops it cleanly, flushing the store.
+camera) and attaches a StatusReporter (a status line on stderr every ``status_interval_s``); ``serve(cfg)``
+runs it until SIGINT/SIGTERM (or ``duration_s``, or the end of finite sources), then stops it cleanly, flushing
+the store.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -196,7 +198,7 @@ def build_engine(
     sources = build_sources(cfg)
     for line in room_warnings(model, sources):
         _log.warning("%s", line)
-    return Engine(
+    engine = Engine(
         sources,
         model=model,
         config=config,
@@ -207,20 +209,75 @@ def build_engine(
         projector=projector,
         event_ids=event_ids,
     )
+    interval = float(cfg.get("status_interval_s") or 0)
+    if interval > 0:
+        StatusReporter(engine, interval)  # its thread keeps it; it ends with the engine
+    return engine
 
 
-def _status_line(m: Any) -> str:
+def status_line(engine: Any, m: Any = None) -> str:
+    """One line on how a running engine does: pose rate and count, routers connected (and their packet rates),
+    sensing motion per router, latency, window queue and drops, events."""
+    m = m if m is not None else engine.metrics()
     e2e = m.stages["end_to_end"]
+    connected = sum(r.status == "connected" for r in m.routers)
     routers = " ".join(f"{r.id}:{r.status[:4]}/{r.packet_rate:.0f}Hz" for r in m.routers)
+    states = {s.router_id: s for s in engine.sensing.current() if s.router_id} if engine.sensing is not None else {}
+
+    def said(s: Any) -> str:
+        return "calibrating" if s.calibration == "calibrating" else "yes" if s.motion else "no"
+
+    motion = " ".join(f"{rid}:{said(s)}({s.motion_score:.1f})" for rid, s in sorted(states.items()))
     return (
-        f"[{m.source}] frames {m.frames} ({m.fps:.1f}/s)  "
-        f"e2e p50 {e2e.p50_ms:.1f} ms p99 {e2e.p99_ms:.1f} ms  "
-        f"dropped {m.windows_dropped_overflow + m.windows_dropped_stale}  events {m.events}  {routers}"
+        f"wdp serve: [{m.source}] {m.fps:.1f} fps, {m.frames} frames, routers {connected}/{len(m.routers)} "
+        f"connected ({routers}), motion {motion or '-'}, e2e p50 {e2e.p50_ms:.1f} ms p99 {e2e.p99_ms:.1f} ms, "
+        f"queue {m.queue_depth}, dropped {m.windows_dropped_overflow} overflow + {m.windows_dropped_stale} stale, "
+        f"events {m.events}"
     )
 
 
-def serve(cfg: Any, *, out: Any = sys.stdout, install_signals: bool = True) -> int:
+class StatusReporter:
+    """Prints ``status_line`` to stderr every ``interval_s`` while its engine runs (``status_interval_s`` of
+    the serve config). build_engine attaches one to every engine it builds, so `wdp serve` prints it with the
+    API (whose lifespan starts and stops engines) as without. The thread holds the engine weakly and ends when
+    the engine has stopped, or was dropped without ever starting."""
+
+    def __init__(self, engine: Any, interval_s: float, out: Any = None) -> None:
+        self.interval_s = float(interval_s)
+        self._engine = weakref.ref(engine)
+        self._out = out
+        self.lines = 0
+        self._thread = threading.Thread(target=self._run, name="wdp-status-line", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        started = False
+        last = None
+        while True:
+            time.sleep(min(0.1, self.interval_s))
+            engine = self._engine()
+            if engine is None:
+                return
+            if not engine.running:
+                if started:
+                    return
+                continue
+            started = True
+            now = time.monotonic()
+            last = now if last is None else last  # the first line after one interval, like every other
+            if now - last >= self.interval_s:
+                last = now
+                try:
+                    print(status_line(engine), file=self._out or sys.stderr, flush=True)
+                    self.lines += 1
+                except Exception:  # a status line must never take the server down
+                    _log.exception("status line")
+            del engine
+
+
+def serve(cfg: Any, *, out: Any = None, install_signals: bool = True) -> int:
     """Run the engine the config describes until SIGINT/SIGTERM, ``duration_s`` or the end of its sources."""
+    out = out or sys.stdout  # looked up now: a default bound at import misses a later redirect
     from wdp.store import Store
 
     store_path = cfg.store.get("path") if cfg.get("store") else None
@@ -251,8 +308,7 @@ def serve(cfg: Any, *, out: Any = sys.stdout, install_signals: bool = True) -> i
             flush=True,
         )
         duration = cfg.get("duration_s")
-        interval = float(cfg.get("status_interval_s") or 0)
-        t0 = last = time.monotonic()
+        t0 = time.monotonic()  # the status line every status_interval_s comes from the engine's StatusReporter
         reason = "stopped"
         while not stop.wait(0.1):
             now = time.monotonic()
@@ -262,15 +318,12 @@ def serve(cfg: Any, *, out: Any = sys.stdout, install_signals: bool = True) -> i
             if duration is not None and now - t0 >= float(duration):
                 reason = "duration reached"
                 break
-            if interval and now - last >= interval:
-                last = now
-                print(_status_line(engine.metrics()), file=out, flush=True)
         if received:
             reason = f"signal {received[0]}"
         engine.stop(reason)
         m = engine.metrics()
         st = m.store
-        print(_status_line(m), file=out)
+        print(status_line(engine, m), file=out)
         print(
             f"wdp serve: stopped ({reason}); {m.frames} frames, {m.events} events"
             + (f"; stored {st.frames_written} frames, {st.events_written} events" if st else ""),

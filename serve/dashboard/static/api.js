@@ -123,7 +123,9 @@ export class Stream {
       return; // signed out: the page shows the login form
     }
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${proto}//${location.host}/ws/v1/stream?token=${encodeURIComponent(this.api.token)}`);
+    // The token goes in the first message, not the URL: URLs end up in access and proxy logs.
+    const ws = new WebSocket(`${proto}//${location.host}/ws/v1/stream`);
+    const token = this.api.token;
     this.ws = ws;
     this.onState(this.attempt ? "reconnecting" : "connecting");
     ws.onmessage = (ev) => {
@@ -138,6 +140,7 @@ export class Stream {
       this.onMessage(msg);
     };
     ws.onopen = () => {
+      ws.send(JSON.stringify({type: "auth", token}));
       clearInterval(this.pinger);
       this.pinger = setInterval(() => {
         if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({type: "ping", timestamp: Date.now() / 1000}));
