@@ -52,7 +52,7 @@ async def _auth_message(socket: WebSocket[Any, Any, Any], services: ServicesDep)
         raise AuthError("authentication required: auth message too large")
     try:
         auth = p.AUTH.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         raise AuthError('authentication required: send {"type": "auth", "token": "<token>"} first') from None
     if auth.token.startswith(API_KEY_PREFIX):
         return await verify_credentials(services, api_key=auth.token)
