@@ -277,6 +277,8 @@ def create_engine_app(cfg: Any, settings: Any = None, *, autostart: bool = True)
         settings,
         engine_view=adapter,
         store=store,
-        plugins=[EngineLifespanPlugin(adapter, autostart=autostart), integrations],
+        # integrations first: their lifespan (MQTT bridge and its bus subscriptions) is up before the engine
+        # starts, so system.started and the first router.connected reach MQTT, and still up when it stops
+        plugins=[integrations, EngineLifespanPlugin(adapter, autostart=autostart)],
         webhook_guard=integrations.url_guard,
     )

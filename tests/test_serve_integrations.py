@@ -66,3 +66,36 @@ def test_serve_publishes_to_mqtt_and_answers_commands(tmp_path: Path) -> None:
         assert current["source"] == "simulator" and current["frame_id"] > 0, out[-2000:]
         assert status["availability"] == "online"
         assert response.get("correlation_id") == "c-1" and response.get("ok", True), response
+
+
+def test_serve_publishes_its_start_and_first_router_connection_to_mqtt(tmp_path: Path) -> None:
+    """The bridge is up before the engine starts: system.started and router.connected reach MQTT."""
+    from mqtt_broker import Collector
+
+    if MOSQUITTO is None:
+        pytest.skip("mosquitto binary not found (.ci/setup installs it)")
+    with MosquittoBroker(tmp_path / "broker") as broker:
+        port = free_port()
+        env = {**os.environ, "WDP_JWT_SECRET": "x" * 40, "WDP_ADMIN_PASSWORD": "pw-123456", "OMP_NUM_THREADS": "1"}
+        cmd = [
+            sys.executable, "-m", "wdp", "serve", "--port", str(port), "detector=ground_truth",
+            f"store.path={tmp_path / 'h.duckdb'}", "mqtt.enabled=true", f"mqtt.port={broker.port}", "mqtt.prefix=home",
+        ]  # fmt: skip
+
+        async def check() -> list[str]:
+            async with Collector(broker.port, "home/events/#", qos=1) as col:  # subscribed before the server starts
+                proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                try:
+                    await col.wait_for(
+                        lambda ms: (
+                            {"home/events/system.started", "home/events/router.connected"} <= {m.topic for m in ms}
+                        ),
+                        timeout=60,
+                    )
+                finally:
+                    proc.terminate()
+                    await asyncio.to_thread(proc.communicate, timeout=30)
+                return [m.topic for m in col.messages]
+
+        topics = asyncio.run(check())
+        assert topics.index("home/events/system.started") < topics.index("home/events/router.connected")
