@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import types
 import uuid
 
 import aiomqtt
@@ -284,10 +285,13 @@ def test_served_plugin_publishes_sensing_from_the_engine_bus(broker: MosquittoBr
             "port": broker.port,
             "client_id": f"serve-{uuid.uuid4().hex[:6]}",
             "reconnect_min_s": 0.05,
+            "queue_path": "",  # the offline queue in memory: this test has no store
         }
         plugin = IntegrationsPlugin(adapter, None, mqtt=mqtt, webhooks={"enabled": False})
+        # the lifespan reads the app's services (zone commands persist through them; none is sent here)
+        app = types.SimpleNamespace(state={"services": types.SimpleNamespace(store=None)})
         async with contextlib.AsyncExitStack() as stack:
-            await stack.enter_async_context(plugin.lifespan(None))  # type: ignore[arg-type]
+            await stack.enter_async_context(plugin.lifespan(app))  # type: ignore[arg-type]
             assert plugin.bridge is not None
             await plugin.bridge.wait_connected(20)
             async with Collector(broker.port, "wdp/#", client_id="served") as c:
