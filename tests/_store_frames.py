@@ -33,6 +33,7 @@ def make_frames(
     seed: int = 0,
     source: str = "simulator",
     present: np.ndarray | None = None,
+    first_id: int = 0,
 ) -> list[PoseFrame]:
     """Tracks random-walk in the room; ``present[f, k]`` says whether track k is in frame f (default: each
     track is absent in a deterministic pattern so frames have 0..n_tracks persons)."""
@@ -65,7 +66,7 @@ def make_frames(
             )
         frames.append(
             PoseFrame(
-                frame_id=f,
+                frame_id=first_id + f,  # frame ids are unique in a history (the writer drops repeats)
                 timestamp=t0 + f / fps,
                 source=source,
                 persons=persons,

@@ -86,7 +86,7 @@ def test_kill_9_during_ingest_loses_at_most_one_batch(tmp_path):
             )
     # and it is an ordinary, writable database afterwards
     with Store(db) as store:
-        extra = make_frames(5, seed=3, t0=2e9)
+        extra = make_frames(5, seed=3, t0=2e9, first_id=10**9)
         with store.writer() as w:
             for f in extra:
                 w.append(f)

@@ -114,7 +114,7 @@ def test_pages_split_frames_sharing_a_timestamp():
 
 def test_source_filter_tells_simulated_from_live():
     sim = make_frames(10, seed=1, source="simulator")
-    live = make_frames(10, seed=2, source="live", t0=T0 + 0.01)
+    live = make_frames(10, seed=2, source="live", t0=T0 + 0.01, first_id=10)
     with Store() as store:
         with store.writer() as w:
             for f in sorted(sim + live, key=lambda f: f.timestamp):
