@@ -254,7 +254,7 @@ def create_engine_app(cfg: Any, settings: Any = None, *, autostart: bool = True)
     The history store is ``cfg.store.path`` (shared by the engine's sink and the API); with no store path
     the API keeps users, keys and zones in ``settings.store_path``. ``settings`` default: the config's ``api``
     node if it has one, then the environment (WDP_API__*, WDP_JWT_SECRET, ...)."""
-    from wdp.engine.config import build_engine
+    from wdp.engine.config import build_engine, duckdb_config
     from wdp.serve.app import create_app
     from wdp.serve.settings import load_settings
     from wdp.store import Store
@@ -263,8 +263,7 @@ def create_engine_app(cfg: Any, settings: Any = None, *, autostart: bool = True)
         settings = load_settings(cfg.get("api"))
     store_cfg = cfg.get("store") or {}
     store_path = store_cfg.get("path")
-    threads = store_cfg.get("duckdb_threads")
-    store = Store(store_path, config={"threads": int(threads)} if threads else None) if store_path else None
+    store = Store(store_path, config=duckdb_config(store_cfg)) if store_path else None
 
     def factory(bus: Bus) -> Engine:
         return build_engine(cfg, store=store, bus=bus)  # type: ignore[no-any-return]

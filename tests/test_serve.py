@@ -200,3 +200,16 @@ def test_wdp_serve_with_the_api_prints_the_status_line(tmp_path) -> None:
         assert "wdp serve: [simulator]" in log.read_text(), log.read_text()
     finally:
         stop_process(proc, timeout=20)
+
+
+def test_history_store_memory_is_bounded_by_config(tmp_path):
+    """DuckDB's buffer pool defaults to 80 % of RAM; the serve config bounds it (soak: RSS stays flat)."""
+    from wdp.engine.config import compose_serve_config, duckdb_config
+    from wdp.store import Store
+
+    cfg = compose_serve_config(["store.duckdb_memory_limit=128MB"])
+    conf = duckdb_config(cfg.store)
+    assert conf == {"threads": 1, "memory_limit": "128MB"}
+    with Store(tmp_path / "h.duckdb", config=conf) as store:
+        limit = store.cursor().execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert limit == "122.0 MiB"  # 128 MB as DuckDB reports it (MiB)

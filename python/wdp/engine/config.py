@@ -275,14 +275,26 @@ class StatusReporter:
             del engine
 
 
+def duckdb_config(store_cfg: Any) -> dict[str, Any] | None:
+    """DuckDB connection settings from the serve config's ``store`` node: worker threads and the buffer pool
+    bound (``duckdb_memory_limit``; DuckDB's own default is 80 % of the machine's memory)."""
+    if not store_cfg:
+        return None
+    out: dict[str, Any] = {}
+    if store_cfg.get("duckdb_threads"):
+        out["threads"] = int(store_cfg.get("duckdb_threads"))
+    if store_cfg.get("duckdb_memory_limit"):
+        out["memory_limit"] = str(store_cfg.get("duckdb_memory_limit"))
+    return out or None
+
+
 def serve(cfg: Any, *, out: Any = None, install_signals: bool = True) -> int:
     """Run the engine the config describes until SIGINT/SIGTERM, ``duration_s`` or the end of its sources."""
     out = out or sys.stdout  # looked up now: a default bound at import misses a later redirect
     from wdp.store import Store
 
     store_path = cfg.store.get("path") if cfg.get("store") else None
-    threads = cfg.store.get("duckdb_threads") if cfg.get("store") else None
-    store = Store(store_path, config={"threads": int(threads)} if threads else None).open() if store_path else None
+    store = Store(store_path, config=duckdb_config(cfg.get("store"))).open() if store_path else None
     stop = threading.Event()
     received: list[str] = []
     previous: dict[int, Any] = {}
