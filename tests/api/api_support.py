@@ -143,3 +143,24 @@ async def api(store: Store) -> AsyncIterator[Api]:
 
 def finite(x: float) -> bool:
     return math.isfinite(x)
+
+
+UNDELIVERABLE_TARGETS = [  # webhook targets no delivery may reach (issue 12, item 9)
+    "http://127.0.0.1/hook",
+    "http://169.254.169.254/latest/meta-data/",
+    "https://user:pw@hooks.example.test/in",
+    "http://0177.0.0.1/",
+    "http://0x7f.1/",
+    "http://2130706433/",
+    "http://127.1:8080/",
+    "http://[::1]/",
+    "http://[::ffff:127.0.0.1]/",
+    "http://localhost:9000/",
+    "http://LOCALHOST./",
+    "http://10.0.0.8/",
+    "http://[fd00::1]/",
+    "http://0.0.0.0/",
+    "ftp://hooks.example.test/",
+    "file:///etc/passwd",
+    "https://hooks.example.test/" + "a" * 2100,
+]

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from api_support import Api, make_settings
+from api_support import UNDELIVERABLE_TARGETS, Api, make_settings
 from litestar.testing import AsyncTestClient
 
 from wdp.integrations.webhooks import UrlGuard
@@ -62,25 +62,9 @@ async def _post(api: Api, path: str, body: Any) -> Any:
 # ------------------------------------------------------------------------------------------ item 9: targets
 
 UNDELIVERABLE = [
-    "http://127.0.0.1/hook",
-    "http://169.254.169.254/latest/meta-data/",
-    "https://user:pw@hooks.example.test/in",
-    "http://0177.0.0.1/",
-    "http://0x7f.1/",
-    "http://2130706433/",
-    "http://127.1:8080/",
-    "http://[::1]/",
-    "http://[::ffff:127.0.0.1]/",
-    "http://localhost:9000/",
-    "http://LOCALHOST./",
+    *UNDELIVERABLE_TARGETS,
     "http://api.localhost/",
-    "http://10.0.0.8/",
-    "http://[fd00::1]/",
-    "http://0.0.0.0/",
-    "ftp://hooks.example.test/",
-    "file:///etc/passwd",
     "gopher://hooks.example.test/",
-    "https://hooks.example.test/" + "a" * 2100,
     "http://internal.example.test/",  # resolves to a private address
     "http://mixed.example.test/",  # one of its addresses is the metadata service
 ]
