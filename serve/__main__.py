@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="serve config overrides, e.g. detector=ground_truth")
     args = parser.parse_args(argv)
 
+    from wdp.process_memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before the engine's, DuckDB's and the thread pool's threads exist
+
     import uvicorn
 
     from wdp.engine.config import compose_serve_config

@@ -268,6 +268,9 @@ def _cmd_sense(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from wdp.process_memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # first, before any thread: see wdp.process_memory
     from wdp.engine.config import compose_serve_config, serve
 
     try:
