@@ -79,6 +79,9 @@ class SensingEvents:
         return out
 
 
+_SOURCE_RANK = ("simulator", "replay", "live")
+
+
 def combine_zone(zone_id: str, states: Sequence[schemas.SensingState], timestamp: float) -> schemas.SensingState | None:
     """A zone's state from its links' latest states (None when none of them is calibrated yet)."""
     live = [s for s in states if s.calibration != "calibrating"]
@@ -87,11 +90,10 @@ def combine_zone(zone_id: str, states: Sequence[schemas.SensingState], timestamp
     motion = any(s.motion for s in live)
     presence = any(s.presence for s in live)
     best = max(live, key=lambda s: (s.breathing_bpm is not None, s.breathing_confidence))
-    src = max((s.source for s in live), key=("simulator", "replay", "live").index)
     return schemas.SensingState(
         timestamp=timestamp,
         zone_id=zone_id,
-        source=min((s.source for s in live), key=("simulator", "replay", "live").index) if src else src,
+        source=min((s.source for s in live), key=_SOURCE_RANK.index),  # as simulated as its most simulated link
         motion=motion,
         motion_score=max(s.motion_score for s in live),
         threshold=max(s.threshold for s in live),

@@ -121,6 +121,7 @@ class LinkSensor:
         self._pending: list[np.ndarray] = []
         self._pending_bin: int | None = None
         self._warm: list[np.ndarray] = []  # raw amplitudes before the live features are known
+        self._warm_t: list[np.ndarray] = []  # and their times
         if not keep_history:  # window variances per report (selected features): the (re)calibration material
             self._vars: deque[np.ndarray] = deque(maxlen=self._hist_len)
         self._motion = False
@@ -129,7 +130,6 @@ class LinkSensor:
         self._presence = False
         self._last_evidence_t = -math.inf
         self._rate_count = 0
-        self._stream_reports = 0
         self._breath_cache: tuple[float, object] | None = None
 
     def status(self) -> LinkStatus:
@@ -252,7 +252,7 @@ class LinkSensor:
         self._rate_count += len(times)
         if self._sel is None:  # features unknown yet: collect a second of packets to find the live ones
             self._warm.append(amps)
-            self._warm_t = getattr(self, "_warm_t", []) + [times]
+            self._warm_t.append(times)
             n = sum(len(a) for a in self._warm)
             wt = np.concatenate(self._warm_t)
             if n < 8 or wt[-1] - wt[0] < 1.0:
@@ -317,7 +317,6 @@ class LinkSensor:
         var = window_variance(cnt, s, sq)
         rate = self._rate_count / c.report_every_s
         self._rate_count = 0
-        self._stream_reports += 1
         if cnt >= 3 and np.isfinite(var).all():
             self._vars.append(var)
         if self._variance_only:
