@@ -38,8 +38,25 @@ def new_id() -> str:
 # --------------------------------------------------------------------------------------------- poses
 
 
+class DensePose(msgspec.Struct, kw_only=True, frozen=True):
+    """One person's DensePose output at the model's label-map resolution, compact (see wdp.densepose_codec).
+
+    The label map covers the whole model image (normalized 0..1 on both axes; cell (r, c) is centred on
+    ((c + 0.5) / width, (r + 0.5) / height)). ``box`` is the person's crop of it in cells; ``parts`` are the
+    crop's part labels (0 background, 1..24 DensePose-COCO parts, names in ``DENSEPOSE_PARTS``) row-major and
+    run-length encoded as [label, count, label, count, ...]; ``uv`` holds U then V of every labelled pixel of
+    the crop (row-major order), each quantized to uint8 as round(value * 255) (base64 in JSON).
+    """
+
+    map_size: tuple[int, int]  # (width, height) of the model's label map, e.g. (64, 64)
+    box: tuple[int, int, int, int]  # crop x, y, width, height in map cells
+    parts: list[int]
+    uv: bytes
+
+
 class Person(msgspec.Struct, kw_only=True, frozen=True):
-    """One tracked person in one frame."""
+    """One tracked person in one frame. ``dense`` is there only when asked for (REST ``?dense=true``, the
+    ``dense_poses`` stream topic, the store's dense option): default payloads have no such key."""
 
     track_id: int
     keypoints: Keypoints  # stored as FLOAT[51] in the history store
@@ -48,6 +65,7 @@ class Person(msgspec.Struct, kw_only=True, frozen=True):
     zone_ids: list[str] = []
     activity: str | None = None
     position: tuple[float, float] | None = None  # floor (x, y) in metres; None when not localized
+    dense: DensePose | msgspec.UnsetType = msgspec.UNSET  # body parts + UV, on request only (omitted when unset)
 
 
 class PoseFrame(msgspec.Struct, kw_only=True, frozen=True):
@@ -110,6 +128,28 @@ class SensingLinkStatus(msgspec.Struct, kw_only=True, frozen=True):
     last_state_at: float | None = None  # timestamp of its latest SensingState
     notes: list[str] = []  # the last few things that happened (recalibrations, shape changes)
     source: dict[str, str | int | float | bool | None] = {}
+
+
+class ActivityLinkStatus(msgspec.Struct, kw_only=True, frozen=True):
+    """The activity/fall model on one router's stream (wdp.engine.activity_stage): which model runs there,
+    or why none does (``state`` "off" with ``reason``: no shipped model matches the router's frame shape,
+    the configured one expects another shape), and the input it skipped."""
+
+    router_id: str
+    state: Literal["deciding", "on", "off"] = "deciding"  # deciding: too few frames yet to know the shape
+    reason: str | None = None  # why "off"
+    model: str | None = None  # the model directory
+    shape: list[int] = []  # (subcarriers, rx, tx) the router sends
+    packets: int = 0
+    bad_frames: int = 0  # empty, non-finite, or timestamps going back: skipped
+    other_shape: int = 0  # frames of another shape than the router's: skipped
+    gaps: int = 0  # gaps longer than the window's slack: the window restarted
+    windows: int = 0  # windows classified
+    windows_dropped: int = 0  # windows dropped because inference lagged (bounded queue, oldest first)
+    errors: int = 0  # windows the model failed on (see the server log)
+    last_window_at: float | None = None
+    activity: str | None = None  # the latest window's most likely activity
+    p_fall: float | None = None  # ... and its fall probability
 
 
 # --------------------------------------------------------------------------------------------- config
@@ -246,20 +286,30 @@ class PersonLeftZone(EventBase, tag="person.left_zone"):
     position: tuple[float, float] | None = None
 
 
-class PersonFallDetected(EventBase, tag="person.fall_detected"):
-    track_id: int
+# Activity and fall events come from one of two detectors: "keypoints" (the heuristic on a tracked person's
+# keypoints, wdp.analytics: ``track_id`` set) or "model" (the activity/fall model on one router's CSI stream,
+# wdp.engine.activity_stage: ``router_id`` set, no track). Payloads without ``detector`` are the heuristic's.
+ActivityDetector = Literal["keypoints", "model"]
+
+
+class PersonFallDetected(EventBase, tag="person.fall_detected", kw_only=True):
+    track_id: int | None = None  # None: the model's (per router, no track)
     confidence: float
     severity: Severity
     zone_id: str | None = None
     position: tuple[float, float] | None = None
     alert_triggered: bool = False
+    detector: ActivityDetector = "keypoints"
+    router_id: str | None = None
 
 
-class PersonActivityDetected(EventBase, tag="person.activity_detected"):
-    track_id: int
+class PersonActivityDetected(EventBase, tag="person.activity_detected", kw_only=True):
+    track_id: int | None = None  # None: the model's (per router, no track)
     activity: str
     confidence: float
     zone_id: str | None = None
+    detector: ActivityDetector = "keypoints"
+    router_id: str | None = None
 
 
 class SystemStarted(EventBase, tag="system.started"):
