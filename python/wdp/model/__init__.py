@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from wdp.model.activity_net import ActivityNet, GruBaseline
 from wdp.model.decode import DecodedPoses, decode_densepose, decode_poses, to_people
 from wdp.model.exported import ExportedPoseNet, load_exported
 from wdp.model.paper_net import PaperNet
@@ -11,6 +12,8 @@ NETS = {"paper": PaperNet, "wdpnet": WdpNet}
 
 __all__ = [
     "NETS",
+    "ActivityNet",
+    "GruBaseline",
     "DecodedPoses",
     "ExportedPoseNet",
     "PaperNet",
