@@ -11,7 +11,9 @@ import torch
 from torch import nn
 
 from wdp.model.decode import decode_densepose, decode_poses
+from wdp.model.dense import people_maps
 from wdp.model.metrics import (
+    DenseAP,
     ImagePoses,
     PartConfusion,
     image_poses,
@@ -27,13 +29,16 @@ class PoseEvaluator:
     """Accumulates decoded predictions and labels of one stage and computes all metrics at the end.
 
     AP uses every decoded person with its score (as COCO does); PCK and joint errors only count people scoring
-    >= `min_score`, so a missed person fails its joints instead of borrowing a low-confidence guess.
+    >= `min_score`, so a missed person fails its joints instead of borrowing a low-confidence guess. The dense
+    metric (dpAP over GPS) scores the people >= `min_score` with their scores: the window's one part map is
+    split among them (wdp.model.dense), and a low-scoring duplicate would take cells from the real person.
     """
 
     def __init__(self, min_score: float = 0.3) -> None:
         self.min_score = min_score
         self.images: list[ImagePoses] = []
         self.parts = PartConfusion()
+        self.dense = DenseAP()
 
     def add(self, decoded, parts: torch.Tensor, uv: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> None:
         self.images += image_poses(
@@ -50,6 +55,24 @@ class PoseEvaluator:
             uv.detach().cpu().numpy(),
             batch["uv"].cpu().numpy(),
         )
+        self.add_dense(
+            decoded.keypoints.detach().cpu().double().numpy(),
+            decoded.boxes.detach().cpu().double().numpy(),
+            decoded.scores.detach().cpu().double().numpy(),
+            parts.cpu().numpy(),
+            uv.detach().cpu().numpy(),
+            batch,
+        )
+
+    def add_dense(self, keypoints, boxes, scores, parts, uv, batch: Mapping[str, torch.Tensor]) -> None:
+        """Per window: the detections >= min_score and the labelled people, each with its share of the map."""
+        gt_parts, gt_uv = batch["part_mask"].cpu().numpy(), batch["uv"].cpu().numpy()
+        gt_kp, gt_boxes = batch["keypoints"].cpu().double().numpy(), batch["boxes"].cpu().double().numpy()
+        for i, n in enumerate(int(k) for k in batch["num_people"].cpu().numpy()):
+            keep = scores[i] >= self.min_score
+            dt = people_maps(parts[i], uv[i], keypoints[i][keep], boxes[i][keep])
+            gt = people_maps(gt_parts[i], gt_uv[i], gt_kp[i, :n], gt_boxes[i, :n])
+            self.dense.add(dt, scores[i][keep], gt)
 
     def compute(self) -> dict[str, float]:
         if not self.images:
@@ -60,6 +83,7 @@ class PoseEvaluator:
             **errors,
             **localization_errors(self.images),
             **self.parts.compute(),
+            **self.dense.compute(),
         }
 
 

@@ -337,3 +337,107 @@ class PartConfusion:
             "part_accuracy": float(inter.sum() / m.sum()) if m.sum() else -1.0,
             "uv_error": self.uv_abs_sum / self.uv_count if self.uv_count else -1.0,
         }
+
+
+# ------------------------------------------------------------------------------------------------ DensePose
+# COCO DensePose evaluation (detectron2 projects/DensePose, densepose_coco_evaluation.py): GPS normalizes a
+# point's geodesic error by the mean geodesic distance (kappa) of its coarse part: 0 background, 1 torso,
+# 2 hands, 3 feet, 4 upper legs, 5 lower legs, 6 upper arms, 7 lower arms, 8 head. Fine part 1..24 -> coarse.
+DENSEPOSE_KAPPA = np.array([0.0, 0.351, 0.107, 0.126, 0.237, 0.173, 0.142, 0.128, 0.150])
+DENSEPOSE_COARSE = np.array([0, 1, 1, 2, 2, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, 8, 8])
+# Geodesic stand-in (no SMPL mesh here): the simulator's parts are capsule halves whose U runs along the limb
+# and V across the visible half surface (wdp.csi.simulator.labels). Two points on the same part are
+# (|dU| * length, |dV| * half circumference) apart on that surface; lengths and radii are the simulator's body
+# proportions (wdp.csi.simulator.body) for a 1.70 m adult of mean girth (1.05). A point predicted on another
+# part (or on background) is infinitely far (GPS 0): stricter than the mesh geodesic, which gives credit
+# across a part border, so this dpAP is if anything low.
+_H, _G = 1.70, 1.05
+_TORSO_HALF = (
+    0.5
+    * np.pi
+    * (  # half the perimeter of the torso's elliptic cross-section (Ramanujan)
+        3 * (0.095 + 0.060) * _H * _G - np.sqrt((3 * 0.095 + 0.060) * (0.095 + 3 * 0.060)) * _H * _G
+    )
+)
+_CHART = {  # coarse part -> (U extent m, V extent m)
+    1: (0.288 * _H, _TORSO_HALF),
+    2: (0.09 * _H, np.pi * 0.016 * _H),
+    3: (0.12 * _H, np.pi * 0.020 * _H),
+    4: (0.245 * _H, np.pi * 0.036 * _H * _G),
+    5: (0.246 * _H, np.pi * 0.026 * _H * _G),
+    6: (0.186 * _H, np.pi * 0.022 * _H * _G),
+    7: (0.146 * _H, np.pi * 0.018 * _H * _G),
+    8: (0.04 * _H + 2 * 0.05 * _H, np.pi * 0.05 * _H),
+}
+PART_CHART_M = np.array([(0.0, 0.0)] + [_CHART[int(c)] for c in DENSEPOSE_COARSE[1:]])  # (25, 2) per fine part
+
+
+def gps(dt_parts: np.ndarray, dt_uv: np.ndarray, gt_parts: np.ndarray, gt_uv: np.ndarray) -> float:
+    """Geodesic point similarity of one detection against one ground-truth person (COCO DensePose v1 GPS):
+    the mean over the gt's labelled cells of exp(-d^2 / (2 kappa^2)), d the surface distance between the
+    predicted and the true point (see PART_CHART_M), kappa the gt point's coarse-part constant. Maps are
+    (H, W) labels and (2, H, W) U/V of the full label map. 0 when the gt has no labelled cell."""
+    gp = np.asarray(gt_parts)
+    pts = gp > 0
+    n = int(pts.sum())
+    if n == 0:
+        return 0.0
+    g = gp[pts].astype(np.int64)
+    p = np.asarray(dt_parts)[pts].astype(np.int64)
+    same = p == g
+    d2 = np.full(n, np.inf)
+    if same.any():
+        du = (np.asarray(dt_uv)[0][pts] - np.asarray(gt_uv)[0][pts])[same] * PART_CHART_M[g[same], 0]
+        dv = (np.asarray(dt_uv)[1][pts] - np.asarray(gt_uv)[1][pts])[same] * PART_CHART_M[g[same], 1]
+        d2[same] = du * du + dv * dv
+    kappa = DENSEPOSE_KAPPA[DENSEPOSE_COARSE[g]]
+    return float(np.exp(-d2 / (2 * kappa**2)).sum() / n)
+
+
+@dataclass
+class DenseAP:
+    """Running dpAP (GPS): COCO's AP over GPS thresholds 0.5:0.95 (step 0.05), GPS taking the place of OKS in
+    the greedy score-ordered matching (as DensePose's COCOeval with its GPS measure). Add one window at a
+    time: its detections' full-map parts/uv with their scores, and its ground-truth people's maps (one
+    window's labels cut per person with wdp.model.dense.split_by_person). A gt person without a labelled
+    cell is ignored (COCO ignores gts without DensePose points)."""
+
+    max_dets: int = 20
+    _results: list = field(default_factory=list)
+
+    def add(
+        self,
+        dt: list[tuple[np.ndarray, np.ndarray]],
+        dt_scores: np.ndarray,
+        gt: list[tuple[np.ndarray, np.ndarray]],
+    ) -> None:
+        scores = np.asarray(dt_scores, dtype=np.float64).reshape(len(dt))
+        order = np.argsort(-scores, kind="mergesort")[: self.max_dets]
+        sims = np.zeros((len(order), len(gt)))
+        for i, d in enumerate(order):
+            for j, (gp, guv) in enumerate(gt):
+                sims[i, j] = gps(dt[d][0], dt[d][1], gp, guv)
+        has_points = np.array([float((np.asarray(gp) > 0).any()) for gp, _ in gt])
+        gt_kp = np.zeros((len(gt), len(OKS_SIGMAS), 3))
+        gt_kp[..., 2] = has_points[:, None]
+        img = ImagePoses(
+            gt_keypoints=gt_kp,
+            gt_area=np.ones(len(gt)),
+            gt_boxes=np.zeros((len(gt), 4)),
+            dt_keypoints=np.zeros((len(order), len(OKS_SIGMAS), 3)),
+            dt_scores=scores[order],
+        )
+        # detections are already in score order and cut to max_dets; the area range "all" ignores nobody
+        self._results.append(_evaluate_image(img, sims, _AREA_RANGES["all"], self.max_dets))
+
+    def compute(self) -> dict[str, float]:
+        """dp_ap (mean over thresholds), dp_ap50, dp_ap75, dp_ar; -1 where undefined."""
+        precision, recall = _precision_recall(self._results)
+        i50 = int(np.where(_IOU_THRESHOLDS == 0.5)[0][0])
+        i75 = int(np.where(_IOU_THRESHOLDS == 0.75)[0][0])
+        return {
+            "dp_ap": _mean_valid(precision),
+            "dp_ap50": _mean_valid(precision[i50]),
+            "dp_ap75": _mean_valid(precision[i75]),
+            "dp_ar": _mean_valid(recall),
+        }
