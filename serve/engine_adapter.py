@@ -72,6 +72,7 @@ class EngineAdapter:
         self._status_interval_s = status_interval_s
         self.engine: Engine | None = None
         self._zones: list[Zone] | None = None  # None: the engine's configured zones
+        self._zone_listeners: list[Callable[[list[Zone]], None]] = []
         self._started_at: float | None = None
         self._lock = asyncio.Lock()
         self._status: tuple[float, EngineStatus] | None = None
@@ -120,7 +121,10 @@ class EngineAdapter:
                 if self._zones is not None:
                     engine.set_zones(self._zones)
                 await asyncio.to_thread(engine.start)
+                first = self.engine is None and self._zones is None
                 self.engine = engine
+                if first:  # the zone set is now known: the engine's configured zones
+                    self._zones_changed()
                 self._started_at = time.time()
                 self.starts += 1
             self._status = None
@@ -146,6 +150,26 @@ class EngineAdapter:
         if self.engine is not None:
             self.engine.set_zones(zones)  # validates the polygons (ValueError)
         self._zones = zones
+        self._zones_changed()
+
+    @property
+    def zones_known(self) -> bool:
+        """False until a zone set was given or the engine started with its configured zones."""
+        return self._zones is not None or self.engine is not None
+
+    def watch_zones(self, listener: Callable[[list[Zone]], None]) -> Callable[[], None]:
+        """Call ``listener(zones)`` (on the event loop's thread) with the whole zone set after every change;
+        returns the function that stops it."""
+        self._zone_listeners.append(listener)
+        return lambda: self._zone_listeners.remove(listener)
+
+    def _zones_changed(self) -> None:
+        zones = self.zones()
+        for listener in list(self._zone_listeners):
+            try:
+                listener(zones)
+            except Exception:  # a listener's bug must not undo a zone change that was stored
+                log.exception("zone listener %r failed", listener)
 
     # ------------------------------------------------------------------------------------------ status
     def _snapshot(self) -> EngineStatus:

@@ -1,7 +1,10 @@
 """MQTT and webhook delivery wired to the served engine (conf/serve.yaml `mqtt:` and `webhooks:`).
 
 The MQTT bridge publishes every pose frame, event and sensing state from the engine's bus and answers
-command/system/{start,stop,status} and command/zone/{id}/configure through the engine adapter. The webhook
+command/system/{start,stop,status} and command/zone/{id}/{configure,delete} through the engine adapter. It
+follows the adapter's zone set (every change, from REST or MQTT, re-announces or clears the zone's Home
+Assistant discovery at once) and publishes the engine's state on system/status: at once when it changes
+(running, stopped), with its details (fps, persons, ...) refreshed every ``mqtt.status_interval_s``. The webhook
 dispatcher delivers the store's outbox: the engine's history sink commits each event together with its
 webhook deliveries before any delivery is tried, and deliveries left unfinished by a previous run go out on
 start.
@@ -23,10 +26,11 @@ from litestar.plugins import InitPluginProtocol
 
 from wdp.engine import Topic
 from wdp.integrations.mqtt import CommandHandlers, MqttBridge, MqttConfig
-from wdp.integrations.mqtt.commands import ZonePatch
+from wdp.integrations.mqtt.commands import CommandError, ZonePatch
 from wdp.integrations.webhooks import UrlGuard, WebhookDispatcher, WebhookSettings
 from wdp.schemas import Zone
 from wdp.serve.engine_adapter import EngineAdapter
+from wdp.serve.engine_view import EngineStatus
 from wdp.serve.services import Services
 from wdp.store import Store
 from wdp.store import config as store_config
@@ -65,10 +69,65 @@ def _zone_handlers(adapter: EngineAdapter, services: Services) -> CommandHandler
                 raise
         return zone
 
+    async def delete_zone(zone_id: str) -> dict[str, str]:
+        # Like DELETE /api/v1/config/zones/{id}: out of the store, and the engine gets the remaining set.
+        async with services.config_lock:
+            stored = {z.id: z for z in await services.db(store_config.ZONES.list)}
+            if zone_id not in stored:
+                raise CommandError(f"unknown zone {zone_id!r}")
+            await services.db(store_config.ZONES.delete, zone_id)
+            del stored[zone_id]
+            adapter.set_zones(list(stored.values()))
+        return {"deleted": zone_id}
+
     async def stop(reason: str) -> Any:
         return await adapter.stop()
 
-    return CommandHandlers(configure_zone=configure_zone, start=adapter.start, stop=stop, status=adapter.status)
+    return CommandHandlers(
+        configure_zone=configure_zone,
+        delete_zone=delete_zone,
+        start=adapter.start,
+        stop=stop,
+        status=adapter.status,
+    )
+
+
+def engine_state(status: EngineStatus) -> tuple[str, dict[str, Any]]:
+    """system/status's ``state`` and ``details`` from the adapter's status."""
+    if status.running:
+        state = "running"
+    elif status.started_at is None and status.source is None:
+        state = "not_started"
+    else:
+        state = "stopped"
+    details: dict[str, Any] = {
+        "source": status.source,
+        "fps": round(status.fps, 2),
+        "persons": status.persons,
+        "frames_total": status.frames_total,
+        "frames_dropped": status.frames_dropped,
+        "latency_ms_p50": round(status.latency_ms_p50, 2),
+        "started_at": status.started_at,
+        "components": {name: c.status for name, c in status.components.items()},
+    }
+    return state, details
+
+
+async def publish_engine_state(
+    adapter: EngineAdapter, bridge: MqttBridge, interval_s: float, poll_s: float = 0.5
+) -> None:
+    """Publish system/status when the engine's state changes (checked every ``poll_s``) and refresh its
+    details every ``interval_s``."""
+    last_state: str | None = None
+    last_sent = 0.0
+    loop = asyncio.get_running_loop()
+    while True:
+        state, details = engine_state(adapter.status())
+        now = loop.time()
+        if state != last_state or now - last_sent >= interval_s:
+            bridge.publish_status(state, details)
+            last_state, last_sent = state, now
+        await asyncio.sleep(poll_s)
 
 
 def default_queue_path(store: Store) -> str:
@@ -126,6 +185,7 @@ class IntegrationsPlugin(InitPluginProtocol):
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Litestar) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
+        unwatch: Any = None
         try:
             if self.mqtt_config is not None:
                 services: Services = app.state["services"]
@@ -134,8 +194,12 @@ class IntegrationsPlugin(InitPluginProtocol):
                     config = msgspec.structs.replace(
                         config, queue_path=default_queue_path(self.store or services.store)
                     )
-                self.bridge = await MqttBridge(config, handlers=_zone_handlers(self.adapter, services)).start()
-                self.bridge.set_zones(self.adapter.zones())
+                bridge = self.bridge = await MqttBridge(config, handlers=_zone_handlers(self.adapter, services)).start()
+                # every zone change (REST, MQTT command, the engine's configured zones at start) re-announces
+                unwatch = self.adapter.watch_zones(bridge.set_zones)
+                if self.adapter.zones_known:
+                    bridge.set_zones(self.adapter.zones())
+                tasks.append(asyncio.create_task(publish_engine_state(self.adapter, bridge, config.status_interval_s)))
                 tasks.append(asyncio.create_task(self._pump("poses", self.bridge.publish_frame)))
                 tasks.append(asyncio.create_task(self._pump("events", self.bridge.publish_event)))
                 tasks.append(asyncio.create_task(self._pump_bus(Topic.SENSING, self.bridge.publish_sensing)))
@@ -155,6 +219,8 @@ class IntegrationsPlugin(InitPluginProtocol):
                 log.info("webhook dispatcher started")
             yield
         finally:
+            if unwatch is not None:
+                unwatch()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -402,8 +402,9 @@ def test_home_assistant_discovery(broker: MosquittoBroker) -> None:
                 "homeassistant/event/house1/fall/config",
                 "homeassistant/sensor/house1/zone_kitchen_occupancy/config",
                 "homeassistant/sensor/house1/zone_hall_occupancy/config",
+                "homeassistant/sensor/house1/engine_state/config",
             }
-            assert len({c["unique_id"] for c in configs.values()}) == 5
+            assert len({c["unique_id"] for c in configs.values()}) == 6
             state = await retained(broker.port, "wdp/#")
             for c in configs.values():
                 assert c["device"]["identifiers"] == ["wdp_house1"]
@@ -421,6 +422,8 @@ def test_home_assistant_discovery(broker: MosquittoBroker) -> None:
             assert _render(kitchen["value_template"], state[kitchen["state_topic"]].payload) == "2"
             hall = configs["homeassistant/sensor/house1/zone_hall_occupancy/config"]
             assert _render(hall["value_template"], state[hall["state_topic"]].payload) == "1"
+            engine_state = configs["homeassistant/sensor/house1/engine_state/config"]
+            assert _render(engine_state["value_template"], state[engine_state["state_topic"]].payload) == "unknown"
             fall_cfg = configs["homeassistant/event/house1/fall/config"]
             assert fall_cfg["state_topic"] == "wdp/system/alerts/fall_detected"
             async with Collector(broker.port, fall_cfg["state_topic"], client_id="ha") as ha:

@@ -14,7 +14,12 @@ Delivery model (call the publish methods from the event loop's thread):
   sends what an earlier process left (stopped, crashed, or cut off from the broker) first, in its order. If
   it holds more than ``max_queued``, the oldest are dropped and counted (``stats.restored_dropped``).
 * Retained state (system/status, zone occupancy, sensing states, discovery configs) is latest-value per topic
-  and is republished on every (re)connect, so a broker that lost its retained store is repaired. A sensing
+  and is republished on every (re)connect, so a broker that lost its retained store is repaired.
+* Zones: ``set_zones`` is the zone set (call it on every change: created, renamed, deleted); new zones are
+  announced and deleted ones cleared (empty retained payloads) at once. Once it was called, frames naming
+  other zones (in flight while a zone was deleted) announce nothing. At every connect the bridge reads back the
+  retained discovery configs of its node and the retained per-zone states, and clears those of zones that are
+  not in the set (deleted while it was not running, or by another process). A sensing
   state (once a second per router and zone) replaces the unsent previous one of its topic.
 * QoS1/2 publishes are pipelined (``inflight_window`` awaiting acks). A message leaves the queue only when the
   broker acknowledged it; on a disconnect the unacknowledged ones go back to the head of the queue in their
@@ -88,6 +93,8 @@ class MqttStats:
     rejected_person_updates: int = 0  # person updates refused because they reached their share of the queue
     requeued: int = 0  # unacknowledged messages put back at the head of the queue after a disconnect
     invalid_ids: int = 0  # zone ids that cannot be a topic level (skipped)
+    unknown_zones: int = 0  # zone memberships in frames for zones not in the zone set (skipped)
+    stale_cleared: int = 0  # retained topics of zones no longer configured, cleared after a connect
     commands_ok: int = 0
     commands_error: int = 0
     commands_dropped: int = 0  # incoming commands dropped because the command queue was full
@@ -136,6 +143,8 @@ class MqttBridge:
         self._dirty: dict[str, None] = {}  # state topics to (re)publish, ordered
         self._zone_members: dict[str, list[int] | None] = {}  # None: announced but no occupancy sent yet
         self._zone_names: dict[str, str | None] = {}
+        self._zones_known = False  # set_zones was called: the zone set is authoritative
+        self._retained_zone_topics: dict[str, set[str]] = {}  # zone topic level -> retained topics read back
         self._sensing_labels: dict[tuple[SensingKind, str], str] = {}  # announced (kind, id) -> entity label
         self._engine_state = "unknown"
         self._status_details: dict[str, Any] = {}
@@ -252,6 +261,9 @@ class MqttBridge:
                 )
         members = zone_members(frame)
         for zone_id in members.keys() - self._zone_members.keys():
+            if self._zones_known:  # a frame still naming a zone that was just deleted (or never configured)
+                self._stats.unknown_zones += 1
+                continue
             self._add_zone(zone_id, None)
         for zone_id, previous in self._zone_members.items():
             ids = members.get(zone_id, [])
@@ -303,9 +315,11 @@ class MqttBridge:
         self._set_state(self.topics.sensing(kind, topic_id(ident)), _ENCODER.encode(state), *QOS_SENSING)
 
     def set_zones(self, zones: Iterable[Zone | str]) -> None:
-        """The configured zones: each gets an occupancy topic (0 until someone enters), a discovery sensor
-        and the sensing entities; zones no longer listed have their retained occupancy and sensing state and
-        their discovery configs deleted."""
+        """The configured zones (the whole set, after every change): each gets an occupancy topic (0 until
+        someone enters), a discovery sensor and the sensing entities; zones no longer listed, and zones whose
+        retained topics were read back from the broker but are not listed, have their retained occupancy and
+        sensing state and their discovery configs deleted."""
+        self._zones_known = True
         wanted: dict[str, str | None] = {}
         for zone in zones:
             zone_id, name = (zone, None) if isinstance(zone, str) else (zone.id, zone.name)
@@ -321,6 +335,7 @@ class MqttBridge:
                 self._add_zone(zone_id, name)
             if self.config.sensing:
                 self._announce_sensing("zone", zone_id, name)
+        self._clear_stale_zones()
         self._wake.set()
 
     async def consume(self, source: AsyncIterable[PoseFrame | EventBase | SensingState]) -> None:
@@ -451,6 +466,47 @@ class MqttBridge:
             for topic in discovery.sensing_config_topics(self.config, kind, segment):
                 self._set_state(topic, b"", *QOS_DISCOVERY, once=True)
 
+    def _zone_level(self, topic: str) -> str | None:
+        """The zone topic level of a retained per-zone topic of ours (discovery config, occupancy, sensing)."""
+        if self.config.discovery:
+            zone = discovery.zone_of_config_topic(self.config, topic)
+            if zone is not None:
+                return zone
+        relative = self.topics.relative(topic)
+        if relative is None:
+            return None
+        parts = relative.split("/")
+        if (
+            len(parts) == 4
+            and parts[1] == "zone"
+            and (parts[0], parts[3]) in (("pose", "occupancy"), ("sensing", "state"))
+        ):
+            return parts[2]
+        return None
+
+    def _note_retained(self, topic: str) -> None:
+        """A retained message read back from the broker (at subscribe time): remember it if it is per-zone."""
+        zone = self._zone_level(topic)
+        if zone is not None:
+            self._retained_zone_topics.setdefault(zone, set()).add(topic)
+            self._clear_stale_zones()
+
+    def _clear_stale_zones(self) -> None:
+        """Delete the retained topics read back for zones not in the zone set (once the set is known)."""
+        if not self._zones_known or not self._retained_zone_topics:
+            return
+        wanted = {level for z in self._zone_members for level in (z, topic_id(z))}
+        for zone, topics in self._retained_zone_topics.items():
+            if zone in wanted:
+                continue
+            for topic in sorted(topics):
+                if topic not in self._state:  # not one of ours being published right now
+                    self._set_state(topic, b"", 1, True, once=True)
+                    self._stats.stale_cleared += 1
+            _log.info("MQTT: cleared the retained topics of zone %r, which is no longer configured", zone)
+        self._retained_zone_topics.clear()
+        self._wake.set()
+
     def _set_zone_occupancy(self, zone_id: str, ids: list[int], timestamp: float, frame_id: int | None) -> None:
         self._zone_members[zone_id] = ids
         if not valid_segment(zone_id):
@@ -554,6 +610,12 @@ class MqttBridge:
     async def _session(self, client: aiomqtt.Client) -> None:
         for topic_filter in self.topics.command_filters:
             await client.subscribe(topic_filter, qos=QOS_COMMAND_SUBSCRIPTION)
+        # read back the retained per-zone topics, to clear those of zones that no longer exist
+        retained_filters = list(self.topics.retained_zone_filters)
+        if self.config.discovery:
+            retained_filters.append(f"{self.config.discovery_prefix}/+/{self.config.node_id}/+/config")
+        for topic_filter in retained_filters:
+            await client.subscribe(topic_filter, qos=1)
         self._set_status()  # fresh timestamp; goes first
         self._dirty = dict.fromkeys(itertools.chain([self.topics.status], self._state))
         self._send_error = None
@@ -588,8 +650,16 @@ class MqttBridge:
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+            topic = message.topic.value
+            relative = self.topics.relative(topic)
+            if relative is None or not relative.startswith("command/"):
+                # our own retained topics: those the broker held when we subscribed come with the retain flag
+                # (our later publishes come back without it and are ignored)
+                if message.retain and payload:
+                    self._note_retained(topic)
+                continue
             try:
-                self._incoming.put_nowait((message.topic.value, payload))
+                self._incoming.put_nowait((topic, payload))
             except asyncio.QueueFull:
                 self._stats.commands_dropped += 1
 

@@ -1,6 +1,7 @@
 """MQTT commands: validated with msgspec, applied through injected callbacks, answered on response/...
 
     command/zone/{zone_id}/configure   {"correlation_id": "...", "configuration": {...ZonePatch...}}
+    command/zone/{zone_id}/delete      {"correlation_id": "..."}
     command/system/start               {"correlation_id": "..."}
     command/system/stop                {"correlation_id": "...", "reason": "..."}
     command/system/status              {"correlation_id": "..."}
@@ -68,6 +69,10 @@ class ZoneConfigureCommand(msgspec.Struct, kw_only=True, frozen=True, forbid_unk
     correlation_id: CorrelationId | None = None
 
 
+class ZoneDeleteCommand(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    correlation_id: CorrelationId | None = None
+
+
 class SystemCommand(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     correlation_id: CorrelationId | None = None
     reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
@@ -80,6 +85,7 @@ class _CorrelationOnly(msgspec.Struct):
 
 
 _ZONE_DECODER = msgspec.json.Decoder(ZoneConfigureCommand)
+_ZONE_DELETE_DECODER = msgspec.json.Decoder(ZoneDeleteCommand)
 _SYSTEM_DECODER = msgspec.json.Decoder(SystemCommand)
 _LENIENT_DECODER = msgspec.json.Decoder(_CorrelationOnly)
 
@@ -93,6 +99,7 @@ class CommandHandlers:
     number or None) is sent back as ``result``. An exception becomes an error response with its message."""
 
     configure_zone: Callable[[str, ZonePatch], MaybeAwaitable] | None = None
+    delete_zone: Callable[[str], MaybeAwaitable] | None = None  # raises CommandError for an unknown zone
     start: Callable[[], MaybeAwaitable] | None = None
     stop: Callable[[str], MaybeAwaitable] | None = None  # argument: the reason given (may be "")
     status: Callable[[], MaybeAwaitable] | None = None
@@ -160,6 +167,13 @@ class CommandProcessor:
                 zone_cmd: ZoneConfigureCommand = _decode(_ZONE_DECODER, payload)
                 correlation_id = zone_cmd.correlation_id
                 result = await self._apply("configure_zone", target, zone_cmd.configuration)
+            elif len(parts) == 4 and parts[1] == "zone" and parts[3] == "delete":
+                command, target = "zone.delete", parts[2]
+                if not valid_segment(target):
+                    raise CommandError(f"invalid zone id {target!r}")
+                delete_cmd: ZoneDeleteCommand = _decode(_ZONE_DELETE_DECODER, payload)
+                correlation_id = delete_cmd.correlation_id
+                result = await self._apply("delete_zone", target)
             elif len(parts) == 3 and parts[1] == "system":
                 command = f"system.{parts[2]}"
                 if parts[2] not in SYSTEM_COMMANDS:

@@ -10,8 +10,8 @@ Topics, relative to ``prefix`` (default ``wdp``):
     events/{event_type}           qos1            every event (an addition to the seed tree; can be disabled)
     sensing/router/{router_id}/state  qos1 retained   training-free sensing of one link (SensingState JSON),
     sensing/zone/{zone_id}/state      qos1 retained   ... and of one zone; once a second each (additions too)
-    command/zone/{zone_id}/configure, command/system/{start|stop|status}   subscribed at qos2
-    response/zone/{zone_id}/configure, response/system/{cmd}               qos1 answers with correlation id
+    command/zone/{zone_id}/{configure|delete}, command/system/{start|stop|status}   subscribed at qos2
+    response/zone/{zone_id}/{configure|delete}, response/system/{cmd}    qos1 answers with correlation id
 
 Home Assistant discovery configs go to ``{discovery_prefix}/{component}/{node_id}/{object_id}/config``
 (retained, qos1), outside ``prefix`` because Home Assistant listens there.
@@ -91,6 +91,9 @@ class MqttConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     # Home Assistant marks a sensing entity unavailable when its state is older than this (the engine sends one
     # a second, so a stopped engine or a silent router shows as unavailable, not as its last value); 0: never.
     sensing_expire_after_s: int = 30
+    # system/status: published at once when the engine's state changes (running, stopped...), and its details
+    # (fps, persons, frames...) refreshed this often while it does not
+    status_interval_s: float = 10.0
     # Home Assistant discovery
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
@@ -138,7 +141,12 @@ class Topics:
 
     @property
     def command_filters(self) -> tuple[str, str]:
-        return self("command/zone/+/configure"), self("command/system/+")
+        return self("command/zone/+/+"), self("command/system/+")
+
+    @property
+    def retained_zone_filters(self) -> tuple[str, str]:
+        """The retained per-zone state topics (read back at connect to clear those of zones that are gone)."""
+        return self("pose/zone/+/occupancy"), self("sensing/zone/+/state")
 
     def response_for(self, command_topic: str) -> str:
         """command/... -> response/... (same levels after the verb)."""

@@ -5,6 +5,7 @@ Entities (all on one device, all unavailable while system/status says offline, e
     binary_sensor  presence (occupancy class) from pose/current   ON when person_count > 0
     sensor         zone_{id}_occupancy        from pose/zone/{id}/occupancy   value_json.occupancy_count
     event          fall                       from system/alerts/fall_detected  (person.fall_detected)
+    sensor         engine_state (diagnostic)  from system/status       value_json.state (running, stopped...)
 
 Per router (announced with its first sensing state) and per zone (configured, or with its first sensing state),
 from sensing/{router|zone}/{id}/state, object ids ``sensing_{router|zone}_{id}_...``:
@@ -17,12 +18,15 @@ state then says motion and presence False only because nothing can be told yet).
 unavailable when no state arrived for ``sensing_expire_after_s`` (engine stopped, router silent).
 
 Config topic: ``{discovery_prefix}/{component}/{node_id}/{object_id}/config``, retained. Removing a zone
-publishes an empty retained config, which is how Home Assistant deletes the entity.
+publishes an empty retained config, which is how Home Assistant deletes the entity; ``zone_of_config_topic``
+tells which zone a retained config belongs to, so configs of zones deleted while wdp was not running are cleared
+at the next connect.
 Reference: https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from wdp import __version__
@@ -37,6 +41,8 @@ SENSING_ENTITIES: tuple[tuple[str, str], ...] = (  # (component, object id suffi
     ("sensor", "motion_score"),
 )
 _CALIBRATING = "value_json.calibration == 'calibrating'"
+_ZONE_OBJECT = re.compile(r"^zone_(?P<zone>.+)_occupancy$")
+_SENSING_ZONE_OBJECT = re.compile(rf"^sensing_zone_(?P<zone>.+)_(?:{'|'.join(w for _, w in SENSING_ENTITIES)})$")
 
 
 def _base(config: MqttConfig, topics: Topics, object_id: str, name: str) -> dict[str, Any]:
@@ -87,6 +93,12 @@ def static_entities(config: MqttConfig, topics: Topics) -> dict[str, dict[str, A
         "payload_off": "OFF",
         "device_class": "occupancy",
     }
+    engine_state = _base(config, topics, "engine_state", "Engine state") | {
+        "state_topic": topics.status,
+        "value_template": "{{ value_json.state }}",
+        "entity_category": "diagnostic",
+        "icon": "mdi:state-machine",
+    }
     fall = _base(config, topics, "fall", "Fall detected") | {
         "state_topic": topics.alert("fall_detected"),
         "event_types": [FALL_EVENT_TYPE],
@@ -96,7 +108,21 @@ def static_entities(config: MqttConfig, topics: Topics) -> dict[str, dict[str, A
         config_topic(config, "sensor", "person_count"): person_count,
         config_topic(config, "binary_sensor", "presence"): presence,
         config_topic(config, "event", "fall"): fall,
+        config_topic(config, "sensor", "engine_state"): engine_state,
     }
+
+
+def zone_of_config_topic(config: MqttConfig, topic: str) -> str | None:
+    """The zone (its topic level) whose occupancy sensor or sensing entity ``topic`` configures, if it is a
+    discovery config topic of this node; else None."""
+    head = f"{config.discovery_prefix}/"
+    if not topic.startswith(head) or not topic.endswith("/config"):
+        return None
+    parts = topic[len(head) : -len("/config")].split("/")
+    if len(parts) != 3 or parts[1] != config.node_id:
+        return None
+    match = _ZONE_OBJECT.match(parts[2]) or _SENSING_ZONE_OBJECT.match(parts[2])
+    return match["zone"] if match else None
 
 
 def zone_entity(config: MqttConfig, topics: Topics, zone_id: str, name: str | None = None) -> tuple[str, dict]:
