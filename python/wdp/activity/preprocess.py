@@ -119,17 +119,21 @@ def scale_windows(raw: np.ndarray, feature_scale: Any) -> np.ndarray:
     return np.clip(raw / scale, -CLIP, CLIP).astype(np.float32)
 
 
-def preprocess(
-    csi: np.ndarray,
-    timestamps: np.ndarray,
-    card: ActivityCard,
-    ends: np.ndarray | None = None,
-    raw: bool = False,
-) -> Windows:
-    """Frames of one link -> model windows (see the module doc). `ends`: window ends in seconds from the first
-    frame (default: every hop_s, window_ends). Frames must have the card's shape (ValueError otherwise).
-    raw: windows with their means removed but not scaled or clipped (float64; training derives the card's
-    feature_scale from them and then applies scale_windows, the same step as here)."""
+class Grid(msgspec.Struct, kw_only=True):
+    """Per-frame features of one capture resampled to the card's rate: values (n, F) at times (n,) seconds from
+    the first kept frame (a uniform grid). dropped: frames left out (non-finite values, occupancy outliers)."""
+
+    values: Any
+    times: Any
+    dropped: dict[str, int]
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.times[-1]) if len(self.times) else 0.0
+
+
+def feature_grid(csi: np.ndarray, timestamps: np.ndarray, card: ActivityCard) -> Grid:
+    """Frames of one link (card's shape, else ValueError) -> resampled per-frame features (see the module doc)."""
     h = np.asarray(csi)
     if h.ndim != 4 or not card.matches(h.shape[1:]):
         raise ValueError(f"frames of shape {tuple(h.shape[1:])} do not match the card's {card.shape}")
@@ -147,22 +151,50 @@ def preprocess(
         dropped["occupancy"] = int(out.sum())
         h, ts = h[~out], ts[~out]
     n_feat = feature_count(card, card.bins, card.features)
-    w = card.window_samples
     if len(h) < 2:
-        return Windows(x=np.zeros((0, w, n_feat), np.float64 if raw else np.float32), t=np.zeros(0), dropped=dropped)
-    t0 = ts[0]
+        return Grid(values=np.zeros((0, n_feat)), times=np.zeros(0), dropped=dropped)
     feats = frame_features(h, card.subcarrier_index, card.bins, card.features)
-    grid, values = resample(feats, ts - t0, card.packet_rate_hz)
-    if ends is None:
-        ends = window_ends(float(grid[-1]), card.window_s, card.hop_s)
+    times, values = resample(feats, ts - ts[0], card.packet_rate_hz)
+    return Grid(values=values, times=times, dropped=dropped)
+
+
+def cut_windows(grid: Grid, ends: Any, card: ActivityCard) -> np.ndarray:
+    """(n, window samples, F) float64 windows of the grid ending at `ends` (s), each feature minus its window
+    mean (not yet scaled; see scale_windows). A window reaching before the first frame repeats the first sample."""
     ends = np.asarray(ends, dtype=np.float64)
-    x = np.empty((ends.size, w, n_feat), dtype=np.float64)
+    w = card.window_samples
+    values = grid.values
+    x = np.empty((ends.size, w, values.shape[1]), dtype=np.float64)
+    if values.shape[0] == 0:
+        return x[:0]
     for i, end in enumerate(ends):
         stop = int(np.floor(end * card.packet_rate_hz + 1e-6)) + 1  # grid samples at or before the end
         stop = min(max(stop, 1), values.shape[0])
         start = stop - w
         seg = values[max(start, 0) : stop]
-        if start < 0:  # shorter than a window: repeat the first sample
+        if start < 0:
             seg = np.concatenate([np.repeat(seg[:1], -start, axis=0), seg], axis=0)
         x[i] = seg - seg.mean(axis=0)
-    return Windows(x=x if raw else scale_windows(x, card.feature_scale), t=ends, dropped=dropped)
+    return x
+
+
+def preprocess(
+    csi: np.ndarray,
+    timestamps: np.ndarray,
+    card: ActivityCard,
+    ends: np.ndarray | None = None,
+    raw: bool = False,
+) -> Windows:
+    """Frames of one link -> model windows (feature_grid, cut_windows, scale_windows). `ends`: window ends in
+    seconds from the first kept frame (default: every hop_s, window_ends). Frames must have the card's shape.
+    raw: windows with their means removed but not scaled or clipped (float64)."""
+    grid = feature_grid(csi, timestamps, card)
+    if grid.values.shape[0] == 0:
+        n_feat = feature_count(card, card.bins, card.features)
+        x = np.zeros((0, card.window_samples, n_feat), np.float64 if raw else np.float32)
+        return Windows(x=x, t=np.zeros(0), dropped=grid.dropped)
+    if ends is None:
+        ends = window_ends(grid.duration_s, card.window_s, card.hop_s)
+    ends = np.asarray(ends, dtype=np.float64)
+    x = cut_windows(grid, ends, card)
+    return Windows(x=x if raw else scale_windows(x, card.feature_scale), t=ends, dropped=grid.dropped)
