@@ -118,3 +118,15 @@ def test_decode_densepose() -> None:
     parts, uv_body = decode_densepose(logits, uv)
     assert parts.tolist() == [[[0, 7], [24, 24]]]
     assert uv_body[0, :, 0, 0].tolist() == [0.0, 0.0] and uv_body[0, :, 1, 1].tolist() == [0.5, 0.5]
+
+
+def test_decode_densepose_is_coarse_then_fine() -> None:
+    """A cell whose body probability is spread over parts is body, though background is its top class."""
+    logits = torch.zeros(1, 25, 1, 2)
+    logits[0, 0] = 2.0  # background beats every single part (e^2 vs 1) ...
+    logits[0, 5, 0, 0] = 1.0  # ... but not all 24 together (7.4 vs 24.7): body, part 5
+    logits[0, 0, 0, 1] = 5.0  # P(background) = e^5 / (e^5 + 24) = 0.86: background
+    uv = torch.full((1, 2, 1, 2), 0.25)
+    parts, uv_body = decode_densepose(logits, uv)
+    assert parts.tolist() == [[[5, 0]]]
+    assert uv_body[0, :, 0, 0].tolist() == [0.25, 0.25] and uv_body[0, :, 0, 1].tolist() == [0.0, 0.0]

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wdp.model.decode import DECODE_PARAMS, DecodedPoses, _subpixel, assemble_poses
+from wdp.model.decode import DECODE_PARAMS, DecodedPoses, _subpixel, assemble_poses, decode_densepose
 from wdp.model.exported import MODEL_CARD, ExportedPoseNet, load_exported
 from wdp.model.spec import N_KEYPOINTS
 from wdp.tracking.detections import Detections
@@ -161,6 +161,14 @@ def _first_max(values: torch.Tensor, order: torch.Tensor) -> tuple[torch.Tensor,
 DEFAULT_MIN_SCORE = 0.3
 
 
+@dataclass(frozen=True, eq=False)
+class DenseMaps:
+    """One window's DensePose output: part labels (H, W) uint8 (0 = background) and U/V (2, H, W) in [0, 1]."""
+
+    parts: np.ndarray
+    uv: np.ndarray
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
@@ -224,9 +232,21 @@ class ModelRunner:
 
     def infer(self, amplitude: np.ndarray, phase: np.ndarray) -> list[Detections]:
         """(B, W, S, R, T) windows -> per window the people scoring >= min_score."""
+        return self.infer_dense(amplitude, phase, dense=False)[0]
+
+    def infer_dense(
+        self, amplitude: np.ndarray, phase: np.ndarray, dense: bool = True
+    ) -> tuple[list[Detections], list[DenseMaps] | None]:
+        """``infer`` plus, per window, the part map (argmax of the part logits) and U/V (0 off the body), the
+        DensePose output the engine cuts per person (wdp.engine.dense_stage) when asked to."""
         with torch.inference_mode():
             out = self.model(torch.from_numpy(amplitude), torch.from_numpy(phase))
             dec = decode_poses_fast(out["center"], out["offsets"], out["keypoint_heatmaps"], **self.decode_params)
+            maps = None
+            if dense:
+                parts, uv = decode_densepose(out["part_logits"], out["uv"])
+                parts_np, uv_np = parts.to(torch.uint8).numpy(), uv.numpy()
+                maps = [DenseMaps(parts_np[i], uv_np[i]) for i in range(len(parts_np))]
         kp = dec.keypoints.numpy().astype(np.float64)
         if self.keypoint_scale != 1.0:
             kp[..., 2] = np.minimum(kp[..., 2] * self.keypoint_scale, 1.0)
@@ -237,7 +257,7 @@ class ModelRunner:
         for i in range(len(sc)):
             keep = sc[i] >= self.min_score  # the card's threshold is on the raw score
             result.append(Detections(kp[i][keep], bx[i][keep], published[i][keep]))
-        return result
+        return result, maps
 
 
 def truth_detections(persons: Any, score: float = 1.0) -> Detections:

@@ -404,6 +404,7 @@ class DenseAP:
 
     max_dets: int = 20
     _results: list = field(default_factory=list)
+    _best_gps: list = field(default_factory=list)
 
     def add(
         self,
@@ -428,10 +429,13 @@ class DenseAP:
             dt_scores=scores[order],
         )
         # detections are already in score order and cut to max_dets; the area range "all" ignores nobody
+        self._best_gps.extend((sims.max(axis=0) if len(order) else np.zeros(len(gt)))[has_points > 0].tolist())
         self._results.append(_evaluate_image(img, sims, _AREA_RANGES["all"], self.max_dets))
 
     def compute(self) -> dict[str, float]:
-        """dp_ap (mean over thresholds), dp_ap50, dp_ap75, dp_ar; -1 where undefined."""
+        """dp_ap (mean over thresholds), dp_ap50, dp_ap75, dp_ar; -1 where undefined. dp_gps_mean: the mean
+        over ground-truth people of their best GPS with any detection (0 for a missed person), which says how
+        far a model below the 0.5 threshold is from scoring at all."""
         precision, recall = _precision_recall(self._results)
         i50 = int(np.where(_IOU_THRESHOLDS == 0.5)[0][0])
         i75 = int(np.where(_IOU_THRESHOLDS == 0.75)[0][0])
@@ -440,4 +444,5 @@ class DenseAP:
             "dp_ap50": _mean_valid(precision[i50]),
             "dp_ap75": _mean_valid(precision[i75]),
             "dp_ar": _mean_valid(recall),
+            "dp_gps_mean": float(np.mean(self._best_gps)) if self._best_gps else -1.0,
         }
