@@ -30,6 +30,7 @@ class Topic(enum.StrEnum):
     EVENT = "event"  # a schemas.Event (tagged union member)
     ROUTER = "router"  # schemas.Router status snapshot (on change and periodically)
     SENSING = "sensing"  # schemas.SensingState of a router or a zone, once a second each (wdp.sensing)
+    DENSE = "dense"  # schemas.PoseFrame with Person.dense set: the POSE frame's dense twin (engine.dense on)
 
 
 ALL_TOPICS: frozenset[Topic] = frozenset(Topic)

@@ -18,6 +18,10 @@ reader threads: every batch of a router's packets, whatever their shape, goes to
 go on Topic.SENSING, their events (motion.started, ...) on Topic.EVENT. ``detector="none"`` runs sensing
 only (no pose windows, no model).
 
+DensePose (``config.dense``, off unless asked for; ``wdp serve`` turns it on): each frame's persons get their
+share of the model's part/UV map (wdp.engine.dense_stage), published as the frame's dense twin on
+Topic.DENSE; the frame on Topic.POSE is unchanged.
+
 Backpressure: the window queue holds at most ``queue_windows`` windows. When a realtime source finds it full
 the OLDEST window is dropped (counted in ``windows_dropped_overflow``); windows that have waited longer than
 ``max_window_age_s`` by the time the worker gets to them are dropped as stale. Sources that are not
@@ -55,10 +59,11 @@ from wdp import schemas
 from wdp.analytics import AnalyticsPipeline, PipelineConfig
 from wdp.csi.sources import CsiSource, RouterInfo
 from wdp.engine.bus import Bus, Topic
+from wdp.engine.dense_stage import DenseStage
 from wdp.engine.fusion import fuse_detections
 from wdp.engine.ids import FRAME_BLOCK, TRACK_BLOCK, StoreIdBlocks, clock_ids
 from wdp.engine.metrics import EngineMetrics, LatencyRecorder, ModelStatus, RateMeter, SubscriberStats
-from wdp.engine.models import ModelInfo, ModelRunner, truth_detections
+from wdp.engine.models import DenseMaps, ModelInfo, ModelRunner, truth_detections
 from wdp.engine.routers import RouterMonitor
 from wdp.engine.sensing_stage import SensingSettings, SensingStage
 from wdp.engine.windowing import RouterWindower, Window, WindowSpec, stack_windows
@@ -91,6 +96,7 @@ class EngineConfig:
     hampel_k: int | None = None
     antenna_map: str | None = None
     max_gap_s: float | None = None
+    dense: bool = False  # per-person DensePose (model detector): each frame's dense twin on Topic.DENSE
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     sensing: SensingSettings = field(default_factory=SensingSettings)
 
@@ -161,6 +167,8 @@ class Engine:
         if c.sensing.enabled:
             self.sensing = SensingStage(c.sensing, event_ids=event_ids)
             self.sensing.calibrate_baselines()  # a bad baseline file fails here, before anything runs
+        self.dense = DenseStage() if c.dense and c.detector == "model" else None
+        self.latest_dense_frame: schemas.PoseFrame | None = None
         self.latency = LatencyRecorder()
         self._fps = RateMeter()
         self._queue: deque[Window] = deque()
@@ -561,6 +569,7 @@ class Engine:
             slots.append((s, keep))
 
         detections: dict[int, Detections] = {}
+        dense_maps: dict[int, DenseMaps] = {}
         if c.detector == "model":
             with self._model_lock:
                 runner = self._runner
@@ -576,7 +585,11 @@ class Engine:
                 chunk = todo[i : i + c.max_batch]
                 amp, phase = stack_windows(chunk)
                 t0 = time.perf_counter()
-                dets = runner.infer(amp, phase)
+                if self.dense is None:
+                    dets = runner.infer(amp, phase)
+                else:
+                    dets, maps = runner.infer_dense(amp, phase)
+                    dense_maps.update({id(w): m for w, m in zip(chunk, maps or [], strict=True)})
                 self.latency.add("inference", time.perf_counter() - t0)
                 self._counts["batches"] += 1
                 self._counts["inferred"] += len(chunk)
@@ -590,9 +603,11 @@ class Engine:
             wins = [w for w in wins if id(w) in detections]
             if not wins:
                 continue
-            self._publish_slot(s, wins, [detections[id(w)] for w in wins])
+            self._publish_slot(s, wins, [detections[id(w)] for w in wins], [dense_maps.get(id(w)) for w in wins])
 
-    def _publish_slot(self, slot: int, wins: list[Window], dets: list[Detections]) -> None:
+    def _publish_slot(
+        self, slot: int, wins: list[Window], dets: list[Detections], maps: list[DenseMaps | None]
+    ) -> None:
         c = self.config
         t0 = time.perf_counter()
         fused = fuse_detections(dets, c.fusion_oks, c.min_keypoint_score)
@@ -610,6 +625,11 @@ class Engine:
             latency_ms=(time.perf_counter() - arrival) * 1e3,
         )
         self.bus.publish(Topic.POSE, frame)
+        if self.dense is not None:
+            dense = self.dense.frame(frame, dets, maps)
+            if dense is not None:
+                self.latest_dense_frame = dense
+                self.bus.publish(Topic.DENSE, dense)
         for ev in events:
             self._publish_event(ev)
         t2 = time.perf_counter()
