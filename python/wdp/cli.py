@@ -1,5 +1,6 @@
 """Command line: `wdp replay <capture>` (summarize a capture), `wdp sense <capture>` (training-free motion,
-presence and breathing, one record a second), `wdp serve [overrides]` (engine + API + dashboard)."""
+presence and breathing, one record a second), `wdp classify <capture>` (activities and falls, one record per
+model window), `wdp serve [overrides]` (engine + API + dashboard)."""
 
 from __future__ import annotations
 
@@ -267,6 +268,47 @@ def _cmd_sense(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_classify(args: argparse.Namespace) -> int:
+    from wdp.activity_offline import NoMatchingModel, classify_capture
+
+    notes: list[str] = []
+    if (problem := _capture_problem(Path(args.capture))) is not None:
+        print(f"wdp classify: {problem}", file=sys.stderr)
+        return 2
+    try:
+        records = classify_capture(Path(args.capture), model=args.model, format=args.format, mac=args.mac, notes=notes)
+        enc = msgspec.json.Encoder()
+        printed_notes = 0
+        for i, rec in enumerate(records):
+            while printed_notes < len(notes):
+                print(notes[printed_notes], file=sys.stderr)
+                printed_notes += 1
+            if args.json:
+                sys.stdout.write(enc.encode(rec).decode() + "\n")
+            else:
+                if i % 20 == 0:
+                    print(f"{'t (s)':>8s}  {'activity':16s}  {'p':>5s}  {'p_fall':>6s}  fall")
+                print(
+                    f"{rec.t:8.1f}  {rec.activity:16s}  {rec.p_activity:5.2f}  {rec.p_fall:6.2f}  "
+                    f"{'FALL' if rec.fall else '-'}"
+                )
+        for n in notes[printed_notes:]:
+            print(n, file=sys.stderr)
+    except BrokenPipeError:  # `wdp classify ... | head`
+        sys.stderr.close()
+        return 0
+    except NoMatchingModel as e:
+        print(f"wdp classify: {e}", file=sys.stderr)
+        return 3
+    except UnknownFormatError as e:
+        print(f"wdp classify: {_format_hint(e)}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as e:
+        print(f"wdp classify: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from wdp.process_memory import limit_malloc_arenas
 
@@ -328,6 +370,19 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--mac", default=None, help="transmitter MAC of the link (default: the most frequent sender)")
     se.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     se.set_defaults(func=_cmd_sense)
+    c = sub.add_parser(
+        "classify",
+        help="activities and falls of a capture with an activity/fall model, one record per window",
+        description="Runs an activity/fall model over a capture file's link (its dominant transmitter) and prints "
+        'one record per window: {"t", "activity", "p_activity", "p_fall", "fall"}. Without --model, the shipped '
+        "model whose card matches the capture's frame shape (subcarriers x rx x tx); exit code 3 when none does.",
+    )
+    c.add_argument("capture", help="capture file (Intel 5300 dat, nexmon pcap, ESP32 csv, ...)")
+    c.add_argument("--model", default=None, help="model directory (model.onnx + card.json); default: shipped, by shape")
+    c.add_argument("--format", default=None, help="force a format (default: detected)")
+    c.add_argument("--mac", default=None, help="transmitter MAC of the link (default: the most frequent sender)")
+    c.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    c.set_defaults(func=_cmd_classify)
     s = sub.add_parser(
         "serve",
         help="run the engine (simulator by default) with the REST/WebSocket API and dashboard",

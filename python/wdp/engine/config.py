@@ -95,7 +95,18 @@ def engine_config(cfg: Any) -> Any:
         detector=str(cfg.get("detector", "model")),
         pipeline=pipeline,
         sensing=sensing_settings(cfg.get("sensing")),
+        activity=activity_settings(cfg.get("activity")),
     )
+
+
+def activity_settings(node: Any) -> Any:
+    """The ``activity:`` block -> wdp.engine.activity_stage.ActivitySettings (detector, model, thresholds)."""
+    from wdp.engine.activity_stage import ActivitySettings
+
+    s = dict(_plain(node) or {})
+    if "model" in s and s["model"] is not None:
+        s["model"] = str(s["model"])
+    return _dataclass_from(ActivitySettings, s)
 
 
 def sensing_settings(node: Any) -> Any:
@@ -194,7 +205,7 @@ def build_engine(
     if cam and cam.get("image_to_floor") is not None:
         projector = FloorProjector(np.asarray(cam["image_to_floor"], np.float64))
     s = dict(_plain(cfg.get("store")) or {})
-    store_options = {k: s[k] for k in ("flush_interval_s", "max_frames", "queue_size") if k in s}
+    store_options = {k: s[k] for k in ("flush_interval_s", "max_frames", "queue_size", "dense") if k in s}
     sources = build_sources(cfg)
     for line in room_warnings(model, sources):
         _log.warning("%s", line)

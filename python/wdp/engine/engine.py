@@ -18,6 +18,11 @@ reader threads: every batch of a router's packets, whatever their shape, goes to
 go on Topic.SENSING, their events (motion.started, ...) on Topic.EVENT. ``detector="none"`` runs sensing
 only (no pose windows, no model).
 
+The activity/fall model (wdp.engine.activity_stage, ``config.activity``) also reads every router's packets in
+the reader threads, cuts its windows there and classifies them in a worker thread of its own; its
+person.activity_detected / person.fall_detected (``detector="model"``) go on Topic.EVENT. ``activity.detector``
+chooses whose activity/fall events are published: the model's, the keypoint heuristic's (analytics), or both.
+
 DensePose (``config.dense``, off unless asked for; ``wdp serve`` turns it on): each frame's persons get their
 share of the model's part/UV map (wdp.engine.dense_stage), published as the frame's dense twin on
 Topic.DENSE; the frame on Topic.POSE is unchanged.
@@ -58,6 +63,7 @@ import wdp
 from wdp import schemas
 from wdp.analytics import AnalyticsPipeline, PipelineConfig
 from wdp.csi.sources import CsiSource, RouterInfo
+from wdp.engine.activity_stage import ActivitySettings, ActivityStage
 from wdp.engine.bus import Bus, Topic
 from wdp.engine.dense_stage import DenseStage
 from wdp.engine.fusion import fuse_detections
@@ -99,6 +105,7 @@ class EngineConfig:
     dense: bool = False  # per-person DensePose (model detector): each frame's dense twin on Topic.DENSE
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     sensing: SensingSettings = field(default_factory=SensingSettings)
+    activity: ActivitySettings = field(default_factory=ActivitySettings)
 
     def window_overrides(self) -> dict[str, Any]:
         return {
@@ -167,6 +174,9 @@ class Engine:
         if c.sensing.enabled:
             self.sensing = SensingStage(c.sensing, event_ids=event_ids)
             self.sensing.calibrate_baselines()  # a bad baseline file fails here, before anything runs
+        self.activity: ActivityStage | None = None
+        if c.activity.runs_model:  # a configured model that cannot load fails here
+            self.activity = ActivityStage(c.activity, self._publish_event, event_ids=event_ids)
         self.dense = DenseStage() if c.dense and c.detector == "model" else None
         self.latest_dense_frame: schemas.PoseFrame | None = None
         self.latency = LatencyRecorder()
@@ -246,6 +256,8 @@ class Engine:
         except BaseException:
             self.stop("failed to start")  # the sources opened so far, the store sink
             raise
+        if self.activity is not None:
+            self.activity.start()
         for i, src in enumerate(self.sources):
             self._threads.append(
                 threading.Thread(target=self._source_loop, args=(src,), name=f"wdp-engine-source-{i}", daemon=True)
@@ -268,6 +280,8 @@ class Engine:
                 src.close()
             except Exception:  # closing must go on for the others
                 _log.exception("closing source %r", src)
+        if self.activity is not None:  # first: a reader may be waiting for room in its window queue
+            self.activity.stop()
         for t in self._threads:
             t.join()
         self._threads = []
@@ -283,7 +297,12 @@ class Engine:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every source is exhausted and all its windows are processed (finite sources)."""
-        return self._finished.wait(timeout)
+        t0 = time.monotonic()
+        if not self._finished.wait(timeout):
+            return False
+        if self.activity is None:
+            return True
+        return self.activity.wait_idle(None if timeout is None else max(0.0, timeout - (time.monotonic() - t0)))
 
     def __enter__(self) -> Engine:
         return self.start()
@@ -424,6 +443,8 @@ class Engine:
                 self.bus.publish(Topic.SENSING, state)
             for event in events:
                 self._publish_event(event)
+        if self.activity is not None:  # the activity/fall model reads every router's stream, poses or not
+            self.activity.on_packets(rid, batch.timestamps, batch.csi, block=not src.realtime)
         if self.config.detector == "none":
             return
         spec = self._spec
@@ -630,8 +651,10 @@ class Engine:
             if dense is not None:
                 self.latest_dense_frame = dense
                 self.bus.publish(Topic.DENSE, dense)
+        keypoints = c.activity.keeps_keypoints  # activity.detector=model: the CSI model's events only
         for ev in events:
-            self._publish_event(ev)
+            if keypoints or not isinstance(ev, schemas.PersonActivityDetected | schemas.PersonFallDetected):
+                self._publish_event(ev)
         t2 = time.perf_counter()
         self.latest_frame = frame
         self._last_slot = slot
@@ -725,6 +748,7 @@ class Engine:
             events=n["events"],
             sensing_states=self.sensing.states if self.sensing is not None else 0,
             sensing=self.sensing.links() if self.sensing is not None else [],
+            activity=self.activity.links() if self.activity is not None else [],
         )
 
     def windower_stats(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections import deque
 import msgspec
 import numpy as np
 
-from wdp.schemas import Router, SensingLinkStatus
+from wdp.schemas import ActivityLinkStatus, Router, SensingLinkStatus
 
 # Stages, in pipeline order. "window": packet arrival -> window queued (grid + sanitize); "queue": waiting for
 # the inference worker (including fusion wait for the other routers); "inference": net forward + decoding
@@ -80,6 +80,7 @@ class EngineMetrics(msgspec.Struct, frozen=True, kw_only=True):
     events: int
     sensing_states: int = 0  # SensingStates published (routers and zones)
     sensing: list[SensingLinkStatus] = []  # per router: calibration and input problems
+    activity: list[ActivityLinkStatus] = []  # per router: the activity/fall model running there, or why none
 
 
 class LatencyRecorder:
