@@ -36,7 +36,7 @@ log = logging.getLogger("wdp.serve.engine")
 
 EngineFactory = Callable[[Bus], Engine]  # builds a fresh, unstarted Engine publishing on the given bus
 STATUS_CACHE_S = 0.25
-_TOPICS = {"poses": Topic.POSE, "events": Topic.EVENT, "sensing": Topic.SENSING}
+_TOPICS = {"poses": Topic.POSE, "events": Topic.EVENT, "sensing": Topic.SENSING, "dense": Topic.DENSE}
 
 
 class BusStream:
@@ -81,6 +81,9 @@ class EngineAdapter:
     # ------------------------------------------------------------------------------------------ EngineView
     def current_frame(self) -> PoseFrame | None:
         return self.engine.latest_frame if self.engine is not None else None
+
+    def current_dense_frame(self) -> PoseFrame | None:
+        return self.engine.latest_dense_frame if self.engine is not None else None
 
     def subscribe(self, topic: ViewTopic) -> Any:
         if topic == "status":

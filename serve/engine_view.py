@@ -38,7 +38,7 @@ from wdp.schemas import (
 from wdp.store import Store, config, queries
 from wdp.store import sensing as store_sensing
 
-Topic = Literal["poses", "events", "status", "sensing"]
+Topic = Literal["poses", "events", "status", "sensing", "dense"]
 ComponentState = Literal["ok", "degraded", "failed"]
 
 
@@ -66,6 +66,11 @@ class EngineStatus(msgspec.Struct, kw_only=True, frozen=True):
 class EngineView(Protocol):
     def current_frame(self) -> PoseFrame | None: ...
 
+    def current_dense_frame(self) -> PoseFrame | None:
+        """The latest frame with its persons' DensePose output (``Person.dense``), None when the pipeline
+        makes none (engine.dense off) or has not yet; topic "dense" streams these frames."""
+        ...
+
     @overload
     def subscribe(self, topic: Literal["poses"]) -> AsyncIterator[PoseFrame]: ...
     @overload
@@ -74,6 +79,8 @@ class EngineView(Protocol):
     def subscribe(self, topic: Literal["status"]) -> AsyncIterator[EngineStatus]: ...
     @overload
     def subscribe(self, topic: Literal["sensing"]) -> AsyncIterator[SensingState]: ...
+    @overload
+    def subscribe(self, topic: Literal["dense"]) -> AsyncIterator[PoseFrame]: ...
     def subscribe(self, topic: Topic) -> AsyncIterator[Any]: ...
 
     def status(self) -> EngineStatus: ...
@@ -161,7 +168,8 @@ class Broadcast:
 class StoreBackedEngineView:
     """An EngineView without a pipeline: the latest stored frame until something is published, routers from
     the store's config, start/stop/set_zones recorded. ``publish_frame``/``publish_event`` feed subscribers
-    the way the engine would."""
+    the way the engine would (a frame whose persons carry ``dense`` goes to "dense" as it is and to "poses"
+    without it, like the engine's two topics)."""
 
     def __init__(self, store: Store, *, source: FrameSource = "replay", running: bool = True) -> None:
         self._store = store
@@ -169,8 +177,9 @@ class StoreBackedEngineView:
         self._running = running
         self._started_at: float | None = time.time() if running else None
         self._frame: PoseFrame | None = None
+        self._dense: PoseFrame | None = None
         self._loaded = False
-        self._topics: dict[str, Broadcast] = {t: Broadcast() for t in ("poses", "events", "status", "sensing")}
+        self._topics: dict[str, Broadcast] = {t: Broadcast() for t in ("poses", "events", "status", "sensing", "dense")}
         self._sensing: dict[tuple[str | None, str | None], SensingState] = {}
         self._sensing_loaded = False
         self.links: list[SensingLinkStatus] = []  # what sensing_links() reports (tests set it)
@@ -188,6 +197,9 @@ class StoreBackedEngineView:
             self._loaded = True  # look once; afterwards only published frames change it
             self._frame = queries.latest_frame(self._store.cursor())
         return self._frame
+
+    def current_dense_frame(self) -> PoseFrame | None:
+        return self._dense
 
     def subscribe(self, topic: Topic) -> Subscription:  # type: ignore[override]
         if topic not in self._topics:
@@ -247,6 +259,12 @@ class StoreBackedEngineView:
 
     # --------------------------------------------------------------------------------------- feeding
     def publish_frame(self, frame: PoseFrame) -> None:
+        if any(p.dense is not msgspec.UNSET for p in frame.persons):
+            self._dense = frame
+            self._topics["dense"].publish(frame)
+            frame = msgspec.structs.replace(
+                frame, persons=[msgspec.structs.replace(p, dense=msgspec.UNSET) for p in frame.persons]
+            )
         self._frame = frame
         self._frames_total += 1
         self._publish_times.append(time.monotonic())

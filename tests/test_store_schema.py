@@ -17,9 +17,9 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 def test_fresh_database_is_at_latest_version(tmp_path):
     with Store(tmp_path / "h.duckdb") as store:
         con = store.cursor()
-        assert store.schema_version() == schema.LATEST_VERSION == 6
+        assert store.schema_version() == schema.LATEST_VERSION == 7
         versions = con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
-        assert [v for (v,) in versions] == [1, 2, 3, 4, 5, 6]
+        assert [v for (v,) in versions] == [1, 2, 3, 4, 5, 6, 7]
         assert {
             "pose_frames",
             "pose_persons",
@@ -38,6 +38,7 @@ def test_fresh_database_is_at_latest_version(tmp_path):
             "config_templates",
             "sensing_states",
             "id_sequences",
+            "pose_dense",
         } <= _tables(con)
 
 
@@ -51,7 +52,7 @@ def test_reopening_applies_nothing_and_keeps_data(tmp_path):
     with Store(path) as store:
         con = store.cursor()
         assert schema.migrate(con) == []  # idempotent
-        assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (6,)
+        assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (schema.LATEST_VERSION,)
         assert queries.pose_history(con, 0, 2e9, limit=1000) == frames
 
 
@@ -71,7 +72,7 @@ def test_upgrade_from_v1_keeps_history(tmp_path):
 
     with Store(path) as store:
         con = store.cursor()
-        assert store.schema_version() == 6
+        assert store.schema_version() == schema.LATEST_VERSION
         assert queries.pose_history(con, 0, 2e9, limit=1000) == frames
         zone = Zone(id="z", name="Z", polygon=[(0, 0), (1, 0), (1, 1)])
         config.ZONES.put(con, zone)
@@ -108,7 +109,7 @@ def test_read_only_open_does_not_migrate(tmp_path):
     with Store(path):
         pass
     with Store(path, read_only=True) as store:
-        assert store.schema_version() == 6
+        assert store.schema_version() == schema.LATEST_VERSION
         with pytest.raises(duckdb.Error):
             store.cursor().execute("DELETE FROM events")
 
@@ -133,7 +134,7 @@ def test_v5_adds_sensing_states_to_an_existing_history(tmp_path):
     schema.migrate(con, target=4)
     con.close()
     with Store(path) as store:
-        assert store.schema_version() == 6 and "sensing_states" in _tables(store.cursor())
+        assert store.schema_version() == schema.LATEST_VERSION and "sensing_states" in _tables(store.cursor())
 
 
 def test_v6_id_sequences_start_after_the_stored_history(tmp_path):
@@ -153,7 +154,7 @@ def test_v6_id_sequences_start_after_the_stored_history(tmp_path):
     top_track = max(p.track_id for f in frames for p in f.persons)
     with Store(path) as store:
         con = store.cursor()
-        assert store.schema_version() == 6
+        assert store.schema_version() == schema.LATEST_VERSION
         assert ids.reserve(con, ids.FRAME, 10) == top_frame + 1
         assert ids.reserve(con, ids.FRAME, 10) == top_frame + 11  # blocks never overlap
         assert ids.reserve(con, ids.TRACK, 5) == top_track + 1

@@ -35,7 +35,17 @@ from wdp.serve.services import ServicesDep
 from wdp.serve.stream.hub import filter_frame
 from wdp.serve.stream.protocol import Filters
 from wdp.store import config as store_config
+from wdp.store import dense as store_dense
 from wdp.store import queries
+
+Dense = Annotated[
+    bool,
+    QueryParameter(
+        description="Add each person's DensePose output (`dense`: body-part labels run-length encoded and U/V "
+        "quantized to uint8 at the model's map resolution, see the DensePose schema); without it persons have "
+        "no `dense` key"
+    ),
+]
 
 
 def time_range(start: float, end: float) -> None:
@@ -55,20 +65,34 @@ class PoseController(Controller):
         operation_id="getCurrentPose",
         raises=[NotFoundException],
         summary="The most recent pose frame",
-        description="Persons below `min_confidence` or outside `zone_id` are removed from the frame.",
+        description="Persons below `min_confidence` or outside `zone_id` are removed from the frame. "
+        "`dense=true` returns the latest frame with DensePose output (404 when the server makes none: "
+        "engine.dense off).",
     )
     async def current(
         self,
         services: ServicesDep,
         zone_id: OptZoneId = None,
         min_confidence: Confidence = 0.5,
+        dense: Dense = False,
     ) -> PoseFrame:
-        frame = services.engine.current_frame()
+        if dense:
+            frame = services.engine.current_dense_frame()
+            if frame is None:
+                raise NotFoundException("no DensePose data available (engine.dense is off, or no frame yet)")
+        else:
+            frame = services.engine.current_frame()
         if frame is None:
             raise NotFoundException("no pose data available")
         return filter_frame(frame, Filters(zone_id=zone_id, min_confidence=min_confidence or None))
 
-    @get("/history", operation_id="getPoseHistory", summary="Stored frames in [start_time, end_time)")
+    @get(
+        "/history",
+        operation_id="getPoseHistory",
+        summary="Stored frames in [start_time, end_time)",
+        description="`dense=true` adds the DensePose output stored with the frames (only kept when the server "
+        "runs with store.dense).",
+    )
     async def history(
         self,
         services: ServicesDep,
@@ -79,12 +103,15 @@ class PoseController(Controller):
         min_confidence: OptConfidence = None,
         limit: Limit = 100,
         skip: Skip = 0,
+        dense: Dense = False,
     ) -> PoseHistoryPage:
         time_range(start_time, end_time)
 
         def page(con) -> PoseHistoryPage:  # type: ignore[no-untyped-def]
             filters = {"track_id": person_id, "zone_id": zone_id, "min_confidence": min_confidence}
             frames = queries.pose_history(con, start_time, end_time, limit=limit, offset=skip, **filters)
+            if dense:
+                frames = store_dense.attach(con, frames)
             total = queries.count_history(con, start_time, end_time, **filters)
             return PoseHistoryPage(frames=frames, total=total, limit=limit, skip=skip)
 

@@ -116,6 +116,7 @@ class StreamClient:
         self.max_fps = settings.max_fps
         self._min_interval = 0.0  # only a client-configured rate below the frame rate throttles
         self._last_pose_at = -1e18
+        self._last_dense_at = -1e18
         self._queue: collections.deque[str] = collections.deque()
         self._control: collections.deque[str] = collections.deque()
         self._wake = asyncio.Event()
@@ -163,6 +164,12 @@ class StreamClient:
         if self._min_interval and now - self._last_pose_at < self._min_interval * 0.9:
             return False  # 0.9: frame-time jitter must not halve a client asking for exactly the frame rate
         self._last_pose_at = now
+        return True
+
+    def wants_dense(self, now: float) -> bool:
+        if self._min_interval and now - self._last_dense_at < self._min_interval * 0.9:
+            return False
+        self._last_dense_at = now
         return True
 
     def configure(self, config: p.ClientConfig) -> p.ClientConfig:
@@ -214,6 +221,7 @@ class StreamHub:
         self._out_person = metrics.ws_messages.labels("out", "person_update")
         self._out_event = metrics.ws_messages.labels("out", "event")
         self._out_sensing = metrics.ws_messages.labels("out", "sensing_update")
+        self._out_dense = metrics.ws_messages.labels("out", "dense_pose_update")
         self._dropped_counter = metrics.ws_dropped
 
     # ------------------------------------------------------------------------------------------ lifecycle
@@ -222,7 +230,9 @@ class StreamHub:
         poses = self.engine.subscribe("poses")
         events = self.engine.subscribe("events")
         sensing = self.engine.subscribe("sensing")
+        dense = self.engine.subscribe("dense")
         self._tasks = [
+            asyncio.create_task(self._pump(dense, self.dispatch_dense), name="wdp-hub-dense"),
             asyncio.create_task(self._pump(poses, self.dispatch_frame), name="wdp-hub-poses"),
             asyncio.create_task(self._pump(events, self.dispatch_event), name="wdp-hub-events"),
             asyncio.create_task(self._pump(sensing, self.dispatch_sensing), name="wdp-hub-sensing"),
@@ -354,6 +364,25 @@ class StreamHub:
                         client.offer(text, now)
                         n += 1
             self._out_person.inc(n)
+
+    def dispatch_dense(self, frame: PoseFrame) -> None:
+        """A dense twin frame (persons with ``dense``) to the dense_poses subscribers, filtered like poses."""
+        subs = self._by_topic["dense_poses"]
+        if not subs:
+            return
+        now = time.monotonic()
+        texts: dict[tuple[Any, ...], str] = {}
+        n = 0
+        for client in tuple(subs):
+            if not client.wants_dense(now):
+                continue
+            f = client.subs["dense_poses"]
+            text = texts.get(f.key)
+            if text is None:
+                text = texts[f.key] = _encode(p.DensePoseUpdate(frame=filter_frame(frame, f)))
+            client.offer(text, now)
+            n += 1
+        self._out_dense.inc(n)
 
     def dispatch_sensing(self, state: SensingState) -> None:
         subs = self._by_topic["sensing_updates"]

@@ -33,7 +33,10 @@ Server -> client: ``connection`` (welcome, with client_id), ``subscription``, ``
 Topics: pose_updates (frames), person_tracking (per-person updates and person.* events), zone_events
 (zone entries/exits and zone alerts, plus the sensing events of zones), system_alerts (alert.*, system.*,
 router.*, falls), sensing_updates (training-free sensing: one state per router and per zone per second),
-sensing_events (motion.started, motion.stopped, presence.changed, breathing.updated of routers and zones).
+sensing_events (motion.started, motion.stopped, presence.changed, breathing.updated of routers and zones),
+dense_poses (``dense_pose_update``: the frame with every person's DensePose body parts and U/V in
+``person.dense``, see wdp.schemas.DensePose; sent only when the server's engine.dense is on; same filters
+and rate ceiling as pose_updates).
 
 Sensing: a router's states and events carry ``router_id``, a zone's carry ``zone_id`` (the zone combines the
 routers placed in it). Filter ``router_id`` keeps one router's, ``zone_id`` one zone's::
@@ -51,7 +54,13 @@ import msgspec
 from wdp.schemas import Event, Person, PoseFrame, SensingState, Severity
 
 TopicName = Literal[
-    "pose_updates", "system_alerts", "zone_events", "person_tracking", "sensing_updates", "sensing_events"
+    "pose_updates",
+    "system_alerts",
+    "zone_events",
+    "person_tracking",
+    "sensing_updates",
+    "sensing_events",
+    "dense_poses",
 ]
 TOPICS: tuple[TopicName, ...] = (
     "pose_updates",
@@ -60,6 +69,7 @@ TOPICS: tuple[TopicName, ...] = (
     "person_tracking",
     "sensing_updates",
     "sensing_events",
+    "dense_poses",
 )
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 CLOSE_AUTH_FAILED = 4001
@@ -168,6 +178,11 @@ class Dropped(_Out, tag="dropped", kw_only=True):
 class PoseUpdate(_Out, tag="pose_update", kw_only=True):
     topic: Literal["pose_updates"] = "pose_updates"
     frame: PoseFrame
+
+
+class DensePoseUpdate(_Out, tag="dense_pose_update", kw_only=True):
+    topic: Literal["dense_poses"] = "dense_poses"
+    frame: PoseFrame  # persons carry ``dense``
 
 
 class PersonUpdate(_Out, tag="person_update", kw_only=True):

@@ -75,6 +75,7 @@ async def test_subscribe_filters_and_protocol_errors(api: Api) -> None:
             "person_tracking",
             "sensing_updates",
             "sensing_events",
+            "dense_poses",
         ]
         assert api.services.hub.clients.keys() == {welcome["client_id"]}
 

@@ -7,6 +7,9 @@ on the same cadence (``flush_interval_s`` or ``max_frames``); sensing states lik
 one transaction per flush (wdp.store.sensing). ``stop()`` drains the queue and flushes
 everything, so Ctrl-C loses nothing the bus delivered. The subscription is bounded: if the store falls
 hopelessly behind, the oldest messages are dropped and counted rather than memory growing.
+
+``dense=True`` (the store.dense option) also keeps the persons' DensePose output: the dense twin frames of
+Topic.DENSE (the engine's dense option must be on) go to wdp.store.dense on the same flush cadence.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from wdp.engine.bus import Bus, Message, Topic
 from wdp.engine.metrics import StoreStatus
 from wdp.store import Store
 from wdp.store import config as store_config
+from wdp.store import dense as store_dense
 from wdp.store import events as store_events
 from wdp.store import sensing as store_sensing
 
@@ -36,11 +40,15 @@ class StoreSink:
         flush_interval_s: float = 1.0,
         max_frames: int = 300,
         queue_size: int = 20000,
+        dense: bool = False,
     ) -> None:
         self.store = store
         self.flush_interval_s = flush_interval_s
         self.max_frames = max_frames
-        self._sub = bus.subscribe({Topic.POSE, Topic.EVENT, Topic.SENSING}, maxsize=queue_size, name="store")
+        topics = {Topic.POSE, Topic.EVENT, Topic.SENSING} | ({Topic.DENSE} if dense else set())
+        self._sub = bus.subscribe(topics, maxsize=queue_size, name="store")
+        self._dense: list[schemas.PoseFrame] = []
+        self.dense_written = 0
         self._writer: Any = None
         self._events: list[schemas.EventBase] = []
         self._events_written = 0
@@ -80,6 +88,8 @@ class StoreSink:
                 _log.exception("store: frame %s rejected", getattr(msg.payload, "frame_id", "?"))
         elif msg.topic is Topic.SENSING:
             self._states.append(msg.payload)
+        elif msg.topic is Topic.DENSE:
+            self._dense.append(msg.payload)
         else:
             self._events.append(msg.payload)
 
@@ -89,13 +99,14 @@ class StoreSink:
         except Exception:
             _log.exception("store: pose flush failed (kept for the next flush)")
         now = time.monotonic()
-        pending = len(self._events) + len(self._states)
+        pending = len(self._events) + len(self._states) + len(self._dense)
         if pending and (now - self._last_event_flush >= self.flush_interval_s or pending >= 1000):
             self._flush_events(con)
 
     def _flush_events(self, con: Any) -> None:
         self._last_event_flush = time.monotonic()
         self._flush_states(con)
+        self._flush_dense(con)
         if not self._events:
             return
         try:
@@ -122,6 +133,18 @@ class StoreSink:
             _log.exception("store: sensing flush failed (kept for the next flush)")
             if len(self._states) > 100_000:
                 self._states = self._states[-100_000:]
+
+    def _flush_dense(self, con: Any) -> None:
+        if not self._dense:
+            return
+        try:
+            self.dense_written += store_dense.append_frames(con, self._dense)
+            self._dense = []
+        except Exception:
+            self._event_errors += 1
+            _log.exception("store: dense flush failed (kept for the next flush)")
+            if len(self._dense) > 10_000:
+                self._dense = self._dense[-10_000:]
 
     def _flush(self, con: Any) -> None:
         try:
@@ -153,5 +176,6 @@ class StoreSink:
             pending=len(self._sub)
             + len(self._events)
             + len(self._states)
+            + len(self._dense)
             + (self._writer.pending_frames if self._writer is not None else 0),
         )

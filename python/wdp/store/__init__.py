@@ -11,7 +11,7 @@ Each thread uses ``store.cursor()`` (its own DuckDB connection). Crash bound: se
 
 from __future__ import annotations
 
-from wdp.store import config, events, export, ids, outbox, queries, retention, schema, sensing
+from wdp.store import config, dense, events, export, ids, outbox, queries, retention, schema, sensing
 from wdp.store.connection import Store, transaction
 from wdp.store.writer import PoseWriter, WriterStats
 
@@ -20,6 +20,7 @@ __all__ = [
     "Store",
     "WriterStats",
     "config",
+    "dense",
     "events",
     "export",
     "ids",

@@ -16,6 +16,7 @@ from wdp.store.connection import transaction
 _RULES: tuple[tuple[str, str], ...] = (
     ("pose_frames", "ts < $cutoff"),
     ("pose_persons", "ts < $cutoff"),
+    ("pose_dense", "ts < $cutoff"),
     ("person_zones", "ts < $cutoff"),
     ("zone_occupancy", "ts < $cutoff"),
     ("tracks", "last_seen < $cutoff"),

@@ -175,6 +175,18 @@ _V6_ID_SEQUENCES = [
 ]
 
 
+# DensePose output stored on demand (store.dense, wdp.store.dense): one row per person and frame, the
+# schemas.DensePose as msgpack; appended in time order like the pose tables.
+_V7_POSE_DENSE = [
+    """CREATE TABLE pose_dense (
+        ts DOUBLE NOT NULL,
+        frame_id BIGINT NOT NULL,
+        track_id INTEGER NOT NULL,
+        dense BLOB NOT NULL               -- msgpack of schemas.DensePose (RLE parts, uint8 U/V)
+    )""",
+]
+
+
 def _sql(statements: Sequence[str]) -> Callable[[duckdb.DuckDBPyConnection], None]:
     def apply(con: duckdb.DuckDBPyConnection) -> None:
         for statement in statements:
@@ -191,6 +203,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], 
     (4, "config templates", _sql(_V4_TEMPLATES)),
     (5, "sensing states", _sql(_V5_SENSING)),
     (6, "frame and track id sequences", _sql(_V6_ID_SEQUENCES)),
+    (7, "DensePose output per person (on demand)", _sql(_V7_POSE_DENSE)),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 
