@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
@@ -28,7 +29,7 @@ from wdp.engine import Bus, Engine, Topic
 from wdp.engine.bus import Subscription, SubscriptionClosed
 from wdp.engine.config import room_warnings
 from wdp.engine.metrics import EngineMetrics
-from wdp.schemas import PoseFrame, Router, SensingLinkStatus, SensingState, Zone
+from wdp.schemas import ActivityLinkStatus, PoseFrame, Router, SensingLinkStatus, SensingState, Zone
 from wdp.serve.engine_view import ComponentHealth, EngineStatus
 from wdp.serve.engine_view import Topic as ViewTopic
 
@@ -224,6 +225,8 @@ def components_of(m: EngineMetrics, engine: Engine) -> dict[str, ComponentHealth
         )
     if engine.sensing is not None:
         out["sensing"] = sensing_health(m.sensing)
+    if engine.activity is not None:
+        out["activity"] = activity_health(m.activity)
     if m.store is not None:
         st = m.store
         out["history"] = ComponentHealth(
@@ -252,6 +255,34 @@ def sensing_health(links: list[SensingLinkStatus]) -> ComponentHealth:
         ]
         parts.append(f"{x.router_id}: {x.calibration}" + (f" ({', '.join(trouble)})" if trouble else ""))
     return ComponentHealth(status="ok", detail="; ".join(parts)[:400])
+
+
+def activity_health(links: list[ActivityLinkStatus]) -> ComponentHealth:
+    """The activity/fall model per router: on (its model, windows, trouble), or off and why (no model for the
+    router's frame shape: the keypoint heuristic, if configured, still reports). Degraded when the model fails."""
+    if not links:
+        return ComponentHealth(status="ok", detail="no router has sent packets yet")
+    parts = []
+    for x in links:
+        if x.state == "on":
+            trouble = [
+                f"{n} {what}"
+                for n, what in (
+                    (x.windows_dropped, "windows dropped"),
+                    (x.errors, "errors"),
+                    (x.bad_frames, "bad frames"),
+                )
+                if n
+            ]
+            parts.append(
+                f"{x.router_id}: on ({Path(x.model or '').name}, {x.windows} windows"
+                + "".join(f", {t}" for t in trouble)
+                + ")"
+            )
+        else:
+            parts.append(f"{x.router_id}: {x.state}" + (f" ({x.reason})" if x.reason else ""))
+    failing = any(x.errors for x in links)
+    return ComponentHealth(status="degraded" if failing else "ok", detail="; ".join(parts)[:400])
 
 
 class EngineLifespanPlugin(InitPluginProtocol):

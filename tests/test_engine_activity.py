@@ -244,3 +244,36 @@ def test_activity_detector_choice_from_the_serve_config(model_dir: Path) -> None
     assert engine.activity is None  # the heuristic's events only: no model runs
     with pytest.raises(ValueError, match="unknown ActivitySettings settings: threshold"):
         engine_config(compose_serve_config(["+activity.threshold=0.3"]))
+
+
+def test_activity_detector_model_publishes_no_keypoint_events(model_dir: Path) -> None:
+    """A scripted fall with ground-truth keypoints: the heuristic's fall and activities are published with
+    activity.detector both (detector "keypoints"), none with model (the model is off here: simulated 30x3x3
+    frames are no shape it takes, and the status says so)."""
+    from engine_fixtures import two_person_scene
+
+    from wdp.csi.sources import SimulatorSource
+
+    kinds = {}
+    for choice in ("both", "model"):
+        src = SimulatorSource(routers=1, scene=two_person_scene(), loop=False, realtime=False)
+        cfg = EngineConfig(
+            detector="ground_truth",
+            sensing=SensingSettings(enabled=False),
+            activity=ActivitySettings(detector=choice, model=str(model_dir)),  # type: ignore[arg-type]
+        )
+        engine = Engine([src], config=cfg)
+        sub = engine.bus.subscribe({Topic.EVENT}, maxsize=100_000)
+        with engine:
+            assert engine.wait(120)
+            (link,) = engine.metrics().activity
+        events = [m.payload for m in sub.drain()]
+        kinds[choice] = [
+            (schemas.event_type(e), e.detector)
+            for e in events
+            if isinstance(e, schemas.PersonFallDetected | schemas.PersonActivityDetected)
+        ]
+        assert link.state == "off" and "sends 30x3x3" in (link.reason or "")
+    assert ("person.fall_detected", "keypoints") in kinds["both"]
+    assert {d for _, d in kinds["both"]} == {"keypoints"}
+    assert kinds["model"] == []

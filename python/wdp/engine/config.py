@@ -239,9 +239,15 @@ def status_line(engine: Any, m: Any = None) -> str:
         return "calibrating" if s.calibration == "calibrating" else "yes" if s.motion else "no"
 
     motion = " ".join(f"{rid}:{said(s)}({s.motion_score:.1f})" for rid, s in sorted(states.items()))
+    # the activity/fall model per router: its latest activity, or off / deciding
+    activity = " ".join(
+        f"{x.router_id}:{(x.activity or '-') if x.state == 'on' else x.state}"
+        for x in sorted(m.activity, key=lambda x: x.router_id)
+    )
     return (
         f"wdp serve: [{m.source}] {m.fps:.1f} fps, {m.frames} frames, routers {connected}/{len(m.routers)} "
-        f"connected ({routers}), motion {motion or '-'}, e2e p50 {e2e.p50_ms:.1f} ms p99 {e2e.p99_ms:.1f} ms, "
+        f"connected ({routers}), motion {motion or '-'}, activity {activity or '-'}, "
+        f"e2e p50 {e2e.p50_ms:.1f} ms p99 {e2e.p99_ms:.1f} ms, "
         f"queue {m.queue_depth}, dropped {m.windows_dropped_overflow} overflow + {m.windows_dropped_stale} stale, "
         f"events {m.events}"
     )
