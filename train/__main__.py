@@ -8,9 +8,13 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from wdp.train.training import train  # heavy imports after Hydra has parsed the command line
+    # heavy imports after Hydra has parsed the command line
+    if cfg.get("task", "pose") == "activity":
+        from wdp.train.activity import train_activity as run
+    else:
+        from wdp.train.training import train as run
 
-    metrics, _ = train(cfg)
+    metrics, _ = run(cfg)
     # returned for Hydra sweepers (optimized_metric, as in lightning-hydra-template)
     key = cfg.get("optimized_metric")
     return metrics.get(key) if key else None
