@@ -2,7 +2,9 @@
 
 Keypoints are in normalized image coordinates (0..1 of the model's square image); they are drawn in the
 centred square of the output, with the side bands for text. Colours follow the track id the same way the
-browser dashboard colours it (golden-angle hue), so a person has one colour everywhere.
+browser dashboard colours it (golden-angle hue), so a person has one colour everywhere. Given the frame's
+dense twin (persons with ``dense``), the body parts are painted under the skeletons in DensePose colouring
+(PART_COLORS, the page's skeleton.js list).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from wdp.schemas import PoseFrame
+from wdp.densepose_codec import dense_to_map
+from wdp.schemas import DensePose, PoseFrame
 from wdp.schemas_sample import COCO_SKELETON
 
 # COCO-17 limbs (the same list as serve/dashboard/static/skeleton.js)
@@ -26,6 +29,29 @@ BACKGROUND = (17, 20, 26)
 GRID = (34, 40, 50)
 TEXT = (210, 216, 226)
 BADGE = (200, 40, 40)
+
+
+def _jet(t: float) -> tuple[int, int, int]:
+    c = [round(255 * min(1.0, max(0.0, 1.5 - abs(4 * t - x)))) for x in (3, 2, 1)]
+    return c[0], c[1], c[2]
+
+
+# DensePose colouring: part id i (1..24) takes the jet colormap at i / 24 (index 0, background, is unused)
+PART_COLORS: tuple[tuple[int, int, int], ...] = ((0, 0, 0),) + tuple(_jet(i / 24) for i in range(1, 25))
+DENSE_MAX_AGE = 5  # frames: an older dense twin is not painted under newer skeletons (as the page)
+
+
+def paint_parts(img: np.ndarray, dense: DensePose, x0: int, y0: int, side: int) -> None:
+    """Paint one person's labelled cells into ``img`` (H, W, 3 uint8) over the pose square at (x0, y0)."""
+    parts, _ = dense_to_map(dense)
+    mh, mw = parts.shape
+    cols = np.minimum((np.arange(side) * mw) // side, mw - 1)  # square pixel -> map cell
+    rows = np.minimum((np.arange(side) * mh) // side, mh - 1)
+    labels = parts[rows[:, None], cols[None, :]]
+    on = labels > 0
+    if on.any():
+        view = img[y0 : y0 + side, x0 : x0 + side]
+        view[on] = np.asarray(PART_COLORS, np.uint8)[labels[on]]
 
 
 def track_color(track_id: int) -> tuple[int, int, int]:
@@ -61,11 +87,29 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def render_frame(frame: PoseFrame | None, width: int = 640, height: int = 360, now: float | None = None) -> Image.Image:
-    """One RGB image of the frame's skeletons, track ids, source badge and frame info."""
+def render_frame(
+    frame: PoseFrame | None,
+    width: int = 640,
+    height: int = 360,
+    now: float | None = None,
+    dense: PoseFrame | None = None,
+) -> Image.Image:
+    """One RGB image of the frame's skeletons, track ids, source badge and frame info; ``dense`` (the frame's
+    dense twin) adds the body parts beneath."""
     img = _background(width, height).copy()
-    draw = ImageDraw.Draw(img)
     side, x0, y0 = _square(width, height)
+    if (
+        frame is not None
+        and dense is not None
+        and 0 <= frame.frame_id - dense.frame_id <= DENSE_MAX_AGE
+        and any(isinstance(p.dense, DensePose) for p in dense.persons)
+    ):
+        pixels = np.array(img)
+        for person in dense.persons:
+            if isinstance(person.dense, DensePose):
+                paint_parts(pixels, person.dense, x0, y0, side)
+        img = Image.fromarray(pixels, "RGB")
+    draw = ImageDraw.Draw(img)
     font = _font(max(10, height // 28))
     font_px = int(getattr(font, "size", 11))
     line_w = max(2, side // 120)
@@ -115,6 +159,11 @@ def encode_jpeg(img: Image.Image, quality: int = 80) -> bytes:
 
 
 def render_jpeg(
-    frame: PoseFrame | None, width: int = 640, height: int = 360, quality: int = 80, now: float | None = None
+    frame: PoseFrame | None,
+    width: int = 640,
+    height: int = 360,
+    quality: int = 80,
+    now: float | None = None,
+    dense: PoseFrame | None = None,
 ) -> bytes:
-    return encode_jpeg(render_frame(frame, width, height, now), quality)
+    return encode_jpeg(render_frame(frame, width, height, now, dense), quality)

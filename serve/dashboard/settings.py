@@ -20,6 +20,7 @@ class VisualizationSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_un
     height: Annotated[int, msgspec.Meta(ge=64, le=2160)] = 360
     fps: Annotated[float, msgspec.Meta(gt=0.0, le=60.0)] = 10.0  # rendered frames per second while watched
     jpeg_quality: Annotated[int, msgspec.Meta(ge=10, le=95)] = 80
+    dense: bool = True  # paint the persons' body parts (DensePose colouring) when the engine makes them
     max_mjpeg_clients: int = 16
     ffmpeg: str = "ffmpeg"  # executable name or path; HLS and RTMP report themselves unavailable without it
     x264_preset: str = "ultrafast"  # live encoding on a small CPU

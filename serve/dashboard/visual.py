@@ -128,12 +128,13 @@ class FrameTicker:
     async def render_now(self) -> bytes:
         """The current frame as JPEG (rendered if it changed since the last render)."""
         frame = self.engine.current_frame()
+        dense = self.engine.current_dense_frame() if self.settings.dense else None
         now = time.time()
-        key = (id(frame), frame.frame_id if frame is not None else None, int(now))
+        key = (id(frame), frame.frame_id if frame is not None else None, id(dense), int(now))
         if key != self._latest_key or self.latest is None:
             s = self.settings
             self.latest = await anyio.to_thread.run_sync(
-                lambda: render_jpeg(frame, s.width, s.height, s.jpeg_quality, now)
+                lambda: render_jpeg(frame, s.width, s.height, s.jpeg_quality, now, dense)
             )
             self._latest_key = key
             self.frames_rendered += 1

@@ -15,7 +15,7 @@ const SENSING_HISTORY_MAX = 5000; // states fetched at start (the newest): 5 min
 const HISTORY_PAGE = 1000; // the API's largest page
 
 const state = {
-  frame: null, frames: 0, frameTimes: [], events: [], zones: [], status: null, routers: [],
+  frame: null, frames: 0, dense: null, denseFrames: 0, frameTimes: [], events: [], zones: [], status: null, routers: [],
   dropped: 0, conn: "offline", seenEvents: new Set(),
 };
 const api = new Api();
@@ -88,7 +88,9 @@ function startLive() {
   $("who").textContent = `${api.session.subject} · ${api.session.scopes.join(" ")}`;
   stream = new Stream(api, {
     // sensing_events: a router's motion/presence/breathing events (a zone's also come on zone_events)
-    topics: ["pose_updates", "system_alerts", "zone_events", "sensing_updates", "sensing_events"],
+    // dense_poses: the persons' body parts (DensePose), painted under the skeletons; none when the server's
+    // engine.dense is off
+    topics: ["pose_updates", "dense_poses", "system_alerts", "zone_events", "sensing_updates", "sensing_events"],
     onMessage: onStreamMessage,
     onState: (s, delay) => {
       state.conn = s;
@@ -116,6 +118,7 @@ function stopLive() {
 function onStreamMessage(msg) {
   switch (msg.type) {
     case "pose_update": onFrame(msg.frame); break;
+    case "dense_pose_update": state.dense = msg.frame; state.denseFrames += 1; break;
     case "event": onEvent(msg.event); break;
     case "sensing_update": sensingPanel.add(msg.state); break;
     case "dropped": state.dropped = msg.total; break;
@@ -337,12 +340,14 @@ function renderZoneList(occ) {
 }
 
 let lastDrawn = -1;
+let lastDense = -1;
 let lastSlow = 0;
 function tick(now) {
   if (!$("dashboard").hidden) {
-    if (state.frames !== lastDrawn) {
+    if (state.frames !== lastDrawn || state.denseFrames !== lastDense) {
       lastDrawn = state.frames;
-      poseView.draw(state.frame);
+      lastDense = state.denseFrames;
+      poseView.draw(state.frame, state.dense);
       renderTracks();
     }
     const occ = occupancy();

@@ -1,5 +1,5 @@
-// COCO-17 skeleton and track colours (the same as wdp.serve.dashboard.render, so the server-rendered stream
-// and this page colour a person alike).
+// COCO-17 skeleton, track colours and DensePose part colours (the same as wdp.serve.dashboard.render, so the
+// server-rendered stream and this page colour a person alike).
 
 export const SKELETON = [
   [15, 13], [13, 11], [16, 14], [14, 12], [11, 12], [5, 11], [6, 12], [5, 6], [5, 7], [6, 8], [7, 9],
@@ -35,5 +35,39 @@ export function drawSkeleton(ctx, person, toPx, lineWidth = 3) {
     ctx.beginPath();
     ctx.arc(px, py, lineWidth + 0.5, 0, 2 * Math.PI);
     ctx.fill();
+  }
+}
+
+// DensePose colouring: part id i (1..24) takes the jet colormap at i / 24, as DensePose pictures colour their
+// part index map; background (0) is not drawn.
+function jet(t) {
+  const c = (x) => Math.round(255 * Math.min(1, Math.max(0, 1.5 - Math.abs(4 * t - x))));
+  return [c(3), c(2), c(1)];
+}
+export const PART_COLORS = Array.from({length: 25}, (_, i) => (i === 0 ? null : jet(i / 24)));
+const PART_STYLES = PART_COLORS.map((c) => (c ? `rgb(${c[0]}, ${c[1]}, ${c[2]})` : null));
+
+// One person's body parts (person.dense: run-length encoded part labels of a crop of the model's label map,
+// see wdp.schemas.DensePose), each labelled cell a filled square; toPx maps normalized image coordinates.
+// Cell edges are rounded to whole pixels so the parts have no anti-aliased seams.
+export function drawParts(ctx, dense, toPx) {
+  const [mw, mh] = dense.map_size;
+  const [bx, by, bw] = dense.box;
+  const runs = dense.parts;
+  let at = 0;
+  for (let k = 0; k + 1 < runs.length; k += 2) {
+    const label = runs[k], count = runs[k + 1];
+    const style = PART_STYLES[label];
+    if (style) {
+      ctx.fillStyle = style;
+      for (let j = at; j < at + count; j++) {
+        const cx = bx + (j % bw), cy = by + Math.floor(j / bw);
+        const [x0, y0] = toPx(cx / mw, cy / mh);
+        const [x1, y1] = toPx((cx + 1) / mw, (cy + 1) / mh);
+        const px = Math.round(x0), py = Math.round(y0);
+        ctx.fillRect(px, py, Math.max(1, Math.round(x1) - px), Math.max(1, Math.round(y1) - py));
+      }
+    }
+    at += count;
   }
 }

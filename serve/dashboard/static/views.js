@@ -1,7 +1,9 @@
 // Canvas views: the skeletons in image coordinates, and the floor plan (metres) with zones, occupancy, the
 // heatmap, person positions and the zone being edited.
 
-import {drawSkeleton, trackColor} from "./skeleton.js";
+import {drawParts, drawSkeleton, trackColor} from "./skeleton.js";
+
+const DENSE_MAX_AGE = 5; // frames: an older dense frame is not painted under newer skeletons
 
 export class PoseView {
   constructor(canvas) {
@@ -9,7 +11,9 @@ export class PoseView {
     this.ctx = canvas.getContext("2d");
   }
 
-  draw(frame) {
+  // dense: the latest frame of the dense_poses topic (persons with their body parts), painted under the
+  // skeletons when it belongs to the frame shown (the server publishes it right after the frame itself)
+  draw(frame, dense = null) {
     const {ctx, canvas} = this;
     const w = canvas.width, h = canvas.height;
     ctx.fillStyle = "#11141a";
@@ -30,6 +34,9 @@ export class PoseView {
       return;
     }
     const toPx = (x, y) => [x0 + x * side, y0 + y * side];
+    if (dense && dense.frame_id <= frame.frame_id && frame.frame_id - dense.frame_id <= DENSE_MAX_AGE) {
+      for (const p of dense.persons) if (p.dense) drawParts(ctx, p.dense, toPx);
+    }
     ctx.font = "bold 13px system-ui";
     for (const p of frame.persons) {
       drawSkeleton(ctx, p, toPx, Math.max(2, side / 160));
