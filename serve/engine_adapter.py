@@ -329,7 +329,14 @@ def create_engine_app(cfg: Any, settings: Any = None, *, autostart: bool = True)
     from wdp.serve.integrations_plugin import IntegrationsPlugin
 
     adapter = EngineAdapter(factory, buffer=settings.stream.engine_buffer)
-    integrations = IntegrationsPlugin(adapter, store, mqtt=cfg.get("mqtt"), webhooks=cfg.get("webhooks"))
+    sensing = cfg.get("sensing") or {}
+    integrations = IntegrationsPlugin(
+        adapter,
+        store,
+        mqtt=cfg.get("mqtt"),
+        webhooks=cfg.get("webhooks"),
+        sensing_zones=[str(z) for z in (sensing.get("zones") or {})] if sensing.get("enabled", True) else [],
+    )
     return create_app(
         settings,
         engine_view=adapter,

@@ -141,9 +141,20 @@ def default_queue_path(store: Store) -> str:
 class IntegrationsPlugin(InitPluginProtocol):
     """Runs the MQTT bridge and/or the webhook dispatcher for the app's lifetime (each only if enabled)."""
 
-    def __init__(self, adapter: EngineAdapter, store: Store | None, mqtt: Any = None, webhooks: Any = None) -> None:
+    def __init__(
+        self,
+        adapter: EngineAdapter,
+        store: Store | None,
+        mqtt: Any = None,
+        webhooks: Any = None,
+        *,
+        sensing_zones: list[str] | None = None,
+    ) -> None:
+        """``sensing_zones``: the zones the engine's sensing stage reports on (``sensing.zones``; None: not
+        known, their Home Assistant entities then appear with their first state)."""
         self.adapter = adapter
         self.store = store
+        self.sensing_zones = sensing_zones
         mqtt_cfg = _plain(mqtt)
         hook_cfg = _plain(webhooks)
         self.mqtt_config = (
@@ -199,6 +210,8 @@ class IntegrationsPlugin(InitPluginProtocol):
                 unwatch = self.adapter.watch_zones(bridge.set_zones)
                 if self.adapter.zones_known:
                     bridge.set_zones(self.adapter.zones())
+                if self.sensing_zones is not None:
+                    bridge.set_sensing_zones(self.sensing_zones)
                 tasks.append(asyncio.create_task(publish_engine_state(self.adapter, bridge, config.status_interval_s)))
                 tasks.append(asyncio.create_task(self._pump("poses", self.bridge.publish_frame)))
                 tasks.append(asyncio.create_task(self._pump("events", self.bridge.publish_event)))

@@ -422,6 +422,9 @@ def test_home_assistant_discovery(broker: MosquittoBroker) -> None:
             assert _render(kitchen["value_template"], state[kitchen["state_topic"]].payload) == "2"
             hall = configs["homeassistant/sensor/house1/zone_hall_occupancy/config"]
             assert _render(hall["value_template"], state[hall["state_topic"]].payload) == "1"
+            for c in configs.values():  # a payload that is not JSON (an empty clearing message) renders nothing
+                if "value_template" in c:
+                    assert jinja2.Template(c["value_template"]).render() == "", c["value_template"]
             engine_state = configs["homeassistant/sensor/house1/engine_state/config"]
             assert _render(engine_state["value_template"], state[engine_state["state_topic"]].payload) == "unknown"
             fall_cfg = configs["homeassistant/event/house1/fall/config"]

@@ -140,6 +140,7 @@ def test_home_assistant_sensing_entities(broker: MosquittoBroker) -> None:
         cfg = bridge_config(broker.port, node_id="house1", sensing_expire_after_s=20)
         async with MqttBridge(cfg) as bridge:
             bridge.set_zones([Zone(id="kitchen", name="Kitchen", polygon=[(0, 0), (3, 0), (3, 3)])])
+            bridge.set_sensing_zones(["kitchen"])  # the sensing stage's zones (sensing.zones)
             await bridge.wait_connected(20)
             bridge.publish_sensing(state(1, router="sim-0", calibration="calibrating"))
             assert await bridge.flush(20)
@@ -154,12 +155,14 @@ def test_home_assistant_sensing_entities(broker: MosquittoBroker) -> None:
                 }
                 for kind, ident in (("router", "sim-0"), ("zone", "kitchen"))
             }
-            # the router announced with its first state, the configured zone before any state
+            # the router announced with its first state, the sensing zone before any state
             assert set(sensing) == per["router"] | per["zone"]
             unique = {c["unique_id"] for c in configs.values()}
             assert len(unique) == len(configs)  # no clash with the existing entities either
             for c in sensing.values():
                 assert c["device"]["identifiers"] == ["wdp_house1"]  # the one wdp device
+                # an empty (clearing) payload is not JSON: the template renders nothing, Home Assistant ignores it
+                assert jinja2.Template(c["value_template"]).render() == ""
                 (avail,) = c["availability"]
                 assert avail["topic"] == "wdp/system/status" and avail["payload_available"] == "online"
                 assert c["expire_after"] == 20
@@ -221,8 +224,13 @@ def test_home_assistant_sensing_entities(broker: MosquittoBroker) -> None:
             assert await rendered(router["presence"]) == "OFF"
             assert await rendered(router["motion"]) == "OFF"
 
-            # the zone is removed: its sensing configs and retained state are deleted, the router's stay
+            # the zone is removed but still sensed: its sensing entities stay, named by its id
             bridge.set_zones([])
+            assert await bridge.flush(20)
+            renamed = await retained(broker.port, f"{HA}/binary_sensor/house1/sensing_zone_kitchen_motion/config")
+            assert json.loads(next(iter(renamed.values())).payload)["name"] == "kitchen motion"
+            # no longer sensed: its sensing configs and retained state are deleted, the router's stay
+            bridge.set_sensing_zones([])
             assert await bridge.flush(20)
             left = set(await retained(broker.port, f"{HA}/#"))
             assert not per["zone"] & left and per["router"] <= left
@@ -260,6 +268,7 @@ def test_sensing_can_be_turned_off(broker: MosquittoBroker) -> None:
     async def scenario() -> None:
         async with MqttBridge(bridge_config(broker.port, sensing=False)) as bridge:
             bridge.set_zones(["kitchen"])
+            bridge.set_sensing_zones(["kitchen"])
             await bridge.wait_connected(20)
             bridge.publish_sensing(state(1, router="sim-0"))
             assert await bridge.flush(20)

@@ -1,6 +1,7 @@
 """`wdp serve` with MQTT on, against a real mosquitto: the three Home Assistant defects of issue 13.
 
-1. A zone created over REST (or an MQTT command) is announced at once, named by its name, before anyone enters it.
+1. A zone created over REST (or an MQTT command) is announced at once, named by its name, before anyone enters it;
+   its sensing entities only if the sensing stage reports on it (else they would stay unavailable for ever).
 2. A zone deleted over REST (or an MQTT command) has its discovery configs and retained state cleared at once, and
    retained configs of zones deleted while wdp was down are cleared at the next start (reconciliation).
 3. system/status carries the engine's state (running / stopped) and its details, and follows a stop at once.
@@ -36,8 +37,12 @@ def occupancy_config(zone: str) -> str:
     return f"{HA}/sensor/wdp/zone_{zone}_occupancy/config"
 
 
+def sensing_configs(zone: str) -> set[str]:
+    return {f"{HA}/{e.format(z=zone)}/config" for e in SENSING_ENTITIES}
+
+
 def zone_configs(zone: str) -> set[str]:
-    return {occupancy_config(zone)} | {f"{HA}/{e.format(z=zone)}/config" for e in SENSING_ENTITIES}
+    return {occupancy_config(zone)} | sensing_configs(zone)
 
 
 class Server:
@@ -57,6 +62,7 @@ class Server:
             f"store.path={tmp / 'h.duckdb'}",
             "mqtt.enabled=true",
             f"mqtt.port={broker_port}",
+            "+sensing.zones.office=[sim-0]",  # office is sensed (lab, kept and ghost are not)
         ]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -118,14 +124,17 @@ def test_zones_over_rest_and_mqtt_announce_and_clear_discovery_at_once(tmp_path:
             assert json.loads(got[occupancy_config("office")].payload)["name"] == "Study occupancy"
             # 2. deleted over REST: configs and retained occupancy gone
             assert server.http.delete("/api/v1/config/zones/office").status_code == 204
-            got = wait_retained(broker.port, "#", lambda g: not (zone_configs("office") & g.keys()))
-            assert not zone_configs("office") & got.keys(), sorted(got)
-            assert "wdp/pose/zone/office/occupancy" not in got
+            got = wait_retained(broker.port, "#", lambda g: occupancy_config("office") not in g)
+            assert occupancy_config("office") not in got and "wdp/pose/zone/office/occupancy" not in got, sorted(got)
+            # ... but it is still a sensing zone (sensing.zones): those entities stay, named by its id
+            motion = f"{HA}/binary_sensor/wdp/sensing_zone_office_motion/config"
+            assert json.loads(got[motion].payload)["name"] == "office motion"
             # the same over MQTT commands
             command = {"correlation_id": "c1", "configuration": {"name": "Lab", "polygon": square}}
             publish(broker.port, "wdp/command/zone/lab/configure", json.dumps(command).encode())
-            got = wait_retained(broker.port, f"{HA}/#", lambda g: zone_configs("lab") <= g.keys())
+            got = wait_retained(broker.port, f"{HA}/#", lambda g: occupancy_config("lab") in g)
             assert json.loads(got[occupancy_config("lab")].payload)["name"] == "Lab occupancy"
+            assert not sensing_configs("lab") & got.keys()  # not sensed: no entities that never get a state
             assert [z["id"] for z in server.http.get("/api/v1/config/zones").json()] == ["lab"]
             publish(broker.port, "wdp/command/zone/lab/delete", b'{"correlation_id": "c2"}')
             got = wait_retained(broker.port, f"{HA}/#", lambda g: not (zone_configs("lab") & g.keys()))
@@ -154,7 +163,7 @@ def test_start_clears_discovery_of_zones_deleted_while_down(tmp_path: Path) -> N
         try:
             r = server.http.post("/api/v1/config/zones", json={"id": "kept", "name": "Kept", "polygon": square})
             assert r.status_code == 201, r.text
-            wait_retained(broker.port, f"{HA}/#", lambda g: zone_configs("kept") <= g.keys())
+            wait_retained(broker.port, f"{HA}/#", lambda g: occupancy_config("kept") in g)
         finally:
             server.stop()
         # while wdp is down, a zone it no longer has is still announced on the broker (e.g. deleted by a
@@ -171,7 +180,7 @@ def test_start_clears_discovery_of_zones_deleted_while_down(tmp_path: Path) -> N
             got = wait_retained(broker.port, "#", lambda g: not (zone_configs("ghost") & g.keys()))
             assert not zone_configs("ghost") & got.keys(), sorted(got)
             assert "wdp/pose/zone/ghost/occupancy" not in got and "wdp/sensing/zone/ghost/state" not in got
-            assert zone_configs("kept") <= got.keys()
+            assert occupancy_config("kept") in got and sensing_configs("office") <= got.keys()
             assert f"{HA}/sensor/other/zone_ghost_occupancy/config" in got
         finally:
             server.stop()

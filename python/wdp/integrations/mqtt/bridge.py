@@ -144,8 +144,10 @@ class MqttBridge:
         self._zone_members: dict[str, list[int] | None] = {}  # None: announced but no occupancy sent yet
         self._zone_names: dict[str, str | None] = {}
         self._zones_known = False  # set_zones was called: the zone set is authoritative
-        self._retained_zone_topics: dict[str, set[str]] = {}  # zone topic level -> retained topics read back
+        # (occupancy | sensing, zone topic level) -> retained topics read back from the broker at connect
+        self._retained_zone_topics: dict[tuple[Literal["occupancy", "sensing"], str], set[str]] = {}
         self._sensing_labels: dict[tuple[SensingKind, str], str] = {}  # announced (kind, id) -> entity label
+        self._sensing_zones: set[str] | None = None  # zones the sensing stage reports (None: not told)
         self._engine_state = "unknown"
         self._status_details: dict[str, Any] = {}
         self._incoming: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=1000)
@@ -327,14 +329,32 @@ class MqttBridge:
         for zone_id in list(self._zone_members):
             if zone_id not in wanted:
                 self._remove_zone(zone_id)
+        sensing_zones = self._sensing_zones or set()
         for kind, zone_id in list(self._sensing_labels):
             if kind == "zone" and zone_id not in wanted:
-                self._remove_sensing(kind, zone_id)
+                if zone_id in sensing_zones:  # still sensed: only its name goes
+                    self._announce_sensing(kind, zone_id, None)
+                else:
+                    self._remove_sensing(kind, zone_id)
         for zone_id, name in wanted.items():
             if zone_id not in self._zone_members or self._zone_names.get(zone_id) != name:
                 self._add_zone(zone_id, name)
-            if self.config.sensing:
-                self._announce_sensing("zone", zone_id, name)
+            if self.config.sensing and (("zone", zone_id) in self._sensing_labels or zone_id in sensing_zones):
+                self._announce_sensing("zone", zone_id, name)  # (re)named after the zone
+        self._clear_stale_zones()
+        self._wake.set()
+
+    def set_sensing_zones(self, zone_ids: Iterable[str]) -> None:
+        """The zones the sensing stage reports on (its ``sensing.zones``): their sensing entities are announced
+        now, named after the zone when it is a configured zone; sensing entities of other zones are deleted.
+        Zones not listed get sensing entities only if a sensing state for them arrives."""
+        self._sensing_zones = set(zone_ids)
+        for kind, zone_id in list(self._sensing_labels):
+            if kind == "zone" and zone_id not in self._sensing_zones:
+                self._remove_sensing(kind, zone_id)
+        if self.config.sensing:
+            for zone_id in sorted(self._sensing_zones):
+                self._announce_sensing("zone", zone_id, self._zone_names.get(zone_id))
         self._clear_stale_zones()
         self._wake.set()
 
@@ -410,6 +430,7 @@ class MqttBridge:
 
     def _set_state(self, topic: str, payload: bytes, qos: int, retain: bool, *, once: bool = False) -> None:
         self._state[topic] = _Outgoing(topic, payload, qos, retain, "state", once=once)
+        self._dirty.pop(topic, None)  # to the end: state changes go out in the order they were made
         self._dirty[topic] = None
         self._wake.set()
 
@@ -441,11 +462,12 @@ class MqttBridge:
         self._zone_names.pop(zone_id, None)
         if not valid_segment(zone_id):
             return
-        # An empty retained message deletes the retained value (and, for a discovery config, the entity).
-        self._set_state(self.topics.zone_occupancy(zone_id), b"", *QOS_ZONE, once=True)
+        # An empty retained message deletes the retained value (and, for a discovery config, the entity): the
+        # entity first, so Home Assistant does not read the empty state as a value
         if self.config.discovery:
             topic = discovery.config_topic(self.config, "sensor", discovery.zone_object_id(zone_id))
             self._set_state(topic, b"", *QOS_DISCOVERY, once=True)
+        self._set_state(self.topics.zone_occupancy(zone_id), b"", *QOS_ZONE, once=True)
 
     def _announce_sensing(self, kind: SensingKind, ident: str, name: str | None) -> None:
         """Remember the router/zone and (re)publish its discovery configs when new or renamed."""
@@ -461,50 +483,58 @@ class MqttBridge:
     def _remove_sensing(self, kind: SensingKind, ident: str) -> None:
         del self._sensing_labels[(kind, ident)]
         segment = topic_id(ident)
-        self._set_state(self.topics.sensing(kind, segment), b"", *QOS_SENSING, once=True)
-        if self.config.discovery:
+        if self.config.discovery:  # the entities first (see _remove_zone)
             for topic in discovery.sensing_config_topics(self.config, kind, segment):
                 self._set_state(topic, b"", *QOS_DISCOVERY, once=True)
+        self._set_state(self.topics.sensing(kind, segment), b"", *QOS_SENSING, once=True)
 
-    def _zone_level(self, topic: str) -> str | None:
-        """The zone topic level of a retained per-zone topic of ours (discovery config, occupancy, sensing)."""
+    def _zone_level(self, topic: str) -> tuple[Literal["occupancy", "sensing"], str] | None:
+        """(what, zone topic level) of a retained per-zone topic of ours: a discovery config, an occupancy or
+        a sensing state."""
         if self.config.discovery:
-            zone = discovery.zone_of_config_topic(self.config, topic)
-            if zone is not None:
-                return zone
+            found = discovery.zone_of_config_topic(self.config, topic)
+            if found is not None:
+                return found
         relative = self.topics.relative(topic)
         if relative is None:
             return None
         parts = relative.split("/")
-        if (
-            len(parts) == 4
-            and parts[1] == "zone"
-            and (parts[0], parts[3]) in (("pose", "occupancy"), ("sensing", "state"))
-        ):
-            return parts[2]
+        if len(parts) == 4 and parts[1] == "zone":
+            if (parts[0], parts[3]) == ("pose", "occupancy"):
+                return "occupancy", parts[2]
+            if (parts[0], parts[3]) == ("sensing", "state"):
+                return "sensing", parts[2]
         return None
 
     def _note_retained(self, topic: str) -> None:
         """A retained message read back from the broker (at subscribe time): remember it if it is per-zone."""
-        zone = self._zone_level(topic)
-        if zone is not None:
-            self._retained_zone_topics.setdefault(zone, set()).add(topic)
+        found = self._zone_level(topic)
+        if found is not None:
+            self._retained_zone_topics.setdefault(found, set()).add(topic)
             self._clear_stale_zones()
 
     def _clear_stale_zones(self) -> None:
-        """Delete the retained topics read back for zones not in the zone set (once the set is known)."""
+        """Delete the retained topics read back for zones that are not configured: occupancy ones once the zone
+        set is known, sensing ones once the sensing zones are known too (a sensing zone need not be a
+        configured zone)."""
         if not self._zones_known or not self._retained_zone_topics:
             return
-        wanted = {level for z in self._zone_members for level in (z, topic_id(z))}
-        for zone, topics in self._retained_zone_topics.items():
-            if zone in wanted:
+        wanted = {
+            "occupancy": {level for z in self._zone_members for level in (z, topic_id(z))},
+            "sensing": {topic_id(z) for k, z in self._sensing_labels if k == "zone"}
+            | {topic_id(z) for z in self._sensing_zones or ()},
+        }
+        for (what, zone), topics in list(self._retained_zone_topics.items()):
+            if what == "sensing" and self._sensing_zones is None:
+                continue  # not told which zones are sensed: keep them until we are
+            del self._retained_zone_topics[(what, zone)]
+            if zone in wanted[what]:
                 continue
             for topic in sorted(topics):
                 if topic not in self._state:  # not one of ours being published right now
                     self._set_state(topic, b"", 1, True, once=True)
                     self._stats.stale_cleared += 1
-            _log.info("MQTT: cleared the retained topics of zone %r, which is no longer configured", zone)
-        self._retained_zone_topics.clear()
+            _log.info("MQTT: cleared the retained %s topics of zone %r, which is no longer configured", what, zone)
         self._wake.set()
 
     def _set_zone_occupancy(self, zone_id: str, ids: list[int], timestamp: float, frame_id: int | None) -> None:

@@ -27,7 +27,7 @@ Reference: https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from wdp import __version__
 from wdp.integrations.mqtt.config import MqttConfig, SensingKind, Topics
@@ -43,6 +43,13 @@ SENSING_ENTITIES: tuple[tuple[str, str], ...] = (  # (component, object id suffi
 _CALIBRATING = "value_json.calibration == 'calibrating'"
 _ZONE_OBJECT = re.compile(r"^zone_(?P<zone>.+)_occupancy$")
 _SENSING_ZONE_OBJECT = re.compile(rf"^sensing_zone_(?P<zone>.+)_(?:{'|'.join(w for _, w in SENSING_ENTITIES)})$")
+
+
+def _guarded(template: str) -> str:
+    """A value template that renders nothing for a payload that is not JSON (Home Assistant then ignores the
+    message instead of logging a template error): the empty retained message that clears a deleted zone's state
+    can reach Home Assistant before the empty config that deletes its entity."""
+    return "{% if value_json is defined %}" + template + "{% endif %}"
 
 
 def _base(config: MqttConfig, topics: Topics, object_id: str, name: str) -> dict[str, Any]:
@@ -81,21 +88,21 @@ def static_entities(config: MqttConfig, topics: Topics) -> dict[str, dict[str, A
     """Config topic -> config payload for the entities that do not depend on zones."""
     person_count = _base(config, topics, "person_count", "Person count") | {
         "state_topic": topics.current,
-        "value_template": "{{ value_json.person_count }}",
+        "value_template": _guarded("{{ value_json.person_count }}"),
         "state_class": "measurement",
         "unit_of_measurement": "persons",
         "icon": "mdi:account-group",
     }
     presence = _base(config, topics, "presence", "Presence") | {
         "state_topic": topics.current,
-        "value_template": "{{ 'ON' if value_json.person_count > 0 else 'OFF' }}",
+        "value_template": _guarded("{{ 'ON' if value_json.person_count > 0 else 'OFF' }}"),
         "payload_on": "ON",
         "payload_off": "OFF",
         "device_class": "occupancy",
     }
     engine_state = _base(config, topics, "engine_state", "Engine state") | {
         "state_topic": topics.status,
-        "value_template": "{{ value_json.state }}",
+        "value_template": _guarded("{{ value_json.state }}"),
         "entity_category": "diagnostic",
         "icon": "mdi:state-machine",
     }
@@ -112,24 +119,27 @@ def static_entities(config: MqttConfig, topics: Topics) -> dict[str, dict[str, A
     }
 
 
-def zone_of_config_topic(config: MqttConfig, topic: str) -> str | None:
-    """The zone (its topic level) whose occupancy sensor or sensing entity ``topic`` configures, if it is a
-    discovery config topic of this node; else None."""
+def zone_of_config_topic(config: MqttConfig, topic: str) -> tuple[Literal["occupancy", "sensing"], str] | None:
+    """("occupancy" | "sensing", zone topic level) when ``topic`` is a discovery config topic of this node for a
+    zone's occupancy sensor or one of its sensing entities; else None."""
     head = f"{config.discovery_prefix}/"
     if not topic.startswith(head) or not topic.endswith("/config"):
         return None
     parts = topic[len(head) : -len("/config")].split("/")
     if len(parts) != 3 or parts[1] != config.node_id:
         return None
-    match = _ZONE_OBJECT.match(parts[2]) or _SENSING_ZONE_OBJECT.match(parts[2])
-    return match["zone"] if match else None
+    if match := _ZONE_OBJECT.match(parts[2]):
+        return "occupancy", match["zone"]
+    if match := _SENSING_ZONE_OBJECT.match(parts[2]):
+        return "sensing", match["zone"]
+    return None
 
 
 def zone_entity(config: MqttConfig, topics: Topics, zone_id: str, name: str | None = None) -> tuple[str, dict]:
     object_id = zone_object_id(zone_id)
     payload = _base(config, topics, object_id, f"{name or zone_id} occupancy") | {
         "state_topic": topics.zone_occupancy(zone_id),
-        "value_template": "{{ value_json.occupancy_count }}",
+        "value_template": _guarded("{{ value_json.occupancy_count }}"),
         "state_class": "measurement",
         "unit_of_measurement": "persons",
         "icon": "mdi:account-multiple",
@@ -159,7 +169,7 @@ def sensing_entities(
         return _base(config, topics, sensing_object_id(kind, segment, what), f"{label} {name}") | common
 
     def on_off(field: str) -> str:
-        return f"{{{{ 'None' if {_CALIBRATING} else ('ON' if value_json.{field} else 'OFF') }}}}"
+        return _guarded(f"{{{{ 'None' if {_CALIBRATING} else ('ON' if value_json.{field} else 'OFF') }}}}")
 
     payloads = {
         "motion": base("motion", "motion")
@@ -173,7 +183,9 @@ def sensing_entities(
         },
         "breathing_rate": base("breathing_rate", "breathing rate")
         | {
-            "value_template": "{{ value_json.breathing_bpm if value_json.breathing_bpm is not none else 'None' }}",
+            "value_template": _guarded(
+                "{{ value_json.breathing_bpm if value_json.breathing_bpm is not none else 'None' }}"
+            ),
             "unit_of_measurement": BREATHING_UNIT,
             "state_class": "measurement",
             "suggested_display_precision": 1,
@@ -181,7 +193,7 @@ def sensing_entities(
         },
         "motion_score": base("motion_score", "motion score")
         | {
-            "value_template": f"{{{{ 'None' if {_CALIBRATING} else value_json.motion_score }}}}",
+            "value_template": _guarded(f"{{{{ 'None' if {_CALIBRATING} else value_json.motion_score }}}}"),
             "state_class": "measurement",
             "suggested_display_precision": 2,
             "icon": "mdi:motion-sensor",
