@@ -277,3 +277,46 @@ def test_activity_detector_model_publishes_no_keypoint_events(model_dir: Path) -
     assert ("person.fall_detected", "keypoints") in kinds["both"]
     assert {d for _, d in kinds["both"]} == {"keypoints"}
     assert kinds["model"] == []
+
+
+def test_frames_of_other_transmitters_are_skipped(model_dir: Path) -> None:
+    """A router hears its transmitter and, one frame in ten, a nearer device (another channel entirely): mixed
+    into the windows, those frames look like violent motion (a false fall with this model)."""
+    t, c = link_stream(10.0, seed=13, start=T0)
+    _, other = link_stream(10.0, seed=14, start=T0)
+    mac = np.full(len(t), 0xB827EB03E19F, np.int64)
+    stray = np.arange(len(t)) % 10 == 5
+    mac[stray] = 0xEC41184C1F6A
+    c[stray] = 10 * other[stray]  # a nearer device: 20 dB louder
+    for macs, falls in ((None, 1), (mac, 0)):  # without MACs the stage cannot tell them apart
+        stage, events = _stage(model_dir)
+        stage.start()
+        try:
+            for lo in range(0, len(t), 16):
+                sl = slice(lo, lo + 16)
+                stage.on_packets("r", t[sl], list(c[sl]), None if macs is None else macs[sl], block=True)
+            assert stage.wait_idle(30)
+        finally:
+            stage.stop()
+        (link,) = stage.links()
+        assert len(_of(events, "r", schemas.PersonFallDetected)) == falls
+    assert link.mac == "b8:27:eb:03:e1:9f" and link.other_sender == int(stray.sum()) and link.other_shape == 0
+
+
+def test_a_replayed_capture_reads_its_dominant_transmitter(tmp_path: Path) -> None:
+    from wdp.csi.sources import ReplaySource
+    from wdp.data.real import fixtures_dir
+
+    nexmon = motion_model(tmp_path / "nexmon", (256, 1, 1), rate_hz=50.0, window_s=2.0, hop_s=0.5, bins=4)
+    src = ReplaySource(fixtures_dir() / "D2/standup_user1_rm1/standup_user1_rm1_1.pcap", realtime=False)
+    cfg = EngineConfig(
+        detector="none",
+        sensing=SensingSettings(enabled=False),
+        activity=ActivitySettings(detector="model", model=str(nexmon)),
+    )
+    engine = Engine([src], config=cfg)
+    with engine:
+        assert engine.wait(60)
+        (link,) = engine.metrics().activity
+    assert link.state == "on" and link.mac == "b8:27:eb:03:e1:9f" and link.shape == [256, 1, 1]
+    assert link.packets == 500 and link.other_sender == 83 and link.bad_frames == link.other_shape == 0

@@ -143,6 +143,8 @@ class ActivityLinkStatus(msgspec.Struct, kw_only=True, frozen=True):
     packets: int = 0
     bad_frames: int = 0  # empty, non-finite, or timestamps going back: skipped
     other_shape: int = 0  # frames of another shape than the router's: skipped
+    other_sender: int = 0  # frames of another transmitter than the router's (``mac``): skipped
+    mac: str | None = None  # the transmitter it reads (the router's dominant one), when the source says
     gaps: int = 0  # gaps longer than the window's slack: the window restarted
     windows: int = 0  # windows classified
     windows_dropped: int = 0  # windows dropped because inference lagged (bounded queue, oldest first)

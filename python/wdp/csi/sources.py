@@ -66,6 +66,8 @@ class PacketBatch:
     csi: Sequence[np.ndarray]
     arrival: np.ndarray  # (k,) float64 time.perf_counter() when each packet arrived
     truth: Sequence[Any] | None = None  # simulator only: per packet, tuple of PersonTruth
+    # (k,) int64: each packet's transmitter MAC as a 48-bit number (-1: unknown); None when the source has none
+    mac: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.timestamps)
@@ -118,7 +120,8 @@ class CsiSource(ABC):
 
 # ------------------------------------------------------------------------------------- timed streams
 
-_Packet = tuple[float, str, np.ndarray, Any]  # (t relative to the stream start, router id, csi, truth)
+# (t relative to the stream start, router id, csi, truth, transmitter MAC as a 48-bit number or -1)
+_Packet = tuple[float, str, np.ndarray, Any, int]
 
 
 class _TimedStreamSource(CsiSource):
@@ -203,6 +206,7 @@ class _TimedStreamSource(CsiSource):
         batches = []
         for rid, idx in by_router.items():
             truth = [packets[i][3] for i in idx]
+            mac = np.array([packets[i][4] for i in idx], np.int64)
             batches.append(
                 PacketBatch(
                     router_id=rid,
@@ -210,6 +214,7 @@ class _TimedStreamSource(CsiSource):
                     csi=[packets[i][2] for i in idx],
                     arrival=np.array([arrivals[i] for i in idx]),
                     truth=truth if any(t is not None for t in truth) else None,
+                    mac=mac if (mac >= 0).any() else None,
                 )
             )
         return batches
@@ -341,7 +346,7 @@ class SimulatorSource(_TimedStreamSource):
                 sim = SceneSimulator(variant, self.config)
                 streams.append(_tagged(sim.stream(chunk_s=self.chunk_s, seed=k), offset, k, rid))
             for t, _, rid, csi, persons in heapq.merge(*streams, key=lambda p: (p[0], p[1])):
-                yield t, rid, csi, persons
+                yield t, rid, csi, persons, -1
             self.scenes_played += 1
             offset += scene.duration
             if not self.loop:
@@ -402,7 +407,8 @@ class ReplaySource(_TimedStreamSource):
             n_before = self.packets
             for cap in self._captures():
                 ts = cap.meta["timestamp"]
-                for csi, t in zip(cap.csi, ts, strict=True):
+                macs = mac_numbers(cap.meta.get("mac"), len(ts))
+                for csi, t, mac in zip(cap.csi, ts, macs, strict=True):
                     if csi.size == 0:
                         continue
                     t = float(t)
@@ -412,7 +418,7 @@ class ReplaySource(_TimedStreamSource):
                     rel = rel if rel > last else (0.0 if last == -math.inf else last + step)
                     last = rel
                     self.packets += 1
-                    yield rel, self.router_id, csi, None
+                    yield rel, self.router_id, csi, None, int(mac)
             if not self.loop or self.packets == n_before:
                 return
             offset = last + step
@@ -459,7 +465,19 @@ class ArraySource(_TimedStreamSource):
     def _packets(self) -> Iterator[_Packet]:
         iters = [_array_stream(t, c, k, rid) for k, (rid, (t, c)) in enumerate(self.streams.items())]
         for t, _, rid, csi in heapq.merge(*iters, key=lambda p: (p[0], p[1])):
-            yield t, rid, csi, None
+            yield t, rid, csi, None, -1
+
+
+def mac_numbers(mac: Any, n: int) -> np.ndarray:
+    """(n, 6) MAC bytes -> (n,) int64 48-bit numbers (-1 where the format carries none: all zero bytes)."""
+    if mac is None:
+        return np.full(n, -1, np.int64)
+    b = np.asarray(mac, np.uint8).reshape(n, 6).astype(np.int64)
+    out = np.zeros(n, np.int64)
+    for i in range(6):
+        out = (out << 8) | b[:, i]
+    out[out == 0] = -1
+    return out
 
 
 def _array_stream(t: np.ndarray, c: np.ndarray, k: int, rid: str) -> Iterator[tuple[float, int, str, np.ndarray]]:
@@ -557,13 +575,19 @@ class LiveUdpSource(CsiSource):
             csi = np.array(batch.csi)
             arrival_ns = np.array(batch.arrival_ns)
             sid = np.array(batch.source_id)
+            mac = mac_numbers(np.array(batch.mac), len(sid))
         # kernel receive time (epoch) -> perf_counter instant
         t = arrival_ns.astype(np.float64) * 1e-9
         arrival = time.perf_counter() - (time.time() - t)
         out = []
         for s in np.unique(sid):
             m = sid == s
-            out.append(PacketBatch(self._router_for(int(s)), t[m], list(csi[m]), arrival[m]))
+            mm = mac[m]
+            out.append(
+                PacketBatch(
+                    self._router_for(int(s)), t[m], list(csi[m]), arrival[m], mac=mm if (mm >= 0).any() else None
+                )
+            )
         return out
 
     @property

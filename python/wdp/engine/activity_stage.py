@@ -2,13 +2,15 @@
 ``person.activity_detected`` / ``person.fall_detected`` (``detector="model"``, ``router_id`` set, no track) on
 the bus like every other event.
 
-Per router (a link): the first ``decide_frames`` usable frames fix its frame shape (the most common one);
-``model: auto`` then picks the shipped model whose card matches that shape (wdp.activity.find_shipped), a
-configured model directory must match it. No match: the link is "off" with the reason in its status (REST
-system/status ``activity``, the health component) and one log line; its packets are still counted. Frames of
-another shape are counted and skipped (a router that keeps sending another shape for ``redecide_frames``
-frames has changed its bandwidth or antennas: the link decides again). Empty or non-finite frames, and
-timestamps that do not advance, are counted and skipped; a gap longer than ``max_gap_s`` restarts the window.
+Per router (a link): the first ``decide_frames`` usable frames fix its transmitter (the most common source MAC,
+where the source reports MACs: a capture or a nexmon router hears other devices too) and its frame shape (the
+most common one of that transmitter); ``model: auto`` then picks the shipped model whose card matches that
+shape (wdp.activity.find_shipped), a configured model directory must match it. No match: the link is "off"
+with the reason in its status (EngineMetrics.activity, the ``engine.activity`` health component, the status
+line) and one log line; its packets are still counted. Frames of other transmitters or another shape are
+counted and skipped (a router that keeps sending another sender or shape for ``redecide_frames`` frames has
+changed: the link decides again). Empty or non-finite frames, and timestamps that do not advance, are counted
+and skipped; a gap longer than ``max_gap_s`` restarts the window.
 
 Windows: the card's ``window_s`` seconds ending every ``hop_s`` seconds of stream time after the link's first
 frame (wdp.activity.window_ends, so ``wdp classify`` on the same recording sees the same windows), as the
@@ -51,7 +53,7 @@ class ActivitySettings:
     fall_cooldown_s: float = 10.0  # at most one model fall event per router this often
     hop_s: float | None = None  # None: the card's
     max_gap_s: float = 1.0  # a longer gap between a router's packets restarts its window
-    decide_frames: int = 10  # frames that fix a router's shape
+    decide_frames: int = 20  # frames that fix a router's transmitter and shape
     redecide_frames: int = 200  # consecutive frames of one other shape that make a router decide again
     queue_windows: int = 32  # windows waiting for the model (all routers); the oldest is dropped beyond
 
@@ -95,17 +97,19 @@ class _Link:
     window_s: float = 0.0
     hop_s: float = 0.0
     fall_threshold: float = 0.5
-    pending: list[tuple[float, np.ndarray]] = field(default_factory=list)  # frames while deciding
+    mac: int = -1  # the transmitter it reads (48-bit; -1: unknown)
+    pending: list[tuple[float, np.ndarray, int]] = field(default_factory=list)  # frames while deciding
     frames: deque[tuple[float, np.ndarray]] = field(default_factory=deque)
     origin: float | None = None  # stream time of the window grid's start (first frame, or after a gap)
     next_end: float = math.inf
     last_t: float = -math.inf
-    other_run: int = 0  # consecutive frames of one other shape ...
-    other_run_shape: tuple[int, ...] | None = None  # ... this one
+    other_run: int = 0  # consecutive frames of one other sender or shape ...
+    other_run_key: tuple[int, tuple[int, ...]] | None = None  # ... this (mac, shape)
     # counters (reader thread) and results (worker thread)
     packets: int = 0
     bad_frames: int = 0
     other_shape: int = 0
+    other_sender: int = 0
     gaps: int = 0
     windows: int = 0
     windows_dropped: int = 0
@@ -169,19 +173,28 @@ class ActivityStage:
             return self._qcond.wait_for(lambda: not self._queue and not self._busy, timeout)
 
     # ------------------------------------------------------------------------------------------ input
-    def on_packets(self, router_id: str, times: np.ndarray, csi: Sequence[np.ndarray], *, block: bool = False) -> None:
-        """One batch of one router's packets (call from the thread that owns the router). ``block``: wait for
-        room in the window queue instead of dropping its oldest window (sources that are not realtime)."""
+    def on_packets(
+        self,
+        router_id: str,
+        times: np.ndarray,
+        csi: Sequence[np.ndarray],
+        mac: np.ndarray | None = None,
+        *,
+        block: bool = False,
+    ) -> None:
+        """One batch of one router's packets (call from the thread that owns the router). ``mac``: each packet's
+        transmitter as a 48-bit number (-1 unknown; None: the source does not say). ``block``: wait for room in
+        the window queue instead of dropping its oldest window (sources that are not realtime)."""
         link = self._links.get(router_id)
         if link is None:
             with self._lock:
                 link = self._links.setdefault(router_id, _Link(router_id))
         for i in range(len(times)):
             link.packets += 1
-            self._push(link, float(times[i]), csi[i], block)
+            self._push(link, float(times[i]), csi[i], int(mac[i]) if mac is not None else -1, block)
 
-    def _push(self, link: _Link, t: float, h: Any, block: bool) -> None:
-        if link.state == "off" and getattr(h, "shape", None) == link.shape:
+    def _push(self, link: _Link, t: float, h: Any, mac: int, block: bool) -> None:
+        if link.state == "off" and mac == link.mac and getattr(h, "shape", None) == link.shape:
             return  # the common case of a router no model reads: no per-frame checks
         if not _usable(t, h):
             link.bad_frames += 1
@@ -190,27 +203,33 @@ class ActivityStage:
             if t <= link.last_t:
                 link.bad_frames += 1
                 return
-            link.pending.append((t, h))
+            link.pending.append((t, h, mac))
             link.last_t = t
             if len(link.pending) >= self.settings.decide_frames:
                 self._decide(link, block)
             return
-        if h.shape != link.shape:  # on or off: a router that now sends another shape is decided again
-            link.other_shape += 1
-            if h.shape == link.other_run_shape:
+        if h.shape != link.shape or mac != link.mac:  # on or off: another sender or shape, counted and skipped
+            if mac != link.mac:
+                link.other_sender += 1
+            else:
+                link.other_shape += 1
+            key = (mac, h.shape)
+            if key == link.other_run_key:
                 link.other_run += 1
             else:
-                link.other_run_shape, link.other_run = h.shape, 1
-            if link.other_run >= self.settings.redecide_frames:
+                link.other_run_key, link.other_run = key, 1
+            if link.other_run >= self.settings.redecide_frames:  # the router itself changed: decide again
                 _log.warning(
-                    "activity model: router %s now sends frames of shape %s (was %s): deciding again",
+                    "activity model: router %s now sends frames of shape %s from %s (was %s from %s): deciding again",
                     link.router_id,
                     _shape_str(h.shape),
+                    _mac_str(mac),
                     _shape_str(link.shape),
+                    _mac_str(link.mac),
                 )
                 self._reset(link)
             return
-        link.other_run, link.other_run_shape = 0, None
+        link.other_run, link.other_run_key = 0, None
         if link.state == "off":
             return
         if t <= link.last_t:  # time went back or stood still: the window grid cannot place it
@@ -239,12 +258,16 @@ class ActivityStage:
 
     def _decide(self, link: _Link, block: bool) -> None:
         pending, link.pending = link.pending, []
-        shape = Counter(h.shape for _, h in pending).most_common(1)[0][0]
-        link.shape = shape
+        # the dominant transmitter, then its dominant frame shape (as `wdp classify` picks a capture's link)
+        mac = Counter(m for _, _, m in pending).most_common(1)[0][0]
+        shape = Counter(h.shape for _, h, m in pending if m == mac).most_common(1)[0][0]
+        link.mac, link.shape = mac, shape
         clf, model_dir, reason = self._model_for(shape)
         if clf is None:
             link.state, link.reason = "off", reason
             _log.warning("activity model off for router %s: %s", link.router_id, reason)
+            link.other_sender += sum(m != mac for _, _, m in pending)
+            link.other_shape += sum(m == mac and h.shape != shape for _, h, m in pending)
             return
         s = self.settings
         card = clf.card
@@ -262,11 +285,13 @@ class ActivityStage:
             link.hop_s,
         )
         link.last_t = -math.inf
-        for t, h in pending:
-            if h.shape == shape:
-                self._add_frame(link, t, h, block)
-            else:
+        for t, h, m in pending:
+            if m != mac:
+                link.other_sender += 1
+            elif h.shape != shape:
                 link.other_shape += 1
+            else:
+                self._add_frame(link, t, h, block)
 
     def _model_for(self, shape: tuple[int, ...]) -> tuple[Any, str | None, str]:
         """(classifier, model dir, reason when None)."""
@@ -306,7 +331,7 @@ class ActivityStage:
         link.frames.clear()
         link.pending = []
         link.origin, link.next_end, link.last_t = None, math.inf, -math.inf
-        link.other_run, link.other_run_shape = 0, None
+        link.other_run, link.other_run_key = 0, None
 
     def _enqueue(self, job: _Job, block: bool) -> None:
         cap = self.settings.queue_windows
@@ -400,6 +425,10 @@ def _usable(t: float, h: Any) -> bool:
     return bool(np.isfinite(h).all())
 
 
+def _mac_str(mac: int) -> str:
+    return "an unknown sender" if mac < 0 else ":".join(f"{(mac >> (8 * i)) & 0xFF:02x}" for i in range(5, -1, -1))
+
+
 def _shape_str(shape: Sequence[int] | None) -> str:
     return "x".join(str(int(n)) for n in shape) if shape is not None else "?"
 
@@ -415,6 +444,8 @@ def _status(x: _Link) -> schemas.ActivityLinkStatus:
         packets=x.packets,
         bad_frames=x.bad_frames,
         other_shape=x.other_shape,
+        other_sender=x.other_sender,
+        mac=_mac_str(x.mac) if x.mac >= 0 else None,
         gaps=x.gaps,
         windows=x.windows,
         windows_dropped=x.windows_dropped,

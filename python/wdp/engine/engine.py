@@ -444,7 +444,7 @@ class Engine:
             for event in events:
                 self._publish_event(event)
         if self.activity is not None:  # the activity/fall model reads every router's stream, poses or not
-            self.activity.on_packets(rid, batch.timestamps, batch.csi, block=not src.realtime)
+            self.activity.on_packets(rid, batch.timestamps, batch.csi, batch.mac, block=not src.realtime)
         if self.config.detector == "none":
             return
         spec = self._spec
