@@ -20,7 +20,7 @@ its oldest window when inference lags (counted per link).
 
 Events per link: a fall on the first window whose ``p_fall`` reaches the card's threshold (or
 ``fall_threshold``) after a window below it, at most one per ``fall_cooldown_s``; an activity when the most
-probable class changes and its probability is at least ``min_confidence``.
+probable class changes (at least ``min_confidence``, leading in ``activity_hold_windows`` windows in a row).
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class ActivitySettings:
 
     detector: ActivitySource = "both"  # which detector's activity/fall events are published
     model: str = "auto"  # auto: the shipped model whose card matches each router's frame shape; or a model dir
-    min_confidence: float = 0.5  # activity events only for a class at least this probable
+    min_confidence: float = 0.5  # activity events only for a class at least this probable ...
+    activity_hold_windows: int = 2  # ... leading in this many windows in a row
     fall_threshold: float | None = None  # None: the card's (chosen on validation folds)
     fall_cooldown_s: float = 10.0  # at most one model fall event per router this often
     hop_s: float | None = None  # None: the card's
@@ -62,8 +63,8 @@ class ActivitySettings:
             raise ValueError(f"activity.detector must be model, keypoints or both, not {self.detector!r}")
         if not self.model:
             raise ValueError("activity.model must be 'auto' or a model directory")
-        if self.decide_frames < 1 or self.redecide_frames < 1 or self.queue_windows < 1:
-            raise ValueError("activity.decide_frames, redecide_frames and queue_windows must be >= 1")
+        if min(self.decide_frames, self.redecide_frames, self.queue_windows, self.activity_hold_windows) < 1:
+            raise ValueError("activity: decide_frames, redecide_frames, queue_windows, activity_hold_windows >= 1")
         if not (self.max_gap_s > 0 and self.fall_cooldown_s >= 0 and 0 <= self.min_confidence <= 1):
             raise ValueError("activity: max_gap_s > 0, fall_cooldown_s >= 0, 0 <= min_confidence <= 1")
         if self.hop_s is not None and not self.hop_s > 0:
@@ -117,6 +118,8 @@ class _Link:
     last_window_at: float | None = None
     last: Any = None  # the latest WindowResult
     activity: str | None = None  # the latest activity published
+    candidate: str | None = None  # the confident leader of the latest window ...
+    streak: int = 0  # ... and in how many windows in a row it led
     was_fall: bool = False
     last_fall_at: float = -math.inf
 
@@ -382,8 +385,12 @@ class ActivityStage:
     def _events(self, link: _Link, res: Any) -> list[schemas.EventBase]:
         s = self.settings
         out: list[schemas.EventBase] = []
-        if res.activity != link.activity and res.p_activity >= s.min_confidence:
-            link.activity = res.activity
+        # a new activity once it has led, confidently, for activity_hold_windows windows in a row (no flicker)
+        confident = res.activity if res.p_activity >= s.min_confidence else None
+        link.streak = link.streak + 1 if confident is not None and confident == link.candidate else 1
+        link.candidate = confident
+        if confident is not None and confident != link.activity and link.streak >= s.activity_hold_windows:
+            link.activity = confident
             out.append(
                 schemas.PersonActivityDetected(
                     timestamp=res.t,
