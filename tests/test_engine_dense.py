@@ -82,3 +82,21 @@ def test_dense_stage_uses_the_most_confident_routers_map() -> None:
     labels, _ = dense_to_map(twin.persons[0].dense)
     assert set(np.unique(labels)) == {0, 2}
     assert DenseStage().frame(frame, [weak], [None]) is None
+
+
+def test_fast_map_decoding_equals_the_reference() -> None:
+    import torch
+
+    from wdp.engine.models import decode_densepose_fast
+    from wdp.model.decode import decode_densepose
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 25, 64, 64, generator=g) * 3
+    logits[:, 0] += torch.linspace(-4, 8, 64)[None, :, None]  # every regime: body, unsure, background
+    logits[0, :, 0, 0] = 1.0  # a 25-way tie: body (P(background) = 1/25), the unsure branch
+    uv = torch.rand(3, 2, 64, 64, generator=g)
+    want_parts, want_uv = decode_densepose(logits, uv)
+    parts, got_uv = decode_densepose_fast(logits.numpy(), uv.numpy())
+    assert parts.dtype == np.uint8 and 0 < (parts > 0).mean() < 1
+    np.testing.assert_array_equal(parts, want_parts.numpy())
+    np.testing.assert_array_equal(got_uv, want_uv.numpy())

@@ -40,23 +40,23 @@ def _empty(uv_dtype: np.dtype) -> PersonDense:
     return PersonDense((0, 0, 0, 0), np.zeros((0, 0), np.uint8), np.zeros((2, 0, 0), uv_dtype))
 
 
-def _segment_distance(px: np.ndarray, py: np.ndarray, kp: np.ndarray, min_score: float) -> np.ndarray:
-    """Distance of points (px, py) to the nearest skeleton segment of one person (inf without joints)."""
-    ok = (kp[_SEG_A, 2] >= min_score) & (kp[_SEG_B, 2] >= min_score)
-    if not ok.any():
-        vis = kp[:, 2] >= min_score
-        if not vis.any():
-            return np.full(px.shape, np.inf)
-        d2 = (px[:, None] - kp[vis, 0][None]) ** 2 + (py[:, None] - kp[vis, 1][None]) ** 2
-        return np.sqrt(d2.min(axis=1))
-    ax, ay = kp[_SEG_A[ok], 0], kp[_SEG_A[ok], 1]
-    dx, dy = kp[_SEG_B[ok], 0] - ax, kp[_SEG_B[ok], 1] - ay
+def _skeleton_distance(px: np.ndarray, py: np.ndarray, kp: np.ndarray, min_score: float) -> np.ndarray:
+    """(K, P) distance of points (px, py) to each person's nearest skeleton segment between joints scoring
+    >= min_score; a person with no such segment uses its nearest such joint (inf without any)."""
+    ok = (kp[:, _SEG_A, 2] >= min_score) & (kp[:, _SEG_B, 2] >= min_score)  # (K, S)
+    ax, ay = kp[:, _SEG_A, 0], kp[:, _SEG_A, 1]
+    dx, dy = kp[:, _SEG_B, 0] - ax, kp[:, _SEG_B, 1] - ay
     len2 = np.maximum(dx * dx + dy * dy, 1e-9)
-    rx = px[:, None] - ax[None]
-    ry = py[:, None] - ay[None]
-    t = np.clip((rx * dx + ry * dy) / len2, 0.0, 1.0)
-    ox, oy = rx - t * dx, ry - t * dy
-    return np.sqrt((ox * ox + oy * oy).min(axis=1))
+    rx = px[None, :, None] - ax[:, None, :]  # (K, P, S)
+    ry = py[None, :, None] - ay[:, None, :]
+    t = np.clip((rx * dx[:, None] + ry * dy[:, None]) / len2[:, None], 0.0, 1.0)
+    ox, oy = rx - t * dx[:, None], ry - t * dy[:, None]
+    d2 = np.where(ok[:, None, :], ox * ox + oy * oy, np.inf).min(axis=2)
+    for k in np.flatnonzero(~ok.any(axis=1)):  # no limb: the nearest visible joint, if any
+        vis = kp[k, :, 2] >= min_score
+        if vis.any():
+            d2[k] = ((px[:, None] - kp[k, vis, 0]) ** 2 + (py[:, None] - kp[k, vis, 1]) ** 2).min(axis=1)
+    return np.sqrt(d2)
 
 
 def split_by_person(
@@ -85,18 +85,26 @@ def split_by_person(
     if len(ys) == 0:
         return [_empty(uv.dtype) for _ in range(n)]
     px, py = xs.astype(np.float64), ys.astype(np.float64)
-    dist = np.full((n, len(ys)), np.inf)
-    for k in range(n):
-        x0, y0, x1, y1 = bx[k]
-        if not np.isfinite(bx[k]).all():
-            continue
-        mx = max(margin * (x1 - x0), 1.0)
-        my = max(margin * (y1 - y0), 1.0)
-        inside = (px >= x0 - mx) & (px <= x1 + mx) & (py >= y0 - my) & (py <= y1 + my)
-        if inside.any():
-            dist[k, inside] = _segment_distance(px[inside], py[inside], kp[k], min_keypoint_score)
-    owner = dist.argmin(axis=0)
-    owned = np.isfinite(dist[owner, np.arange(len(ys))])
+    finite = np.isfinite(bx).all(axis=1)
+    bx = np.where(finite[:, None], bx, 0.0)
+    mx = np.maximum(margin * (bx[:, 2] - bx[:, 0]), 1.0)[:, None]
+    my = np.maximum(margin * (bx[:, 3] - bx[:, 1]), 1.0)[:, None]
+    inside = (
+        finite[:, None]
+        & (px[None] >= bx[:, :1] - mx)
+        & (px[None] <= bx[:, 2:3] + mx)
+        & (py[None] >= bx[:, 1:2] - my)
+        & (py[None] <= bx[:, 3:4] + my)
+    )  # (K, P)
+    claims = inside.sum(axis=0)
+    owner = inside.argmax(axis=0)  # the only claimant where there is one
+    owned = claims > 0
+    contested = claims > 1  # inside several boxes: the nearest skeleton wins (only these need distances)
+    if contested.any():
+        d = _skeleton_distance(px[contested], py[contested], kp, min_keypoint_score)
+        d = np.where(inside[:, contested], d, np.inf)
+        owner[contested] = d.argmin(axis=0)
+        owned[contested] = np.isfinite(d.min(axis=0))
     out = []
     for k in range(n):
         sel = owned & (owner == k)
@@ -111,7 +119,6 @@ def split_by_person(
         cuv = np.zeros((2, ch, cw), uv.dtype)
         cuv[:, yk - cy0, xk - cx0] = uv[:, yk, xk]
         out.append(PersonDense((cx0, cy0, cw, ch), crop, cuv))
-    assert all(0 <= p.box[0] and p.box[0] + p.box[2] <= w and p.box[1] + p.box[3] <= h for p in out)
     return out
 
 
