@@ -53,6 +53,7 @@ def test_paper_run_logs_checkpoints_exports_and_plots(
         "val/joint_error/left_wrist",
         "val/part_miou",
         "val/body_iou",
+        "val/dp_ap",
         "test/ap",
         "test/pck@0.2",
     ):
@@ -74,6 +75,7 @@ def test_paper_run_logs_checkpoints_exports_and_plots(
     assert 0.0 < card["decode"]["min_score"] < 1.0  # calibrated on the val split, used by `wdp serve`
     assert 0.0 < card["decode"]["keypoint_score_ref"] < 1.0 and 0.0 < card["decode"]["score_ref"] < 1.0
     assert {"test/center_error", "test/center_error_const", "test/top1_mpjpe"} <= set(card["metrics"])
+    assert {"test/part_miou", "test/dp_ap", "test/dp_ap50", "test/dp_gps_mean"} <= set(card["metrics"])  # dense
     assert len(card["keypoint_names"]) == 17 and card["part_classes"][0] == "background"
     # the exported files are the trained net: same outputs as the eager net (ONNX and TorchScript)
     net = objects["model"].net.eval()
