@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from wdp import schemas
+from wdp.engine.metrics import LatencyRecorder
 
 _log = logging.getLogger(__name__)
 ActivitySource = Literal["model", "keypoints", "both"]
@@ -85,6 +87,7 @@ class _Job:
     classifier: Any  # the link's model when the window was cut (the link may decide again meanwhile)
     times: np.ndarray  # (n,) engine clock
     csi: np.ndarray  # (n, S, R, T)
+    cut_at: float  # time.perf_counter() when the window was cut (the packet that completed it came)
 
 
 @dataclass(eq=False)
@@ -154,6 +157,9 @@ class ActivityStage:
         self._busy = False
         self._stopping = False
         self._thread: threading.Thread | None = None
+        # "model": preprocessing + inference of one window; "window_to_event": the packet that completed a
+        # window -> its events published (queue wait included)
+        self.latency = LatencyRecorder(("model", "window_to_event"))
 
     # ------------------------------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -254,7 +260,8 @@ class ActivityStage:
             link.frames.popleft()
         if t + 1e-9 >= link.next_end:
             times = np.fromiter((f[0] for f in link.frames), np.float64, len(link.frames))
-            self._enqueue(_Job(link, link.classifier, times, np.stack([f[1] for f in link.frames])), block)
+            job = _Job(link, link.classifier, times, np.stack([f[1] for f in link.frames]), time.perf_counter())
+            self._enqueue(job, block)
             # the next window end after this frame (a late frame skips the ends it passed)
             k = math.floor((t - link.next_end) / link.hop_s + 1e-9) + 1
             link.next_end += k * link.hop_s
@@ -367,6 +374,7 @@ class ActivityStage:
     def _classify(self, job: _Job) -> None:
         link = job.link
         end = float(job.times[-1])
+        t0 = time.perf_counter()
         try:
             res = job.classifier.classify_window(job.csi, job.times, t=end)
         except Exception:  # one bad window must not stop the others
@@ -376,11 +384,14 @@ class ActivityStage:
             return
         if res is None:  # fewer than two usable frames (cannot happen for a window the stage cut)
             return
+        t1 = time.perf_counter()
         link.windows += 1
         link.last_window_at = end
         link.last = res
         for ev in self._events(link, res):
             self._publish(ev)
+        self.latency.add("model", t1 - t0)
+        self.latency.add("window_to_event", time.perf_counter() - job.cut_at)
 
     def _events(self, link: _Link, res: Any) -> list[schemas.EventBase]:
         s = self.settings
