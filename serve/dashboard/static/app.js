@@ -145,7 +145,8 @@ function showSource(source) {
 
 function describe(ev) {
   const bits = [];
-  if (ev.track_id !== undefined) bits.push(`person #${ev.track_id}`);
+  if (ev.track_id !== undefined && ev.track_id !== null) bits.push(`person #${ev.track_id}`);
+  if (ev.detector === "model") bits.push("CSI model");  // activity/fall from the model on a router's stream
   if (ev.zone_id) bits.push(`zone ${ev.zone_id}`);
   if (ev.activity) bits.push(ev.activity);
   if (ev.router_id) bits.push(`router ${ev.router_id}`);
