@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
+import msgspec
 import pytest
 from dashboard_support import ADMIN_PASSWORD, CHROMIUM_ARGS, artifacts_dir, need_tool, run_engine_server
 
+from wdp.densepose_codec import decode_dense
+from wdp.schemas import DensePose
 from wdp.serve.dashboard.render import PART_COLORS
 
 try:
@@ -58,7 +63,7 @@ def browser() -> Iterator[Any]:
 
 
 def test_body_parts_painted_under_the_skeleton(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
-    with run_engine_server(tmp_path_factory.mktemp("dense-server"), scene=()) as server:
+    with run_engine_server(tmp_path_factory.mktemp("dense-server"), "store.dense=true", scene=()) as server:
         context = browser.new_context(viewport={"width": 1400, "height": 1000}, bypass_csp=True)
         page = context.new_page()
         errors: list[str] = []
@@ -76,10 +81,36 @@ def test_body_parts_painted_under_the_skeleton(browser: Any, tmp_path_factory: p
                 f"window.wdp.state.dense && window.wdp.state.dense.persons.some({has_parts})", timeout=30_000
             )
             colors = json.dumps([list(c) for c in PART_COLORS[1:]])
-            page.wait_for_function(f"({COUNT_PART_PIXELS})({colors}) > 50", timeout=30_000)
-            n = page.evaluate(f"({COUNT_PART_PIXELS})({colors})")
-            assert n > 50
+            # the canvas changes every frame: take the count the wait saw (a truthy value ends the wait)
+            seen = page.wait_for_function(
+                f"(() => {{ const n = ({COUNT_PART_PIXELS})({colors}); return n > 50 ? n : 0; }})()", timeout=30_000
+            )
+            assert seen.json_value() > 50
             page.screenshot(path=str(artifacts_dir() / "dashboard-dense.png"))
         finally:
             context.close()
         assert not errors, errors
+        _check_rest(server)
+
+
+def _check_rest(server: Any) -> None:
+    """The same server over REST: dense output only with ?dense=true, also from the history (store.dense)."""
+    url = f"{server.base}/api/v1/pose/current?min_confidence=0"
+    plain = httpx.get(url, headers=server.auth).json()
+    assert all("dense" not in p for p in plain["persons"])
+    deadline = time.monotonic() + 10
+    while True:  # the model reports the person in most frames, not all: poll for a frame with someone
+        dense = httpx.get(url + "&dense=true", headers=server.auth).json()
+        if dense["persons"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert dense["persons"] and all("dense" in p for p in dense["persons"])
+    for p in dense["persons"]:
+        decode_dense(msgspec.convert(p["dense"], DensePose))
+    time.sleep(1.5)  # the store flushes every second
+    now = time.time()
+    hist = f"{server.base}/api/v1/pose/history?start_time={now - 60}&end_time={now}&limit=200"
+    frames = httpx.get(hist, headers=server.auth).json()["frames"]
+    assert frames and all("dense" not in p for f in frames for p in f["persons"])
+    frames = httpx.get(hist + "&dense=true", headers=server.auth).json()["frames"]
+    assert any("dense" in p for f in frames for p in f["persons"])
