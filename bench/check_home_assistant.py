@@ -40,11 +40,13 @@ from typing import Any
 
 import aiomqtt
 import httpx
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ha_peer import HA_VERSION, HomeAssistant, Mosquitto, ensure_installed, free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+AUTOMATION = ROOT / "docs" / "ha_fall_automation.yaml"  # the README's example, installed as is
 NODE = "wdp"
 ADMIN_PASSWORD = "ha-check-admin-1"
 # Zones: "desk" is where the scripted walker ends up (room 101, walking from (1.0, 2.6) to (3.7, 4.3)), so its
@@ -228,9 +230,9 @@ def run(args: argparse.Namespace) -> Check:
         check.figures["ha_start_s"] = round(t, 1)
         print(f"Home Assistant {HA_VERSION} up in {t:.0f} s on {ha.base}; mosquitto on {broker.port}", flush=True)
         ha.onboard()
-        ha.add_mqtt(broker.port)
-        check(True, "onboarded through /api/onboarding and MQTT added through its config flow")
+        check(True, "onboarded through /api/onboarding")
 
+        # wdp first, set up with its zone, then Home Assistant's MQTT integration (as a user would add it)
         t = wdp.start()
         assert wdp.http is not None
         print(f"wdp serve up in {t:.1f} s on port {wdp.port}", flush=True)
@@ -244,6 +246,11 @@ def run(args: argparse.Namespace) -> Check:
         routers, _ = wait_for(sensing_routers, 30)
         check(bool(routers), f"wdp senses routers {routers}")
         routers = routers or []
+        ha.add_mqtt(broker.port)
+        check(True, "MQTT integration added through its config flow")
+        automation_text = AUTOMATION.read_text()
+        check(automation_text in (ROOT / "README.md").read_text(), "README shows docs/ha_fall_automation.yaml as is")
+        ha.add_automation("wdp_fall", yaml.safe_load(automation_text))
 
         # -- every announced entity exists in Home Assistant, on one device
         want = expected_unique_ids(routers, ["desk"])
@@ -270,6 +277,25 @@ def run(args: argparse.Namespace) -> Check:
             f"all on one device: {[d['name'] for d in device_list if d['id'] in devices]}",
         )
         ids = {u: e["entity_id"] for u, e in entities.items()}
+
+        def misnamed() -> list[tuple[str, str, str]]:
+            """(entity, Home Assistant's name, the name wdp announces now) where they differ."""
+            now, states = announced(broker.port), ha.states()
+            return [
+                (ids[u], name, f"WiFi DensePose {c['name']}")
+                for u, c in now.items()
+                if u in ids
+                and (name := states.get(ids[u], {}).get("attributes", {}).get("friendly_name"))
+                and name != f"WiFi DensePose {c['name']}"
+            ]
+
+        wrong, took = wait_for(lambda: not misnamed(), args.within)
+        wrong = misnamed()
+        check(
+            not wrong,
+            "every entity is named as announced (the desk zone's sensing entities after its creation)"
+            + (f"; differ: {wrong}" if wrong else ""),
+        )
 
         # -- states: every entity gets one, the live ones change, the fall event fires
         seen: dict[str, list[str]] = {eid: [] for eid in ids.values()}
@@ -300,6 +326,15 @@ def run(args: argparse.Namespace) -> Check:
         check(
             attrs.get(fall_id, {}).get("event_type") == "person.fall_detected",
             f"the fall event fired: {fall_id} = {seen[fall_id][-1]}, {attrs.get(fall_id, {}).get('event_type')}",
+        )
+        automation = ha.states().get("automation.fall_detected_by_wdp", {})
+        notes = [n for n in ha.notifications() if n.get("title") == "Fall detected"]
+        message = notes[-1]["message"] if notes else ""
+        check(
+            bool(automation.get("attributes", {}).get("last_triggered"))
+            and "Someone fell at" in message
+            and "detector" in message,
+            f"the README's fall automation fired and notified: {message!r}",
         )
         engine_id = ids[f"{NODE}_engine_state"]
         check(seen[engine_id][-1] == "running", f"{engine_id} says {seen[engine_id][-1]!r}")

@@ -107,6 +107,7 @@ http:
   server_port: {port}
 logger:
   default: warning
+automation: !include automations.yaml
 """
 
 
@@ -121,6 +122,7 @@ class HomeAssistant:
         self.client_id = f"{self.base}/"
         config_dir.mkdir(parents=True, exist_ok=True)
         (config_dir / "configuration.yaml").write_text(CONFIGURATION.format(port=self.port))
+        (config_dir / "automations.yaml").write_text("[]\n")
         self.token = ""
         self.refresh_token = ""
         self.proc: subprocess.Popen | None = None
@@ -230,13 +232,30 @@ class HomeAssistant:
         r.raise_for_status()
         return {s["entity_id"]: s for s in r.json()}
 
+    def add_automation(self, ident: str, config: dict[str, Any]) -> None:
+        """Create (or replace) an automation the way the UI's editor saves one (automations.yaml + reload)."""
+        r = self.http.post(f"/api/config/automation/config/{ident}", json=config)
+        r.raise_for_status()
+        if r.json().get("result") != "ok":
+            raise RuntimeError(f"automation {ident} not saved: {r.text}")
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """The persistent notifications (not states since 2023.6: read over the WebSocket API)."""
+        (result,) = self.ws_calls("persistent_notification/get")
+        return list(result)
+
     def registry(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(entity registry, device registry) through the WebSocket API (the REST API has neither)."""
+        entities, devices = self.ws_calls("config/entity_registry/list", "config/device_registry/list")
+        return entities, devices
+
+    def ws_calls(self, *kinds: str) -> list[Any]:
+        """The results of WebSocket API commands without arguments, in order."""
         import asyncio
 
         import websockets
 
-        async def read() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        async def read() -> list[Any]:
             url = self.base.replace("http", "ws", 1) + "/api/websocket"
             async with websockets.connect(url, max_size=2**24) as ws:
                 json.loads(await ws.recv())  # auth_required
@@ -245,7 +264,7 @@ class HomeAssistant:
                 if auth.get("type") != "auth_ok":
                     raise RuntimeError(f"Home Assistant WebSocket auth failed: {auth}")
                 out = []
-                for i, kind in enumerate(("config/entity_registry/list", "config/device_registry/list"), 1):
+                for i, kind in enumerate(kinds, 1):
                     await ws.send(json.dumps({"id": i, "type": kind}))
                     while True:
                         msg = json.loads(await ws.recv())
@@ -254,7 +273,7 @@ class HomeAssistant:
                     if not msg.get("success"):
                         raise RuntimeError(f"{kind} failed: {msg}")
                     out.append(msg["result"])
-                return out[0], out[1]
+                return out
 
         return asyncio.run(read())
 

@@ -317,3 +317,23 @@ def test_served_plugin_publishes_sensing_from_the_engine_bus(broker: MosquittoBr
             assert f"{HA}/binary_sensor/wdp/sensing_zone_hall_presence/config" in configs
 
     run_async(scenario())
+
+
+def test_sensing_zone_is_announced_once_under_its_zone_name(broker: MosquittoBroker) -> None:
+    """Home Assistant keeps the first name an entity was announced with in its registry (the device page shows
+    it even after a rename): a sensing zone is announced only once the zone set (and so its name) is known."""
+
+    async def scenario() -> None:
+        async with Collector(broker.port, f"{HA}/+/wdp/+/config", client_id="ha") as ha:
+            async with MqttBridge(bridge_config(broker.port)) as bridge:
+                bridge.set_sensing_zones(["desk", "room"])  # told before the zones (as `wdp serve` may be)
+                await bridge.wait_connected(20)
+                assert await bridge.flush(20)
+                bridge.set_zones([Zone(id="desk", name="Desk", polygon=[(0, 0), (3, 0), (3, 3)])])
+                assert await bridge.flush(20)
+                motion = {z: f"{HA}/binary_sensor/wdp/sensing_zone_{z}_motion/config" for z in ("desk", "room")}
+                await ha.wait_for(lambda ms: {m.topic for m in ms} >= set(motion.values()))
+            names = {z: [json.loads(m.payload)["name"] for m in ha.messages if m.topic == t] for z, t in motion.items()}
+            assert names == {"desk": ["Desk motion"], "room": ["room motion"]}
+
+    run_async(scenario())

@@ -341,18 +341,23 @@ class MqttBridge:
                 self._add_zone(zone_id, name)
             if self.config.sensing and (("zone", zone_id) in self._sensing_labels or zone_id in sensing_zones):
                 self._announce_sensing("zone", zone_id, name)  # (re)named after the zone
+        if self.config.sensing:  # sensing zones that are no configured zone: named by their id
+            for zone_id in sorted(sensing_zones - wanted.keys()):
+                if ("zone", zone_id) not in self._sensing_labels:
+                    self._announce_sensing("zone", zone_id, None)
         self._clear_stale_zones()
         self._wake.set()
 
     def set_sensing_zones(self, zone_ids: Iterable[str]) -> None:
-        """The zones the sensing stage reports on (its ``sensing.zones``): their sensing entities are announced
-        now, named after the zone when it is a configured zone; sensing entities of other zones are deleted.
-        Zones not listed get sensing entities only if a sensing state for them arrives."""
+        """The zones the sensing stage reports on (its ``sensing.zones``): their sensing entities are announced,
+        named after the zone when it is a configured zone (so only once the zone set is known: a name announced
+        first and corrected later stays in Home Assistant's entity registry); sensing entities of other zones
+        are deleted. Zones not listed get sensing entities only if a sensing state for them arrives."""
         self._sensing_zones = set(zone_ids)
         for kind, zone_id in list(self._sensing_labels):
             if kind == "zone" and zone_id not in self._sensing_zones:
                 self._remove_sensing(kind, zone_id)
-        if self.config.sensing:
+        if self.config.sensing and self._zones_known:
             for zone_id in sorted(self._sensing_zones):
                 self._announce_sensing("zone", zone_id, self._zone_names.get(zone_id))
         self._clear_stale_zones()
