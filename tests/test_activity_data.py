@@ -67,7 +67,7 @@ def test_d1_fixture_corpus_cross_room_windows(root: Path) -> None:
     assert len(corpus.rows) == 20  # every D1 fixture, one volunteer, both rooms
     (fold,) = spec.folds("cross_room")[:1]
     index, train, test = fold_items(corpus, fold)
-    assert index == list(range(30))
+    assert index == list(range(30)) and corpus.card(index).bins == 15
     assert {i.environment for i in train} == {"bedroom"} and {i.environment for i in test} == {"meeting_room"}
     fit, val = validation_split(train, 0.2, seed=0)
     assert not {i.path for i in fit} & {i.path for i in val}
@@ -80,7 +80,7 @@ def test_d1_fixture_corpus_cross_room_windows(root: Path) -> None:
     others = [k for k in range(len(train)) if k != lying]
     assert all(np.sum(g == k) == 3 for k in others)  # centred window and +-1 s in training
     xe, ye, ge = windows(corpus, test, "eval", card)
-    assert xe.shape[1:] == (160, 150) and len(np.unique(ge)) == len(test)
+    assert xe.shape[1:] == (160, 75) and len(np.unique(ge)) == len(test)
     assert all(np.sum(ge == k) == 1 for k in range(len(test)))  # one centred window per action take
     np.testing.assert_array_equal(ye, [i.label for i in test])
 
