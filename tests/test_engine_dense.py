@@ -100,3 +100,17 @@ def test_fast_map_decoding_equals_the_reference() -> None:
     assert parts.dtype == np.uint8 and 0 < (parts > 0).mean() < 1
     np.testing.assert_array_equal(parts, want_parts.numpy())
     np.testing.assert_array_equal(got_uv, want_uv.numpy())
+
+
+def test_bad_input_is_counted_and_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    """A map of the wrong shape fails the dense output of that frame only: None, counted, logged."""
+    kp = [[0.5, 0.5, float("nan")]] * 17
+    person = schemas.Person(track_id=1, keypoints=kp, box=(0.4, float("nan"), 0.6, 0.9), confidence=0.5)
+    frame = schemas.PoseFrame(frame_id=3, timestamp=0.0, source="live", persons=[person])
+    stage = DenseStage()
+    parts = np.ones((64, 64), np.uint8)
+    twin = stage.frame(frame, [Detections.empty()], [DenseMaps(parts, np.zeros((2, 64, 64), np.float32))])
+    assert twin is not None and twin.persons[0].dense.box == (0, 0, 0, 0)  # NaN box: claims nothing
+    with caplog.at_level("ERROR"):
+        assert stage.frame(frame, [Detections.empty()], [DenseMaps(parts[0], np.zeros(3))]) is None
+    assert stage.errors == 1 and "dense output of frame 3 failed" in caplog.text

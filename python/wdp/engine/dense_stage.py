@@ -13,6 +13,7 @@ MQTT, store) sees exactly what it saw before.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import msgspec
@@ -24,11 +25,14 @@ from wdp.engine.models import DenseMaps
 from wdp.model.dense import split_by_person
 from wdp.tracking.detections import Detections
 
+_log = logging.getLogger(__name__)
+
 
 class DenseStage:
     def __init__(self, min_keypoint_score: float = 0.05) -> None:
         self.min_keypoint_score = min_keypoint_score
         self.frames = 0
+        self.errors = 0  # frames whose dense output failed (logged, skipped: the pose frame is unaffected)
 
     @staticmethod
     def pick(dets: Sequence[Detections], maps: Sequence[DenseMaps | None]) -> DenseMaps | None:
@@ -46,7 +50,19 @@ class DenseStage:
     def frame(
         self, frame: schemas.PoseFrame, dets: Sequence[Detections], maps: Sequence[DenseMaps | None]
     ) -> schemas.PoseFrame | None:
-        """The dense twin of ``frame``, or None when no window of the slot has a map."""
+        """The dense twin of ``frame``, or None when no window of the slot has a map or cutting it failed
+        (counted in ``errors``, logged: dense output must never cost a pose frame)."""
+        try:
+            return self._twin(frame, dets, maps)
+        except Exception:
+            self.errors += 1
+            if self.errors == 1 or self.errors % 1000 == 0:
+                _log.exception("dense output of frame %s failed (%d so far)", frame.frame_id, self.errors)
+            return None
+
+    def _twin(
+        self, frame: schemas.PoseFrame, dets: Sequence[Detections], maps: Sequence[DenseMaps | None]
+    ) -> schemas.PoseFrame | None:
         m = self.pick(dets, maps)
         if m is None:
             return None
