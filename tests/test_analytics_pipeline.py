@@ -68,7 +68,8 @@ def make(normalized=False, zones=(LAB,)):
 
 
 def test_scene_events_in_order():
-    frames = run(make())
+    pipe = make()
+    frames = run(pipe)
     events = [e for _, evs in frames for e in evs]
     got = [(round(e.timestamp, 2), schemas.event_type(e), getattr(e, "track_id", None)) for e in events]
     by_type = {}
@@ -76,8 +77,10 @@ def test_scene_events_in_order():
         by_type.setdefault(kind, []).append((ts, tid))
     # A and B are confirmed on the third frame (ids by creation order: A=1, B=2), C a bit after 1 s
     assert by_type["person.detected"] == [(0.02, 1), (0.02, 2), (1.02, 3)]
-    # C is lost after 15 missed frames; nobody else is
-    assert by_type["person.lost"] == [(2.14, 3)]
+    # C (last seen at 1.99 s) is lost after the tracker's max_misses missed frames; nobody else is
+    misses = pipe.tracker.config.max_misses
+    assert misses * 0.01 < pipe.tracker.config.max_coast_s
+    assert by_type["person.lost"] == [(round(1.99 + misses * 0.01, 2), 3)]
     # C stood in the lab for 1 s: in, breach, out (its track died) -> occupancy 2 > 1 during C's stay
     # A enters the lab at x > 3.6 (0.1 m margin) ~ t = 2.1 s
     entered = by_type["person.entered_zone"]

@@ -28,7 +28,7 @@ Position = tuple[float, float]
 @dataclass(frozen=True)
 class PipelineConfig:
     image_size: tuple[float, float] = (256.0, 256.0)  # (width, height) in input units; (1, 1) if normalized
-    publish_coast_s: float = 0.25  # a track unseen longer than this is still tracked but not published
+    publish_coast_s: float = 0.5  # a track unseen longer than this is still tracked but not published
     min_keypoint_score: float = 0.3  # for choosing the foot point
     tracker: TrackerConfig | None = None  # default: TrackerConfig(scale=image width)
     zones: ZoneMonitorConfig = field(default_factory=ZoneMonitorConfig)
@@ -49,7 +49,10 @@ class AnalyticsPipeline:
         self.config = c = config or PipelineConfig()
         self.projector = projector  # image (input units) -> floor metres; None: no positions, no zones
         self.tracker = Tracker(
-            c.tracker or TrackerConfig(scale=float(c.image_size[0])), event_ids=event_ids, track_ids=track_ids
+            c.tracker or TrackerConfig(scale=float(c.image_size[0])),
+            event_ids=event_ids,
+            track_ids=track_ids,
+            projector=projector,
         )
         self.zones = ZoneMonitor(zones, c.zones, event_ids=event_ids)
         self.activity = ActivityClassifier(c.activity, event_ids=event_ids)
@@ -122,7 +125,7 @@ class AnalyticsPipeline:
         persons = [
             self._person(tr, members.get(tr.track_id, []), estimates.get(tr.track_id))
             for tr in tracks
-            if t - tr.last_seen <= c.publish_coast_s
+            if tr.shown and t - tr.last_seen <= c.publish_coast_s
         ]
         return persons, events
 
@@ -143,7 +146,7 @@ class AnalyticsPipeline:
 
     def _person(self, tr: TrackSnapshot, zone_ids: list[str], est: ActivityEstimate | None) -> schemas.Person:
         w, h = self.config.image_size
-        kp = tr.keypoints
+        kp = tr.shown_keypoints  # temporally smoothed for display (the analytics used tr.keypoints)
         return schemas.Person(
             track_id=tr.track_id,
             keypoints=[[float(x / w), float(y / h), float(s)] for x, y, s in kp],
