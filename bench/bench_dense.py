@@ -79,6 +79,7 @@ def main() -> None:
 
     decode_ms, cut_ms, cells, nbytes = [], [], [], []
     stage = DenseStage()
+    cpu0 = time.process_time()
     with torch.inference_mode():
         for _ in range(args.repeat):
             for (logits, uv), (frame, maps, dets) in zip(outs, slots, strict=True):
@@ -90,6 +91,7 @@ def main() -> None:
                 t2 = time.perf_counter()
                 decode_ms.append((t1 - t0) * 1e3)
                 cut_ms.append((t2 - t1) * 1e3)
+    cpu_ms = (time.process_time() - cpu0) * 1e3 / (args.repeat * len(slots))
     assert twin is not None
     for _, maps, _ in slots:
         cells.append(int((maps.parts > 0).sum()))
@@ -104,11 +106,11 @@ def main() -> None:
     for name, x in (("map decoding", d), ("cut + encode", c), ("dense per slot", total)):
         p50, p99 = np.percentile(x, [50, 99])
         print(f"{name:18s} mean {x.mean():.3f} ms  p50 {p50:.3f} ms  p99 {p99:.3f} ms")
+    print(f"CPU time per slot (process time, not wall clock: what one core spends) {cpu_ms:.3f} ms")
     print(f"JSON bytes added per slot (4 people): mean {np.mean(nbytes):.0f}")
-    verdict = "within" if total.mean() <= BUDGET_MS else "over"
     print(
-        f"budget (tracking + smoothing + dense) {BUDGET_MS:.1f} ms: dense alone uses "
-        f"{100 * total.mean() / BUDGET_MS:.0f} % ({verdict})"
+        f"budget {BUDGET_MS:.1f} ms for tracking + smoothing + dense per slot: dense takes "
+        f"{100 * cpu_ms / BUDGET_MS:.0f} % by CPU time, {100 * total.mean() / BUDGET_MS:.0f} % by mean wall clock"
     )
 
 
