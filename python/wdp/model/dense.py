@@ -1,9 +1,9 @@
 """Per-person DensePose maps from the nets' single part/UV map of a window.
 
 The nets predict one part map (background + 24 parts) and one U/V map per window, not one per person. A
-person's share of it is the body pixels nearest to that person's skeleton: every labelled cell inside a
-person's (slightly grown) box is given to the person whose limb segments (COCO skeleton between joints
-scoring >= ``min_keypoint_score``) pass closest to it; a cell inside no box belongs to nobody. The same split
+person's share of it is the body cells inside the person's (slightly grown) box; a cell inside several boxes
+goes to the person whose limb segments (COCO skeleton between joints scoring >= ``min_keypoint_score``) pass
+closest to it, and a cell inside no box belongs to nobody. The same split
 turns the simulator's single label map into per-person ground truth for the dense metric
 (wdp.model.metrics.dense_ap), so predictions and labels are cut the same way.
 
