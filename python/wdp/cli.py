@@ -1,6 +1,7 @@
 """Command line: `wdp replay <capture>` (summarize a capture), `wdp sense <capture>` (training-free motion,
 presence and breathing, one record a second), `wdp classify <capture>` (activities and falls, one record per
-model window), `wdp serve [overrides]` (engine + API + dashboard)."""
+model window), `wdp serve [overrides]` (engine + API + dashboard), `wdp record OUT_DIR` (CSI + camera for
+training a model for one's own room) and `wdp label OUT_DIR` (a pose teacher on the recorded camera frames)."""
 
 from __future__ import annotations
 
@@ -337,6 +338,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 2
 
 
+def _cmd_record(args: argparse.Namespace) -> int:
+    from wdp.recording.cli import record_command
+
+    return record_command(args)
+
+
+def _cmd_label(args: argparse.Namespace) -> int:
+    from wdp.recording.cli import label_command
+
+    return label_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wdp", description="WiFi CSI to tracked human poses and events")
     sub = p.add_subparsers(dest="command", required=True)
@@ -401,6 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("overrides", nargs="*", help="Hydra overrides key=value / group=option")
     s.add_argument("--print-config", action="store_true", help="print the composed config and exit")
     s.set_defaults(func=_cmd_serve)
+    from wdp.recording.cli import add_label_parser, add_record_parser
+
+    add_record_parser(sub, _cmd_record)
+    add_label_parser(sub, _cmd_label)
     return p
 
 
