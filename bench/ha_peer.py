@@ -6,8 +6,9 @@ longer be set in configuration.yaml, so the integration is added the way the UI 
 (``/api/onboarding/*``), then a config flow (``/api/config/config_entries/flow``). Pins it needs:
 ``josepy<2`` (with 2.x every request of Home Assistant's web server answers 500: acme imports a removed
 josepy name), and, installed up front so the check needs no pip at run time, the requirements of the MQTT
-integration (paho-mqtt 1.6.1) and of the frontend (home-assistant-frontend 20240307.0; the device-page
-screenshot needs it).
+integration (paho-mqtt 1.6.1), of the frontend (home-assistant-frontend 20240307.0; the device-page
+screenshot needs it) and of the default integrations (recorder & co.: without them Home Assistant starts in
+recovery mode).
 """
 
 from __future__ import annotations
@@ -31,6 +32,16 @@ HA_PINS = (
     "paho-mqtt==1.6.1",
     "home-assistant-frontend==20240307.0",
     "numpy==1.26.0",  # the camera integration (a frontend dependency) imports it; Home Assistant's own pin
+    # what the default integrations (recorder, auth's TOTP, backup, hardware, ...) would pip-install at the first
+    # start (their manifests' requirements, at Home Assistant's own pins): without them it runs in recovery mode
+    "SQLAlchemy==2.0.27",
+    "fnv-hash-fast==0.5.0",
+    "psutil-home-assistant==0.0.1",
+    "janus==1.0.0",
+    "Pillow==10.2.0",
+    "pyotp==2.8.0",
+    "PyQRCode==1.2.1",
+    "securetar==2024.2.1",
 )
 
 
@@ -152,6 +163,10 @@ class HomeAssistant:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"Home Assistant did not start:\n{self.tail_log()}")
+            if self.log_file.exists() and "'recovery_mode'" in self.log_file.read_text(errors="replace"):
+                raise RuntimeError(
+                    f"Home Assistant started in recovery mode (a requirement missing?):\n{self.tail_log()}"
+                )
             time.sleep(0.5)
 
     def tail_log(self, n: int = 4000) -> str:
