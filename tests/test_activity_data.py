@@ -80,7 +80,7 @@ def test_d1_fixture_corpus_cross_room_windows(root: Path) -> None:
     others = [k for k in range(len(train)) if k != lying]
     assert all(np.sum(g == k) == 3 for k in others)  # centred window and +-1 s in training
     xe, ye, ge = windows(corpus, test, "eval", card)
-    assert xe.shape[1:] == (160, 75) and len(np.unique(ge)) == len(test)
+    assert xe.shape[1:] == (160, 45) and len(np.unique(ge)) == len(test)
     assert all(np.sum(ge == k) == 1 for k in range(len(test)))  # one centred window per action take
     np.testing.assert_array_equal(ye, [i.label for i in test])
 
@@ -94,4 +94,4 @@ def test_d2_fixture_corpus_band(root: Path) -> None:
     assert occupied_band([np.r_[1e-3 * np.ones(10), 100 * np.ones(5), 1e-3 * np.ones(10)]]) == list(range(10, 15))
     card = corpus.card(band)
     x, y, _ = windows(corpus, corpus.items(band), "eval", card)
-    assert x.shape == (6, 150, 64) and np.isfinite(x).all()
+    assert x.shape == (6, 150, 32) and np.isfinite(x).all()

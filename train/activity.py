@@ -100,6 +100,8 @@ def fit_deep(
         label_smoothing=float(opt.label_smoothing),
         fall_loss_weight=float(opt.fall_loss_weight),
         noise_std=float(opt.noise_std),
+        channel_dropout=float(opt.get("channel_dropout", 0.0)),
+        gain_jitter=float(opt.get("gain_jitter", 0.0)),
     )
     gen = torch.Generator().manual_seed(int(cfg.seed))
     train_loader = DataLoader(

@@ -48,7 +48,12 @@ class ActivityLitModule(pl.LightningModule):
         label_smoothing: float = 0.05,
         fall_loss_weight: float = 1.0,
         noise_std: float = 0.0,
+        channel_dropout: float = 0.0,
+        gain_jitter: float = 0.0,
     ) -> None:
+        """Augmentations (training batches only): noise_std: Gaussian noise; channel_dropout: share of feature
+        channels zeroed per window (no single subcarrier can carry a class: people and rooms move different
+        ones); gain_jitter: each channel scaled by exp(N(0, gain_jitter)) (motion strength varies with distance)."""
         super().__init__()
         self.net = net
         self.num_classes = num_classes
@@ -59,6 +64,8 @@ class ActivityLitModule(pl.LightningModule):
         self.label_smoothing = label_smoothing
         self.fall_loss_weight = fall_loss_weight
         self.noise_std = noise_std
+        self.channel_dropout = channel_dropout
+        self.gain_jitter = gain_jitter
         self.best_score = -1.0
         self.best_epoch = -1
         self.best_state: dict[str, Any] | None = None
@@ -79,6 +86,11 @@ class ActivityLitModule(pl.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
+        if self.gain_jitter > 0:
+            x = x * torch.exp(self.gain_jitter * torch.randn(x.shape[0], 1, x.shape[2], device=x.device))
+        if self.channel_dropout > 0:
+            keep = torch.rand(x.shape[0], 1, x.shape[2], device=x.device) >= self.channel_dropout
+            x = x * keep
         if self.noise_std > 0:
             x = x + self.noise_std * torch.randn_like(x)
         losses = self.losses(x, y)
