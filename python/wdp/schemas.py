@@ -15,6 +15,7 @@ the frame zone polygons and heatmaps use.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 import msgspec
@@ -27,6 +28,15 @@ KEYPOINT_NAMES: tuple[str, ...] = COCO_KEYPOINTS  # COCO order
 Keypoint = Annotated[list[float], msgspec.Meta(min_length=3, max_length=3)]
 Keypoints = Annotated[list[Keypoint], msgspec.Meta(min_length=N_KEYPOINTS, max_length=N_KEYPOINTS)]
 FrameSource = Literal["simulator", "replay", "live"]
+
+
+def most_simulated(sources: Iterable[FrameSource]) -> FrameSource:
+    """What a result made from these inputs is: as simulated as its most simulated input (simulator < replay <
+    live), so simulated data is never shown as live."""
+    return min(sources, key=_FRAME_SOURCE_ORDER.index)
+
+
+_FRAME_SOURCE_ORDER: tuple[FrameSource, ...] = ("simulator", "replay", "live")
 Severity = Literal["low", "medium", "high", "critical"]
 
 

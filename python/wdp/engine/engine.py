@@ -76,11 +76,6 @@ from wdp.engine.windowing import RouterWindower, Window, WindowSpec, stack_windo
 from wdp.tracking.detections import Detections
 
 _log = logging.getLogger(__name__)
-_SOURCE_RANK = {
-    "simulator": 0,
-    "replay": 1,
-    "live": 2,
-}  # a frame is as "simulated" as its most simulated input
 
 
 @dataclass(frozen=True)
@@ -167,7 +162,7 @@ class Engine:
         self.pipeline = AnalyticsPipeline(
             c.pipeline, projector=projector, zones=zones, event_ids=event_ids, track_ids=track_ids
         )
-        self.source_kind: schemas.FrameSource = min((s.kind for s in self.sources), key=_SOURCE_RANK.__getitem__)
+        self.source_kind: schemas.FrameSource = schemas.most_simulated(s.kind for s in self.sources)
 
         self.routers = RouterMonitor(disconnect_after_s=c.disconnect_after_s)
         self.sensing: SensingStage | None = None
@@ -636,7 +631,7 @@ class Engine:
         persons, events = self.pipeline.update(ts, fused)
         t1 = time.perf_counter()
         arrival = min(w.arrival for w in wins)
-        kind = min((self._router_kind.get(w.router_id, self.source_kind) for w in wins), key=_SOURCE_RANK.__getitem__)
+        kind = schemas.most_simulated(self._router_kind.get(w.router_id, self.source_kind) for w in wins)
         frame = schemas.PoseFrame(
             frame_id=self._frame_ids(),
             timestamp=ts,

@@ -79,9 +79,6 @@ class SensingEvents:
         return out
 
 
-_SOURCE_RANK = ("simulator", "replay", "live")
-
-
 def combine_zone(zone_id: str, states: Sequence[schemas.SensingState], timestamp: float) -> schemas.SensingState | None:
     """A zone's state from its links' latest states (None when none of them is calibrated yet)."""
     live = [s for s in states if s.calibration != "calibrating"]
@@ -93,7 +90,7 @@ def combine_zone(zone_id: str, states: Sequence[schemas.SensingState], timestamp
     return schemas.SensingState(
         timestamp=timestamp,
         zone_id=zone_id,
-        source=min((s.source for s in live), key=_SOURCE_RANK.index),  # as simulated as its most simulated link
+        source=schemas.most_simulated(s.source for s in live),  # as simulated as its most simulated link
         motion=motion,
         motion_score=max(s.motion_score for s in live),
         threshold=max(s.threshold for s in live),
