@@ -320,3 +320,17 @@ def test_a_replayed_capture_reads_its_dominant_transmitter(tmp_path: Path) -> No
         (link,) = engine.metrics().activity
     assert link.state == "on" and link.mac == "b8:27:eb:03:e1:9f" and link.shape == [256, 1, 1]
     assert link.packets == 500 and link.other_sender == 83 and link.bad_frames == link.other_shape == 0
+
+
+def test_health_says_which_routers_the_model_reads_and_why_not() -> None:
+    from wdp.serve.engine_adapter import activity_health
+
+    on = schemas.ActivityLinkStatus(router_id="a", state="on", model="/m/intel5300", windows=12, windows_dropped=2)
+    off = schemas.ActivityLinkStatus(router_id="esp", state="off", reason="no shipped activity model matches 64x1x1")
+    h = activity_health([on, off])
+    assert h.status == "ok" and h.detail == (
+        "a: on (intel5300, 12 windows, 2 windows dropped); esp: off (no shipped activity model matches 64x1x1)"
+    )
+    failing = schemas.ActivityLinkStatus(router_id="a", state="on", model="/m/x", windows=3, errors=4)
+    assert activity_health([failing]).status == "degraded"
+    assert activity_health([]).detail == "no router has sent packets yet"
