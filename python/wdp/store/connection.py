@@ -9,36 +9,16 @@ argument, so tests and callers decide which thread uses which connection.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 
-if TYPE_CHECKING:
-    from wdp.store.writer import PoseWriter
+from wdp.store.transaction import transaction
+from wdp.store.writer import PoseWriter
 
-
-@contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """BEGIN ... COMMIT, or ROLLBACK on any exception. DuckDB has no nested transactions: don't nest."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield con
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    try:
-        con.execute("COMMIT")
-    except BaseException:
-        # A failed COMMIT (e.g. a write-write conflict) may leave the transaction open; end it.
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
-        raise
+__all__ = ["Store", "transaction"]
 
 
 class Store:
@@ -134,8 +114,6 @@ class Store:
 
     def writer(self, **options: Any) -> PoseWriter:
         """A PoseWriter on its own connection; closed (and flushed) by Store.close() if not before."""
-        from wdp.store.writer import PoseWriter
-
         if self._con is None:
             raise RuntimeError("store is not open")
         writer = PoseWriter(self._con.cursor(), owns_connection=True, **options)

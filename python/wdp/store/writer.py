@@ -28,7 +28,7 @@ import duckdb
 import numpy as np
 
 from wdp.schemas import N_KEYPOINTS, PoseFrame
-from wdp.store.connection import transaction
+from wdp.store.transaction import transaction
 
 _log = logging.getLogger(__name__)
 _flatten = chain.from_iterable
