@@ -28,7 +28,7 @@ from litestar.plugins import InitPluginProtocol
 from wdp.engine import Bus, Engine, Topic
 from wdp.engine.bus import Subscription, SubscriptionClosed
 from wdp.engine.config import room_warnings
-from wdp.engine.metrics import EngineMetrics
+from wdp.engine.metrics import EngineMetrics, PoseInputStatus
 from wdp.schemas import ActivityLinkStatus, PoseFrame, Router, SensingLinkStatus, SensingState, Zone
 from wdp.serve.engine_view import ComponentHealth, EngineStatus
 from wdp.serve.engine_view import Topic as ViewTopic
@@ -223,6 +223,8 @@ def components_of(m: EngineMetrics, engine: Engine) -> dict[str, ComponentHealth
         out["inference"] = ComponentHealth(
             status="degraded" if unseen else "ok", detail=(detail + "; " + unseen[0])[:400] if unseen else detail
         )
+    if m.detector == "model" and m.pose_input:
+        out["pose_input"] = pose_input_health(m.pose_input)
     if engine.sensing is not None:
         out["sensing"] = sensing_health(m.sensing)
     if engine.activity is not None:
@@ -234,6 +236,19 @@ def components_of(m: EngineMetrics, engine: Engine) -> dict[str, ComponentHealth
             detail=f"{st.frames_written} frames, {st.flush_errors} flush errors, {st.dropped} dropped",
         )
     return out
+
+
+def pose_input_health(links: list[PoseInputStatus]) -> ComponentHealth:
+    """How each router's frames reach the pose model (wdp.engine.input_adapt): degraded while a router is
+    refused, with the reason (e.g. an ESP32 on a 3x3 model that reads tx phase differences)."""
+    parts = []
+    for x in links:
+        if x.state == "off":
+            parts.append(f"{x.router_id}: refused ({x.reason})")
+        elif x.state == "on":
+            parts.append(f"{x.router_id}: on ({x.adaptation})")
+    off = any(x.state == "off" for x in links)
+    return ComponentHealth(status="degraded" if off else "ok", detail="; ".join(parts)[:400] or "deciding")
 
 
 def sensing_health(links: list[SensingLinkStatus]) -> ComponentHealth:

@@ -131,9 +131,26 @@ def test_write_dataset_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError):
         write_dataset(tmp_path, "train", 4, rooms=[70], progress=False)
     with pytest.raises(ValueError):
-        write_dataset(tmp_path, "train", 4, sim_config={"n_rx": 2}, progress=False)
+        write_dataset(tmp_path, "train", 0, progress=False)
+    with pytest.raises(ValueError, match="unknown hardware preset"):
+        write_dataset(tmp_path, "train", 4, sim_config={"hardware": "wifi9000"}, progress=False)
     with pytest.raises(FileNotFoundError):
         ShardDataset(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize(("hardware", "shape"), [("esp32", (5, 52, 1, 1)), ("nexmon", (5, 242, 1, 1))])
+def test_hardware_preset_datasets_keep_their_csi_shape(tmp_path, hardware, shape):
+    """A hardware preset writes windows of its own CSI shape (labels unchanged); the reader checks them
+    against the shape its meta.json config gives, and the meta records the preset."""
+    out = write_dataset(tmp_path / hardware, "train", 6, sim_config={"hardware": hardware}, progress=False)
+    ds = ShardDataset(out)
+    assert ds.config.hardware == hardware and ds.meta["fields"]["amplitude"]["shape"] == list(shape)
+    sample = ds[0]
+    assert sample["amplitude"].shape == shape and sample["phase"].shape == shape
+    assert sample["keypoints"].shape == (S.MAX_PEOPLE, S.N_KEYPOINTS, 3)
+    S.validate_sample({k: sample[k] for k in S.SAMPLE_FIELDS}, csi_shape=shape)
+    with pytest.raises(ValueError, match="amplitude"):
+        S.validate_sample({k: sample[k] for k in S.SAMPLE_FIELDS})  # not the default contract's shape
 
 
 # ---- MM-Fi ----------------------------------------------------------------------------------------------

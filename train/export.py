@@ -26,15 +26,11 @@ from wdp.model.spec import (
     MAP_H,
     MAP_STRIDE,
     MAP_W,
-    N_RX,
-    N_SUB,
-    N_TX,
     OKS_SIGMAS,
     OUTPUT_CHANNELS,
     OUTPUT_NAMES,
     PART_NAMES,
     SKELETON,
-    WINDOW,
 )
 
 FRAME_RATE_HZ = 100  # the contract's window sampling rate
@@ -45,14 +41,20 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _example_inputs(batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+def input_shape_of(net: nn.Module) -> tuple[int, int, int, int]:
+    """(window, subcarriers, rx, tx) the net reads: its ``input_shape`` (hardware presets), else the contract's."""
+    return tuple(getattr(net, "input_shape", INPUT_SHAPE))  # type: ignore[return-value]
+
+
+def _example_inputs(net: nn.Module, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    return torch.rand(batch, *INPUT_SHAPE, generator=g) + 0.5, torch.randn(batch, *INPUT_SHAPE, generator=g)
+    shape = input_shape_of(net)
+    return torch.rand(batch, *shape, generator=g) + 0.5, torch.randn(batch, *shape, generator=g)
 
 
 def export_torchscript(net: nn.Module, path: Path) -> Path:
     with quiet_torchscript(), torch.no_grad():
-        traced = torch.jit.trace(net, _example_inputs())
+        traced = torch.jit.trace(net, _example_inputs(net))
         traced.save(str(path))
     return path
 
@@ -78,7 +80,7 @@ def export_onnx(net: nn.Module, path: Path, optimize: bool = True) -> Path:
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             net,
-            _example_inputs(),
+            _example_inputs(net),
             input_names=list(INPUT_NAMES),
             output_names=list(OUTPUT_NAMES),
             dynamic_shapes=({0: batch}, {0: batch}),
@@ -99,7 +101,13 @@ def model_card(
     training: Mapping[str, Any],
     metrics: Mapping[str, float],
     files: Mapping[str, str],
+    hardware: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``hardware``: the simulator preset the net was trained for (HardwarePreset.describe(): card, band,
+    subcarrier indices, antennas, packet rate); the engine adapts a router's frames to it or refuses it."""
+    window, n_sub, n_rx, n_tx = input_shape_of(net)
+    rate = float((hardware or {}).get("packet_rate_hz", FRAME_RATE_HZ))
+    hw = dict(hardware or {})
     return {
         "format_version": 1,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -110,11 +118,13 @@ def model_card(
             "num_parameters": int(sum(p.numel() for p in net.parameters())),
         },
         "input_spec": {
-            "window": WINDOW,
-            "frame_rate_hz": FRAME_RATE_HZ,
-            "subcarriers": N_SUB,
-            "rx_antennas": N_RX,
-            "tx_antennas": N_TX,
+            "window": window,
+            "frame_rate_hz": rate if rate != int(rate) else int(rate),
+            "subcarriers": n_sub,
+            "rx_antennas": n_rx,
+            "tx_antennas": n_tx,
+            "window_s": window / rate,
+            **({"hardware": hw["preset"], "band": hw.get("band", {})} if hw.get("preset") else {}),
             "sanitization": {
                 "function": "wdp.csi.sanitize_numpy.sanitize_phase",
                 "axis": "subcarriers (-3)",
@@ -125,7 +135,8 @@ def model_card(
                 "subcarriers and tx antennas)"
             ),
         },
-        "inputs": {name: {"shape": ["batch", *INPUT_SHAPE], "dtype": "float32"} for name in INPUT_NAMES},
+        "inputs": {name: {"shape": ["batch", window, n_sub, n_rx, n_tx], "dtype": "float32"} for name in INPUT_NAMES},
+        **({"hardware": hw} if hw else {}),
         "outputs": {
             name: {"shape": ["batch", OUTPUT_CHANNELS[name], MAP_H, MAP_W], "dtype": "float32"} for name in OUTPUT_NAMES
         },
@@ -164,6 +175,7 @@ def export_net(
     training: Mapping[str, Any] | None = None,
     metrics: Mapping[str, float] | None = None,
     onnx_optimize: bool = True,
+    hardware: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write the requested formats and model_card.json into out_dir; returns {format or "card": path}."""
     out = Path(out_dir)
@@ -186,6 +198,7 @@ def export_net(
         training or {},
         metrics or {},
         {k: p.name for k, p in paths.items()},
+        hardware,
     )
     paths["card"] = out / MODEL_CARD
     paths["card"].write_text(json.dumps(card, indent=2))

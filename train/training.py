@@ -121,6 +121,24 @@ def calibrate_scores(model: Any, datamodule: Any, coverage: float = 0.95, batch_
     }
 
 
+def _hardware_of(datamodule: Any) -> dict[str, Any] | None:
+    """The hardware preset the simulated data was made for (model card ``hardware``), None for other data."""
+    sim = getattr(datamodule, "sim_config", None)
+    if sim is None:
+        return None
+    from wdp.csi.simulator.config import SimConfig
+    from wdp.csi.simulator.hardware import HARDWARE_PRESETS
+
+    cfg = SimConfig.from_dict(dict(sim))
+    preset = HARDWARE_PRESETS[cfg.hardware or "intel5300"]
+    out = preset.describe()
+    # the data's own band, antennas and rate (a preset's keys may have been overridden)
+    out["band"] = {**out["band"], "center_hz": cfg.band.center_hz, "subcarrier_index": list(cfg.band.subcarrier_index)}
+    out.update(rx_antennas=cfg.n_rx, tx_antennas=cfg.n_tx, packet_rate_hz=cfg.rate_hz)
+    out["impairments"] = cfg.impairments.enabled
+    return out
+
+
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Fit (optionally resuming from cfg.ckpt_path), test the best checkpoint, export the net, plot.
 
@@ -195,6 +213,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
             },
             metrics={k: v for k, v in metrics.items() if k.startswith("test/")},
             onnx_optimize=bool(cfg.export.get("onnx_optimize", True)),
+            hardware=_hardware_of(datamodule),
         )
     plots: dict[str, Path] = {}
     if want_plots:

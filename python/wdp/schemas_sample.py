@@ -161,6 +161,23 @@ SAMPLE_FIELDS: dict[str, tuple[np.dtype[Any], tuple[int, ...]]] = {
     "fall": (np.dtype(np.bool_), ()),
     "person_area": (np.dtype(np.float32), (MAX_PEOPLE,)),
 }
+CSI_KEYS = ("amplitude", "phase")
+
+
+def sample_fields(
+    csi_shape: tuple[int, int, int, int] | None = None,
+) -> dict[str, tuple[np.dtype[Any], tuple[int, ...]]]:
+    """SAMPLE_FIELDS with another (window, subcarriers, rx, tx) CSI shape: the hardware presets of the
+    simulator (wdp.csi.simulator.hardware) write ESP32-, nexmon- or Atheros-shaped windows; labels keep
+    their shapes. None: the contract's default (Intel 5300, 5 x 30 x 3 x 3)."""
+    if csi_shape is None:
+        return SAMPLE_FIELDS
+    shape = tuple(int(v) for v in csi_shape)
+    if len(shape) != 4 or min(shape) < 1:
+        raise ValueError(f"csi_shape must be 4 positive sizes (window, subcarriers, rx, tx), not {csi_shape}")
+    return {k: ((dt, shape) if k in CSI_KEYS else (dt, sh)) for k, (dt, sh) in SAMPLE_FIELDS.items()}
+
+
 META_FIELDS: dict[str, tuple[np.dtype[Any], tuple[int, ...]]] = {
     "room_id": (np.dtype(np.int64), ()),
     "seed": (np.dtype(np.int64), ()),
@@ -176,10 +193,13 @@ def empty_sample(with_meta: bool = False) -> dict[str, np.ndarray]:
     return out
 
 
-def validate_sample(sample: dict[str, np.ndarray], *, batched: bool = False) -> None:
-    """Raise ValueError if a sample (or a batch with a leading axis) breaks the contract."""
+def validate_sample(
+    sample: dict[str, np.ndarray], *, batched: bool = False, csi_shape: tuple[int, int, int, int] | None = None
+) -> None:
+    """Raise ValueError if a sample (or a batch with a leading axis) breaks the contract (``csi_shape``: that
+    of a hardware preset instead of the default, see ``sample_fields``)."""
     lead: tuple[int, ...] | None = None
-    for key, (dtype, shape) in SAMPLE_FIELDS.items():
+    for key, (dtype, shape) in sample_fields(csi_shape).items():
         if key not in sample:
             raise ValueError(f"sample lacks {key!r}")
         arr = np.asarray(sample[key])

@@ -65,8 +65,7 @@ def write_dataset(
     free rooms (ids >= 100, no split): a site dataset whose splits share the room but not people or seeds."""
     check_split(split)
     cfg = SimConfig.coerce(sim_config)
-    if not cfg.matches_contract():
-        raise ValueError("sim_config CSI shape differs from wdp.schemas_sample (30 x 3 x 3, window 5)")
+    fields = S.sample_fields(cfg.csi_shape)  # the contract's labels with the config's CSI shape
     if num_samples < 1 or shard_size < 1:
         raise ValueError("num_samples and shard_size must be positive")
     if rooms is not None:
@@ -116,9 +115,7 @@ def write_dataset(
         "seed": int(seed),
         "config": cfg.to_dict(),
         "shards": shards,
-        "fields": {
-            k: {"dtype": str(d), "shape": list(s)} for k, (d, s) in {**S.SAMPLE_FIELDS, **S.META_FIELDS}.items()
-        },
+        "fields": {k: {"dtype": str(d), "shape": list(s)} for k, (d, s) in {**fields, **S.META_FIELDS}.items()},
         "generator": "wdp.csi.simulator",
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2))
@@ -194,6 +191,8 @@ class ShardDataset:
         if unknown:
             raise ValueError(f"unknown keys {sorted(unknown)}")
         self.cache_shards = cache_shards
+        cfg = self.meta.get("config")
+        self._fields = {**S.sample_fields(SimConfig.from_dict(cfg).csi_shape if cfg else None), **S.META_FIELDS}
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
 
     @staticmethod
@@ -220,7 +219,7 @@ class ShardDataset:
         with np.load(self.files[i]) as z:
             data = {k: z[k] for k in self.keys}
         for k, v in data.items():
-            dtype, shape = {**S.SAMPLE_FIELDS, **S.META_FIELDS}[k]
+            dtype, shape = self._fields[k]
             if v.dtype != dtype or v.shape[1:] != shape:
                 raise ValueError(f"{self.files[i].name}: {k} is {v.dtype}{v.shape}, expected {dtype}(N, {shape})")
         self._cache[i] = data

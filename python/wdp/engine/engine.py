@@ -534,6 +534,8 @@ class Engine:
         # An as-fast-as-possible source's routers are awaited from the start: their first windows may come
         # after another router's (a second simulated router, parsing), and must not find their slots gone.
         expected = self.routers.connected() | {r for r in self.routers.awaited() if not self._realtime.get(r, True)}
+        # a router the model refuses (wdp.engine.input_adapt: wrong band, antennas, rate) sends no windows
+        expected -= {rid for rid, wd in list(self._windowers.items()) if wd.refused}
         newest: dict[str, int] = {}
         for s, wins in self._pending.items():
             for rid in wins:
@@ -744,6 +746,7 @@ class Engine:
             sensing_states=self.sensing.states if self.sensing is not None else 0,
             sensing=self.sensing.links() if self.sensing is not None else [],
             activity=self.activity.links() if self.activity is not None else [],
+            pose_input=[wd.status() for wd in list(self._windowers.values())],
         )
 
     def windower_stats(self) -> dict[str, Any]:

@@ -46,6 +46,24 @@ class ModelStatus(msgspec.Struct, frozen=True, kw_only=True):
     swaps: int
 
 
+class PoseInputStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """How one router's frames reach the pose model (wdp.engine.input_adapt): "on" with the adaptation made
+    (subcarriers taken/interpolated by frequency, antennas selected or repeated, packets repeated), "off" with
+    the reason the router is refused (channel narrower than the model's, too few tx antennas for a model that
+    reads tx phase differences, too few packets), "deciding" before its first packet."""
+
+    router_id: str
+    state: str = "deciding"
+    reason: str | None = None
+    adaptation: str | None = None
+    shape: list[int] = []  # (subcarriers, rx, tx) the router sends
+    model_shape: list[int] = []  # (subcarriers, rx, tx) the model reads
+    model_hardware: str | None = None  # the hardware preset the model was trained for
+    packets: int = 0
+    rejected: int = 0  # packets refused
+    windows: int = 0
+
+
 class StoreStatus(msgspec.Struct, frozen=True, kw_only=True):
     frames_written: int
     events_written: int
@@ -81,6 +99,7 @@ class EngineMetrics(msgspec.Struct, frozen=True, kw_only=True):
     sensing_states: int = 0  # SensingStates published (routers and zones)
     sensing: list[SensingLinkStatus] = []  # per router: calibration and input problems
     activity: list[ActivityLinkStatus] = []  # per router: the activity/fall model running there, or why none
+    pose_input: list[PoseInputStatus] = []  # per router: how its frames are fitted to the pose model, or why not
 
 
 class LatencyRecorder:

@@ -3,10 +3,14 @@
 The model card's ``input_spec`` fixes the window (e.g. 5 frames at 100 Hz of 30 subcarriers x 3 rx x 3 tx)
 and the sanitization the training used. Per packet:
 
-1. Antenna mapping to the model's rx x tx (``antenna_map``): "cyclic" uses model antenna i = input antenna
-   i mod n (a 3x1 Intel 5300 capture becomes 3x3 by repeating its one tx column; 3x2 repeats tx 0 as tx 2),
-   "strict" rejects other shapes. The model sees the same link more than once then: this feeds captures
-   from other hardware through the net, it does not make them what the net was trained on.
+1. Input adaptation (wdp.engine.input_adapt, decided once per frame shape): the router's antennas and
+   subcarriers are fitted to the card's rx x tx and subcarrier indices (a sub-array of a bigger array; bins
+   taken or interpolated by frequency from the router's known layout: ESP32 64 FFT bins, nexmon 256, Atheros
+   56/114, Intel 30), or the router is refused with the reason in its status (``status()``, the engine's
+   ``pose_input`` health): a channel narrower than the model's, fewer tx antennas than a model reading tx phase
+   differences, fewer packets than one per ``max_gap_s``. ``antenna_map`` "auto" (default) repeats missing
+   antennas only for models that do not read tx differences; "cyclic" always repeats (model antenna i = input
+   antenna i mod n), "strict" takes only the model's exact antenna shape.
 2. Grid: frame i of the engine's time grid (instants ``grid_base + i / rate``, shared by every router so
    windows of different routers fall in the same time slot) is the received packet NEAREST in time to
    it, the way the simulator assembled the training windows (wdp.csi.simulator.simulate): a lost packet is
@@ -15,8 +19,7 @@ and the sanitization the training used. Per packet:
 3. Sanitization (native ``wdp.csi.Sanitizer``) as the card says: amplitude raw |CSI| (the nets normalise it
    themselves), phase unwrapped along the subcarriers with the linear fit removed ("endpoints" over the
    card's subcarrier indices) - equal to ``wdp.csi.sanitize_numpy.sanitize_phase`` that training used
-   (tests/test_engine_windowing.py checks it). Inputs with another subcarrier count are interpolated to the
-   model's count (over positions 0..S-1). Optional causal Hampel on the amplitude (off unless configured).
+   (tests/test_engine_windowing.py checks it). Optional causal Hampel on the amplitude (off unless configured).
 4. Every ``hop`` grid frames a window of the last ``window`` frames is emitted (slot = end index // hop).
 
 Realtime sources also advance the grid by the clock (``advance``): once no packet can arrive nearer to a grid
@@ -35,6 +38,8 @@ import numpy as np
 
 from wdp.csi.sanitize import SanitizeConfig, Sanitizer
 from wdp.csi.simulator.config import INTEL5300_SUBCARRIERS_20MHZ
+from wdp.engine.input_adapt import RATE_PACKETS, InputPlan, plan_input, rate_check
+from wdp.engine.metrics import PoseInputStatus
 
 # Grid instants count as reached by a packet up to 10 us early (grid units at 100 Hz): epoch-second floats
 # carry ~1e-7 s of rounding, so exact comparisons would depend on it.
@@ -66,15 +71,16 @@ class WindowSpec:
     tx_difference: bool = False  # phase of tx antennas 1.. = raw phase difference to tx 0 (sanitize_phase)
     hop: int = 5  # grid frames between windows (5 at 100 Hz: 20 windows/s per router)
     max_gap_s: float = 0.1
-    antenna_map: str = "cyclic"
+    antenna_map: str = "auto"
+    hardware: str | None = None  # the hardware preset the model was trained for (card input_spec.hardware)
 
     def __post_init__(self) -> None:
         if self.window < 1 or self.hop < 1 or not self.rate_hz > 0:
             raise ValueError("window, hop and rate_hz must be positive")
         if self.phase_fit not in _FITS.values():
             raise ValueError(f"unknown phase fit {self.phase_fit!r}")
-        if self.antenna_map not in ("cyclic", "strict"):
-            raise ValueError("antenna_map must be 'cyclic' or 'strict'")
+        if self.antenna_map not in ("auto", "cyclic", "strict"):
+            raise ValueError("antenna_map must be 'auto', 'cyclic' or 'strict'")
         if self.subcarrier_index is not None and len(self.subcarrier_index) != self.n_sub:
             raise ValueError("subcarrier_index must list n_sub subcarriers")
 
@@ -108,6 +114,8 @@ class WindowSpec:
             kw["phase_fit"] = _FITS[method]
         if "tx_difference" in san:
             kw["tx_difference"] = bool(san["tx_difference"])
+        if spec.get("hardware"):
+            kw["hardware"] = str(spec["hardware"])
         if "subcarrier_index" in san:
             idx = san["subcarrier_index"]
             kw["subcarrier_index"] = None if idx is None else tuple(float(v) for v in idx)
@@ -138,7 +146,7 @@ class WindowerStats:
     windows: int = 0
     gaps: int = 0  # window restarts after a gap longer than max_gap_s
     late: int = 0  # packets not later than the previous one (dropped)
-    rejected: int = 0  # packets whose antenna shape could not be mapped
+    rejected: int = 0  # packets the model cannot take (input_adapt refused their shape, or the router's rate)
     repeated: int = 0  # grid frames that reused the packet of the previous grid frame (loss filled)
 
 
@@ -171,25 +179,79 @@ class RouterWindower:
         self._truth: deque[Any] = deque(maxlen=s.window)
         self._sanitizers: dict[int, Sanitizer] = {}
         self._serial = 0
-        self._maps: dict[tuple[int, int], tuple[np.ndarray, np.ndarray] | None] = {}
+        self._plans: dict[tuple[int, ...], InputPlan] = {}
+        self._last_plan: InputPlan | None = None
+        self._times: deque[float] = deque(maxlen=RATE_PACKETS)
+        self._since_rate = 0
+        self._rate_refusal: str | None = None
+        self._rate_note: str | None = None
 
     # ------------------------------------------------------------------------------------------ steps
+    def plan(self, shape: tuple[int, ...]) -> InputPlan:
+        """The input plan for frames of ``shape`` (S, R, T), made once per shape."""
+        key = tuple(int(v) for v in shape)
+        p = self._plans.get(key)
+        if p is None:
+            s = self.spec
+            p = self._plans[key] = plan_input(
+                key,  # type: ignore[arg-type]
+                (s.n_sub, s.n_rx, s.n_tx),
+                s.subcarrier_index,
+                antenna_map=s.antenna_map,
+                tx_difference=s.tx_difference,
+                model_name=f"the model ({s.hardware})" if s.hardware else "the model",
+            )
+            self._last_plan = p
+        return p
+
     def map_antennas(self, csi: np.ndarray) -> np.ndarray | None:
-        """(S, R, T) -> (S, n_rx, n_tx), or None if the shape cannot be mapped."""
-        s = self.spec
+        """(S, R, T) -> (n_sub, n_rx, n_tx) as the input plan says, or None if the router is refused."""
         if csi.ndim != 3:
             return None
-        r, t = csi.shape[1], csi.shape[2]
-        if (r, t) == (s.n_rx, s.n_tx):
-            return csi
-        key = (r, t)
-        if key not in self._maps:
-            ok = s.antenna_map == "cyclic" and r > 0 and t > 0
-            self._maps[key] = (np.arange(s.n_rx) % r, np.arange(s.n_tx) % t) if ok else None
-        m = self._maps[key]
-        if m is None:
-            return None
-        return csi[:, m[0]][:, :, m[1]]
+        p = self.plan(csi.shape)
+        self._last_plan = p
+        return p.apply(csi) if p.ok else None
+
+    @property
+    def refused(self) -> bool:
+        """True while the router's latest frames are refused (their shape, or the router's packet rate)."""
+        p = self._last_plan
+        return p is not None and (not p.ok or self._rate_refusal is not None)
+
+    def status(self) -> PoseInputStatus:
+        """What the windower does with this router's frames: state "deciding" (no packet yet), "on" (with the
+        adaptation made) or "off" with the reason (wdp.engine.input_adapt)."""
+        s, st = self.spec, self.stats
+        common = {
+            "router_id": self.router_id,
+            "model_shape": [s.n_sub, s.n_rx, s.n_tx],
+            "model_hardware": s.hardware,
+            "packets": st.packets,
+            "rejected": st.rejected,
+            "windows": st.windows,
+        }
+        p = self._last_plan
+        if p is None:
+            return PoseInputStatus(**common)
+        refusal = p.refusal or self._rate_refusal
+        notes = [n for n in (*p.notes, self._rate_note) if n] if p.ok else []
+        return PoseInputStatus(
+            state="off" if refusal else "on",
+            reason=refusal,
+            adaptation="; ".join(notes) if notes else (None if refusal else "as is"),
+            shape=list(p.shape),
+            **common,
+        )
+
+    def _check_rate(self, t: float) -> bool:
+        """Track the router's packet rate; False while it is too slow for any window to fill."""
+        self._times.append(t)
+        self._since_rate += 1
+        if len(self._times) >= RATE_PACKETS and self._since_rate >= RATE_PACKETS // 2:
+            self._since_rate = 0
+            s = self.spec
+            self._rate_refusal, self._rate_note = rate_check(np.asarray(self._times), s.rate_hz, s.max_gap_s, s.window)
+        return self._rate_refusal is None
 
     def _sanitizer(self, n_sub: int) -> Sanitizer:
         san = self._sanitizers.get(n_sub)
@@ -226,7 +288,8 @@ class RouterWindower:
         st = self.stats
         st.packets += 1
         mapped = self.map_antennas(np.asarray(csi))
-        if mapped is None or mapped.shape[0] < 2:
+        rate_ok = self._check_rate(t)
+        if mapped is None or mapped.shape[0] < 2 or not rate_ok:
             st.rejected += 1
             return []
         s = self.spec

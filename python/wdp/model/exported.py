@@ -26,8 +26,16 @@ def quiet_torchscript() -> Iterator[None]:
         yield
 
 
+def card_input_shape(card: dict[str, Any] | None) -> tuple[int, int, int, int]:
+    """(window, subcarriers, rx, tx) a model card's input_spec declares (the contract's when it says nothing)."""
+    spec = (card or {}).get("input_spec", {})
+    keys = ("window", "subcarriers", "rx_antennas", "tx_antennas")
+    return tuple(int(spec.get(k, d)) for k, d in zip(keys, INPUT_SHAPE, strict=True))  # type: ignore[return-value]
+
+
 class ExportedPoseNet:
-    """`net(amplitude, phase) -> {output name: tensor}` for (B, 5, 30, 3, 3) (or unbatched) float inputs.
+    """`net(amplitude, phase) -> {output name: tensor}` for (B, window, subcarriers, rx, tx) (or unbatched)
+    float inputs, the shape its card declares (5 x 30 x 3 x 3 for the Intel 5300 contract).
 
     amplitude is raw |CSI|; phase must be sanitised as `card["input_spec"]["sanitization"]` says.
     """
@@ -36,6 +44,7 @@ class ExportedPoseNet:
         self.path = path
         self.backend = backend
         self.card = card
+        self.input_shape = card_input_shape(card)
         if backend == "torchscript":
             with quiet_torchscript():
                 self._module = torch.jit.load(str(path), map_location="cpu")
@@ -55,12 +64,12 @@ class ExportedPoseNet:
     ) -> dict[str, torch.Tensor]:
         amp = torch.as_tensor(amplitude, dtype=torch.float32)
         pha = torch.as_tensor(phase, dtype=torch.float32)
-        single = amp.dim() == len(INPUT_SHAPE)
+        single = amp.dim() == len(self.input_shape)
         if single:
             amp, pha = amp.unsqueeze(0), pha.unsqueeze(0)
-        if tuple(amp.shape[1:]) != INPUT_SHAPE or amp.shape != pha.shape:
+        if tuple(amp.shape[1:]) != self.input_shape or amp.shape != pha.shape:
             raise ValueError(
-                f"expected amplitude/phase of shape (B, {', '.join(map(str, INPUT_SHAPE))}), "
+                f"expected amplitude/phase of shape (B, {', '.join(map(str, self.input_shape))}), "
                 f"got {tuple(amp.shape)} and {tuple(pha.shape)}"
             )
         if self.backend == "torchscript":

@@ -15,7 +15,6 @@ from torch import nn
 from wdp.model.heads import DenseHeads, conv_bn_relu, normalize_amplitude
 from wdp.model.spec import MAP_H, MAP_W, N_RX, N_SUB, N_TX, WINDOW
 
-_FLAT = WINDOW * N_SUB * N_RX * N_TX  # 1350 = 150 x 3 x 3
 _FUSED_SIDE = 24
 
 
@@ -24,11 +23,23 @@ def _mlp(cin: int, hidden: int, cout: int) -> nn.Sequential:
 
 
 class PaperNet(nn.Module):
-    def __init__(self, width: int = 32, mlp_hidden: int = 512, head_channels: int = 32) -> None:
+    def __init__(
+        self,
+        width: int = 32,
+        mlp_hidden: int = 512,
+        head_channels: int = 32,
+        input_shape: tuple[int, int, int, int] | list[int] | None = None,
+    ) -> None:
+        """`input_shape`: (window, subcarriers, rx, tx), default the paper's 5 x 30 x 3 x 3 (1350 = 150 x 3 x 3)."""
         super().__init__()
+        shape = tuple(int(v) for v in (input_shape or (WINDOW, N_SUB, N_RX, N_TX)))
+        if len(shape) != 4 or min(shape) < 1:
+            raise ValueError(f"input_shape must be (window, subcarriers, rx, tx), not {input_shape}")
+        self.input_shape = shape
+        self.flat = shape[0] * shape[1] * shape[2] * shape[3]
         w = width
-        self.amplitude_encoder = _mlp(_FLAT, mlp_hidden, mlp_hidden // 2)
-        self.phase_encoder = _mlp(_FLAT, mlp_hidden, mlp_hidden // 2)
+        self.amplitude_encoder = _mlp(self.flat, mlp_hidden, mlp_hidden // 2)
+        self.phase_encoder = _mlp(self.flat, mlp_hidden, mlp_hidden // 2)
         self.fuse = nn.Sequential(nn.Linear(mlp_hidden, _FUSED_SIDE * _FUSED_SIDE), nn.ReLU(inplace=True))
         # modality translation: 1x24x24 -> encoder -> 6x6 -> decoder -> 3-channel "image" map
         self.translate_encoder = nn.Sequential(
@@ -53,8 +64,8 @@ class PaperNet(nn.Module):
 
     def forward(self, amplitude: torch.Tensor, phase: torch.Tensor) -> tuple[torch.Tensor, ...]:
         b = amplitude.shape[0]
-        a = self.amplitude_encoder(normalize_amplitude(amplitude).reshape(b, _FLAT))
-        p = self.phase_encoder(phase.reshape(b, _FLAT))
+        a = self.amplitude_encoder(normalize_amplitude(amplitude).reshape(b, self.flat))
+        p = self.phase_encoder(phase.reshape(b, self.flat))
         fused = self.fuse(torch.cat([a, p], dim=1)).reshape(b, 1, _FUSED_SIDE, _FUSED_SIDE)
         image = self.translate_decoder(self.translate_encoder(fused))  # (B, 3, 48, 48)
         image = F.interpolate(image, size=(MAP_H, MAP_W), mode="bilinear", align_corners=False)

@@ -16,7 +16,6 @@ from torch import nn
 from wdp.model.heads import DenseHeads, normalize_amplitude
 from wdp.model.spec import N_RX, N_SUB, N_TX, WINDOW
 
-_LINKS = N_RX * N_TX
 _SEED_SIDE = 8
 
 
@@ -68,6 +67,7 @@ class WdpNet(nn.Module):
         phase_trig: bool = False,
         encoder_width: int | None = None,
         encoder: str = "conv",
+        input_shape: tuple[int, int, int, int] | list[int] | None = None,
     ) -> None:
         """`phase_trig`: feed cos and sin of the phase instead of the phase itself: right for wrapped inputs
         such as the tx-difference phase (sanitize_phase(tx_difference=True)), where -pi and pi are the same.
@@ -75,12 +75,21 @@ class WdpNet(nn.Module):
         on 30 subcarriers and is cheap to widen; the decoder runs at 64 x 64 and is not.
         `encoder`: "conv" (1-D convs over the subcarriers, weights shared along them) or "mlp" (one hidden
         layer of `encoder_width` over the whole frame: every subcarrier and antenna pair keeps its own weights,
-        which suits fingerprint-like inputs where subcarrier k of link l means something of its own)."""
+        which suits fingerprint-like inputs where subcarrier k of link l means something of its own).
+        `input_shape`: (window, subcarriers, rx, tx) of the hardware it is trained for (wdp.csi.simulator.hardware;
+        default the Intel 5300 contract, 5 x 30 x 3 x 3)."""
         super().__init__()
+        shape = tuple(int(v) for v in (input_shape or (WINDOW, N_SUB, N_RX, N_TX)))
+        if len(shape) != 4 or min(shape) < 1:
+            raise ValueError(f"input_shape must be (window, subcarriers, rx, tx), not {input_shape}")
+        self.input_shape = shape
+        self.window, self.n_sub = shape[0], shape[1]
+        self.links = shape[2] * shape[3]
+        n_sub, window = self.n_sub, self.window
         self.seed_channels = seed_channels
         self.phase_trig = phase_trig
         enc = encoder_width or width
-        channels = (3 if phase_trig else 2) * _LINKS
+        channels = (3 if phase_trig else 2) * self.links
         if encoder == "conv":
             self.subcarrier_encoder = nn.Sequential(
                 nn.Conv1d(channels, enc, 3, padding=1),
@@ -88,19 +97,19 @@ class WdpNet(nn.Module):
                 nn.Conv1d(enc, enc, 3, stride=2, padding=1),
                 nn.GELU(),
             )
-            encoded = enc * ((N_SUB + 1) // 2)
+            encoded = enc * ((n_sub + 1) // 2)
         elif encoder == "mlp":
-            self.subcarrier_encoder = nn.Sequential(nn.Flatten(1), nn.Linear(channels * N_SUB, enc), nn.GELU())
+            self.subcarrier_encoder = nn.Sequential(nn.Flatten(1), nn.Linear(channels * n_sub, enc), nn.GELU())
             encoded = enc
         else:
             raise ValueError(f"encoder must be 'conv' or 'mlp', not {encoder!r}")
         self.frame_embed = nn.Linear(encoded, embed_dim)
-        self.time_embed = nn.Parameter(torch.zeros(1, WINDOW, embed_dim))
+        self.time_embed = nn.Parameter(torch.zeros(1, window, embed_dim))
         self.blocks = nn.Sequential(
             *[_SelfAttentionBlock(embed_dim, attention_heads, dropout) for _ in range(attention_layers)]
         )
         self.norm = nn.LayerNorm(embed_dim)
-        self.seed = nn.Linear(WINDOW * embed_dim, seed_channels * _SEED_SIDE * _SEED_SIDE)
+        self.seed = nn.Linear(window * embed_dim, seed_channels * _SEED_SIDE * _SEED_SIDE)
         c = seed_channels
         self.decoder = nn.Sequential(_UpBlock(c, c), _UpBlock(c, width), _UpBlock(width, width))
         self.heads = DenseHeads(width, head_channels)
@@ -108,12 +117,13 @@ class WdpNet(nn.Module):
 
     def forward(self, amplitude: torch.Tensor, phase: torch.Tensor) -> tuple[torch.Tensor, ...]:
         b = amplitude.shape[0]
-        amp = normalize_amplitude(amplitude).reshape(b, WINDOW, N_SUB, _LINKS)
-        pha = phase.reshape(b, WINDOW, N_SUB, _LINKS)
+        w, k, links = self.window, self.n_sub, self.links
+        amp = normalize_amplitude(amplitude).reshape(b, w, k, links)
+        pha = phase.reshape(b, w, k, links)
         parts = [amp, torch.cos(pha), torch.sin(pha)] if self.phase_trig else [amp, pha]
         # (B*T, channels = 2 or 3 x links, subcarriers)
-        frames = torch.cat(parts, dim=3).reshape(b * WINDOW, N_SUB, len(parts) * _LINKS).transpose(1, 2)
-        tokens = self.frame_embed(self.subcarrier_encoder(frames).flatten(1)).reshape(b, WINDOW, -1)
+        frames = torch.cat(parts, dim=3).reshape(b * w, k, len(parts) * links).transpose(1, 2)
+        tokens = self.frame_embed(self.subcarrier_encoder(frames).flatten(1)).reshape(b, w, -1)
         tokens = self.norm(self.blocks(tokens + self.time_embed))
         seed = F.relu(self.seed(tokens.flatten(1))).reshape(b, self.seed_channels, _SEED_SIDE, _SEED_SIDE)
         return self.heads(self.decoder(seed))

@@ -51,6 +51,7 @@ class Impairments:
     chain_gain_db: float = 1.0  # fixed per-chain gain mismatch std (dB)
     snr_db: float = 25.0  # thermal noise relative to the mean static channel power
     quantize: bool = True  # round I/Q to integers (8-bit CSI as the Intel 5300 reports it)
+    quantize_bits: int = 8  # I/Q word size when quantising (ESP32 8, Atheros 10, nexmon 16)
     target_rms: float = 20.0  # AGC set point: rms |CSI| of the static channel in reported units
     packet_loss: float = 0.02  # i.i.d. loss probability per packet
     burst_loss_rate_hz: float = 0.05  # mean rate of loss bursts (Poisson)
@@ -93,6 +94,7 @@ class SimConfig:
     people_probs: tuple[float, ...] = (0.06, 0.34, 0.30, 0.18, 0.12)
     body_points: bool = True  # body scatterers on (off: static room only, for tests)
     los_shadowing: bool = True  # bodies attenuate the line-of-sight path they cross
+    hardware: str | None = None  # the preset this config started from (wdp.csi.simulator.hardware), if any
 
     def __post_init__(self) -> None:
         if len(self.people_probs) > S.MAX_PEOPLE + 1:
@@ -117,10 +119,26 @@ class SimConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> SimConfig:
+        """A config from plain values; ``hardware: <preset>`` starts from that preset (band, antennas, rate,
+        impairments) and the other keys override it (``band`` and ``impairments`` key by key)."""
         d = dict(d or {})
-        band = Band(**_tuples(d.pop("band", {})))
-        imp = Impairments(**_tuples(d.pop("impairments", {})))
-        return cls(band=band, impairments=imp, **_tuples(d))
+        name = d.pop("hardware", None)
+        if name is None:
+            band = Band(**_tuples(d.pop("band", {})))
+            imp = Impairments(**_tuples(d.pop("impairments", {})))
+            return cls(band=band, impairments=imp, **_tuples(d))
+        from wdp.csi.simulator.hardware import hardware_preset  # the presets are built from this module
+
+        base = hardware_preset(str(name)).sim_config()
+        band = dataclasses.replace(base.band, **_tuples(d.pop("band", {})))
+        imp = dataclasses.replace(base.impairments, **_tuples(d.pop("impairments", {})))
+        kw = {"n_rx": base.n_rx, "n_tx": base.n_tx, "rate_hz": base.rate_hz, **_tuples(d)}
+        return cls(band=band, impairments=imp, hardware=str(name), **kw)
+
+    @property
+    def csi_shape(self) -> tuple[int, int, int, int]:
+        """(window, subcarriers, rx, tx) of one window's amplitude / phase."""
+        return (self.window, self.n_sub, self.n_rx, self.n_tx)
 
     @classmethod
     def coerce(cls, cfg: SimConfig | dict[str, Any] | None) -> SimConfig:

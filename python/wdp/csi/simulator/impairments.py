@@ -12,7 +12,8 @@ Reported CSI of packet n on subcarrier k, rx chain r, tx antenna x:
   Poisson times by N(0, agc_step_db) rounded to 1 dB and kept within +-agc_range_db, times a fixed
   per-chain mismatch.
 * w: complex white noise, snr_db below the static-room power.
-* Q: rounding of I and Q to integers in [-128, 127] (8-bit CSI) when quantize is on.
+* Q: rounding of I and Q to integers in [-2^(b-1), 2^(b-1) - 1] (b = quantize_bits: 8 for the 5300 and the
+  ESP32, 10 Atheros, 16 nexmon) when quantize is on.
 Packets are scheduled at n / rate with Gaussian timestamp jitter; each is lost with probability
 packet_loss, and every packet inside a loss burst (Poisson-timed, up to burst_loss_max_s) is lost.
 All of it is a linear phase in the subcarrier index plus an amplitude scale, so removing a per-packet
@@ -114,5 +115,6 @@ class ImpairmentProcess:
             out = out + std * (rng.standard_normal(h.shape) + 1j * rng.standard_normal(h.shape))
         out *= (np.exp(1j * phase) * self.gain(times)[:, None, :])[..., None]
         if imp.quantize:
-            out = np.clip(np.round(out.real), -128, 127) + 1j * np.clip(np.round(out.imag), -128, 127)
+            hi = 2 ** (int(imp.quantize_bits) - 1)
+            out = np.clip(np.round(out.real), -hi, hi - 1) + 1j * np.clip(np.round(out.imag), -hi, hi - 1)
         return out.astype(np.complex64)

@@ -159,7 +159,7 @@ class SceneSimulator:
         label_poses = [_slice_pose(p, slice(n_pk, None)) for p in poses]
 
         n = len(starts)
-        out = {k: np.zeros((n, *shape), dtype) for k, (dtype, shape) in S.SAMPLE_FIELDS.items()}
+        out = {k: np.zeros((n, *shape), dtype) for k, (dtype, shape) in S.sample_fields(cfg.csi_shape).items()}
         meta = {
             "room_id": np.full(n, self.scene.room_id, np.int64),
             "seed": np.full(n, self.scene.seed, np.int64),
