@@ -9,7 +9,7 @@ test seeds that eval_tracking.py reports on.
    association, re-identification, count smoothing), each candidate replayed on the recorded detections and
    scored by ``objective`` (IDF1 + MOTA, minus penalties for missing the issue's targets).
 
-Usage: PYTHONPATH=python python bench/tune_tracking.py /tmp/val.pkl [--trials 200]
+Usage: PYTHONPATH=python python bench/tune_tracking.py /tmp/val.pkl [/tmp/val12.pkl ...] [--trials 200]
 """
 
 from __future__ import annotations
@@ -25,30 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import eval_tracking  # noqa: E402
-from eval_tracking import overall, pipeline_config, replay_tracker, scene_metrics  # noqa: E402
-
-
-def calibration_data(recs: list[Any], match_px: float) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = [], []
-    for rec in recs:
-        for truth, (_, det) in zip(rec.truth, rec.inputs, strict=True):
-            if not len(det):
-                continue
-            centres = det.keypoints[:, :, :2].mean(axis=1)
-            label = np.zeros(len(det))
-            free = list(range(len(det)))
-            for _, c in truth:
-                if not free:
-                    break
-                d = np.linalg.norm(centres[free] - c, axis=1)
-                near = [free[i] for i in np.flatnonzero(d <= match_px)]
-                if near:
-                    j = max(near, key=lambda i: det.scores[i])
-                    label[j] = 1.0
-                    free.remove(j)
-            xs.append(det.scores)
-            ys.append(label)
-    return np.concatenate(xs), np.concatenate(ys)
+from eval_tracking import calibration_data, overall, pipeline_config, replay_tracker, scene_metrics  # noqa: E402
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, iters: int = 50) -> tuple[float, float]:
@@ -104,11 +81,11 @@ SPACE: dict[str, list[Any]] = {
     "tracker.nms_oks": [0.3, 0.5, 1.1],
     "tracker.nms_center": [0.0, 0.2, 0.3, 0.35],
     "tracker.recover_gate": [0.0, 0.75, 1.0, 1.5],
-    "tracker.reid_s": [0.0, 5.0, 15.0, 60.0],
+    "tracker.reid_s": [5.0, 15.0, 60.0],
     "tracker.reid_radius_m": [0.75, 1.5, 2.5],
     "tracker.count_window": [1, 5, 9, 15, 25],
     "tracker.count_quantile": [0.3, 0.4, 0.5],
-    "tracker.show_coast_s": [0.25, 0.5, 0.75, 1.0],
+    "tracker.show_coast_s": [0.25, 0.4, 0.5],
     "tracker.birth_score": [0.3, 0.5, 0.7],
 }
 
@@ -129,14 +106,14 @@ def nested(flat: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("cache", type=Path)
+    ap.add_argument("cache", type=Path, nargs="+", help="recorded val-split scenes (eval_tracking.py --cache)")
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--match-px", type=float, default=48.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--start", default="{}", help="JSON flat settings to start from (e.g. the current best)")
     args = ap.parse_args(argv)
     sys.modules["__main__"].SceneRecord = eval_tracking.SceneRecord  # recorded by eval_tracking run as a script
-    recs = pickle.loads(args.cache.read_bytes())
+    recs = [r for path in args.cache for r in pickle.loads(path.read_bytes())]
     if any(r.seed % 3 != 1 for r in recs):  # scene_seed: split code 1 = val
         raise SystemExit("tuning runs on val-split scenes only")
     x, y = calibration_data(recs, args.match_px)

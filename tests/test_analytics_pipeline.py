@@ -75,8 +75,10 @@ def test_scene_events_in_order():
     by_type = {}
     for ts, kind, tid in got:
         by_type.setdefault(kind, []).append((ts, tid))
-    # A and B are confirmed on the third frame (ids by creation order: A=1, B=2), C a bit after 1 s
-    assert by_type["person.detected"] == [(0.02, 1), (0.02, 2), (1.02, 3)]
+    # A and B are confirmed on the tracker's confirm_hits-th frame (ids by creation order: A=1, B=2), C as
+    # long after 1 s
+    wait = (pipe.tracker.config.confirm_hits - 1) * 0.01
+    assert by_type["person.detected"] == [(round(wait, 2), 1), (round(wait, 2), 2), (round(1.0 + wait, 2), 3)]
     # C (last seen at 1.99 s) is lost after the tracker's max_misses missed frames; nobody else is
     misses = pipe.tracker.config.max_misses
     assert misses * 0.01 < pipe.tracker.config.max_coast_s

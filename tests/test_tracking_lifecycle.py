@@ -44,7 +44,10 @@ def test_a_one_frame_detection_never_shows_a_person():
     persons, _ = run(pipe, frames)
     assert all(len(ps) <= 1 for ps in persons)
     assert all(len(ps) == 1 for ps in persons[10:])
-    # they leave; 0.6 s later the detector fires once where they were (the track still coasts), then nothing
+    # they leave; 0.6 s later, while the track still coasts but is no longer shown, the detector fires once
+    # where they were, then nothing
+    c = pipe.tracker.config
+    assert c.show_coast_s < 0.6 < c.max_coast_s
     frames = [det(p) if k == 12 else det() for k in range(40)]
     persons, _ = run(pipe, frames, t0=40 * DT)
     shown = [k for k, ps in enumerate(persons) if ps]
@@ -56,19 +59,23 @@ def test_a_lost_person_coming_back_is_reidentified_with_the_old_id():
     p = Posture(x=2.0, y=3.5)
     persons, events = run(pipe, [det(p) for _ in range(40)])
     (tid,) = {q.track_id for q in persons[-1]}
-    # gone for 4 s: the track is lost (person.lost) ...
-    persons, ev2 = run(pipe, [det() for _ in range(80)], t0=40 * DT)
+    # gone until the track is lost (person.lost) ...
+    c = pipe.tracker.config
+    gone = int((c.max_coast_s + 0.5) / DT)
+    assert c.reid_s > 1.0
+    persons, ev2 = run(pipe, [det() for _ in range(gone)], t0=40 * DT)
     events += ev2
     assert [e.track_id for e in events if isinstance(e, schemas.PersonLost)] == [tid]
     assert persons[-1] == []
     # ... back 0.4 m from where they were last seen: the same id, announced again
-    persons, ev3 = run(pipe, [det(replace(p, x=2.4)) for _ in range(30)], t0=120 * DT)
+    t_back = (40 + gone) * DT
+    persons, ev3 = run(pipe, [det(replace(p, x=2.4)) for _ in range(30)], t0=t_back)
     assert {q.track_id for q in persons[-1]} == {tid}
     assert [(type(e), e.track_id) for e in ev3 if isinstance(e, schemas.PersonDetected)] == [
         (schemas.PersonDetected, tid)
     ]
     # someone else, at the other end of the room while the first is still there: a new id
-    persons, _ = run(pipe, [det(replace(p, x=2.4), Posture(x=4.5, y=6.0)) for _ in range(30)], t0=150 * DT)
+    persons, _ = run(pipe, [det(replace(p, x=2.4), Posture(x=4.5, y=6.0)) for _ in range(30)], t0=t_back + 30 * DT)
     ids = {q.track_id for q in persons[-1]}
     assert tid in ids and len(ids) == 2
 

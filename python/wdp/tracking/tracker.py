@@ -59,13 +59,13 @@ class TrackerConfig:
     scale: float = 1.0  # input units per image size: 1 for normalized input, 256 for pixels of a 256 image
     min_keypoint_score: float = 0.3  # keypoints below this are treated as not seen
     min_detection_score: float = 0.3  # detections below this are ignored
-    birth_score: float = 0.7  # an unmatched detection needs this to start a track
+    birth_score: float = 0.5  # an unmatched detection needs this to start a track
     cost: Literal["keypoint_distance", "oks"] = "keypoint_distance"
-    gate: float = 1.0  # max cost of a match: body sizes of mean keypoint error, or 1 - OKS
-    confirm_hits: int = 3  # M ...
-    confirm_window: int = 6  # ... of the first N updates confirm a tentative track
-    max_misses: int = 60  # K consecutive missed updates kill a confirmed track ...
-    max_coast_s: float = 2.0  # ... and so does this long without a hit
+    gate: float = 0.75  # max cost of a match: body sizes of mean keypoint error, or 1 - OKS
+    confirm_hits: int = 5  # M ...
+    confirm_window: int = 8  # ... of the first N updates confirm a tentative track
+    max_misses: int = 100  # K consecutive missed updates kill a confirmed track ...
+    max_coast_s: float = 6.0  # ... and so does this long without a hit
     # Kalman noise in normalized image units: acceleration spectral densities (units^2/s^3) and
     # measurement standard deviations (units).
     center_process_noise: float = 0.5
@@ -80,9 +80,9 @@ class TrackerConfig:
     # duplicates within one update (wdp.tracking.nms); nms_oks > 1 and nms_center 0 turn it off
     nms_oks: float = 1.1
     nms_center: float = 0.35
-    recover_gate: float = 1.5  # second association by box-centre distance in body sizes; 0: off
-    # re-identification of lost tracks; reid_s 0: off (a lost track's id is never given again)
-    reid_s: float = 60.0
+    recover_gate: float = 1.0  # second association by box-centre distance in body sizes; 0: off
+    # re-identification of lost tracks, for reid_s after their loss; 0: off (a lost id is never given again)
+    reid_s: float = 5.0
     reid_radius_m: float = 2.5  # floor metres with a floor projector ...
     reid_radius_image: float = 0.15  # ... else image units (of the normalized image)
     reid_speed_mps: float = 0.5  # the radius grows this much per second since the track was last seen (capped)
@@ -90,12 +90,12 @@ class TrackerConfig:
     # what is shown (count_window 1: every visible track)
     show_coast_s: float = 0.5  # a track unseen this long is hidden until confirmed again
     count_window: int = 5
-    count_quantile: float = 0.5  # of the visible-track counts over the window (0.5: their median)
+    count_quantile: float = 0.4  # of the visible-track counts over the window (0.5: their median)
     # shown keypoints: constant-velocity Kalman per joint (wdp.tracking.smoothing); smooth_measurement_std 0: off
     smooth_process_noise: float = 0.05
     smooth_measurement_std: float = 0.08
     # person probability = 1 / (1 + exp(-(a * score + b))) of a detection's score; None: the score as it is
-    score_calibration: tuple[float, float] | None = (12.792, -4.456)
+    score_calibration: tuple[float, float] | None = (13.79, -4.914)
 
     def __post_init__(self) -> None:
         if not self.scale > 0:
@@ -210,6 +210,7 @@ class _Dormant:
     last_seen: float
     floor: np.ndarray | None
     centre: np.ndarray  # normalized image units
+    lost_at: float
 
 
 def _measurement(kp: np.ndarray, box: np.ndarray) -> np.ndarray:
@@ -359,7 +360,7 @@ class Tracker:
                     tr.floor = floors[d]
                 self._tracks.append(tr)
 
-        self._dormant = [d for d in self._dormant if t - d.last_seen <= c.reid_s]
+        self._dormant = [d for d in self._dormant if t - d.lost_at <= c.reid_s]
         events: list[schemas.PersonDetected | schemas.PersonLost] = []
         lost: list[TrackSnapshot] = []
         alive: list[_Track] = []
@@ -397,7 +398,7 @@ class Tracker:
                 if c.reid_s > 0:
                     assert tr.track_id is not None
                     self._dormant.append(
-                        _Dormant(tr.track_id, tr.first_seen, tr.last_seen, tr.floor, tr.box_cs()[0].copy())
+                        _Dormant(tr.track_id, tr.first_seen, tr.last_seen, tr.floor, tr.box_cs()[0].copy(), t)
                     )
                 continue
             alive.append(tr)
