@@ -20,6 +20,7 @@ the faller's track reported instead (activity labels), which says where the chai
 
 Usage: PYTHONPATH=python python bench/eval_falls_engine.py [--scenes 60] [--base-seed 7] [--routers 1]
        [--detector model --model default --room 101 --people 1]   (the shipped site model in its room)
+       [--hardware esp32]   (the simulator's hardware preset; default: the model card's)
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def true_falls(scene_idx: int, scene, sim: SceneSimulator, window: float) -> lis
     return out
 
 
-def run_scene(scene, args, runner) -> SceneRun:
-    src = SimulatorSource(routers=args.routers, scene=scene, loop=False, realtime=False)
+def run_scene(scene, args, runner, cfg: SimConfig | None = None) -> SceneRun:
+    src = SimulatorSource(routers=args.routers, scene=scene, loop=False, realtime=False, config=cfg)
     engine = Engine([src], model=runner, config=EngineConfig(detector=args.detector, hop=args.hop))
     sub = engine.bus.subscribe({Topic.EVENT, Topic.POSE}, maxsize=1_000_000)
     with engine:
@@ -141,12 +142,14 @@ def main() -> None:
     ap.add_argument("--model", help="exported model (path or name) for --detector model")
     ap.add_argument("--room", type=int, action="append", help="room id (repeatable); default: test rooms 80-99")
     ap.add_argument("--people", type=int, help="people per scene (default: the simulator's 0-4 mix)")
+    ap.add_argument("--hardware", help="simulator hardware preset (default: the model card's, else intel5300)")
     args = ap.parse_args()
     if args.detector == "model" and not args.model:
         raise SystemExit("--detector model needs --model")
     runner = ModelRunner.load(args.model) if args.detector == "model" else None
 
-    cfg = SimConfig(scene_duration_s=args.duration)
+    hardware = args.hardware or (runner.spec.hardware if runner is not None else None) or "intel5300"
+    cfg = SimConfig.from_dict({"hardware": hardware, "scene_duration_s": args.duration})
     rooms = args.room or list(SPLIT_ROOMS["test"])
     truths: list[TrueFall] = []
     tps: list[float] = []  # detection delay after the fall began
@@ -166,7 +169,7 @@ def main() -> None:
             for s in p.timeline.segments
             if isinstance(s, LieDownSegment) and not s.reverse and s.t0 <= scene.duration - args.window
         )
-        run = run_scene(scene, args, runner)
+        run = run_scene(scene, args, runner, cfg)
         for ev in run.falls:
             t = ev.timestamp
             if ev.severity == "critical":

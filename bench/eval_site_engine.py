@@ -10,11 +10,13 @@ Baseline: the same distances for a constant guess, the mean true position over t
 best constant in hindsight). ``--detector ground_truth`` runs the chain on the true keypoints (upper bound).
 
 Usage: PYTHONPATH=python python bench/eval_site_engine.py [--scenes 12] [--room 101] [--model default]
+       [--unseen] (scene i in room 80 + i % 20) [--hardware esp32] (default: the model card's preset) [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
@@ -28,8 +30,8 @@ from wdp.engine import Engine, EngineConfig, ModelRunner, Topic
 MIN_VISIBLE = 5
 
 
-def run_scene(scene, detector: str, runner) -> tuple[list[schemas.PoseFrame], float]:
-    src = SimulatorSource(routers=1, scene=scene, loop=False, realtime=False)
+def run_scene(scene, detector: str, runner, cfg=None) -> tuple[list[schemas.PoseFrame], float]:
+    src = SimulatorSource(routers=1, scene=scene, loop=False, realtime=False, config=cfg)
     engine = Engine([src], model=runner, config=EngineConfig(detector=detector))
     sub = engine.bus.subscribe({Topic.POSE}, maxsize=1_000_000)
     with engine:
@@ -49,19 +51,51 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=12.0)
     ap.add_argument("--model", default="default")
     ap.add_argument("--detector", choices=["model", "ground_truth"], default="model")
+    ap.add_argument("--hardware", help="simulator hardware preset (default: the model card's, else intel5300)")
+    ap.add_argument("--unseen", action="store_true", help="scene i in room 80 + i %% 20 (the unseen test rooms)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = ap.parse_args()
-
     runner = ModelRunner.load(args.model, threads=1) if args.detector == "model" else None
+    hardware = args.hardware or (runner.spec.hardware if runner is not None else None) or "intel5300"
+    rooms = list(range(80, 100)) if args.unseen else [args.room]
+    res = evaluate(
+        runner, args.detector, rooms, args.scenes, args.split, args.base_seed, args.people, args.duration, hardware
+    )
+    if args.json:
+        print(json.dumps(res))
+        return
+    name = args.model if args.detector == "model" else "ground_truth"
+    where = "rooms 80-99" if args.unseen else f"room {args.room}"
+    print(f"{where}, {args.split} seeds, {args.scenes} scenes x {args.duration:.0f} s, detector {name}, {hardware}")
+    print(f"frames with a person in view: {res['frames']}; with a reported person: {res['reported']:.1%}")
+    print("| | median | mean |")
+    print("|---|---|---|")
+    for label, key in (
+        ("floor position error (m)", "floor"),
+        ("constant guess, floor (m)", "floor_const"),
+        ("image centre error (px of 256)", "image"),
+        ("constant guess, image (px)", "image_const"),
+    ):
+        med, mean = res[key + "_median"], res[key + "_mean"]
+        print(f"| {label} | {med:.2f} | {mean:.2f} |" if med is not None else f"| {label} | - | - |")
+    print(f"({res['wall_s']:.0f} s)")
+
+
+def evaluate(
+    runner, detector: str, rooms, scenes: int, split: str, base_seed: int, people, duration: float, hardware: str
+) -> dict:
+    """Scene i in rooms[i % len(rooms)] with the split's seeds, simulated with the hardware preset; the
+    distances of the reported people (and of the best constant guess) over the frames with a person in view."""
     rows = []  # (detected, floor err m, image err px, true floor xy, true image centre, reported xy, centre)
     t0 = time.perf_counter()
     from wdp.csi.simulator import SimConfig
 
-    cfg = SimConfig(scene_duration_s=args.duration)
-    for i in range(args.scenes):
-        scene = random_scene(args.room, scene_seed(args.split, args.base_seed, i), cfg, n_people=args.people)
+    cfg = SimConfig.from_dict({"hardware": hardware, "scene_duration_s": duration})
+    for i in range(scenes):
+        scene = random_scene(rooms[i % len(rooms)], scene_seed(split, base_seed, i), cfg, n_people=people)
         sim = SceneSimulator(scene, cfg)
         cam = scene.room.camera
-        frames, base = run_scene(scene, args.detector, runner)
+        frames, base = run_scene(scene, detector, runner, cfg)
         for f in frames:
             t = f.timestamp - base
             if not 0.0 <= t <= scene.duration:
@@ -93,22 +127,17 @@ def main() -> None:
     det = a[:, 0] > 0
     floor_c = a[:, 3:5].mean(axis=0)
     img_c = a[:, 5:7].mean(axis=0)
-    const_floor = np.hypot(*(a[:, 3:5] - floor_c).T)
-    const_img = np.hypot(*(a[:, 5:7] - img_c).T)
-    name = args.model if args.detector == "model" else "ground_truth"
-    print(f"room {args.room}, {args.split} seeds, {args.scenes} scenes x {args.duration:.0f} s, detector {name}")
-    print(f"frames with a person in view: {len(a)}; with a reported person: {det.mean():.1%}")
-    print("| | median | mean |")
-    print("|---|---|---|")
-    for label, v in (
-        ("floor position error (m)", a[det, 1]),
-        ("constant guess, floor (m)", const_floor),
-        ("image centre error (px of 256)", a[det, 2]),
-        ("constant guess, image (px)", const_img),
+    out: dict = {"frames": len(a), "reported": float(det.mean()), "wall_s": wall, "hardware": hardware}
+    for key, v in (
+        ("floor", a[det, 1]),
+        ("floor_const", np.hypot(*(a[:, 3:5] - floor_c).T)),
+        ("image", a[det, 2]),
+        ("image_const", np.hypot(*(a[:, 5:7] - img_c).T)),
     ):
         v = v[np.isfinite(v)]
-        print(f"| {label} | {np.median(v):.2f} | {v.mean():.2f} |" if len(v) else f"| {label} | - | - |")
-    print(f"({wall:.0f} s)")
+        out[key + "_median"] = float(np.median(v)) if len(v) else None
+        out[key + "_mean"] = float(v.mean()) if len(v) else None
+    return out
 
 
 if __name__ == "__main__":
