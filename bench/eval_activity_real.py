@@ -36,7 +36,7 @@ def _compose(data: str, protocol: str, out: Path, ship: bool, extra: list[str]):
             overrides=[
                 "task=activity",
                 f"data={data}",
-                f"protocol={protocol}",
+                f"protocol='{protocol}'",  # quoted: a comma list is one string, not a sweep
                 f"paths.output_dir={out}",
                 f"activity.ship={str(ship).lower()}",
                 *extra,
@@ -98,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("pytorch_lightning", "lightning_fabric", "lightning"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     from wdp.train.activity import train_activity
 
     rows, summary = [], {}
@@ -129,19 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                 "train_seconds": metrics["ship/train_seconds"],
                 **timing,
             }
-            rows.append(
-                (
-                    entry["dataset"],
-                    data,
-                    "shipped",
-                    {
-                        "target": "inference_ms_per_window",
-                        "goal": 2.0,
-                        "value": timing["with_preprocess_ms"],
-                        "met": timing["with_preprocess_ms"] <= 2.0,
-                    },
-                )
-            )
+            for key in ("model_ms", "with_preprocess_ms"):
+                target = {"target": f"inference_{key}_per_window", "goal": 2.0, "value": timing[key]}
+                rows.append((entry["dataset"], data, "shipped", {**target, "met": timing[key] <= 2.0}))
             rows.append(
                 (
                     entry["dataset"],

@@ -60,8 +60,11 @@ class Fitted:
 
 
 def _feature_scale(raw: np.ndarray) -> list[float]:
+    """Each feature's std over the training windows, at least a tenth of the median feature's: a channel that
+    barely moved in training (a dead subcarrier bin) must not turn into clipped noise live."""
     std = raw.reshape(-1, raw.shape[-1]).std(axis=0)
-    return [float(max(s, 1e-6)) for s in std]
+    floor = max(0.1 * float(np.median(std)), 1e-6)
+    return [float(max(s, floor)) for s in std]
 
 
 def _torch_predictor(net: torch.nn.Module, fall_index: int, batch: int = 512) -> Predictor:
@@ -486,8 +489,9 @@ def train_activity(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         time.perf_counter() - t0,
         corpus.dropped,
     )
-    protocol = str(cfg.protocol)
-    protocols = list(spec.protocols) if protocol == "all" else [p.strip() for p in protocol.split(",")]
+    chosen = cfg.protocol  # a name, "all", a comma list ('lopo,cross_room') or a list ([lopo,cross_room])
+    names = [str(p) for p in chosen] if OmegaConf.is_list(chosen) else str(chosen).split(",")
+    protocols = list(spec.protocols) if names == ["all"] else [p.strip() for p in names]
     models = [str(m) for m in cfg.model.compare]
     results: dict[str, Any] = {}
     fold_runs: dict[str, list[dict[str, Any]]] = {}
