@@ -128,3 +128,32 @@ class SimulatedRouters:
                 except OSError:
                     pass
             k += 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m wdp.recording.sim_router --port 5500 [--routers 1] [--seconds 60]: stand-in routers."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m wdp.recording.sim_router", description=__doc__)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=5500)
+    ap.add_argument("--routers", type=int, default=1)
+    ap.add_argument("--rate", type=float, default=100.0, help="packets per second per router")
+    ap.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C)")
+    ap.add_argument("--people", type=int, default=1, help="people in the simulated room")
+    args = ap.parse_args(argv)
+    pk = simulated_packets(args.routers, 10.0, people=args.people)
+    s = SimulatedRouters(
+        args.port, host=args.host, routers=args.routers, rate_hz=args.rate, duration_s=args.seconds, packets=pk
+    ).start()
+    print(f"sending {args.routers} router(s) x {args.rate:g} Hz to {args.host}:{args.port}", flush=True)
+    try:
+        s.wait()
+    except KeyboardInterrupt:
+        s.stop()
+    print(f"sent {sum(s.stats.sent.values())} datagrams", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
