@@ -75,6 +75,14 @@ def create_app(
     extra: list[PluginProtocol] = []
     if settings.dashboard.enabled or settings.visualization.enabled:
         extra.append(DashboardPlugin(services))
+    if settings.graphql.enabled:
+        from wdp.serve.graphql.plugin import GraphQLPlugin  # strawberry is imported only when GraphQL is on
+
+        extra.append(GraphQLPlugin(services))
+    if settings.grpc.enabled:
+        from wdp.serve.rpc.server import GrpcPlugin
+
+        extra.append(GrpcPlugin(services))
     # The schema plugin must precede Litestar's built-in ones, which are appended after these.
     # request_max_body_size goes here: Litestar 2.25 ignores the value an init plugin sets on AppConfig.
     return Litestar(

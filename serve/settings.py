@@ -159,6 +159,36 @@ class DemoFeedSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
     persons: int = 3
 
 
+class GraphQLSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """``/graphql`` (wdp.serve.graphql): same credentials, scopes and rate limits as REST."""
+
+    enabled: bool = True
+    path: str = "/graphql"
+    graphiql: bool = True  # the in-browser IDE on GET with Accept: text/html
+    max_depth: int = 8  # deeper selections are refused before execution
+    max_aliases: int = 20  # aliased fields per operation (a huge alias fan-out is one request doing many)
+    max_tokens: int = 2000  # lexer tokens per document: bounds parse cost and query size
+    max_history_limit: int = 1000  # page size ceiling of poseHistory (REST's)
+    # Persisted queries: a JSON file {"<sha256 hex of the query text>": "<query>"} or a list of queries. When
+    # set, only those documents run; a request may send the hash alone as {"extensions": {"persistedQuery":
+    # {"sha256Hash": ...}}} or the full text (which must hash to an entry).
+    allow_list_file: str | None = None
+
+
+class GrpcSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """The gRPC API (wdp.serve.rpc) in the same process and event loop as the ASGI app."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 50051  # 0: any free port (tests; the bound one is logged and kept on the plugin)
+    max_message_bytes: int = 4 * 1024 * 1024  # inbound and outbound; a larger message fails RESOURCE_EXHAUSTED
+    tls_cert_file: str | None = None  # both set: TLS (PEM), else plaintext
+    tls_key_file: str | None = None
+    max_concurrent_streams: int = 1000  # streaming RPCs at once (per server)
+    stream_queue: int = 64  # items buffered per stream; the oldest is dropped when a client falls behind
+    ingest_max_frame_values: int = 2 * 4096 * 8 * 8  # re_im floats of one CsiFrame
+
+
 class ServeSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     dev_mode: bool = False  # allows the default secret, enables the debug flag
     title: str = "wdp API"
@@ -174,6 +204,11 @@ class ServeSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     demo_feed: DemoFeedSettings = DemoFeedSettings()
     dashboard: DashboardSettings = DashboardSettings()
     visualization: VisualizationSettings = VisualizationSettings()
+    graphql: GraphQLSettings = GraphQLSettings()
+    grpc: GrpcSettings = GrpcSettings()
+    # the ASGI server of python -m wdp.serve: uvicorn (HTTP/1.1 + WebSocket) or hypercorn (adds HTTP/2: h2 over
+    # TLS by ALPN, h2c by prior knowledge or upgrade)
+    server: Literal["uvicorn", "hypercorn"] = "uvicorn"
 
 
 # ------------------------------------------------------------------------------------------------ loading
