@@ -165,7 +165,8 @@ class GraphQLSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     enabled: bool = True
     path: str = "/graphql"
     graphiql: bool = True  # the in-browser IDE on GET with Accept: text/html
-    max_depth: int = 8  # deeper selections are refused before execution
+    max_depth: int = 16  # deeper selections (introspection's ofType chains too) are refused before execution;
+    # GraphiQL's own introspection query is 13 deep
     max_aliases: int = 20  # aliased fields per operation (a huge alias fan-out is one request doing many)
     max_tokens: int = 2000  # lexer tokens per document: bounds parse cost and query size
     max_history_limit: int = 1000  # page size ceiling of poseHistory (REST's)

@@ -19,22 +19,38 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import strawberry
 from cross_web import HTTPException as GraphQLHTTPException
-from graphql import GraphQLError, ValidationContext, ValidationRule
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationContext,
+    ValidationRule,
+)
+from litestar import Request, Response, WebSocket, get, post, websocket
+from litestar.background_tasks import BackgroundTasks
 from litestar.config.app import AppConfig
-from litestar.exceptions import NotAuthorizedException
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import NotAuthorizedException, NotFoundException, ValidationException
 from litestar.plugins import InitPluginProtocol
+from litestar.status_codes import HTTP_200_OK
 from litestar.types import Scope
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter
 from strawberry.litestar import make_graphql_controller
+from strawberry.schema.config import StrawberryConfig
 
 from wdp.serve.edge import verify_credentials
 from wdp.serve.errors import WWW_AUTHENTICATE
 from wdp.serve.graphql.schema import Mutation, Query, Subscription
+from wdp.serve.graphql.types import SCALAR_MAP
 from wdp.serve.security import API_KEY_PREFIX, AuthError
 from wdp.serve.services import Services
 from wdp.serve.settings import GraphQLSettings
@@ -85,15 +101,71 @@ class WdpSchema(strawberry.Schema):
             super().process_errors(unexpected, execution_context)
 
 
+def depth_limit_rule(max_depth: int) -> type[ValidationRule]:
+    """Selection depth of every operation, introspection fields included (strawberry's QueryDepthLimiter
+    skips ``__schema``/``__type``, so ``ofType { ofType { ... } }`` could nest without bound)."""
+
+    class DepthLimitRule(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            doc = context.document
+            fragments = {d.name.value: d for d in doc.definitions if isinstance(d, FragmentDefinitionNode)}
+            for op in doc.definitions:
+                if isinstance(op, OperationDefinitionNode):
+                    depth = _depth(op.selection_set, fragments, frozenset(), 0, max_depth)
+                    if depth > max_depth:
+                        name = op.name.value if op.name else "anonymous"
+                        context.report_error(
+                            GraphQLError(
+                                f"operation {name!r} nests deeper than the limit of {max_depth} levels",
+                                extensions={"code": "QUERY_TOO_DEEP", "max_depth": max_depth},
+                            )
+                        )
+
+    return DepthLimitRule
+
+
+def _depth(
+    selection_set: SelectionSetNode | None,
+    fragments: dict[str, FragmentDefinitionNode],
+    visited: frozenset[str],
+    depth: int,
+    limit: int,
+) -> int:
+    if selection_set is None or depth > limit:  # past the limit: no need to walk further
+        return depth
+    deepest = depth
+    for sel in selection_set.selections:
+        if isinstance(sel, FieldNode):
+            d = _depth(sel.selection_set, fragments, visited, depth + 1, limit) if sel.selection_set else depth + 1
+        elif isinstance(sel, InlineFragmentNode):
+            d = _depth(sel.selection_set, fragments, visited, depth, limit)
+        elif isinstance(sel, FragmentSpreadNode) and sel.name.value in fragments and sel.name.value not in visited:
+            frag = fragments[sel.name.value]
+            d = _depth(frag.selection_set, fragments, visited | {sel.name.value}, depth, limit)
+        else:
+            d = depth
+        deepest = max(deepest, d)
+    return deepest
+
+
 def build_schema(settings: GraphQLSettings, allowed: dict[str, str] | None) -> strawberry.Schema:
-    extensions: list[Any] = [
-        MaxTokensLimiter(max_token_count=settings.max_tokens),
-        QueryDepthLimiter(max_depth=settings.max_depth),
-        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-    ]
+    rules: list[type[ValidationRule]] = [depth_limit_rule(settings.max_depth)]
     if allowed is not None:
-        extensions.append(AddValidationRules([allow_list_rule(allowed)]))
-    return WdpSchema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions)
+        rules.append(allow_list_rule(allowed))
+    # factories: strawberry builds each extension per request
+    extensions: list[Any] = [
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: AddValidationRules(rules),
+    ]
+    return WdpSchema(
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+    )
 
 
 class GraphQLPlugin(InitPluginProtocol):
@@ -112,18 +184,32 @@ class GraphQLPlugin(InitPluginProtocol):
         cfg = services.settings.graphql
         allowed = self.allowed
 
-        async def context_getter(scope: Scope) -> dict[str, Any]:
-            principal = scope.get("wdp_principal")  # type: ignore[call-overload]
-            auth_error = scope.get("wdp_auth_error")  # type: ignore[call-overload]
-            if scope["type"] == "http" and auth_error is not None:
-                raise NotAuthorizedException(detail=auth_error, headers=WWW_AUTHENTICATE)  # as REST: 401
-            return {"services": services, "principal": principal, "auth_error": auth_error}
+        def context_of(scope: Scope) -> dict[str, Any]:
+            return {
+                "services": services,
+                "principal": scope.get("wdp_principal"),  # type: ignore[call-overload]
+                "auth_error": scope.get("wdp_auth_error"),  # type: ignore[call-overload]
+            }
+
+        async def http_context(request: Request[Any, Any, Any], response: NamedDependency[Response[Any]]) -> Any:
+            ctx = context_of(request.scope)
+            if ctx["auth_error"] is not None:
+                raise NotAuthorizedException(detail=ctx["auth_error"], headers=WWW_AUTHENTICATE)  # as REST: 401
+            return {"request": request, "response": response, **ctx}
+
+        async def ws_context(socket: WebSocket[Any, Any, Any]) -> Any:
+            return {"socket": socket, **context_of(socket.scope)}
+
+        async def no_root_value() -> None:
+            return None
+
+        def new_response() -> Response[Any]:
+            return Response({}, background=BackgroundTasks([]))
 
         base = make_graphql_controller(
             self.schema,
             path=cfg.path,
             graphql_ide="graphiql" if cfg.graphiql else None,
-            context_getter=context_getter,
             subscription_protocols=("graphql-transport-ws",),
             max_subscriptions_per_connection=16,
         )
@@ -134,6 +220,45 @@ class GraphQLPlugin(InitPluginProtocol):
             opt = {"public": True}
             tags = ["graphql"]
             include_in_schema = False
+            # strawberry's own handlers and getters infer their dependencies, which Litestar 2.23+ deprecates
+            # (a warning: an error under the tests' filterwarnings); these declare them
+            dependencies: ClassVar[dict[str, Provide]] = {  # type: ignore[misc]
+                "context": Provide(http_context),
+                "context_ws": Provide(ws_context),
+                "root_value": Provide(no_root_value),
+                "response": Provide(new_response, sync_to_thread=False),
+            }
+
+            @get(raises=[ValidationException, NotFoundException])
+            async def handle_http_get(
+                self,
+                request: Request[Any, Any, Any],
+                context: NamedDependency[Any],
+                root_value: NamedDependency[Any],
+                response: NamedDependency[Response[Any]],
+            ) -> Response[Any]:
+                self.temporal_response = response
+                return await self.execute_request(request=request, context=context, root_value=root_value)
+
+            @post(status_code=HTTP_200_OK)
+            async def handle_http_post(
+                self,
+                request: Request[Any, Any, Any],
+                context: NamedDependency[Any],
+                root_value: NamedDependency[Any],
+                response: NamedDependency[Response[Any]],
+            ) -> Response[Any]:
+                self.temporal_response = response
+                return await self.execute_request(request=request, context=context, root_value=root_value)
+
+            @websocket()
+            async def websocket_endpoint(
+                self,
+                socket: WebSocket[Any, Any, Any],
+                context_ws: NamedDependency[Any],
+                root_value: NamedDependency[Any],
+            ) -> None:
+                await self.run(request=socket, context=context_ws, root_value=root_value)
 
             async def parse_http_body(self, request: Any) -> Any:
                 data = await super().parse_http_body(request)

@@ -14,12 +14,14 @@ from strawberry.scalars import JSON
 from wdp import schemas
 from wdp.schemas import JSON_ENCODER, EventBase, event_type
 
-Keypoints = strawberry.scalar(
-    NewType("Keypoints", object),
+Keypoints = NewType("Keypoints", object)
+KEYPOINTS_SCALAR = strawberry.scalar(
+    name="Keypoints",
     serialize=lambda v: v,
     parse_value=lambda v: v,
     description="17 COCO keypoints as [[x, y, score], ...] in normalized image coordinates",
 )
+SCALAR_MAP = {Keypoints: KEYPOINTS_SCALAR}  # the schema's StrawberryConfig.scalar_map
 
 
 @strawberry.type
