@@ -19,7 +19,14 @@ from wdp.serve.security import Principal
 from wdp.serve.services import Services
 
 T = TypeVar("T")
-_CODES = {400: "BAD_USER_INPUT", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND", 409: "CONFLICT", 422: "BAD_USER_INPUT"}
+_CODES = {
+    400: "BAD_USER_INPUT",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    409: "CONFLICT",
+    422: "BAD_USER_INPUT",
+}
 
 
 def error(message: str, code: str, **extra: Any) -> GraphQLError:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from litestar import Litestar
@@ -22,12 +24,47 @@ from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 
 from wdp.serve.rpc import stubs as stubs_mod
-from wdp.serve.rpc.service import WdpServicer
+from wdp.serve.rpc.service import Malformed, WdpServicer
 from wdp.serve.services import Services
 
 log = logging.getLogger("wdp.serve.rpc")
 
 SERVICE_NAME = "wdp.v1.WdpService"
+
+
+def tolerant_deserializer(cls: Any) -> Callable[[bytes], Any]:
+    """``cls.FromString`` that hands the servicer a ``Malformed`` instead of raising: grpcio would answer a
+    deserializer's exception with UNKNOWN and log a traceback; the servicer answers INVALID_ARGUMENT (unary,
+    server streaming) or counts and skips the message (IngestCsi)."""
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return cls.FromString(data)
+        except DecodeError as exc:
+            return Malformed(f"malformed {cls.DESCRIPTOR.full_name}: {exc}")
+
+    return deserialize
+
+
+def method_handlers(servicer: WdpServicer, pb2: Any) -> grpc.GenericRpcHandler:
+    """WdpService's handlers, as the generated add_WdpServiceServicer_to_server would register them, with
+    tolerant request deserializers."""
+    service = pb2.DESCRIPTOR.services_by_name["WdpService"]
+    factories = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }
+    handlers = {}
+    for m in service.methods:
+        factory = factories[(m.client_streaming, m.server_streaming)]
+        handlers[m.name] = factory(
+            getattr(servicer, m.name),
+            request_deserializer=tolerant_deserializer(getattr(pb2, m.input_type.name)),
+            response_serializer=getattr(pb2, m.output_type.name).SerializeToString,
+        )
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 
 class GrpcPlugin(InitPluginProtocol):
@@ -55,7 +92,7 @@ class GrpcPlugin(InitPluginProtocol):
         ]
         server = grpc.aio.server(options=options)
         self.servicer = WdpServicer(self.services, stubs)
-        stubs.grpc.add_WdpServiceServicer_to_server(self.servicer, server)
+        server.add_generic_rpc_handlers((method_handlers(self.servicer, stubs.pb2),))
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         names = (

@@ -57,6 +57,13 @@ def _peer_address(context: grpc.aio.ServicerContext) -> str:
     return peer
 
 
+class Malformed:
+    """A request that did not parse (see server.tolerant_deserializer)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
 class WdpServicer:
     """Built once per server; holds nothing per client but a small cache of converted frames."""
 
@@ -67,6 +74,7 @@ class WdpServicer:
         self.streams = 0
         self.ingested = 0
         self.ingest_rejected = 0
+        self.malformed = 0  # requests and ingest frames that did not parse
         self._frame_cache: dict[tuple[int, Any], Any] = {}  # (frame_id, filters.key) -> PoseFrame message
 
     # ------------------------------------------------------------------------------------------ auth
@@ -120,6 +128,11 @@ class WdpServicer:
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit of the {tier!r} tier exceeded")
         return principal
 
+    async def _parsed(self, request: Any, context: grpc.aio.ServicerContext) -> None:
+        if isinstance(request, Malformed):
+            self.malformed += 1
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+
     async def _still_valid(self, principal: Principal, context: grpc.aio.ServicerContext, scope: str) -> None:
         try:
             self.s.credentials.check(principal)
@@ -136,6 +149,7 @@ class WdpServicer:
 
     # ------------------------------------------------------------------------------------------ unary
     async def GetCurrentPose(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+        await self._parsed(request, context)
         await self._principal(context, POSE_READ)
         filters = await self._filters(request.filters, context)
         frame = self.s.engine.current_frame()
@@ -144,6 +158,7 @@ class WdpServicer:
         return convert.frame_to_pb(self.pb2, filter_frame(frame, filters))
 
     async def GetPoseHistory(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+        await self._parsed(request, context)
         await self._principal(context, POSE_READ)
         filters = await self._filters(request.filters, context)
         start, end = request.start_time, request.end_time
@@ -165,6 +180,7 @@ class WdpServicer:
         )
 
     async def GetSystemStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+        await self._parsed(request, context)
         await self._principal(context, SYSTEM_READ)
         st = self.s.engine.status()
         return self.pb2.SystemStatus(
@@ -202,6 +218,7 @@ class WdpServicer:
         return msg
 
     async def StreamPoses(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:  # noqa: N802
+        await self._parsed(request, context)
         principal = await self._principal(context, STREAM_SUBSCRIBE, stream=True)
         filters = await self._filters(request.filters, context)
         ceiling = self.s.settings.stream.max_fps
@@ -221,6 +238,7 @@ class WdpServicer:
                 yield self._frame_pb(frame, filters)
 
     async def StreamEvents(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:  # noqa: N802
+        await self._parsed(request, context)
         principal = await self._principal(context, STREAM_SUBSCRIBE, stream=True)
         if request.topic not in EVENT_TOPICS:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"topic must be one of {', '.join(EVENT_TOPICS)}")
@@ -235,6 +253,7 @@ class WdpServicer:
                     yield convert.event_to_pb(self.pb2, event)
 
     async def StreamSensing(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:  # noqa: N802
+        await self._parsed(request, context)
         principal = await self._principal(context, STREAM_SUBSCRIBE, stream=True)
         f = await self._filters(request.filters, context)
         checked = time.monotonic()
@@ -271,6 +290,9 @@ class WdpServicer:
         async for frame in request_iterator:
             source = self._push_source()  # the engine may have been restarted (a new source) meanwhile
             try:
+                if isinstance(frame, Malformed):
+                    self.malformed += 1
+                    raise ValueError(frame.reason)
                 if source is None:
                     raise ValueError("the engine is stopped")
                 if not frame.router_id or len(frame.router_id) > 64:
