@@ -44,10 +44,8 @@ def test_a_one_frame_detection_never_shows_a_person():
     persons, _ = run(pipe, frames)
     assert all(len(ps) <= 1 for ps in persons)
     assert all(len(ps) == 1 for ps in persons[10:])
-    # they leave; 0.6 s later, while the track still coasts but is no longer shown, the detector fires once
-    # where they were, then nothing
-    c = pipe.tracker.config
-    assert c.show_coast_s < 0.6 < c.max_coast_s
+    # they leave; 0.6 s later, while the track still coasts (max_coast_s) but is no longer shown
+    # (show_coast_s: 0.5 s by default), the detector fires once where they were, then nothing
     frames = [det(p) if k == 12 else det() for k in range(40)]
     persons, _ = run(pipe, frames, t0=40 * DT)
     shown = [k for k, ps in enumerate(persons) if ps]
@@ -61,8 +59,7 @@ def test_a_lost_person_coming_back_is_reidentified_with_the_old_id():
     (tid,) = {q.track_id for q in persons[-1]}
     # gone until the track is lost (person.lost) ...
     c = pipe.tracker.config
-    gone = int((c.max_coast_s + 0.5) / DT)
-    assert c.reid_s > 1.0
+    gone = int((c.max_coast_s + 0.5) / DT)  # re-identification (reid_s, 5 s by default) still holds the id
     persons, ev2 = run(pipe, [det() for _ in range(gone)], t0=40 * DT)
     events += ev2
     assert [e.track_id for e in events if isinstance(e, schemas.PersonLost)] == [tid]

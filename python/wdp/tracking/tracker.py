@@ -56,16 +56,22 @@ N_AXES = N_BOX_AXES + 2 * N_KEYPOINTS
 
 @dataclass(frozen=True)
 class TrackerConfig:
+    """Defaults: the life-cycle settings, the NMS, re-identification, count and keypoint smoothing and the
+    score calibration were chosen for the shipped model at the engine's 20 slots/s by bench/tune_tracking.py
+    on val-split simulator scenes of room 101 (never the test seeds bench/eval_tracking.py reports on).
+    Override any of them with ``analytics.tracker`` in conf/serve.yaml; another model wants its own
+    ``score_calibration`` (tune_tracking.py prints it)."""
+
     scale: float = 1.0  # input units per image size: 1 for normalized input, 256 for pixels of a 256 image
     min_keypoint_score: float = 0.3  # keypoints below this are treated as not seen
     min_detection_score: float = 0.3  # detections below this are ignored
     birth_score: float = 0.5  # an unmatched detection needs this to start a track
     cost: Literal["keypoint_distance", "oks"] = "keypoint_distance"
     gate: float = 0.75  # max cost of a match: body sizes of mean keypoint error, or 1 - OKS
-    confirm_hits: int = 5  # M ...
-    confirm_window: int = 8  # ... of the first N updates confirm a tentative track
+    confirm_hits: int = 4  # M ...
+    confirm_window: int = 6  # ... of the first N updates confirm a tentative track
     max_misses: int = 100  # K consecutive missed updates kill a confirmed track ...
-    max_coast_s: float = 6.0  # ... and so does this long without a hit
+    max_coast_s: float = 2.0  # ... and so does this long without a hit
     # Kalman noise in normalized image units: acceleration spectral densities (units^2/s^3) and
     # measurement standard deviations (units).
     center_process_noise: float = 0.5
