@@ -97,3 +97,34 @@ def test_exported_model_matches_torch_and_classifies(run) -> None:
     assert r.fall == (r.p_fall >= card.fall_threshold)
     last = clf.classify_window(rec.csi[-200:], rec.times[-200:])
     assert last is not None and last.activity in card.classes
+
+
+def test_deterministic_on_cpu(run, tmp_path: Path) -> None:
+    """The same config twice (here: the net alone): the same thresholds and test predictions."""
+    root = run[0]
+    outs = []
+    for i in range(2):
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            cfg = compose(
+                "train",
+                overrides=[
+                    "task=activity",
+                    f"data.root={root}",
+                    "protocol=cross_room",
+                    f"paths.output_dir={tmp_path / str(i)}",
+                    "model.compare=[activity_net]",
+                    "model.optim.epochs=2",
+                    "model.nets.activity_net.width=8",
+                    "activity.threads=1",
+                ],
+            )
+        _, objects = train_activity(cfg)
+        outs.append(
+            [
+                (f["models"]["activity_net"]["p_fall"], f["models"]["activity_net"]["threshold"])
+                for f in objects["folds"]["cross_room"]
+            ]
+        )
+    for (p0, t0), (p1, t1) in zip(*outs, strict=True):
+        np.testing.assert_array_equal(p0, p1)
+        assert t0 == t1
