@@ -20,12 +20,12 @@ from wdp.serve.asgi_server import ServerKind, serve
 
 
 class LiveServer:
-    def __init__(self, app: Litestar, port: int, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, app: Litestar, port: int, loop: asyncio.AbstractEventLoop, tls: bool = False) -> None:
         self.app = app
         self.port = port
         self.loop = loop
-        self.base = f"http://127.0.0.1:{port}"
-        self.ws = f"ws://127.0.0.1:{port}"
+        self.base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        self.ws = f"{'wss' if tls else 'ws'}://127.0.0.1:{port}"
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` on the server's loop and return its result (a coroutine is awaited)."""
@@ -44,7 +44,15 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(app: Litestar, server: ServerKind = "uvicorn", timeout: float = 20.0) -> Iterator[LiveServer]:
+def live_server(
+    app: Litestar,
+    server: ServerKind = "uvicorn",
+    timeout: float = 20.0,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    verify: Any = True,
+) -> Iterator[LiveServer]:
+    """``certfile``/``keyfile``: serve HTTPS (``verify``: what the readiness check trusts, e.g. an SSLContext)."""
     port = free_port()
     ready: concurrent.futures.Future[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = concurrent.futures.Future()
     errors: list[BaseException] = []
@@ -53,7 +61,16 @@ def live_server(app: Litestar, server: ServerKind = "uvicorn", timeout: float = 
         async def main() -> None:
             shutdown = asyncio.Event()
             ready.set_result((asyncio.get_running_loop(), shutdown))
-            await serve(app, host="127.0.0.1", port=port, server=server, log_level="warning", shutdown=shutdown)
+            await serve(
+                app,
+                host="127.0.0.1",
+                port=port,
+                server=server,
+                log_level="warning",
+                shutdown=shutdown,
+                certfile=certfile,
+                keyfile=keyfile,
+            )
 
         try:
             asyncio.run(main())
@@ -63,11 +80,11 @@ def live_server(app: Litestar, server: ServerKind = "uvicorn", timeout: float = 
     thread = threading.Thread(target=run, name=f"live-{server}", daemon=True)
     thread.start()
     loop, shutdown = ready.result(timeout=timeout)
-    srv = LiveServer(app, port, loop)
+    srv = LiveServer(app, port, loop, tls=certfile is not None)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(f"{srv.base}/api/v1/system/health", timeout=1.0).status_code in (200, 503):
+            if httpx.get(f"{srv.base}/api/v1/system/health", timeout=1.0, verify=verify).status_code in (200, 503):
                 break
         except httpx.TransportError:
             pass
