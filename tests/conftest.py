@@ -40,3 +40,23 @@ def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
         pytest.skip("mosquitto binary not found (apt-get install mosquitto; .ci/setup installs it)")
     with MosquittoBroker(tmp_path / "broker") as b:
         yield b
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """A real PostgreSQL cluster for the session (tests/pg_server.py); each test takes ``fresh_database()``.
+    Skipped where the postgresql package is not installed (.ci/setup installs it)."""
+    import pg_server
+
+    if not pg_server.available():
+        pytest.skip("PostgreSQL not installed (apt-get install postgresql; .ci/setup installs it)")
+    with pg_server.PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """Run a store test on each backend: "duckdb" (in memory) or "postgres" (a fresh database)."""
+    if request.param == "duckdb":
+        return ":memory:"
+    return str(request.getfixturevalue("postgres").fresh_database())  # type: ignore[attr-defined]

@@ -18,15 +18,17 @@ from wdp.schemas import (
     SystemStarted,
 )
 from wdp.store import Store, events, queries
+from wdp.store.postgres import open_store
 
 FPS = 30.0
 T0 = 1_700_000_000.0
 
 
-@pytest.fixture(scope="module")
-def history():
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def history(request):
     frames = make_frames(600, n_tracks=4, seed=11, fps=FPS, t0=T0)
-    with Store() as store:
+    target = ":memory:" if request.param == "duckdb" else request.getfixturevalue("postgres").fresh_database()
+    with open_store(target) as store:
         with store.writer(max_frames=128) as w:
             for f in frames:
                 w.append(f)

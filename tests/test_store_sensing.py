@@ -4,11 +4,13 @@ batches only after a failed write, retention."""
 from __future__ import annotations
 
 import duckdb
+import psycopg
 import pytest
 
 from wdp.schemas import SensingState
-from wdp.store import Store, retention
+from wdp.store import retention
 from wdp.store import sensing as store_sensing
+from wdp.store.postgres import open_store
 
 T0 = 1_700_000_000.0
 
@@ -38,8 +40,8 @@ def _states(n: int = 20) -> list[SensingState]:
 
 
 @pytest.fixture
-def con():
-    with Store(":memory:") as store:
+def con(store_backend):
+    with open_store(store_backend) as store:
         yield store.cursor()
 
 
@@ -69,7 +71,7 @@ def test_a_failed_batch_leaves_nothing_half_written(con: duckdb.DuckDBPyConnecti
     good = _states(5)
     store_sensing.append_states(con, good)
     broken = [*_states(3), SensingState(timestamp=T0 + 50, motion=False, motion_score=float("nan"), presence=False)]
-    with pytest.raises(duckdb.Error):  # NaN reads as NULL: the NOT NULL column refuses the whole batch
+    with pytest.raises((duckdb.Error, psycopg.Error)):  # NaN reads as NULL: the NOT NULL column refuses the whole batch
         store_sensing.append_states(con, broken)
     assert store_sensing.history(con, T0, T0 + 100, limit=1000) == good
 

@@ -152,6 +152,10 @@ def claim_due(
     """Claim up to ``limit`` due deliveries (oldest due first) for ``lease_s`` seconds; each returned item is
     in flight with ``attempts`` = this attempt's number. Safe to call from several threads/connections."""
     t = _now(now)
+    # PostgreSQL (several hubs on one outbox): rows another claimer holds are skipped, not waited for or
+    # fought over, so concurrent claims return disjoint items at once. DuckDB has no row locks: a conflicting
+    # claimer fails its write-write check below and re-selects.
+    lock = " FOR UPDATE SKIP LOCKED" if getattr(con, "dialect", "duckdb") == "postgres" else ""
     sql = f"""
         UPDATE outbox SET status = 'in_flight', attempts = attempts + 1, claimed_until = $lease_end
         WHERE delivery_id IN (
@@ -159,7 +163,7 @@ def claim_due(
             WHERE (status = 'pending' AND next_attempt_at <= $now)
                OR (status = 'in_flight' AND claimed_until <= $now)
             ORDER BY next_attempt_at, created_at, delivery_id
-            LIMIT $limit
+            LIMIT $limit{lock}
         )
         RETURNING {_COLUMNS}"""
     for attempt in range(retries + 1):

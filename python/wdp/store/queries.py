@@ -219,7 +219,7 @@ def count_history(
     """How many frames ``pose_history`` lists for the same filters (for page counts)."""
     _check_range(start, end)
     matching, params = _matching_frames(start, end, track_id, zone_id, min_confidence, source)
-    row = con.execute(f"SELECT count(*) FROM ({matching})", params).fetchone()
+    row = con.execute(f"SELECT count(*) FROM ({matching}) AS m", params).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -367,7 +367,7 @@ def occupancy_heatmap(
         "SELECT ix::BIGINT AS ix, iy::BIGINT AS iy, count(*) AS n FROM ("
         "  SELECT floor((p.x - ?) / ?) AS ix, floor((p.y - ?) / ?) AS iy FROM pose_persons p"
         f"  WHERE {' AND '.join(where)} AND p.x IS NOT NULL AND p.y IS NOT NULL"
-        ") WHERE ix >= 0 AND ix < ? AND iy >= 0 AND iy < ? GROUP BY ix, iy",
+        ") AS c WHERE ix >= 0 AND ix < ? AND iy >= 0 AND iy < ? GROUP BY ix, iy",
         [grid.x0, grid.cell_m, grid.y0, grid.cell_m, *params, grid.nx, grid.ny],
     ).fetchnumpy()
     counts = np.zeros((grid.ny, grid.nx), dtype=np.int64)
@@ -442,7 +442,7 @@ def zone_occupancy_series(
             SELECT floor((ts - $start) / $bucket)::BIGINT AS b, sum(count) AS s, max(count) AS m
             FROM zone_occupancy WHERE ts >= $start AND ts < $end AND zone_id = $zone GROUP BY b
         )
-        SELECT f.b, f.n, coalesce(o.s, 0) / f.n, coalesce(o.m, 0) FROM f LEFT JOIN o USING (b) ORDER BY f.b
+        SELECT f.b, f.n, coalesce(o.s, 0)::DOUBLE / f.n, coalesce(o.m, 0) FROM f LEFT JOIN o USING (b) ORDER BY f.b
         """,
         {"start": start, "end": end, "bucket": bucket_s, "zone": zone_id},
     ).fetchall()

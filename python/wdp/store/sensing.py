@@ -145,8 +145,7 @@ def count(
 def latest(con: duckdb.DuckDBPyConnection) -> list[SensingState]:
     """The most recent stored state of every router and every zone (routers first)."""
     rows = con.execute(
-        f"SELECT {_SELECT} FROM sensing_states "
-        "QUALIFY row_number() OVER (PARTITION BY router_id, zone_id ORDER BY ts DESC) = 1 "
-        "ORDER BY router_id IS NULL, router_id, zone_id"
+        f"SELECT {_SELECT} FROM (SELECT *, row_number() OVER (PARTITION BY router_id, zone_id ORDER BY ts DESC) "
+        "AS rn FROM sensing_states) AS s WHERE rn = 1 ORDER BY router_id IS NULL, router_id, zone_id"
     ).fetchall()
     return [_state(r) for r in rows]

@@ -41,12 +41,12 @@ _KP_COLS = ", ".join(f"k{i}" for i in range(_KP_WIDTH))
 _INSERT_FRAMES = f"""
 INSERT INTO pose_frames
 SELECT ts, frame_id, source, n_persons, latency_ms,
-       CASE WHEN routers = '' THEN []::VARCHAR[] ELSE string_split(routers, chr({ord(_ROUTER_SEP)})) END
+       CASE WHEN routers = '' THEN ARRAY[]::VARCHAR[] ELSE string_to_array(routers, chr({ord(_ROUTER_SEP)})) END
 FROM _wdp_frames"""
 _INSERT_PERSONS = f"""
 INSERT INTO pose_persons
-SELECT ts, frame_id, track_id, confidence, [b0, b1, b2, b3]::FLOAT[4], x, y, activity,
-       [{_KP_COLS}]::FLOAT[{_KP_WIDTH}]
+SELECT ts, frame_id, track_id, confidence, ARRAY[b0, b1, b2, b3]::FLOAT[4], x, y, activity,
+       ARRAY[{_KP_COLS}]::FLOAT[{_KP_WIDTH}]
 FROM _wdp_persons"""
 _INSERT_ZONES = "INSERT INTO person_zones SELECT ts, frame_id, track_id, zone_id FROM _wdp_zones"
 _INSERT_OCCUPANCY = """
@@ -56,12 +56,12 @@ _UPSERT_TRACKS = """
 INSERT INTO tracks
 SELECT track_id, first_seen, last_seen, frames, sum_confidence, last_x, last_y FROM _wdp_tracks
 ON CONFLICT (track_id) DO UPDATE SET
-    first_seen = least(first_seen, excluded.first_seen),
-    last_seen = greatest(last_seen, excluded.last_seen),
-    frames = frames + excluded.frames,
-    sum_confidence = sum_confidence + excluded.sum_confidence,
-    last_x = CASE WHEN excluded.last_seen >= last_seen THEN excluded.last_x ELSE last_x END,
-    last_y = CASE WHEN excluded.last_seen >= last_seen THEN excluded.last_y ELSE last_y END"""
+    first_seen = least(tracks.first_seen, excluded.first_seen),
+    last_seen = greatest(tracks.last_seen, excluded.last_seen),
+    frames = tracks.frames + excluded.frames,
+    sum_confidence = tracks.sum_confidence + excluded.sum_confidence,
+    last_x = CASE WHEN excluded.last_seen >= tracks.last_seen THEN excluded.last_x ELSE tracks.last_x END,
+    last_y = CASE WHEN excluded.last_seen >= tracks.last_seen THEN excluded.last_y ELSE tracks.last_y END"""
 
 
 @dataclass
