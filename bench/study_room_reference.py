@@ -11,7 +11,7 @@ installer records once. Target: the person's floor position (pelvis x, y) relati
 
 Features per window (the nets' input normalisation, averaged over the window's frames): amplitude divided by
 its mean per frame and rx chain; for tx antennas 1.. the phase difference to tx 0 as cos/sin (CFO, STO and
-chain phases cancel). Variants:
+chain phases cancel); with a single tx antenna (ESP32, nexmon) the sanitised phase as cos/sin. Variants:
   raw         the features alone (what the nets see today)
   reference   amplitude / reference amplitude - 1 and the phase difference rotated by the reference's
   ref+geom    reference plus the router geometry (tx centre - rx centre, x and y)
@@ -42,11 +42,14 @@ EMPTY_SEED = 990_001  # the reference scene's seed (no person; never a scene see
 
 
 def features(batch: dict[str, np.ndarray], cfg: SimConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(N, W, K, R, X) windows -> amplitude features (N, K, R, X) and unit tx-difference phasors (N, K, R, X-1)."""
+    """(N, W, K, R, X) windows -> amplitude features (N, K, R, X) and unit tx-difference phasors (N, K, R, X-1);
+    with one tx antenna the unit phasors of the sanitised phase (N, K, R, 1)."""
     amp = batch["amplitude"].astype(np.float64)
     amp = amp / (amp.mean(axis=(2, 4), keepdims=True) + 1e-9)
     ph = sanitize_phase(batch["phase"], axis=-3, subcarrier_index=cfg.band.subcarrier_index, tx_difference=True)
-    z = np.exp(1j * ph[..., 1:].astype(np.float64)).mean(axis=1)
+    # one tx antenna (ESP32, nexmon): the sanitised phase itself (linear fit removed), as the 1x1 nets see it
+    ph = ph if ph.shape[-1] == 1 else ph[..., 1:]
+    z = np.exp(1j * ph.astype(np.float64)).mean(axis=1)
     return amp.mean(axis=1), z / np.maximum(np.abs(z), 1e-9)
 
 
@@ -99,11 +102,12 @@ def ceiling(args: argparse.Namespace) -> None:
     print("| simulator | fitting windows | ridge (m) | boosted trees (m) | constant guess (m) |")
     print("|---|---|---|---|---|")
     for label, imp, scenes in (
-        ("impairments on (as trained)", True, args.ceiling_scenes),
-        ("impairments and quantisation off", False, args.ceiling_scenes),
-        ("impairments on, 2x data", True, 2 * args.ceiling_scenes),
+        ("impairments on (as trained)", {}, args.ceiling_scenes),
+        ("quantisation off, other impairments on", {"quantize": False}, args.ceiling_scenes),
+        ("impairments and quantisation off", {"enabled": False}, args.ceiling_scenes),
+        ("impairments on, 2x data", {}, 2 * args.ceiling_scenes),
     ):
-        cfg = SimConfig.from_dict({"hardware": args.hardware, "impairments": {"enabled": imp}})
+        cfg = SimConfig.from_dict({"hardware": args.hardware, "impairments": imp})
         fit = room_data(args.ceiling, "train", scenes, cfg, 0)
         test = room_data(args.ceiling, "test", 16, cfg, 0)
         x_fit, x_test = design(fit, "raw"), design(test, "raw")
