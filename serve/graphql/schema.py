@@ -62,7 +62,7 @@ class Query:
     def current_pose(self, info: Info, filters: t.StreamFilters | None = None) -> t.PoseFrame | None:
         require(info, POSE_READ)
         frame = services_of(info).engine.current_frame()
-        return None if frame is None else t.PoseFrame.of(filter_frame(frame, _filters(filters)))
+        return None if frame is None else filter_frame(frame, _filters(filters))  # type: ignore[return-value]
 
     @strawberry.field(description="Stored frames in [startTime, endTime) (REST GET /api/v1/pose/history)")
     async def pose_history(
@@ -88,7 +88,8 @@ class Query:
             return frames, queries.count_history(con, start_time, end_time, **kw)
 
         frames, total = await services_of(info).db(page)
-        return t.PoseHistoryPage(frames=[t.PoseFrame.of(f) for f in frames], total=total, limit=limit, skip=skip)
+        # the stored Structs resolve as they are (same attribute names): no per-frame copy
+        return t.PoseHistoryPage(frames=frames, total=total, limit=limit, skip=skip)  # type: ignore[arg-type]
 
     @strawberry.field(description="One person's summary and trajectory (REST GET /api/v1/pose/persons/{id})")
     async def person(
@@ -351,7 +352,7 @@ class Subscription:
             if interval and now - last < interval * 0.9:
                 continue
             last = now
-            yield t.PoseFrame.of(filter_frame(frame, f))
+            yield filter_frame(frame, f)  # type: ignore[misc]
 
     @strawberry.subscription(description="Sensing states (topic sensing_updates), optionally one router/zone")
     async def sensing(

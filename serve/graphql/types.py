@@ -1,5 +1,9 @@
 """GraphQL object types: the REST/WebSocket payloads (wdp.schemas, serve.api_types) as strawberry types.
 
+``Person`` and ``PoseFrame`` declare the fields of wdp.schemas.Person / PoseFrame under the same names, and
+resolvers return those msgspec Structs as they are (strawberry's default resolver reads attributes): a
+history page is not copied into a second object tree.
+
 Keypoints are one ``Keypoints`` scalar (``[[x, y, score], ...]``, 17 rows) rather than nested lists of
 Float: a frame page is thousands of numbers, and one scalar serializes them in a single step.
 """
@@ -21,30 +25,25 @@ KEYPOINTS_SCALAR = strawberry.scalar(
     parse_value=lambda v: v,
     description="17 COCO keypoints as [[x, y, score], ...] in normalized image coordinates",
 )
-SCALAR_MAP = {Keypoints: KEYPOINTS_SCALAR}  # the schema's StrawberryConfig.scalar_map
+Vector = NewType("Vector", object)
+VECTOR_SCALAR = strawberry.scalar(
+    name="Vector",
+    serialize=lambda v: list(v),
+    parse_value=lambda v: v,
+    description="A short fixed list of numbers (a box [x0, y0, x1, y1], a floor position [x, y]) as one value",
+)
+SCALAR_MAP = {Keypoints: KEYPOINTS_SCALAR, Vector: VECTOR_SCALAR}  # the schema's StrawberryConfig.scalar_map
 
 
 @strawberry.type
 class Person:
     track_id: int
     keypoints: Keypoints  # type: ignore[valid-type]
-    box: list[float]
+    box: Vector  # type: ignore[valid-type]
     confidence: float
     zone_ids: list[str]
     activity: str | None
-    position: list[float] | None
-
-    @staticmethod
-    def of(p: schemas.Person) -> Person:
-        return Person(
-            track_id=p.track_id,
-            keypoints=p.keypoints,
-            box=list(p.box),
-            confidence=p.confidence,
-            zone_ids=list(p.zone_ids),
-            activity=p.activity,
-            position=list(p.position) if p.position is not None else None,
-        )
+    position: Vector | None  # type: ignore[valid-type]
 
 
 @strawberry.type
@@ -55,17 +54,6 @@ class PoseFrame:
     persons: list[Person]
     router_ids: list[str]
     latency_ms: float
-
-    @staticmethod
-    def of(f: schemas.PoseFrame) -> PoseFrame:
-        return PoseFrame(
-            frame_id=f.frame_id,
-            timestamp=f.timestamp,
-            source=f.source,
-            persons=[Person.of(p) for p in f.persons],
-            router_ids=list(f.router_ids),
-            latency_ms=f.latency_ms,
-        )
 
 
 @strawberry.type
