@@ -160,3 +160,16 @@ def test_kill_9_leaves_a_readable_recording(tmp_path, packets):
     )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["routers"][0]["packets"] == s.routers[0].packets
+
+
+def test_bad_camera_or_source_fails_before_writing(tmp_path) -> None:
+    src = LiveUdpSource(host="127.0.0.1", port=0, format="raw", shape=(30, 3, 3))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Recorder(tmp_path / "rec", src, camera=str(tmp_path / "missing.mp4"))
+    assert not (tmp_path / "rec").exists()
+    r = subprocess.run(
+        [sys.executable, "-m", "wdp", "record", str(tmp_path / "r2"), "source=serial", "--source", "serial"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "once" in r.stderr and not (tmp_path / "r2").exists()

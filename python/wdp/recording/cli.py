@@ -31,6 +31,11 @@ def add_record_parser(sub: Any, func: Any) -> None:
         "Ctrl-C stops and writes summary.json. A recording killed hard stays readable up to its last record.",
     )
     r.add_argument("out_dir", help="recording folder (created; must not hold files yet)")
+    r.add_argument(
+        "--source",
+        default=None,
+        help="CSI source group: live (UDP, default) | serial | follow (= the override source=NAME)",
+    )
     r.add_argument("--camera", default=None, help="/dev/video0, rtsp://..., or a video file")
     r.add_argument("--camera-size", type=_size, default=None, help="e.g. 1280x720 (device: asked of it; else scaled)")
     r.add_argument("--camera-fps", type=float, default=None, help="device frame rate to ask for")
@@ -104,8 +109,11 @@ def record_command(args: argparse.Namespace) -> int:
         from wdp.engine.config import build_sources, compose_serve_config
 
         overrides = list(args.overrides)
+        if args.source and any(o.startswith("source=") for o in overrides):
+            print("wdp record: give the source once (--source or source=)", file=sys.stderr)
+            return 2
         if not any(o.startswith("source=") for o in overrides):
-            overrides.insert(0, "source=live")
+            overrides.insert(0, f"source={args.source or 'live'}")
         try:
             cfg = compose_serve_config(overrides)
             source_cfg = OmegaConf.to_container(cfg.source, resolve=True)

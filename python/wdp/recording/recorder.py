@@ -9,6 +9,7 @@ recomputed from the files (wdp.recording.summary) after a crash.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import sys
 import threading
@@ -20,7 +21,7 @@ from typing import Any, TextIO
 import msgspec
 import numpy as np
 
-from wdp.recording.camera import FfmpegCamera
+from wdp.recording.camera import FfmpegCamera, camera_kind
 from wdp.recording.layout import (
     CAMERA_FILE,
     CAMERA_MAGIC,
@@ -75,6 +76,11 @@ class Recorder:
         flush_s: float = 0.2,
     ) -> None:
         self.out = Path(out_dir)
+        if camera is not None:  # before anything is written: a bad camera leaves no half-made folder
+            if shutil.which("ffmpeg") is None:
+                raise FileNotFoundError("ffmpeg is not on PATH (apt-get install ffmpeg): it reads the camera")
+            if camera_kind(camera) == "file" and not Path(camera).is_file():
+                raise FileNotFoundError(f"camera file {camera} does not exist")
         if self.out.exists() and any(self.out.iterdir()):
             raise FileExistsError(f"{self.out} exists and is not empty: a recording folder is written once")
         self.out.mkdir(parents=True, exist_ok=True)
