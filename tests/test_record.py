@@ -173,3 +173,21 @@ def test_bad_camera_or_source_fails_before_writing(tmp_path) -> None:
         text=True,
     )
     assert r.returncode == 2 and "once" in r.stderr and not (tmp_path / "r2").exists()
+
+
+def test_record_from_a_followed_capture_file(tmp_path, csi_dir) -> None:
+    """Any live source records: here a real ESP32 log being appended to (source=follow), the 60 rows arriving
+    in two writes, no camera."""
+    lines = (csi_dir / "esp32" / "esp32_csikit_example_data.csv").read_bytes().splitlines(keepends=True)
+    log = tmp_path / "esp32.csv"
+    log.write_bytes(b"".join(lines[:31]))
+    from wdp.csi.follow import FollowSource
+
+    rec = Recorder(tmp_path / "rec", FollowSource(path=log, from_start=True, poll_s=0.02)).start()
+    assert _wait_until(lambda: sum(rec.packets.values()) == 30, 10)
+    with log.open("ab") as fh:
+        fh.write(b"".join(lines[31:]))
+    assert _wait_until(lambda: sum(rec.packets.values()) == 60, 10)
+    s = rec.stop()
+    assert s.complete and s.camera is None and [r.packets for r in s.routers] == [60]
+    assert list(read_csi(tmp_path / "rec").values())[0].shapes == {(64, 1, 1): 60}
