@@ -62,7 +62,9 @@ def recording_samples(
     lt = lt[order]
     width, height = (float(v) for v in labels["size"])
     sx, sy = S.IMAGE_W / width, S.IMAGE_H / height
-    rows: dict[str, list[np.ndarray]] = {k: [] for k in (*S.SAMPLE_FIELDS, *S.META_FIELDS)}
+    # the dense label maps (part_mask, uv: 36 KB a window) are all zero here: made once at the end, untouched
+    dense = ("part_mask", "uv")
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in (*S.SAMPLE_FIELDS, *S.META_FIELDS) if k not in dense}
     routers = read_csi(folder)
     for ri, (rid, rc) in enumerate(sorted(routers.items())):
         grid_base = float(np.floor(rc.t.min())) if len(rc.t) else 0.0
@@ -105,10 +107,14 @@ def recording_samples(
             for key in rows:
                 rows[key].append(s[key])
     fields = {**S.SAMPLE_FIELDS, **S.META_FIELDS}
-    return {
+    out = {
         k: (np.stack(v) if v else np.zeros((0, *fields[k][1]), fields[k][0])).astype(fields[k][0], copy=False)
         for k, v in rows.items()
     }
+    n = len(out["amplitude"])
+    for k in dense:
+        out[k] = np.zeros((n, *fields[k][1]), fields[k][0])
+    return out
 
 
 def time_split(t: np.ndarray, val_fraction: float, test_fraction: float, guard_s: float = 1.0) -> dict[str, np.ndarray]:
