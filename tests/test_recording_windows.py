@@ -102,3 +102,28 @@ def test_time_split_holds_out_the_end_with_guards() -> None:
     assert t[sp["test"]].min() >= 81.0 and t[sp["val"]].max() < 79.0 and t[sp["val"]].min() >= 71.0
     assert t[sp["train"]].max() < 69.0
     assert not set(sp["train"]) & set(sp["test"])
+
+
+def test_recording_datamodule_with_a_whole_test_recording(tmp_path) -> None:
+    from wheel_layout import ensure_wheel_layout
+
+    ensure_wheel_layout()
+    from wdp.train.recording_data import RecordingDataModule
+
+    a = _recording(tmp_path / "a")
+    b = _recording(tmp_path / "b", camera_out=(0.0, 0.0), nobody=(0.0, 0.0))
+    with pytest.raises(ValueError, match="both"):
+        RecordingDataModule(path=str(a), test_path=[str(a)], cache_dir=str(tmp_path / "c"))
+    dm = RecordingDataModule(
+        path=str(a), test_path=[str(b)], cache_dir=str(tmp_path / "c"), val_fraction=0.25, guard_s=0.1
+    )
+    dm.prepare_data()
+    whole = WindowCounts()
+    recording_samples(b, counts=whole)
+    assert len(dm.split("test")) == whole.labelled + whole.empty  # every window of b, none of a
+    assert dm.counts[str(a.resolve())]["test_windows"] == 0
+    n_a = dm.counts[str(a.resolve())]
+    assert len(dm.split("train")) == n_a["train_windows"] > 0 and len(dm.split("val")) == n_a["val_windows"] > 0
+    d = dm.describe()
+    assert [r["role"] for r in d["recordings"]] == ["train/val/test by time", "test"]
+    assert d["recordings"][1]["teacher"]["name"] == "t"

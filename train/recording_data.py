@@ -44,6 +44,7 @@ class RecordingDataModule(CsiDataModule):
     def __init__(
         self,
         path: str | Sequence[str],
+        test_path: str | Sequence[str] | None = None,
         cache_dir: str = "data/recordings",
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
@@ -58,6 +59,10 @@ class RecordingDataModule(CsiDataModule):
         shard_size: int = 1024,
     ) -> None:
         self.recordings = _as_list(path)
+        # recordings kept whole for testing (another day, another session): then `path` gives train and val only
+        self.test_recordings = _as_list(test_path) if test_path else []
+        if set(self.recordings) & set(self.test_recordings):
+            raise ValueError("a recording is in both data.path and data.test_path")
         self.settings = {
             "val_fraction": float(val_fraction),
             "test_fraction": float(test_fraction),
@@ -68,7 +73,12 @@ class RecordingDataModule(CsiDataModule):
         }
         key = hashlib.sha256(
             json.dumps(
-                {"recordings": [(str(p), _fingerprint(p)) for p in self.recordings], **self.settings}, sort_keys=True
+                {
+                    "recordings": [(str(p), _fingerprint(p)) for p in self.recordings],
+                    "test_recordings": [(str(p), _fingerprint(p)) for p in self.test_recordings],
+                    **self.settings,
+                },
+                sort_keys=True,
             ).encode()
         ).hexdigest()[:10]
         super().__init__(
@@ -93,7 +103,9 @@ class RecordingDataModule(CsiDataModule):
 
         parts: dict[str, list[dict[str, np.ndarray]]] = {s: [] for s in SPLITS}
         spec = WindowSpec(phase_fit="none", hop=self.settings["hop"])
-        for folder in self.recordings:
+        test_fraction = 0.0 if self.test_recordings else self.settings["test_fraction"]
+        for folder in [*self.recordings, *self.test_recordings]:
+            whole_test = folder in self.test_recordings
             c = WindowCounts()
             arrays = recording_samples(
                 folder,
@@ -102,9 +114,11 @@ class RecordingDataModule(CsiDataModule):
                 min_keypoint_score=self.settings["min_keypoint_score"],
                 counts=c,
             )
-            idx = time_split(
-                arrays["t"], self.settings["val_fraction"], self.settings["test_fraction"], self.settings["guard_s"]
-            )
+            if whole_test:
+                n = len(arrays["t"])
+                idx = {"train": np.zeros(0, np.int64), "val": np.zeros(0, np.int64), "test": np.arange(n)}
+            else:
+                idx = time_split(arrays["t"], self.settings["val_fraction"], test_fraction, self.settings["guard_s"])
             for s in SPLITS:
                 parts[s].append({k: v[idx[s]] for k, v in arrays.items()})
             self.counts[str(folder)] = {**c.as_dict(), **{f"{s}_windows": int(len(idx[s])) for s in SPLITS}}
@@ -143,7 +157,7 @@ class RecordingDataModule(CsiDataModule):
         from wdp.recording.summary import load_summary
 
         recs = []
-        for folder in self.recordings:
+        for folder in [*self.recordings, *self.test_recordings]:
             _, li = load_labels(folder)
             s = load_summary(folder)
             recs.append(
@@ -161,6 +175,7 @@ class RecordingDataModule(CsiDataModule):
                         "min_score": li.min_score,
                     },
                     "windows": self.counts.get(str(folder)),
+                    "role": "test" if folder in self.test_recordings else "train/val/test by time",
                 }
             )
         base = super().describe()
@@ -168,7 +183,12 @@ class RecordingDataModule(CsiDataModule):
             "kind": "recording",
             "root": base["root"],
             "recordings": recs,
-            "split": {"by": "time within each recording (test: the last minutes)", **self.settings},
+            "split": {
+                "by": "test recordings kept whole; train/val by time within the others"
+                if self.test_recordings
+                else "time within each recording (test: the last minutes)",
+                **self.settings,
+            },
             "sanitize": base["sanitize"],
             "splits": base["splits"],
         }
