@@ -127,3 +127,19 @@ def test_recording_datamodule_with_a_whole_test_recording(tmp_path) -> None:
     d = dm.describe()
     assert [r["role"] for r in d["recordings"]] == ["train/val/test by time", "test"]
     assert d["recordings"][1]["teacher"]["name"] == "t"
+
+
+def test_recording_source_replays_its_routers_in_time_order(tmp_path) -> None:
+    from wdp.recording.source import RecordingSource
+
+    rec = _recording(tmp_path / "rec")
+    src = RecordingSource(rec, realtime=False, start_fraction=0.5)
+    src.open(100.0)
+    got = []
+    while not src.exhausted:
+        got += src.read(0.1)
+    t = np.concatenate([b.timestamps for b in got])
+    assert (np.diff(t) > 0).all() and t[0] == pytest.approx(100.0, abs=0.01) and {b.router_id for b in got} == {"r0"}
+    assert len(t) == 200 and src.routers()[0].id == "r0"  # the last 2 s of 4 (the CSI gap is in the first half)
+    with pytest.raises(ValueError, match="start_fraction"):
+        RecordingSource(rec, start_fraction=0.9, end_fraction=0.5)

@@ -162,3 +162,25 @@ def test_record_label_train_export_serve(csi_dir, tmp_path) -> None:
             store.cursor().execute("SELECT count(*), count(*) FILTER (WHERE n_persons > 0) FROM pose_frames").fetchone()
         )
     assert frames > 20 and with_people > 0, text.getvalue()
+
+    # 5. the recording's own held-out end through the same export (source=recording), as fast as possible
+    db2 = tmp_path / "h2.duckdb"
+    rcfg = compose_serve_config(
+        [
+            "source=recording",
+            f"source.path={tmp_path / 'rec'}",
+            "source.start_fraction=0.8",
+            "source.realtime=false",
+            f"model.path={export}",
+            f"store.path={db2}",
+            "engine.dense=false",
+            "activity.detector=keypoints",
+            "status_interval_s=0",
+        ]
+    )
+    text = io.StringIO()
+    assert serve(rcfg, out=text, install_signals=False) == 0
+    assert "end of stream" in text.getvalue()
+    with Store(db2, read_only=True) as store:
+        frames2 = store.cursor().execute("SELECT count(*) FROM pose_frames").fetchone()[0]
+    assert frames2 >= 25, text.getvalue()  # ~1.7 s at 20 windows/s
