@@ -46,6 +46,16 @@ def tolerant_deserializer(cls: Any) -> Callable[[bytes], Any]:
     return deserialize
 
 
+def passthrough_serializer(cls: Any) -> Callable[[Any], bytes]:
+    """``SerializeToString``, except that bytes go out as they are: StreamPoses serializes a frame once per
+    filter set and hands the same bytes to every stream that wants them."""
+
+    def serialize(message: Any) -> bytes:
+        return message if isinstance(message, bytes) else message.SerializeToString()  # type: ignore[no-any-return]
+
+    return serialize
+
+
 def method_handlers(servicer: WdpServicer, pb2: Any) -> grpc.GenericRpcHandler:
     """WdpService's handlers, as the generated add_WdpServiceServicer_to_server would register them, with
     tolerant request deserializers."""
@@ -62,7 +72,7 @@ def method_handlers(servicer: WdpServicer, pb2: Any) -> grpc.GenericRpcHandler:
         handlers[m.name] = factory(
             getattr(servicer, m.name),
             request_deserializer=tolerant_deserializer(getattr(pb2, m.input_type.name)),
-            response_serializer=getattr(pb2, m.output_type.name).SerializeToString,
+            response_serializer=passthrough_serializer(getattr(pb2, m.output_type.name)),
         )
     return grpc.method_handlers_generic_handler(service.full_name, handlers)
 

@@ -75,7 +75,8 @@ class WdpServicer:
         self.ingested = 0
         self.ingest_rejected = 0
         self.malformed = 0  # requests and ingest frames that did not parse
-        self._frame_cache: dict[tuple[int, Any], Any] = {}  # (frame_id, filters.key) -> PoseFrame message
+        # (frame_id, timestamp, filters.key) -> the serialized PoseFrame: encoded once per filter set, sent to every stream
+        self._frame_cache: dict[tuple[int, float, Any], bytes] = {}
 
     # ------------------------------------------------------------------------------------------ auth
     async def _principal(self, context: grpc.aio.ServicerContext, scope: str, *, stream: bool = False) -> Principal:
@@ -208,14 +209,15 @@ class WdpServicer:
             self.streams -= 1
             await sub.aclose()
 
-    def _frame_pb(self, frame: Any, filters: Any) -> Any:
-        key = (frame.frame_id, filters.key)
-        msg = self._frame_cache.get(key)
-        if msg is None:
+    def _frame_bytes(self, frame: Any, filters: Any) -> bytes:
+        key = (frame.frame_id, frame.timestamp, filters.key)
+        data = self._frame_cache.get(key)
+        if data is None:
             if len(self._frame_cache) > 256:
                 self._frame_cache.clear()
-            msg = self._frame_cache[key] = convert.frame_to_pb(self.pb2, filter_frame(frame, filters))
-        return msg
+            msg = convert.frame_to_pb(self.pb2, filter_frame(frame, filters))
+            data = self._frame_cache[key] = msg.SerializeToString()
+        return data
 
     async def StreamPoses(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:  # noqa: N802
         await self._parsed(request, context)
@@ -235,7 +237,7 @@ class WdpServicer:
                 if min_interval and now - last_sent < min_interval * 0.9:
                     continue
                 last_sent = now
-                yield self._frame_pb(frame, filters)
+                yield self._frame_bytes(frame, filters)  # bytes: the server's serializer passes them through
 
     async def StreamEvents(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:  # noqa: N802
         await self._parsed(request, context)
