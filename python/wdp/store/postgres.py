@@ -146,11 +146,22 @@ class PgConnection:
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self._conn = psycopg.connect(dsn, autocommit=True)
+        self._closed = False
+        self.reconnects = 0
         self._registered: set[str] = set()
+
+    def _live(self) -> psycopg.Connection[Any]:
+        """The connection, re-opened if the last statement found it broken (server restart, network). The
+        statement that failed raised, so its transaction rolled back; nothing runs half on the old session."""
+        if self._conn.broken or (self._conn.closed and not self._closed):
+            _log.warning("PostgreSQL connection lost; reconnecting")
+            self._conn = psycopg.connect(self.dsn, autocommit=True)
+            self.reconnects += 1
+        return self._conn
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> PgResult:
         # binary results: a REAL comes back as the exact float32 value (text would round it to 9 digits)
-        cur = self._conn.cursor(binary=True)
+        cur = self._live().cursor(binary=True)
         cur.execute(translate(sql), params if params else None)  # type: ignore[arg-type]
         return PgResult(cur)
 
@@ -163,7 +174,7 @@ class PgConnection:
             if not _NAME.match(key):
                 raise ValueError(f"bad column name {key!r}")
         ddl = ", ".join(f"{k} {_pg_type(a)}" for k, a in cols.items())
-        self._conn.execute(f"DROP TABLE IF EXISTS pg_temp.{name}")
+        self._live().execute(f"DROP TABLE IF EXISTS pg_temp.{name}")
         self._conn.execute(f"CREATE TEMP TABLE {name} ({ddl})")
         self._registered.add(name)
         values = [_column_values(a) for a in cols.values()]
@@ -173,7 +184,7 @@ class PgConnection:
 
     def unregister(self, name: str) -> None:
         self._registered.discard(name)
-        if self._conn.info.transaction_status == pq.TransactionStatus.INERROR:
+        if self._conn.broken or self._conn.info.transaction_status == pq.TransactionStatus.INERROR:
             return  # the ROLLBACK that follows undoes it (or the next register drops it)
         self._conn.execute(f"DROP TABLE IF EXISTS pg_temp.{name}")
 
@@ -182,6 +193,7 @@ class PgConnection:
         return PgConnection(self.dsn)
 
     def close(self) -> None:
+        self._closed = True
         self._conn.close()
 
     @property

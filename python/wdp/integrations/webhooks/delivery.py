@@ -116,6 +116,9 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 
 def _release_in_flight(con: duckdb.DuckDBPyConnection, now: float) -> int:
+    if getattr(con, "dialect", "duckdb") == "postgres":
+        # a shared outbox: the in-flight rows may be another live hub's attempts; their leases expire instead
+        return 0
     rows = con.execute(
         "UPDATE outbox SET claimed_until = ? WHERE status = 'in_flight' RETURNING delivery_id", [now]
     ).fetchall()

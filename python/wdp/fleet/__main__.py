@@ -1,0 +1,70 @@
+"""``python -m wdp.fleet hub --store DSN --host H --port P --client-id ID [--webhooks]``: one hub process
+(consumer + optional webhook delivery) until SIGTERM/SIGINT. Prints ``ready`` once subscribed and a JSON line
+of its stats at exit. ``wdp serve role=hub`` runs the same pieces from the serve config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from dataclasses import asdict
+
+from wdp.fleet.hub import FleetHub, FleetHubConfig
+from wdp.store.postgres import open_store
+
+
+async def run_hub(args: argparse.Namespace) -> int:
+    from wdp.integrations.webhooks import WebhookDispatcher, WebhookSettings
+
+    store = open_store(args.store).open()
+    hub = FleetHub(
+        FleetHubConfig(host=args.host, port=args.port, client_id=args.client_id, root=args.root, group=args.group),
+        store,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    dispatcher = None
+    try:
+        hub.start()
+        if not await asyncio.to_thread(hub.wait_connected, 10.0):
+            print("broker not reachable", file=sys.stderr)
+            return 1
+        if args.webhooks:
+            settings = WebhookSettings(
+                poll_interval_s=0.05, allowed_networks=["127.0.0.0/8"], lease_s=10, total_timeout_s=5
+            )
+            dispatcher = await WebhookDispatcher(store, settings).start()
+        print("ready", flush=True)
+        await stop.wait()
+    finally:
+        if dispatcher is not None:
+            await dispatcher.stop()
+        await asyncio.to_thread(hub.stop)
+        store.close()
+    stats = asdict(hub.stats)
+    stats.pop("latencies_ms")
+    print(json.dumps(stats), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m wdp.fleet")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    h = sub.add_parser("hub", help="consume the fleet's messages into the store")
+    h.add_argument("--store", required=True, help="postgresql:// DSN (or a DuckDB file for a single hub)")
+    h.add_argument("--host", default="127.0.0.1")
+    h.add_argument("--port", type=int, default=1883)
+    h.add_argument("--client-id", default="wdp-hub")
+    h.add_argument("--root", default="wdp/fleet")
+    h.add_argument("--group", default="wdp-hubs")
+    h.add_argument("--webhooks", action="store_true", help="also deliver the outbox's webhooks")
+    args = parser.parse_args(argv)
+    return asyncio.run(run_hub(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
