@@ -128,3 +128,14 @@ def test_deterministic_on_cpu(run, tmp_path: Path) -> None:
     for (p0, t0), (p1, t1) in zip(*outs, strict=True):
         np.testing.assert_array_equal(p0, p1)
         assert t0 == t1
+
+
+def test_fold_without_test_people_is_skipped_and_all_skipped_is_an_error(run, tmp_path: Path) -> None:
+    root = run[0]
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=["task=activity", f"data.root={root}", "protocol=lopo", f"paths.output_dir={tmp_path}"],
+        )
+    with pytest.raises(ValueError, match="protocol lopo: no fold has both training and test recordings"):
+        train_activity(cfg)

@@ -217,11 +217,14 @@ def stream_falls(corpus: Corpus, items: list[Item], card: ActivityCard, predict:
     return np.concatenate(flags), np.concatenate(groups), durations
 
 
-def run_fold(cfg: DictConfig, corpus: Corpus, fold: Any, models: list[str]) -> dict[str, Any]:
+def run_fold(cfg: DictConfig, corpus: Corpus, fold: Any, models: list[str]) -> dict[str, Any] | None:
+    """Train and test every model on one fold; None (logged) when the data at hand leaves the fold without
+    training or test recordings (e.g. the fixtures hold one volunteer)."""
     seed = int(cfg.seed)
     index, train, test = fold_items(corpus, fold)
     if not train or not test:
-        raise ValueError(f"fold {fold.name}: {len(train)} training and {len(test)} test recordings")
+        log.warning("fold %s skipped: %d training and %d test recordings", fold.name, len(train), len(test))
+        return None
     pl.seed_everything(seed, workers=True)
     d = prepare_fold(corpus, train, test, index, seed)
     fall = d.card.fall_index
@@ -496,9 +499,16 @@ def train_activity(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     results: dict[str, Any] = {}
     fold_runs: dict[str, list[dict[str, Any]]] = {}
     for p in protocols:
-        fold_runs[p] = [run_fold(cfg, corpus, fold, models) for fold in spec.folds(p)]
+        runs = [(fold.name, run_fold(cfg, corpus, fold, models)) for fold in spec.folds(p)]
+        fold_runs[p] = [r for _, r in runs if r is not None]
+        if not fold_runs[p]:
+            raise ValueError(
+                f"protocol {p}: no fold has both training and test recordings under {root} "
+                "(the fixtures hold one D1 volunteer and one D2 user: set WDP_REAL_DATA to a restore)"
+            )
         results[p] = summarise(p, fold_runs[p], list(spec.classes), spec.fall_class, models, cfg, report_dir)
         results[p]["targets"] = _targets(cfg, p, results[p])
+        results[p]["skipped_folds"] = [name for name, r in runs if r is None]
         results[p]["fold_detail"] = [
             {k: v for k, v in f.items() if k not in ("models", "test_paths")} for f in fold_runs[p]
         ]
