@@ -280,9 +280,8 @@ def main() -> None:
     print("| API | req/s | server CPU ms/req | errors |")
     print("|---|---|---|---|")
     for kind, rows in history.items():
-        print(
-            f"| {kind} | {med(rows, 'req_per_s'):.1f} | {med(rows, 'cpu_ms_per_req'):.2f} | {sum(r['errors'] for r in rows):.0f} |"
-        )
+        errors = sum(r["errors"] for r in rows)
+        print(f"| {kind} | {med(rows, 'req_per_s'):.1f} | {med(rows, 'cpu_ms_per_req'):.2f} | {errors:.0f} |")
     ratio = med(history["graphql"], "cpu_ms_per_req") / med(history["rest"], "cpu_ms_per_req")
     p99 = med(streams["grpc"], "p99_ms")
     print(f"\ngRPC p99 {p99:.1f} ms (target < 50 ms): {'met' if p99 < 50 else 'MISSED'}")

@@ -75,7 +75,7 @@ class WdpServicer:
         self.ingested = 0
         self.ingest_rejected = 0
         self.malformed = 0  # requests and ingest frames that did not parse
-        # (frame_id, timestamp, filters.key) -> the serialized PoseFrame: encoded once per filter set, sent to every stream
+        # (frame_id, timestamp, filters.key) -> the serialized PoseFrame: encoded once per filter set
         self._frame_cache: dict[tuple[int, float, Any], bytes] = {}
 
     # ------------------------------------------------------------------------------------------ auth
