@@ -85,8 +85,9 @@ def classify_capture(
     link = link_frames(path, format, mac)
     clf = pick_model(link.shape, model, shipped_root)
     card = clf.card
+    sender = "no MAC in this format" if link.mac == "00:00:00:00:00:00" else link.mac
     notes.append(
-        f"{Path(path).name}: {link.format}, link {link.mac}, frames {len(link.times)} of {link.frames} "
+        f"{Path(path).name}: {link.format}, link {sender}, frames {len(link.times)} of {link.frames} "
         f"(other senders {link.dropped_other_mac}, other shapes {link.dropped_other_shape}, malformed "
         f"{link.malformed}), shape {_shape(link.shape)}; model {clf.path.parent} ({card.family}: "
         f"{card.window_s:g} s windows every {card.hop_s:g} s at {card.packet_rate_hz:g} Hz, fall threshold "
