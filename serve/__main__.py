@@ -46,17 +46,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wdp.serve: {exc}", file=sys.stderr)
         return 2
     kind = args.server or settings.server
-    asyncio.run(
-        serve(
-            app,
-            host=args.host,
-            port=args.port,
-            server=kind,
-            log_level=args.log_level,
-            certfile=args.certfile,
-            keyfile=args.keyfile,
-        )
+    main_coro = serve(
+        app,
+        host=args.host,
+        port=args.port,
+        server=kind,
+        log_level=args.log_level,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
     )
+    try:  # uvloop as uvicorn.run would pick it, except under gRPC (grpc.aio supports the stock asyncio loop)
+        import uvloop
+    except ImportError:
+        uvloop = None
+    if uvloop is not None and not settings.grpc.enabled:
+        uvloop.run(main_coro)
+    else:
+        asyncio.run(main_coro)
     return 0
 
 

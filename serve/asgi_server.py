@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from typing import Any, Literal
 
 ServerKind = Literal["uvicorn", "hypercorn"]
@@ -42,12 +41,9 @@ async def serve(
         config.alpn_protocols = ["h2", "http/1.1"]
         if certfile and keyfile:
             config.certfile, config.keyfile = certfile, keyfile
-        if shutdown is None:  # hypercorn's serve() runs forever unless told: stop on SIGINT/SIGTERM, gracefully
-            shutdown = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, shutdown.set)
-        await hypercorn_serve(app, config, shutdown_trigger=shutdown.wait)  # type: ignore[arg-type]
+        # without a trigger hypercorn shuts down gracefully on SIGINT/SIGTERM by itself
+        trigger = shutdown.wait if shutdown is not None else None
+        await hypercorn_serve(app, config, shutdown_trigger=trigger)  # type: ignore[arg-type]
         return
     if server != "uvicorn":
         raise ValueError(f"unknown server {server!r} (uvicorn or hypercorn)")

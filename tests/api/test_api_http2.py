@@ -76,3 +76,65 @@ def test_uvicorn_stays_http1(store: Store) -> None:
     with live_server(app) as srv, httpx.Client(http2=True, timeout=10) as client:
         r = client.get(f"{srv.base}/api/v1/pose/current", headers=_auth(srv))
         assert r.status_code == 200 and r.http_version == "HTTP/1.1"  # httpx falls back: no h2 on uvicorn
+
+
+SIGTERM_CHILD = """
+import asyncio, sys
+from wdp.serve import StoreBackedEngineView, create_app, load_settings
+from wdp.serve.asgi_server import serve
+from wdp.store import Store
+
+class Marker:  # a plugin whose lifespan exit proves the app shut down (the engine would flush there)
+    def on_app_init(self, app_config):
+        import contextlib
+        @contextlib.asynccontextmanager
+        async def lifespan(app):
+            print("started", flush=True)
+            yield
+            print("lifespan exited", flush=True)
+        app_config.lifespan.append(lifespan)
+        return app_config
+
+store = Store(":memory:")
+settings = load_settings({"auth": {"jwt": {"secret": "x" * 40}}}, env={})
+app = create_app(settings, engine_view=StoreBackedEngineView(store), store=store, plugins=[Marker()])
+asyncio.run(serve(app, host="127.0.0.1", port=int(sys.argv[1]), server=sys.argv[2], log_level="warning"))
+"""
+
+
+@pytest.mark.parametrize("server", ["hypercorn", "uvicorn"])
+def test_sigterm_stops_gracefully(server: str) -> None:
+    """SIGTERM ends the server through the app's shutdown (where the engine stops and flushes its history),
+    under either server, as `python -m wdp.serve` runs them (uvicorn re-raises the signal after its shutdown:
+    exit status -15)."""
+    import signal
+    import subprocess
+    import sys
+
+    from server_process import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SIGTERM_CHILD, str(port), server], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == b"started"
+        deadline = 50
+        while deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/api/v1/system/health", timeout=1.0)
+                break
+            except httpx.TransportError:
+                deadline -= 1
+                import time
+
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert b"lifespan exited" in out, err.decode()[-2000:]
+    assert proc.returncode in (0, -signal.SIGTERM), err.decode()[-2000:]
