@@ -327,16 +327,17 @@ def create_engine_app(cfg: Any, settings: Any = None, *, autostart: bool = True)
     The history store is ``cfg.store.path`` (shared by the engine's sink and the API); with no store path
     the API keeps users, keys and zones in ``settings.store_path``. ``settings`` default: the config's ``api``
     node if it has one, then the environment (WDP_API__*, WDP_JWT_SECRET, ...)."""
-    from wdp.engine.config import build_engine, duckdb_config
+    from wdp.engine.config import build_engine
     from wdp.serve.app import create_app
+    from wdp.serve.fleet import FleetEdgePlugin, create_hub_app, role_of, store_from_config
     from wdp.serve.settings import load_settings
-    from wdp.store import Store
 
     if settings is None:
         settings = load_settings(cfg.get("api"))
-    store_cfg = cfg.get("store") or {}
-    store_path = store_cfg.get("path")
-    store = Store(store_path, config=duckdb_config(store_cfg)) if store_path else None
+    role = role_of(cfg)  # all | edge | hub (wdp.serve.fleet)
+    if role == "hub":
+        return create_hub_app(cfg, settings)
+    store = store_from_config(cfg.get("store"))  # DuckDB at store.path, or store.backend=postgres
 
     def factory(bus: Bus) -> Engine:
         return build_engine(cfg, store=store, bus=bus)  # type: ignore[no-any-return]
@@ -349,7 +350,7 @@ def create_engine_app(cfg: Any, settings: Any = None, *, autostart: bool = True)
         adapter,
         store,
         mqtt=cfg.get("mqtt"),
-        webhooks=cfg.get("webhooks"),
+        webhooks=None if role == "edge" else cfg.get("webhooks"),  # an edge's events are delivered by the hubs
         sensing_zones=[str(z) for z in (sensing.get("zones") or {})] if sensing.get("enabled", True) else [],
     )
     return create_app(
@@ -358,6 +359,10 @@ def create_engine_app(cfg: Any, settings: Any = None, *, autostart: bool = True)
         store=store,
         # integrations first: their lifespan (MQTT bridge and its bus subscriptions) is up before the engine
         # starts, so system.started and the first router.connected reach MQTT, and still up when it stops
-        plugins=[integrations, EngineLifespanPlugin(adapter, autostart=autostart)],
+        plugins=[
+            integrations,
+            *([FleetEdgePlugin(adapter, cfg)] if role == "edge" else []),
+            EngineLifespanPlugin(adapter, autostart=autostart),
+        ],
         webhook_guard=integrations.url_guard,
     )

@@ -37,8 +37,16 @@ class FleetEdge:
             )
         )
         self.published = {kind: 0 for kind in wire.KINDS}
+        self.rejected = 0
 
     def publish(self, item: PoseFrame | SensingState | EventBase) -> bool:
+        try:
+            return self._publish(item)
+        except ValueError:  # an id outside the namespace's range: counted, the stream goes on
+            self.rejected += 1
+            raise
+
+    def _publish(self, item: PoseFrame | SensingState | EventBase) -> bool:
         c = self.config
         if isinstance(item, PoseFrame):
             kind: wire.Kind = "frames"

@@ -2,7 +2,8 @@
 like a node id) and a name; its routers and zones are named ``{site}/{name}/{router}``.
 
 Frame and track ids are made fleet-unique by putting the edge index in their high bits: a frame id is
-``edge_index << 40 | local`` (2^40 local frames: 1.7 years at 20 000 frames/s), a track id (INTEGER column)
+``edge_index << 52 | local`` (local ids below 2^52: the engine's id sequence, or its epoch-microsecond ids
+(without a store) until the year 2112), a track id (INTEGER column)
 ``edge_index << 20 | local`` (2^20 local tracks per edge). Deterministic, so a message delivered twice maps to
 the same rows and the store drops the repeat (frame ids are checked at flush, events have a unique id).
 """
@@ -14,7 +15,7 @@ import msgspec
 from wdp.schemas import PoseFrame, SensingState
 
 MAX_EDGE_INDEX = 2047  # track ids must stay below 2^31
-FRAME_BITS = 40
+FRAME_BITS = 52
 TRACK_BITS = 20
 
 
@@ -32,7 +33,9 @@ def frame_id(edge_index: int, local: int) -> int:
 
 def track_id(edge_index: int, local: int) -> int:
     if not 0 <= local < 1 << TRACK_BITS:
-        raise ValueError(f"local track id {local} out of range")
+        # an engine without a history store numbers tracks from the clock: an edge needs store.path (its
+        # id sequences; the local DuckDB history doubles as the edge's own record)
+        raise ValueError(f"local track id {local} out of range 0..2^{TRACK_BITS} (does the edge run with a store?)")
     return check_index(edge_index) << TRACK_BITS | local
 
 
