@@ -87,11 +87,21 @@ def _torch_predictor(net: torch.nn.Module, fall_index: int, batch: int = 512) ->
 
 
 def fit_deep(
-    name: str, cfg: DictConfig, card: ActivityCard, xf: np.ndarray, yf: np.ndarray, xv: np.ndarray, yv: np.ndarray
+    name: str,
+    cfg: DictConfig,
+    card: ActivityCard,
+    xf: np.ndarray,
+    yf: np.ndarray,
+    xv: np.ndarray,
+    yv: np.ndarray,
+    init_state: dict[str, Any] | None = None,
 ) -> Fitted:
+    """Train one net of cfg.model.nets (from init_state when given: a pretrained net's weights)."""
     num_classes, fall_index = len(card.classes), card.fall_index
     opt = cfg.model.optim
     net = hydra.utils.instantiate(cfg.model.nets[name], in_features=xf.shape[-1], num_classes=num_classes)
+    if init_state is not None:
+        net.load_state_dict(init_state)
     n_fall = int(np.sum(yf == fall_index))
     lit = ActivityLitModule(
         net,
