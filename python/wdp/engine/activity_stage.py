@@ -13,10 +13,12 @@ changed: the link decides again). Empty or non-finite frames, and timestamps tha
 and skipped; a gap longer than ``max_gap_s`` restarts the window.
 
 Windows: the card's ``window_s`` seconds ending every ``hop_s`` seconds of stream time after the link's first
-frame (wdp.activity.window_ends, so ``wdp classify`` on the same recording sees the same windows), as the
-card's preprocessing makes them (resampled to its packet rate). The reader thread only buffers frames and
-cuts windows; one worker thread runs the model (about a millisecond a window) from a bounded queue that drops
-its oldest window when inference lags (counted per link).
+frame (wdp.activity.window_ends: ``wdp classify`` on the same recording has the same window ends), as the
+card's preprocessing makes them (resampled to its packet rate) from the frames of the live buffer: the same
+values offline and live where the card has no occupancy filter (Intel 5300); with one (nexmon) its median is
+the buffer's, not the whole capture's, and probabilities differ a little (tests/test_engine_activity.py).
+The reader thread only buffers frames and cuts windows; one worker thread runs the model (about a millisecond
+a window) from a bounded queue that drops its oldest window when inference lags (counted per link).
 
 Events per link: a fall on the first window whose ``p_fall`` reaches the card's threshold (or
 ``fall_threshold``) after a window below it, at most one per ``fall_cooldown_s``; an activity when the most
