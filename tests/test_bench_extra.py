@@ -11,7 +11,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # import name -> distribution, where they differ
-DISTRIBUTION = {"jwt": "pyjwt", "PIL": "pillow", "yaml": "pyyaml", "pytorch_lightning": "pytorch-lightning"}
+DISTRIBUTION = {
+    "jwt": "pyjwt",
+    "PIL": "pillow",
+    "yaml": "pyyaml",
+    "pytorch_lightning": "pytorch-lightning",
+    "hydra": "hydra-core",
+    "sklearn": "scikit-learn",
+    "grpc": "grpcio",
+}
 # imported only inside bench_parse.py's own venv (CSIKit needs numpy<1.24), not from .venv
 OWN_VENV = {"CSIKit"}
 
