@@ -469,7 +469,7 @@ def ship(cfg: DictConfig, corpus: Corpus, results: dict[str, Any], out_dir: Path
             for p, s in results.items()
         },
         training={
-            "seconds": round(seconds, 1),
+            "seconds": round(seconds, 3),  # a tiny test run can take < 0.05 s
             "epochs": fitted.info.get("epochs"),
             "best_epoch": fitted.info.get("best_epoch"),
             "val_macro_f1": fitted.info.get("val_macro_f1"),
