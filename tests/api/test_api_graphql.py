@@ -261,3 +261,46 @@ def test_subscription_needs_stream_scope(server: tuple[LiveServer, StoreBackedEn
     assert msg["type"] in ("error", "next")
     errors = msg["payload"] if msg["type"] == "error" else msg["payload"]["errors"]
     assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+
+
+def test_subscription_ends_when_its_key_is_revoked(server: tuple[LiveServer, StoreBackedEngineView]) -> None:
+    """Like the WebSocket: revoking the API key a subscription authenticated with ends it (checked at most a
+    second later), with an UNAUTHENTICATED error."""
+    srv, view = server
+    admin = {"Authorization": f"Bearer {token(srv, 'admin:all')}"}
+    made = httpx.post(
+        f"{srv.base}/api/v1/auth/keys", json={"owner": "box", "scopes": ["stream:subscribe"]}, headers=admin
+    )
+    assert made.status_code in (200, 201), made.text
+    key, key_id = made.json()["api_key"], made.json()["key_id"]
+
+    async def run() -> list[dict[str, Any]]:
+        async with connect(f"{srv.ws}/graphql", subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+            await ws.send(json.dumps({"type": "connection_init", "payload": {"token": key}}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+            q = "subscription { poses { frameId } }"
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": q}}))
+            seen: list[dict[str, Any]] = []
+            revoked = False
+            for i in range(400):
+                await asyncio.to_thread(srv.call, view.publish_frame, live_frame(7000 + i))
+                try:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), 0.05))
+                    await asyncio.sleep(0.01)
+                except TimeoutError:
+                    continue
+                seen.append(msg)
+                if msg["type"] == "next" and not revoked and "errors" not in msg["payload"]:
+                    revoked = True
+                    r = await asyncio.to_thread(httpx.delete, f"{srv.base}/api/v1/auth/keys/{key_id}", headers=admin)
+                    assert r.status_code == 204
+                if msg["type"] in ("complete", "error") or "errors" in msg.get("payload", {}):
+                    return seen
+            return seen
+
+    seen = asyncio.run(run())
+    assert seen[0]["type"] == "next" and "errors" not in seen[0]["payload"]
+    last = seen[-1]
+    errors = last["payload"] if last["type"] == "error" else last.get("payload", {}).get("errors")
+    assert errors and errors[0]["extensions"]["code"] == "UNAUTHENTICATED", seen[-3:]
+    assert "revoked" in errors[0]["message"]
