@@ -269,6 +269,7 @@ def test_readme_run_shows_moving_skeletons_from_the_shipped_model(
         assert colourful_pixels(page, "pose-canvas") > 200
         shot = artifacts_dir() / "dashboard-shipped-model.png"
         page.screenshot(path=str(shot))
+        page.goto("about:blank")  # close the stream before the server stops (else: reconnect errors)
 
 
 def _pixels_near(page: Any, selector: str, rgb: tuple[int, int, int], tol: int = 40) -> int:
