@@ -96,7 +96,7 @@ class Wdp:
         self.port = 0
         self.http: httpx.Client | None = None
 
-    def start(self, timeout: float = 90) -> float:
+    def start(self, timeout: float = 240) -> float:
         t0 = time.monotonic()
         self.port = free_port()
         env = {**os.environ, "WDP_ADMIN_PASSWORD": ADMIN_PASSWORD, "WDP_JWT_SECRET": "h" * 40, "OMP_NUM_THREADS": "1"}

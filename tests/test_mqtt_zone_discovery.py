@@ -25,7 +25,7 @@ from mqtt_broker import MOSQUITTO, MosquittoBroker, Received, retained
 from server_process import free_port, password_token, stop_process, wait_healthy
 
 pytestmark = [
-    pytest.mark.timeout(120),
+    pytest.mark.timeout(600),
     pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto binary not found (.ci/setup installs it)"),
 ]
 
@@ -66,7 +66,7 @@ class Server:
         ]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=out, stderr=subprocess.STDOUT)
-        wait_healthy(self.base, self.proc, self.log, timeout=60)
+        wait_healthy(self.base, self.proc, self.log, timeout=240)  # bounds a failure only
         token = password_token(self.base, "pw-123456")
         self.http = httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {token}"}, timeout=10)
 
@@ -76,7 +76,7 @@ class Server:
 
 
 def wait_retained(
-    port: int, topic_filter: str, ok: Callable[[dict[str, Received]], bool], timeout: float = 15.0
+    port: int, topic_filter: str, ok: Callable[[dict[str, Received]], bool], timeout: float = 60.0
 ) -> dict[str, Received]:
     """Poll the broker's retained messages until ``ok`` holds (guaranteed eventually; the deadline only bounds a
     failure)."""
@@ -118,8 +118,10 @@ def test_zones_over_rest_and_mqtt_announce_and_clear_discovery_at_once(tmp_path:
             got = wait_retained(
                 broker.port,
                 f"{HA}/#",
-                lambda g: occupancy_config("office") in g
-                and json.loads(g[occupancy_config("office")].payload)["name"] == "Study occupancy",
+                lambda g: (
+                    occupancy_config("office") in g
+                    and json.loads(g[occupancy_config("office")].payload)["name"] == "Study occupancy"
+                ),
             )
             assert json.loads(got[occupancy_config("office")].payload)["name"] == "Study occupancy"
             # 2. deleted over REST: configs and retained occupancy gone
