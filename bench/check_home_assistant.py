@@ -431,7 +431,7 @@ def run(args: argparse.Namespace) -> Check:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ha-venv", default=str(ROOT / ".ha" / "venv"), help="Home Assistant's own venv (made if missing)")
-    p.add_argument("--within", type=float, default=10.0, help="seconds allowed for each zone/availability change")
+    p.add_argument("--within", type=float, default=30.0, help="seconds allowed for each zone/availability change")
     p.add_argument("--observe", type=float, default=25.0, help="seconds of state observation (>= 2 scene loops)")
     p.add_argument("--screenshot", default="", help="PNG path for the device page (needs playwright + chromium)")
     p.add_argument("--json", default="", help="write the figures and results here")
