@@ -74,6 +74,7 @@ def test_queries_mirror_rest(server: tuple[LiveServer, StoreBackedEngineView]) -
       systemStatus { status running }
       routers { id }
       sensing { routerId }
+      events(startTime: $s, endTime: $e, types: ["person.fall_detected"]) { type eventId data }
     }"""
     r = gql(srv, q, tok, variables={"s": T0, "e": T0 + 100})
     assert r.status_code == 200, r.text
@@ -97,6 +98,7 @@ def test_queries_mirror_rest(server: tuple[LiveServer, StoreBackedEngineView]) -
     assert {o["zoneId"]: o["count"] for o in d["zoneOccupancy"]} == {"left": 0, "right": 2}
     assert d["activity"]["personFrames"] == 350
     assert d["systemStatus"]["running"] is True
+    assert d["events"] == [] and d["routers"] == [] and d["sensing"] == []
 
 
 def test_mutations_and_scopes(server: tuple[LiveServer, StoreBackedEngineView]) -> None:
@@ -304,3 +306,39 @@ def test_subscription_ends_when_its_key_is_revoked(server: tuple[LiveServer, Sto
     errors = last["payload"] if last["type"] == "error" else last.get("payload", {}).get("errors")
     assert errors and errors[0]["extensions"]["code"] == "UNAUTHENTICATED", seen[-3:]
     assert "revoked" in errors[0]["message"]
+
+
+def test_event_and_sensing_subscriptions(server: tuple[LiveServer, StoreBackedEngineView]) -> None:
+    from wdp.schemas import PersonEnteredZone, SensingState
+
+    srv, view = server
+    tok = token(srv, "stream:subscribe")
+    init = {"authorization": f"Bearer {tok}"}
+    events_q = 'subscription { events(topic: "zone_events", filters: {zoneId: "left"}) { type zoneId trackId data } }'
+    sensing_q = 'subscription { sensing(routerId: "r2") { routerId motion motionScore } }'
+
+    def publish(i: int) -> None:
+        view.publish_event(PersonEnteredZone(timestamp=T0 + i, track_id=1, zone_id="right"))  # filtered out
+        view.publish_event(PersonEnteredZone(timestamp=T0 + i, track_id=7, zone_id="left"))
+        for r in ("r1", "r2"):
+            view.publish_sensing(
+                SensingState(timestamp=T0 + i, router_id=r, motion=r == "r2", motion_score=2.5, presence=True)
+            )
+
+    async def run() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        ev = asyncio.create_task(_subscribe(srv, init, events_q, 2))
+        se = asyncio.create_task(_subscribe(srv, init, sensing_q, 2))
+        for i in range(200):
+            if ev.done() and se.done():
+                break
+            await asyncio.to_thread(srv.call, publish, i)
+            await asyncio.sleep(0.02)
+        return await ev, await se
+
+    events, states = asyncio.run(run())
+    for e in events:
+        got = e["data"]["events"]
+        assert got["type"] == "person.entered_zone" and got["zoneId"] == "left" and got["trackId"] == 7
+        assert got["data"]["zone_id"] == "left"
+    for s in states:
+        assert s["data"]["sensing"] == {"routerId": "r2", "motion": True, "motionScore": 2.5}
