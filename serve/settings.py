@@ -186,7 +186,6 @@ class GrpcSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     tls_cert_file: str | None = None  # both set: TLS (PEM), else plaintext
     tls_key_file: str | None = None
     max_concurrent_streams: int = 1000  # streaming RPCs at once (per server)
-    stream_queue: int = 64  # items buffered per stream; the oldest is dropped when a client falls behind
     ingest_max_frame_values: int = 2 * 4096 * 8 * 8  # re_im floats of one CsiFrame
 
 
