@@ -296,3 +296,56 @@ def test_tls(tmp_path: Path) -> None:
                 with pytest.raises(grpc.RpcError) as err:
                     rpc.WdpServiceStub(plain).GetCurrentPose(pb.GetCurrentPoseRequest(), timeout=3)
                 assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_rate_limit_and_revocation() -> None:
+    """gRPC calls count against the caller's REST tier (RESOURCE_EXHAUSTED with retry-after), and a stream
+    authenticated with an API key ends UNAUTHENTICATED once the key is revoked through REST."""
+    tiers = {name: {"limit": 1000, "window_s": 60.0} for name in ("default", "premium", "streaming")}
+    tiers["authenticated"] = {"limit": 3, "window_s": 60.0}
+    with Store(":memory:") as s:
+        with s.writer() as w:
+            w.append(history_frames(1)[0])
+        view = StoreBackedEngineView(s)
+        settings = make_settings(grpc={"enabled": True, "port": 0}, rate_limit={"tiers": tiers})
+        app = create_app(settings, engine_view=view, store=s)
+        with live_server(app) as srv, grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}") as ch:
+            stub = rpc.WdpServiceStub(ch)
+            meta = md(srv, "pose:read")
+            for _ in range(3):
+                stub.GetCurrentPose(pb.GetCurrentPoseRequest(), metadata=meta)
+            with pytest.raises(grpc.RpcError) as err:
+                stub.GetCurrentPose(pb.GetCurrentPoseRequest(), metadata=meta)
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert int(dict(err.value.trailing_metadata())["retry-after"]) >= 1
+            assert (
+                httpx.get(f"{srv.base}/api/v1/pose/current", headers={"Authorization": meta[0][1]}).status_code == 429
+            )
+
+            admin = {"Authorization": md(srv, "admin:all")[0][1]}
+            made = httpx.post(
+                f"{srv.base}/api/v1/auth/keys", json={"owner": "box", "scopes": ["stream:subscribe"]}, headers=admin
+            ).json()
+            stream = stub.StreamPoses(pb.StreamPosesRequest(), metadata=(("x-api-key", made["api_key"]),))
+            got: queue.Queue[Any] = queue.Queue()
+            reader = threading.Thread(target=_collect, args=(stream, 100_000, got))
+            reader.start()
+            done = threading.Event()
+            pub = threading.Thread(
+                target=_publish_until, args=(srv, done, lambda i: view.publish_frame(live_frame(i)), 1000)
+            )
+            pub.start()
+            try:
+                assert not isinstance(got.get(timeout=10), Exception)
+                assert httpx.delete(f"{srv.base}/api/v1/auth/keys/{made['key_id']}", headers=admin).status_code == 204
+                reader.join(timeout=15)  # the stream ends: its re-check (at most a second apart) sees the revocation
+                assert not reader.is_alive()
+                items = []
+                while not got.empty():
+                    items.append(got.get_nowait())
+                assert isinstance(items[-1], grpc.RpcError), items[-3:]
+                assert items[-1].code() == grpc.StatusCode.UNAUTHENTICATED and "revoked" in items[-1].details()
+            finally:
+                done.set()
+                pub.join()
+                stream.cancel()
