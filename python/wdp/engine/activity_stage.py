@@ -277,7 +277,10 @@ class ActivityStage:
         clf, model_dir, reason = self._model_for(shape)
         if clf is None:
             link.state, link.reason = "off", reason
-            _log.warning("activity model off for router %s: %s", link.router_id, reason)
+            # a warning when the model is all there is; with detector=both the keypoint heuristic still covers
+            # the router (e.g. README command 1's simulated 3x3 routers), so it is worth an info line only
+            level = logging.WARNING if self.settings.detector == "model" else logging.INFO
+            _log.log(level, "activity model off for router %s: %s", link.router_id, reason)
             link.other_sender += sum(m != mac for _, _, m in pending)
             link.other_shape += sum(m == mac and h.shape != shape for _, h, m in pending)
             return
