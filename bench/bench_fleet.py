@@ -69,7 +69,7 @@ def stop_hub(proc: subprocess.Popen[str]) -> dict[str, float]:
 
 
 async def run_edges(
-    port: int, tmp: Path, n_edges: int, routers: int, fps: float, duration: float
+    port: int, tmp: Path, n_edges: int, routers: int, fps: float, duration: float, paced: bool = True
 ) -> tuple[int, float, float]:
     edges = [
         FleetEdge(
@@ -85,7 +85,7 @@ async def run_edges(
     t_cpu = time.process_time()
     t0 = time.monotonic()
     tick = 0
-    while time.monotonic() - t0 < duration:
+    while not paced or time.monotonic() - t0 < duration:
         wall = time.time()
         for e in edges:
             for r in range(routers):
@@ -95,7 +95,12 @@ async def run_edges(
                 )
                 sent += e.publish(f)
         tick += 1
-        await asyncio.sleep(max(0.0, t0 + tick / fps - time.monotonic()))
+        if paced:
+            await asyncio.sleep(max(0.0, t0 + tick / fps - time.monotonic()))
+        elif tick >= fps * duration:  # a backlog of duration x fps ticks, published as fast as possible
+            break
+        else:
+            await asyncio.sleep(0)
     offered_s = time.monotonic() - t0
     for e in edges:
         await e.flush(120)
@@ -112,7 +117,14 @@ def stored(store_target: str) -> int:
 
 
 def one_run(
-    backend: str, n_hubs: int, n_edges: int, routers: int, fps: float, duration: float, pg: PostgresServer | None
+    backend: str,
+    n_hubs: int,
+    n_edges: int,
+    routers: int,
+    fps: float,
+    duration: float,
+    pg: PostgresServer | None,
+    drain: bool = False,
 ) -> dict[str, object]:
     tmp = Path(tempfile.mkdtemp(prefix="wdp-bench-fleet-"))
     target = pg.fresh_database() if backend == "postgres" and pg is not None else str(tmp / "fleet.duckdb")
@@ -121,9 +133,21 @@ def one_run(
     with MosquittoBroker(tmp / "broker") as broker:
         stats_files = [tmp / f"hub-{k}.json" for k in range(n_hubs)]
         hubs = [start_hub(target, broker.port, f"hub-{k}", tmp / f"hub-{k}.log", f) for k, f in enumerate(stats_files)]
+        if drain:
+            # capacity: the hubs' sessions queue a backlog at the broker while they are away, then they drain it
+            for h in hubs:
+                stop_hub(h)
+            sent, _, edge_cpu = asyncio.run(run_edges(broker.port, tmp, n_edges, routers, fps, duration, paced=False))
+            for f in stats_files:
+                f.unlink(missing_ok=True)
+            hubs = [
+                start_hub(target, broker.port, f"hub-{k}", tmp / f"hub-{k}.log", f) for k, f in enumerate(stats_files)
+            ]
+            offered_s = 0.0
         cpu0 = [cpu_s(h.pid) for h in hubs]
         t0 = time.monotonic()
-        sent, offered_s, edge_cpu = asyncio.run(run_edges(broker.port, tmp, n_edges, routers, fps, duration))
+        if not drain:
+            sent, offered_s, edge_cpu = asyncio.run(run_edges(broker.port, tmp, n_edges, routers, fps, duration))
         # drained: the hubs have taken every frame (or 120 s)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -143,7 +167,8 @@ def one_run(
         "hubs": n_hubs,
         "edges": n_edges,
         "routers": n_edges * routers,
-        "offered_fps": round(sent / offered_s, 1),
+        "mode": "drain" if drain else "live",
+        "offered_fps": round(sent / offered_s, 1) if offered_s else None,
         "stored_fps": round(n / drained_s, 1),
         "stored": n,
         "sent": sent,
@@ -166,6 +191,11 @@ def main() -> int:
     ap.add_argument("--hubs", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--backend", nargs="+", default=["postgres", "duckdb"], choices=["postgres", "duckdb"])
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--drain",
+        action="store_true",
+        help="hub capacity: queue duration x fps ticks at the broker while the hubs are away, time their drain",
+    )
     args = ap.parse_args()
     rows = []
     pg = PostgresServer().start() if "postgres" in args.backend else None
@@ -175,7 +205,7 @@ def main() -> int:
                 if backend == "duckdb" and n_hubs > 1:
                     continue  # one process owns a DuckDB file
                 for n_edges in args.edges:
-                    row = one_run(backend, n_hubs, n_edges, args.routers, args.fps, args.duration, pg)
+                    row = one_run(backend, n_hubs, n_edges, args.routers, args.fps, args.duration, pg, args.drain)
                     print(json.dumps(row), flush=True)
                     rows.append(row)
     finally:

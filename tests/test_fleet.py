@@ -21,7 +21,7 @@ from webhook_receiver import Receiver
 
 from wdp.fleet import ids
 from wdp.fleet.edge import FleetEdge, FleetEdgeConfig
-from wdp.schemas import PersonDetected, RetryPolicy, WebhookSubscription
+from wdp.schemas import PersonDetected, RetryPolicy, SensingState, WebhookSubscription
 from wdp.store import config
 from wdp.store.postgres import PgStore
 
@@ -74,6 +74,10 @@ def _frames(edge: int, n: int) -> list:
 
 def _event(edge: int, i: int) -> PersonDetected:
     return PersonDetected(timestamp=T0 + i, track_id=1, confidence=0.9, event_id=f"e{edge}-{i:05d}")
+
+
+def _state(i: int) -> SensingState:
+    return SensingState(timestamp=T0 + i, router_id="r0", motion=True, motion_score=1.5, presence=True)
 
 
 def _edge(i: int, port: int, tmp: Path) -> FleetEdge:
@@ -131,6 +135,7 @@ def test_kill_9_a_hub_mid_stream_stores_every_message_exactly_once(broker, postg
                     assert e.publish(frames[i][k])
                     if k % every == 0:
                         assert e.publish(_event(i, k))
+                        assert e.publish(_state(k))
                 if k == n // 3:
                     killed_at.append(_counts(store)[:2])
                     await asyncio.to_thread(hub_a.kill9)  # mid-stream: hub-b carries on
@@ -146,6 +151,11 @@ def test_kill_9_a_hub_mid_stream_stores_every_message_exactly_once(broker, postg
             want_frames = n * n_edges
             want_events = n_edges * len(range(0, n, every))
             _wait(lambda: _counts(store)[1] >= want_frames and _counts(store)[3] >= want_events, 60, "all rows")
+            _wait(
+                lambda: store.cursor().execute("SELECT count(*) FROM sensing_states").fetchone()[0] >= want_events,
+                30,
+                "sensing states",
+            )
             _wait(
                 lambda: (
                     store.cursor().execute("SELECT count(*) FROM outbox WHERE status = 'delivered'").fetchone()[0]
@@ -164,11 +174,15 @@ def test_kill_9_a_hub_mid_stream_stores_every_message_exactly_once(broker, postg
         persons = con.execute("SELECT count(*) FROM pose_persons").fetchone()[0]
         want_persons = sum(len(f.persons) for e in range(n_edges) for f in _frames(e, n))
         routers = con.execute("SELECT DISTINCT unnest(router_ids) FROM pose_frames").fetchall()
+        states, distinct_states = con.execute(
+            "SELECT count(*), count(DISTINCT (router_id, ts)) FROM sensing_states"
+        ).fetchone()
     assert killed_at and 0 < killed_at[0][0] < want_frames  # the kill really was mid-stream
     assert (frames, distinct) == (want_frames, want_frames)  # exactly once
     assert stored == _expected_frames(n_edges, n)
     assert persons == want_persons
     assert (events, distinct_events) == (want_events, want_events)
+    assert (states, distinct_states) == (want_events, want_events)  # sensing: one per edge per 10 frames
     assert all(r[0].startswith("care-home/edge") for r in routers)  # site/edge namespaces in router ids
     assert 0 < hub_b.stats["received"] < want_frames + want_events  # the group split the load
     bodies = [json.loads(r["body"]) for r in receiver.records() if r["status"] == 200]

@@ -5,7 +5,7 @@ committed to the store, so a hub killed at any moment leaves each message either
 (the broker sends it again). A message committed but not yet acknowledged comes again and is de-duplicated:
 frame ids are fleet-unique (``wdp.fleet.ids``) and the writer drops ids already stored; an event id is a primary
 key (ON CONFLICT DO NOTHING) and its webhook deliveries are unique per (event, subscription).
-Sensing states carry no id: a redelivered one is stored twice (at-least-once).
+A sensing state is identified by (router_id, zone_id, ts): one already stored is dropped before the insert.
 
 Messages that do not decode are counted and acknowledged (skipped); a failing commit keeps the batch and
 retries it (nothing is acknowledged meanwhile).
@@ -55,6 +55,7 @@ class HubStats:
     events: int = 0
     sensing: int = 0
     invalid: int = 0
+    repeats: int = 0  # sensing states dropped as already stored (frames: the writer counts frames_rejected)
     commits: int = 0
     commit_errors: int = 0
     acked: int = 0
@@ -177,6 +178,26 @@ class FleetHub:
                     if not self._pending:
                         return
 
+    def _new_states(self, states: list[SensingState]) -> list[SensingState]:
+        """Drop sensing states already stored (a redelivery) or repeated in this batch: a state is one per
+        router or zone and timestamp, so (router_id, zone_id, ts) identifies it."""
+        if not states:
+            return states
+        lo = min(s.timestamp for s in states)
+        hi = max(s.timestamp for s in states)
+        rows = self._con.execute(
+            "SELECT router_id, zone_id, ts FROM sensing_states WHERE ts >= ? AND ts <= ?", [lo, hi]
+        ).fetchall()
+        seen = {(r[0], r[1], r[2]) for r in rows}
+        out = []
+        for state in states:
+            key = (state.router_id, state.zone_id, state.timestamp)
+            if key not in seen:
+                seen.add(key)
+                out.append(state)
+        self.stats.repeats += len(states) - len(out)
+        return out
+
     def _commit(self, batch: list[_Msg]) -> None:
         frames: list[PoseFrame] = []
         states: list[SensingState] = []
@@ -201,6 +222,7 @@ class FleetHub:
         if evs:
             subs = store_config.active_webhooks(self._con)
             store_events.record_events(self._con, evs, subs, now=now)
+        states = self._new_states(states)
         if states:
             store_sensing.append_states(self._con, states)
         for f in frames:
