@@ -327,9 +327,9 @@ def create_engine_app(cfg: Any, settings: Any = None, *, autostart: bool = True)
     The history store is ``cfg.store.path`` (shared by the engine's sink and the API); with no store path
     the API keeps users, keys and zones in ``settings.store_path``. ``settings`` default: the config's ``api``
     node if it has one, then the environment (WDP_API__*, WDP_JWT_SECRET, ...)."""
-    from wdp.engine.config import build_engine
+    from wdp.engine.config import build_engine, store_from_config
     from wdp.serve.app import create_app
-    from wdp.serve.fleet import FleetEdgePlugin, create_hub_app, role_of, store_from_config
+    from wdp.serve.fleet import FleetEdgePlugin, create_hub_app, role_of
     from wdp.serve.settings import load_settings
 
     if settings is None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +22,7 @@ from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 
 from wdp.engine import Topic
+from wdp.engine.config import store_from_config
 from wdp.fleet.edge import FleetEdge, FleetEdgeConfig
 from wdp.fleet.hub import FleetHub, FleetHubConfig
 from wdp.integrations.mqtt import MqttConfig
@@ -50,27 +50,6 @@ def role_of(cfg: Any) -> str:
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     return role
-
-
-def store_from_config(store_cfg: Any) -> Any:
-    """The history store of the serve config's ``store`` node (not opened): DuckDB at ``path`` (default) or,
-    with ``backend: postgres``, PostgreSQL at ``dsn`` (or $WDP_STORE_DSN). None when there is no history."""
-    from wdp.engine.config import duckdb_config
-    from wdp.store import Store
-
-    node = store_cfg or {}
-    backend = str(node.get("backend") or "duckdb")
-    if backend == "postgres":
-        from wdp.store.postgres import PgStore
-
-        dsn = node.get("dsn") or os.environ.get("WDP_STORE_DSN")
-        if not dsn:
-            raise ValueError("store.backend=postgres needs store.dsn or WDP_STORE_DSN")
-        return PgStore(str(dsn), state_path=node.get("path"))
-    if backend != "duckdb":
-        raise ValueError(f"store.backend must be duckdb or postgres, got {backend!r}")
-    path = node.get("path")
-    return Store(path, config=duckdb_config(node)) if path else None
 
 
 def _mqtt(cfg: Any, client_id: str) -> MqttConfig:

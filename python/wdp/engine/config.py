@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import logging
+import os
 import signal
 import sys
 import threading
@@ -305,13 +306,33 @@ def duckdb_config(store_cfg: Any) -> dict[str, Any] | None:
     return out or None
 
 
+def store_from_config(store_cfg: Any) -> Any:
+    """The history store of the serve config's ``store`` node (not opened): DuckDB at ``path`` (default) or,
+    with ``backend: postgres``, PostgreSQL at ``dsn`` (or $WDP_STORE_DSN). None when there is no history."""
+    from wdp.store import Store
+
+    node = store_cfg or {}
+    backend = str(node.get("backend") or "duckdb")
+    if backend == "postgres":
+        from wdp.store.postgres import PgStore
+
+        dsn = node.get("dsn") or os.environ.get("WDP_STORE_DSN")
+        if not dsn:
+            raise ValueError("store.backend=postgres needs store.dsn or WDP_STORE_DSN")
+        return PgStore(str(dsn), state_path=node.get("path"))
+    if backend != "duckdb":
+        raise ValueError(f"store.backend must be duckdb or postgres, got {backend!r}")
+    path = node.get("path")
+    return Store(path, config=duckdb_config(node)) if path else None
+
+
 def serve(cfg: Any, *, out: Any = None, install_signals: bool = True) -> int:
     """Run the engine the config describes until SIGINT/SIGTERM, ``duration_s`` or the end of its sources."""
     out = out or sys.stdout  # looked up now: a default bound at import misses a later redirect
-    from wdp.store import Store
-
-    store_path = cfg.store.get("path") if cfg.get("store") else None
-    store = Store(store_path, config=duckdb_config(cfg.get("store"))).open() if store_path else None
+    store = store_from_config(cfg.get("store"))
+    store = store.open() if store is not None else None
+    # never print a DSN: it may hold a password
+    where = None if store is None else ("postgres" if getattr(store, "backend", "") == "postgres" else store.path)
     stop = threading.Event()
     received: list[str] = []
     previous: dict[int, Any] = {}
@@ -332,7 +353,7 @@ def serve(cfg: Any, *, out: Any = None, install_signals: bool = True) -> int:
             f"wdp serve: source {engine.source_kind} ({kinds}), "
             f"detector {engine.config.detector}"
             + (f", model {info.name} ({info.path})" if info else "")
-            + (f", store {store_path}" if store_path else ", no store"),
+            + (f", store {where}" if where else ", no store"),
             file=out,
             flush=True,
         )
