@@ -156,3 +156,17 @@ def test_engine_runs_an_esp32_capture_on_the_esp32_model_and_refuses_it_on_the_3
     assert st.state == "off" and st.windows == 0 and st.rejected == st.packets > 0 and m.frames == 0
     health = pose_input_health(m.pose_input)
     assert health.status == "degraded" and "esp: refused" in health.detail and "tx antennas" in health.detail
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "capture"), [("esp32", (5, 52, 1, 1), ESP32), ("nexmon", (5, 242, 1, 1), NEXMON80)]
+)
+def test_shipped_hardware_models_take_their_hardware_captures(csi_dir: Path, name, shape, capture) -> None:
+    """The shipped 1x1 models (python/wdp/models/esp32, nexmon) declare their hardware and run a real capture
+    of it through the engine."""
+    runner = ModelRunner.load(name, threads=1)
+    assert runner.spec.shape == shape and runner.spec.hardware == name
+    with Engine([ReplaySource(csi_dir / capture, router_id="r", realtime=False)], model=runner) as engine:
+        assert engine.wait(60)
+    (st,) = engine.metrics().pose_input
+    assert st.state == "on" and st.windows > 0 and st.model_hardware == name, st
