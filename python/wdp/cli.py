@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -223,91 +225,99 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_records(
+    cmd: str,
+    capture: Path,
+    records_of: Callable[[list[str]], Iterable[Any]],
+    *,
+    json_out: bool,
+    header: str,
+    row: Callable[[Any], str],
+    errors: dict[type[Exception], int] | None = None,
+) -> int:
+    """What `wdp sense` and `wdp classify` share: check the capture, print one record per line (JSON lines with
+    --json, else a table whose header repeats every 20 rows) with the reader's notes on stderr as they come, and
+    turn errors into exit codes (``errors``: extra exception types first, then format / file / value errors: 2)."""
+    if (problem := _capture_problem(capture)) is not None:
+        print(f"wdp {cmd}: {problem}", file=sys.stderr)
+        return 2
+    notes: list[str] = []
+    try:
+        enc = msgspec.json.Encoder()
+        printed_notes = 0
+        for i, rec in enumerate(records_of(notes)):
+            while printed_notes < len(notes):
+                print(notes[printed_notes], file=sys.stderr)
+                printed_notes += 1
+            if json_out:
+                sys.stdout.write(enc.encode(rec).decode() + "\n")
+            else:
+                if i % 20 == 0:
+                    print(header)
+                print(row(rec))
+        for n in notes[printed_notes:]:
+            print(n, file=sys.stderr)
+    except BrokenPipeError:  # `wdp sense ... | head`
+        sys.stderr.close()
+        return 0
+    except Exception as e:
+        for kind, code in (errors or {}).items():
+            if isinstance(e, kind):
+                print(f"wdp {cmd}: {e}", file=sys.stderr)
+                return code
+        if isinstance(e, UnknownFormatError):
+            print(f"wdp {cmd}: {_format_hint(e)}", file=sys.stderr)
+            return 2
+        if isinstance(e, (OSError, ValueError)):
+            print(f"wdp {cmd}: {e}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
 def _cmd_sense(args: argparse.Namespace) -> int:
     from wdp.sensing.offline import sense_capture
 
-    notes: list[str] = []
-    if (problem := _capture_problem(Path(args.capture))) is not None:
-        print(f"wdp sense: {problem}", file=sys.stderr)
-        return 2
-    try:
-        records = sense_capture(
+    def row(rec: Any) -> str:
+        bpm = f"{rec.breathing_bpm:.1f}" if rec.breathing_bpm is not None else "-"
+        return (
+            f"{rec.t:8.1f}  {'yes' if rec.motion else 'no':6s}  {rec.motion_score:7.2f}  "
+            f"{'yes' if rec.presence else 'no':8s}  {bpm}"
+        )
+
+    return _print_records(
+        "sense",
+        Path(args.capture),
+        lambda notes: sense_capture(
             Path(args.capture),
             format=args.format,
             baseline=Path(args.baseline) if args.baseline else None,
             baseline_empty=args.baseline_empty,
             mac=args.mac,
             notes=notes,
-        )
-        enc = msgspec.json.Encoder()
-        printed_notes = 0
-        for i, rec in enumerate(records):
-            while printed_notes < len(notes):
-                print(notes[printed_notes], file=sys.stderr)
-                printed_notes += 1
-            if args.json:
-                sys.stdout.write(enc.encode(rec).decode() + "\n")
-            else:
-                if i % 20 == 0:
-                    print(f"{'t (s)':>8s}  {'motion':6s}  {'score':>7s}  {'presence':8s}  breathing (BPM)")
-                bpm = f"{rec.breathing_bpm:.1f}" if rec.breathing_bpm is not None else "-"
-                print(
-                    f"{rec.t:8.1f}  {'yes' if rec.motion else 'no':6s}  {rec.motion_score:7.2f}  "
-                    f"{'yes' if rec.presence else 'no':8s}  {bpm}"
-                )
-        for n in notes[printed_notes:]:
-            print(n, file=sys.stderr)
-    except BrokenPipeError:  # `wdp sense ... | head`
-        sys.stderr.close()
-        return 0
-    except UnknownFormatError as e:
-        print(f"wdp sense: {_format_hint(e)}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as e:
-        print(f"wdp sense: {e}", file=sys.stderr)
-        return 2
-    return 0
+        ),
+        json_out=args.json,
+        header=f"{'t (s)':>8s}  {'motion':6s}  {'score':>7s}  {'presence':8s}  breathing (BPM)",
+        row=row,
+    )
 
 
 def _cmd_classify(args: argparse.Namespace) -> int:
     from wdp.activity_offline import NoMatchingModel, classify_capture
 
-    notes: list[str] = []
-    if (problem := _capture_problem(Path(args.capture))) is not None:
-        print(f"wdp classify: {problem}", file=sys.stderr)
-        return 2
-    try:
-        records = classify_capture(Path(args.capture), model=args.model, format=args.format, mac=args.mac, notes=notes)
-        enc = msgspec.json.Encoder()
-        printed_notes = 0
-        for i, rec in enumerate(records):
-            while printed_notes < len(notes):
-                print(notes[printed_notes], file=sys.stderr)
-                printed_notes += 1
-            if args.json:
-                sys.stdout.write(enc.encode(rec).decode() + "\n")
-            else:
-                if i % 20 == 0:
-                    print(f"{'t (s)':>8s}  {'activity':16s}  {'p':>5s}  {'p_fall':>6s}  fall")
-                print(
-                    f"{rec.t:8.1f}  {rec.activity:16s}  {rec.p_activity:5.2f}  {rec.p_fall:6.2f}  "
-                    f"{'FALL' if rec.fall else '-'}"
-                )
-        for n in notes[printed_notes:]:
-            print(n, file=sys.stderr)
-    except BrokenPipeError:  # `wdp classify ... | head`
-        sys.stderr.close()
-        return 0
-    except NoMatchingModel as e:
-        print(f"wdp classify: {e}", file=sys.stderr)
-        return 3
-    except UnknownFormatError as e:
-        print(f"wdp classify: {_format_hint(e)}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as e:
-        print(f"wdp classify: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return _print_records(
+        "classify",
+        Path(args.capture),
+        lambda notes: classify_capture(
+            Path(args.capture), model=args.model, format=args.format, mac=args.mac, notes=notes
+        ),
+        json_out=args.json,
+        header=f"{'t (s)':>8s}  {'activity':16s}  {'p':>5s}  {'p_fall':>6s}  fall",
+        row=lambda rec: (
+            f"{rec.t:8.1f}  {rec.activity:16s}  {rec.p_activity:5.2f}  {rec.p_fall:6.2f}  {'FALL' if rec.fall else '-'}"
+        ),
+        errors={NoMatchingModel: 3},
+    )
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
