@@ -51,6 +51,8 @@ TARGETS = {  # metric: (target, higher is better)
 def verdict(name: str, value: float | None, target: float | None = None) -> str:
     if value is None:
         return "not run"
+    if not np.isfinite(value):
+        return "MISSED (nothing detected)"
     t, higher = TARGETS[name]
     t = t if target is None else target
     ok = value >= t if higher else value <= t
