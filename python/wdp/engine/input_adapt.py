@@ -166,8 +166,8 @@ def plan_input(
                 refusal=(
                     f"router sends {r} rx x {t} tx, {model_name} needs {n_rx} x {n_tx}: it reads the phase "
                     f"difference between tx antennas, which a {t}-tx router does not have; use a model for "
-                    f"{r}x{t} hardware (e.g. model.path=esp32 or nexmon for 1x1) or antenna_map=cyclic to "
-                    "feed it anyway"
+                    f"{r}x{t} hardware (e.g. model.name=esp32 or nexmon for 1x1) or window.antenna_map=cyclic "
+                    "to feed it anyway"
                 ),
             )
         if fewer and antenna_map in ("auto", "cyclic") or antenna_map == "cyclic":
