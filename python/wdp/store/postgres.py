@@ -33,16 +33,14 @@ import datetime as dt
 import functools
 import logging
 import re
-import threading
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 import psycopg
 from psycopg import pq
 
-from wdp.store.writer import PoseWriter
+from wdp.store.base import StoreBase
 
 _log = logging.getLogger(__name__)
 
@@ -267,7 +265,7 @@ def drop_partitions_before(con: PgConnection, before: float) -> list[str]:
     return dropped
 
 
-class PgStore:
+class PgStore(StoreBase):
     """The history store on PostgreSQL; the same methods as ``wdp.store.Store``.
 
     ``dsn``: a libpq connection string or URI. ``path``: the local state directory file the API keeps next to
@@ -287,17 +285,13 @@ class PgStore:
     ) -> None:
         import time
 
+        super().__init__()
         self.dsn = dsn
         self.path = state_path or ":memory:"
         self.read_only = False
         self._migrate = migrate
         self._partition_days = partition_days
         self._clock = clock or time.time
-        self._con: PgConnection | None = None
-        self._local = threading.local()
-        self._cursors: list[PgConnection] = []
-        self._writers: list[PoseWriter] = []
-        self._lock = threading.Lock()
 
     def open(self) -> PgStore:
         from wdp.store import schema
@@ -323,61 +317,6 @@ class PgStore:
             raise
         self._con = con
         return self
-
-    def close(self) -> None:
-        if self._con is None:
-            return
-        with self._lock:
-            writers, self._writers = self._writers, []
-            cursors, self._cursors = self._cursors, []
-        for writer in writers:
-            writer.close()
-        for cur in cursors:
-            cur.close()
-        self._con.close()
-        self._con = None
-        self._local = threading.local()
-
-    def __enter__(self) -> PgStore:
-        return self.open() if self._con is None else self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    @property
-    def is_open(self) -> bool:
-        return self._con is not None
-
-    def cursor(self) -> PgConnection:
-        if self._con is None:
-            raise RuntimeError("store is not open")
-        cur: PgConnection | None = getattr(self._local, "cursor", None)
-        if cur is None:
-            cur = self._con.cursor()
-            self._local.cursor = cur
-            with self._lock:
-                self._cursors.append(cur)
-        return cur
-
-    def new_cursor(self) -> PgConnection:
-        if self._con is None:
-            raise RuntimeError("store is not open")
-        return self._con.cursor()
-
-    def writer(self, **options: Any) -> PoseWriter:
-        if self._con is None:
-            raise RuntimeError("store is not open")
-        writer = PoseWriter(self._con.cursor(), owns_connection=True, **options)  # type: ignore[arg-type]
-        with self._lock:
-            self._writers.append(writer)
-        return writer
-
-    def schema_version(self) -> int:
-        from wdp.store import schema
-
-        return schema.current_version(self.cursor())  # type: ignore[arg-type]
 
     def checkpoint(self) -> None:
         """Nothing to fold: PostgreSQL checkpoints on its own (kept for the Store interface)."""
