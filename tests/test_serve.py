@@ -36,7 +36,7 @@ INTEL = "intel5300/intel5300_csiread_monitor_ch64_0x5_3000pkts.dat"
 def test_compose_defaults_and_overrides(tmp_path) -> None:
     cfg = compose_serve_config()
     assert cfg.source._target_ == "wdp.csi.sources.SimulatorSource" and cfg.detector == "model"
-    assert cfg.window.hop == 5 and cfg.store.path == "wdp_history.duckdb"
+    assert cfg.window.hop is None and cfg.store.path == "wdp_history.duckdb"  # None: 20 windows/s at the card rate
     cfg = compose_serve_config(
         [
             "source=replay",

@@ -27,10 +27,12 @@ from wdp.model.spec import (
     MAP_STRIDE,
     MAP_W,
     OKS_SIGMAS,
+    EXTRA_OUTPUT_CHANNELS,
     OUTPUT_CHANNELS,
     OUTPUT_NAMES,
     PART_NAMES,
     SKELETON,
+    output_names,
 )
 
 FRAME_RATE_HZ = 100  # the contract's window sampling rate
@@ -50,6 +52,16 @@ def _example_inputs(net: nn.Module, batch: int = 2) -> tuple[torch.Tensor, torch
     g = torch.Generator().manual_seed(0)
     shape = input_shape_of(net)
     return torch.rand(batch, *shape, generator=g) + 0.5, torch.randn(batch, *shape, generator=g)
+
+
+def net_output_names(net: nn.Module) -> tuple[str, ...]:
+    """The output names of this net (the five dense maps, plus its optional heads)."""
+    was_training = net.training
+    net.eval()
+    with torch.no_grad():
+        n = len(net(*_example_inputs(net, batch=1)))
+    net.train(was_training)
+    return output_names(n)
 
 
 def export_torchscript(net: nn.Module, path: Path) -> Path:
@@ -82,7 +94,7 @@ def export_onnx(net: nn.Module, path: Path, optimize: bool = True) -> Path:
             net,
             _example_inputs(net),
             input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES),
+            output_names=list(net_output_names(net)),
             dynamic_shapes=({0: batch}, {0: batch}),
             dynamo=True,
             optimize=optimize,
@@ -138,7 +150,14 @@ def model_card(
         "inputs": {name: {"shape": ["batch", window, n_sub, n_rx, n_tx], "dtype": "float32"} for name in INPUT_NAMES},
         **({"hardware": hw} if hw else {}),
         "outputs": {
-            name: {"shape": ["batch", OUTPUT_CHANNELS[name], MAP_H, MAP_W], "dtype": "float32"} for name in OUTPUT_NAMES
+            **{
+                name: {"shape": ["batch", OUTPUT_CHANNELS[name], MAP_H, MAP_W], "dtype": "float32"}
+                for name in OUTPUT_NAMES
+            },
+            **{
+                name: {"shape": ["batch", EXTRA_OUTPUT_CHANNELS[name]], "dtype": "float32"}
+                for name in net_output_names(net)[len(OUTPUT_NAMES) :]
+            },
         },
         "output_notes": {
             "center": "person-center heatmap logits",
@@ -146,6 +165,7 @@ def model_card(
             "keypoint_heatmaps": "joint heatmap logits",
             "part_logits": "class 0 = background, 1..24 = parts",
             "uv": "DensePose U, V in [0, 1]",
+            "person_count": "(when present) logits over 0..MAX_PEOPLE people in the window",
             "map_to_image": f"map cell (r, c) is centred on image point ((c + 0.5) * {MAP_STRIDE}, "
             f"(r + 0.5) * {MAP_STRIDE})",
             "scores": "decode.min_score: raw person-score threshold that finds 95% of the people in the val "

@@ -43,7 +43,7 @@ def compute_losses(
     heatmap_loss: str = "focal",
     background_weight: float = 1.0,
 ) -> dict[str, torch.Tensor]:
-    center, offsets, keypoint_heatmaps, part_logits, uv = outputs
+    center, offsets, keypoint_heatmaps, part_logits, uv = outputs[:5]
     heat = focal_heatmap_loss if heatmap_loss == "focal" else mse_heatmap_loss
     class_weight = torch.ones(part_logits.shape[1], device=part_logits.device, dtype=part_logits.dtype)
     class_weight[0] = background_weight
@@ -55,6 +55,8 @@ def compute_losses(
         "parts": F.cross_entropy(part_logits, target["part_mask"], weight=class_weight),
         "uv": (torch.abs(uv - target["uv"]) * body).sum() / (2 * body.sum()).clamp_min(1),
     }
+    if len(outputs) > 5:  # the person-count head (WdpNet(count_head=True))
+        terms["count"] = F.cross_entropy(outputs[5], target["num_people"])
     w = weights or {}
     terms["loss"] = sum(float(w.get(k, 1.0)) * v for k, v in terms.items())
     return terms

@@ -39,6 +39,15 @@ class PoseEvaluator:
         self.images: list[ImagePoses] = []
         self.parts = PartConfusion()
         self.dense = DenseAP()
+        self.count_hits = np.zeros(2, np.int64)  # (count right, presence right) over windows
+        self.count_windows = 0
+
+    def add_count(self, logits: torch.Tensor, num_people: torch.Tensor) -> None:
+        """The person-count head against the label: exact count and presence (count > 0) accuracy."""
+        pred = logits.detach().argmax(1).cpu().numpy()
+        true = num_people.cpu().numpy().reshape(-1)
+        self.count_hits += ((pred == true).sum(), ((pred > 0) == (true > 0)).sum())
+        self.count_windows += len(true)
 
     def add(self, decoded, parts: torch.Tensor, uv: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> None:
         self.images += image_poses(
@@ -78,7 +87,13 @@ class PoseEvaluator:
         if not self.images:
             return {}
         errors = pose_errors(self.images, min_score=self.min_score)
+        count = (
+            {"count_accuracy": self.count_hits[0] / self.count_windows, "presence_accuracy": self.count_hits[1] / self.count_windows}
+            if self.count_windows
+            else {}
+        )
         return {
+            **count,
             **keypoint_ap(self.images),
             **errors,
             **localization_errors(self.images),
@@ -141,7 +156,9 @@ class PoseLitModule(pl.LightningModule):
         n = len(batch["amplitude"])
         self.log(f"{stage}/loss", losses["loss"], on_epoch=True, prog_bar=True, batch_size=n)
         self.log_dict({f"{stage}/{k}": v for k, v in losses.items() if k != "loss"}, on_epoch=True, batch_size=n)
-        center, offsets, keypoint_heatmaps, part_logits, uv = outputs
+        center, offsets, keypoint_heatmaps, part_logits, uv = outputs[:5]
+        if len(outputs) > 5:
+            self.evaluators[stage].add_count(outputs[5], batch["num_people"])
         decoded = decode_poses(center, offsets, keypoint_heatmaps, **self.decode_cfg)
         parts, uv_on_body = decode_densepose(part_logits, uv)
         self.evaluators[stage].add(decoded, parts, uv_on_body, batch)
@@ -190,7 +207,7 @@ def predictions_numpy(net: nn.Module, batch: Mapping[str, torch.Tensor], decode:
     was_training = net.training
     net.eval()
     with torch.no_grad():
-        center, offsets, kh, part_logits, uv = net(batch["amplitude"], batch["phase"])
+        center, offsets, kh, part_logits, uv = net(batch["amplitude"], batch["phase"])[:5]
         decoded = decode_poses(center, offsets, kh, **dict(decode or {}))
         parts, _ = decode_densepose(part_logits, uv)
     net.train(was_training)

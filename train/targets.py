@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from wdp.model.spec import MAP_H, MAP_W, image_to_map
+from wdp.model.spec import MAP_H, MAP_W, MAX_PEOPLE, image_to_map
 
 
 def gaussian_peaks(
@@ -69,4 +69,5 @@ def encode_targets(
         "offset_mask": joint_valid,
         "part_mask": batch["part_mask"].long(),
         "uv": batch["uv"].float(),
+        "num_people": batch["num_people"].long().reshape(b).clamp(0, MAX_PEOPLE),  # the count head's class
     }

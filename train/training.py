@@ -187,6 +187,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
         datamodule.setup("test")
         decode = OmegaConf.to_container(cfg.model.get("decode") or {}, resolve=True)
         decode.update(calibration)
+        if getattr(model.net, "count", None) is not None:  # the engine keeps as many people as the count head says
+            decode["count_gate"] = True
         exported = export_net(
             model.net,
             out / "export",

@@ -226,6 +226,9 @@ class ModelRunner:
         # scores are published relative to the model's usual confidence (see the card's output notes)
         self.keypoint_scale = 0.5 / float(dec["keypoint_score_ref"]) if dec.get("keypoint_score_ref") else 1.0
         self.score_scale = 0.5 / float(dec["score_ref"]) if dec.get("score_ref") else 1.0
+        # a net with a person-count head (card decode.count_gate): its count picks how many of the decoded
+        # people (best first) a window has, instead of the score threshold
+        self.count_gate = bool(dec.get("count_gate", False))
         self.spec = WindowSpec.from_card(card, **(window_overrides or {}))
         net = card.get("net", {})
         self.info = ModelInfo(
@@ -276,10 +279,14 @@ class ModelRunner:
             kp[..., 2] = np.minimum(kp[..., 2] * self.keypoint_scale, 1.0)
         bx = dec.boxes.numpy().astype(np.float64)
         sc = dec.scores.numpy().astype(np.float64)
+        counts = out["person_count"].argmax(-1).numpy() if self.count_gate and "person_count" in out else None
         result = []
         published = np.minimum(sc * self.score_scale, 1.0) if self.score_scale != 1.0 else sc
         for i in range(len(sc)):
-            keep = sc[i] >= self.min_score  # the card's threshold is on the raw score
+            if counts is not None:  # decoded people come best first
+                keep = np.arange(len(sc[i])) < int(counts[i])
+            else:
+                keep = sc[i] >= self.min_score  # the card's threshold is on the raw score
             result.append(Detections(kp[i][keep], bx[i][keep], published[i][keep]))
         return result, maps
 

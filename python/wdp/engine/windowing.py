@@ -56,6 +56,9 @@ _FITS = {
 }
 
 
+WINDOWS_PER_S = 20  # windows per second and router the engine makes unless window.hop says otherwise
+
+
 @dataclass(frozen=True)
 class WindowSpec:
     """What one model-input window is and how it is made."""
@@ -121,6 +124,8 @@ class WindowSpec:
             kw["subcarrier_index"] = None if idx is None else tuple(float(v) for v in idx)
         elif san:  # the card names a sanitization without indices: positions 0..F-1, as sanitize_phase does
             kw["subcarrier_index"] = None
+        # 20 windows/s per router at the model's packet rate unless told (hop 5 at 100 Hz, 1 at 20 Hz)
+        kw["hop"] = max(1, round(float(kw.get("rate_hz", cls.rate_hz)) / WINDOWS_PER_S))
         kw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**kw)
 

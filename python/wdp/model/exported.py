@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from wdp.model.spec import INPUT_SHAPE, OUTPUT_NAMES
+from wdp.model.spec import INPUT_SHAPE, output_names
 
 MODEL_CARD = "model_card.json"
 FILES = {"torchscript": "model.ts", "onnx": "model.onnx"}
@@ -78,7 +78,7 @@ class ExportedPoseNet:
         else:
             feeds = dict(zip(self._input_names, (amp.contiguous().numpy(), pha.contiguous().numpy()), strict=True))
             outs = [torch.from_numpy(o) for o in self._session.run(None, feeds)]
-        result = dict(zip(OUTPUT_NAMES, outs, strict=True))
+        result = dict(zip(output_names(len(outs)), outs, strict=True))
         return {k: v[0] for k, v in result.items()} if single else result
 
 

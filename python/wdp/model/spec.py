@@ -40,6 +40,7 @@ __all__ = [
     "SKELETON",
     "WINDOW",
     "image_to_map",
+    "output_names",
     "map_to_image",
 ]
 
@@ -72,7 +73,18 @@ OUTPUT_CHANNELS: dict[str, int] = {
     "part_logits": N_PART_CLASSES,  # background + 24 parts
     "uv": 2,  # DensePose U, V (sigmoid-ed, in [0, 1])
 }
+# Optional outputs after the five above, in this order, when a net has the head (WdpNet(count_head=True)):
+# "person_count": logits over 0..MAX_PEOPLE people in the window (presence = count > 0).
+EXTRA_OUTPUT_NAMES: tuple[str, ...] = ("person_count",)
+EXTRA_OUTPUT_CHANNELS: dict[str, int] = {"person_count": MAX_PEOPLE + 1}
 INPUT_NAMES: tuple[str, ...] = ("amplitude", "phase")
+
+
+def output_names(n_outputs: int) -> tuple[str, ...]:
+    """Names of a net's outputs by their number: the five dense maps, then the optional heads in order."""
+    if not len(OUTPUT_NAMES) <= n_outputs <= len(OUTPUT_NAMES) + len(EXTRA_OUTPUT_NAMES):
+        raise ValueError(f"a pose net returns {len(OUTPUT_NAMES)}..{len(OUTPUT_NAMES) + len(EXTRA_OUTPUT_NAMES)} outputs, not {n_outputs}")
+    return OUTPUT_NAMES + EXTRA_OUTPUT_NAMES[: n_outputs - len(OUTPUT_NAMES)]
 INPUT_SHAPE: tuple[int, int, int, int] = (WINDOW, N_SUB, N_RX, N_TX)
 
 assert len(KEYPOINT_NAMES) == N_KEYPOINTS and len(OKS_SIGMAS) == N_KEYPOINTS

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wdp.model.heads import DenseHeads, normalize_amplitude
-from wdp.model.spec import N_RX, N_SUB, N_TX, WINDOW
+from wdp.model.spec import MAX_PEOPLE, N_RX, N_SUB, N_TX, WINDOW
 
 _SEED_SIDE = 8
 
@@ -68,6 +68,7 @@ class WdpNet(nn.Module):
         encoder_width: int | None = None,
         encoder: str = "conv",
         input_shape: tuple[int, int, int, int] | list[int] | None = None,
+        count_head: bool = False,
     ) -> None:
         """`phase_trig`: feed cos and sin of the phase instead of the phase itself: right for wrapped inputs
         such as the tx-difference phase (sanitize_phase(tx_difference=True)), where -pi and pi are the same.
@@ -77,7 +78,10 @@ class WdpNet(nn.Module):
         layer of `encoder_width` over the whole frame: every subcarrier and antenna pair keeps its own weights,
         which suits fingerprint-like inputs where subcarrier k of link l means something of its own).
         `input_shape`: (window, subcarriers, rx, tx) of the hardware it is trained for (wdp.csi.simulator.hardware;
-        default the Intel 5300 contract, 5 x 30 x 3 x 3)."""
+        default the Intel 5300 contract, 5 x 30 x 3 x 3).
+        `count_head`: a sixth output, "person_count": logits over 0..MAX_PEOPLE people in the window, read from
+        the whole window's tokens (multi-task: presence and count beside the dense maps; the engine keeps that
+        many of the decoded people when the card says so)."""
         super().__init__()
         shape = tuple(int(v) for v in (input_shape or (WINDOW, N_SUB, N_RX, N_TX)))
         if len(shape) != 4 or min(shape) < 1:
@@ -113,6 +117,11 @@ class WdpNet(nn.Module):
         c = seed_channels
         self.decoder = nn.Sequential(_UpBlock(c, c), _UpBlock(c, width), _UpBlock(width, width))
         self.heads = DenseHeads(width, head_channels)
+        self.count = (
+            nn.Sequential(nn.Linear(window * embed_dim, 64), nn.GELU(), nn.Linear(64, MAX_PEOPLE + 1))
+            if count_head
+            else None
+        )
         nn.init.normal_(self.time_embed, std=0.02)
 
     def forward(self, amplitude: torch.Tensor, phase: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -125,5 +134,7 @@ class WdpNet(nn.Module):
         frames = torch.cat(parts, dim=3).reshape(b * w, k, len(parts) * links).transpose(1, 2)
         tokens = self.frame_embed(self.subcarrier_encoder(frames).flatten(1)).reshape(b, w, -1)
         tokens = self.norm(self.blocks(tokens + self.time_embed))
-        seed = F.relu(self.seed(tokens.flatten(1))).reshape(b, self.seed_channels, _SEED_SIDE, _SEED_SIDE)
-        return self.heads(self.decoder(seed))
+        flat = tokens.flatten(1)
+        seed = F.relu(self.seed(flat)).reshape(b, self.seed_channels, _SEED_SIDE, _SEED_SIDE)
+        dense = self.heads(self.decoder(seed))
+        return dense if self.count is None else (*dense, self.count(flat))
