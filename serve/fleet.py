@@ -69,6 +69,7 @@ class FleetEdgePlugin(InitPluginProtocol):
             edge=str(fleet["edge"]),
             edge_index=int(fleet["edge_index"]),
             root=str(fleet.get("root") or "wdp/fleet"),
+            session_expiry_s=int(fleet.get("session_expiry_s") or 3600),
         )
         mqtt = _mqtt(cfg, f"wdp-edge-{self.config.site}-{self.config.edge}")
         if mqtt.queue_path is None:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 from _store_frames import make_frames
-from mqtt_broker import bridge_config, run_async
+from mqtt_broker import Collector, bridge_config, run_async
 from webhook_receiver import Receiver
 
-from wdp.fleet import ids
+from wdp.fleet import ids, wire
 from wdp.fleet.edge import FleetEdge, FleetEdgeConfig
 from wdp.schemas import PersonDetected, RetryPolicy, SensingState, WebhookSubscription
 from wdp.store import config
@@ -109,6 +109,40 @@ def _repeats_dropped(logs) -> int:  # type: ignore[no-untyped-def]
 
 def _expected_frames(n_edges: int, n: int) -> set[int]:
     return {ids.frame_id(e + 1, f.frame_id) for e in range(n_edges) for f in _frames(e, n)}
+
+
+def test_edge_speaks_mqtt5_with_a_persistent_session_and_holds_what_no_hub_got(broker, tmp_path):
+    """The edge's connection is MQTT 5 with a persistent session (the broker resumes it after a reconnect), and
+    a frame the broker acknowledged "no matching subscribers" (no hub subscribed yet) stays queued until a
+    hub's shared subscription routes it, then everything arrives in publish order."""
+    frames = _frames(0, 20)
+
+    async def run() -> tuple[list[int], dict[str, object]]:
+        edge = await _edge(0, broker.port, tmp_path).start()
+        await edge.bridge.wait_connected(5)
+        first = {"session_present": edge.bridge.stats.session_present}
+        for f in frames[:10]:
+            assert edge.publish(f)
+        await asyncio.sleep(1.0)  # nobody subscribed: the broker drops them and says so
+        first |= {"unrouted": edge.bridge.stats.unrouted, "queued": edge.bridge.stats.queued}
+        await edge.stop(drain_timeout_s=0.2)  # restart: the held frames are on disk
+        edge = await _edge(0, broker.port, tmp_path).start()
+        await edge.bridge.wait_connected(5)
+        first["resumed"] = edge.bridge.stats.session_present
+        async with Collector(broker.port, "$share/wdp-hubs/wdp/fleet/+/+/frames", qos=1, client_id="hub") as hub:
+            for f in frames[10:]:
+                assert edge.publish(f)
+            assert await edge.flush(10)
+            await hub.wait_for(lambda m: len(m) >= len(frames), 10)
+            got = [wire.FRAME.decode(m.payload).frame_id for m in hub.messages]
+        await edge.stop()
+        return got, first
+
+    got, first = run_async(run(), timeout=30)
+    assert first["session_present"] is False and first["resumed"] is True  # a persistent session
+    assert first["unrouted"] >= 1 and first["queued"] == 10  # held, not lost
+    assert got == [ids.frame_id(1, f.frame_id) for f in frames]  # every frame, once, in publish order
+    assert re.search(r"as edge0 \(p5, c0, k\d+\)", broker.log.read_text())  # protocol 5, clean start off
 
 
 def test_kill_9_a_hub_mid_stream_stores_every_message_exactly_once(broker, postgres, tmp_path):

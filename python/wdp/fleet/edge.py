@@ -2,6 +2,11 @@
 QoS 1 messages through the MQTT bridge's queue. That queue is the durable part: every QoS 1 message is in its
 SQLite spool (``queue_path``) until the broker acknowledged it, survives a restart or crash of the edge, and is
 sent in publish order after a reconnect (the spool is keyed by the publish sequence number).
+
+The connection is MQTT 5 with a persistent session (clean_start off, ``session_expiry_s``) and
+``hold_unrouted``: a message the broker acknowledges with "no matching subscribers" (no hub subscribed, e.g.
+right after a broker restart, before the hubs' shared subscriptions are back) stays in the spool and the queue
+is held, probing once a second, until a hub's subscription routes it; then the backlog follows in order.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ class FleetEdgeConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     edge_index: int  # unique in the fleet, 0..2047 (see wdp.fleet.ids)
     root: str = "wdp/fleet"
     sensing: bool = True
+    session_expiry_s: int = 3600  # the broker keeps the edge's MQTT 5 session this long after a disconnect
+    hold_unrouted: bool = True  # keep messages no hub was subscribed for (see the module docstring)
 
 
 class FleetEdge:
@@ -33,7 +40,16 @@ class FleetEdge:
         prefix = wire.edge_prefix(config.root, config.site, config.edge)
         self.bridge = MqttBridge(
             msgspec.structs.replace(
-                mqtt, prefix=prefix, discovery=False, person_updates=False, event_topics=False, sensing=False
+                mqtt,
+                prefix=prefix,
+                discovery=False,
+                person_updates=False,
+                event_topics=False,
+                sensing=False,
+                protocol="5",
+                persistent_session=True,
+                session_expiry_s=config.session_expiry_s,
+                hold_unrouted=config.hold_unrouted,
             )
         )
         self.published = {kind: 0 for kind in wire.KINDS}

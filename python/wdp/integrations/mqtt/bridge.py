@@ -25,6 +25,13 @@ Delivery model (call the publish methods from the event loop's thread):
   broker acknowledged it; on a disconnect the unacknowledged ones go back to the head of the queue in their
   original order, so after a reconnect the backlog arrives in order, at least once (a message whose ack was
   lost with the connection is sent again).
+* Protocol (``protocol``): MQTT 3.1.1 with a clean session by default (Home Assistant's); "5" and
+  ``persistent_session`` give an MQTT 5 session the broker keeps ``session_expiry_s`` across reconnects
+  (``stats.session_present``: the last connect resumed one). ``hold_unrouted`` (v5): a queued QoS 1 message
+  acknowledged "no matching subscribers" (0x10: dropped by the broker, nobody subscribed) is not done: it goes
+  back to the head of the queue, and the queue is held (probed one message at a time, every
+  ``unrouted_retry_s``) until the broker routes one. After every connect such a bridge probes the same way
+  before it opens its in-flight window, so a replay cannot overtake itself when consumers subscribe mid-way.
 * Reconnect: exponential backoff with jitter. The last will (system/status, retained, availability offline)
   covers a crash or a lost connection; ``stop()`` drains, then publishes offline itself and disconnects.
 """
@@ -32,6 +39,7 @@ Delivery model (call the publish methods from the event loop's thread):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import random
@@ -44,8 +52,11 @@ from typing import Any, Literal
 
 import aiomqtt
 import msgspec
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from wdp.integrations.mqtt import discovery
+from wdp.integrations.mqtt.client import NO_MATCHING_SUBSCRIBERS, ReasonClient
 from wdp.integrations.mqtt.commands import CommandHandlers, CommandProcessor
 from wdp.integrations.mqtt.config import (
     QOS_ALERT,
@@ -103,6 +114,9 @@ class MqttStats:
     restored_dropped: int = 0  # oldest restored messages dropped because there were more than max_queued
     spooled: int = 0  # messages in the durable queue file after its last sync
     spool_errors: int = 0  # failed syncs of the durable queue (retried)
+    session_present: bool = False  # the last connect resumed a session the broker kept (persistent_session)
+    unrouted: int = 0  # QoS 1 acks "no matching subscribers" held and sent again (hold_unrouted)
+    broker_refused: int = 0  # v5 acks with a failure reason code (>= 0x80): the broker did not take the message
 
 
 @dataclass(slots=True)
@@ -138,6 +152,9 @@ class MqttBridge:
         self._queue: deque[_Outgoing] = deque()
         self._current: deque[_Outgoing] = deque(maxlen=max(1, config.current_slots))
         self._unacked: dict[int, _Outgoing] = {}  # seq -> message, in send order
+        self._unrouted: dict[int, _Outgoing] = {}  # acked "no matching subscribers", to send again (hold_unrouted)
+        self._probing = False  # hold_unrouted: one queued message in flight until the broker routes one
+        self._hold_until = 0.0  # monotonic time of the next probe after an unrouted ack
         self._queued_person = 0  # person updates queued or unacknowledged
         self._state: dict[str, _Outgoing] = {}  # retained state by topic, in first-set order
         self._dirty: dict[str, None] = {}  # state topics to (re)publish, ordered
@@ -216,7 +233,7 @@ class MqttBridge:
 
     @property
     def stats(self) -> MqttStats:
-        self._stats.queued = len(self._queue) + len(self._unacked)
+        self._stats.queued = len(self._queue) + len(self._unacked) + len(self._unrouted)
         if self._spool is not None:
             self._stats.spooled = self._spool.stored
         return self._stats
@@ -233,7 +250,7 @@ class MqttBridge:
         timeout."""
 
         async def drained() -> None:
-            while self._queue or self._unacked or self._dirty or self._current:
+            while self._queue or self._unacked or self._unrouted or self._dirty or self._current:
                 self._progress.clear()
                 await self._progress.wait()
 
@@ -381,7 +398,7 @@ class MqttBridge:
             # frame-rate person updates must not crowd events out of the queue during a long outage
             self._stats.rejected_person_updates += 1
             return False
-        if len(self._queue) + len(self._unacked) >= self.config.max_queued:
+        if len(self._queue) + len(self._unacked) + len(self._unrouted) >= self.config.max_queued:
             self._stats.rejected_full += 1
             if self._stats.rejected_full == 1 or self._stats.rejected_full % 1000 == 0:
                 _log.warning(
@@ -551,6 +568,19 @@ class MqttBridge:
         )
         self._set_state(self.topics.zone_occupancy(zone_id), _ENCODER.encode(message), *QOS_ZONE)
 
+    def _queue_open(self) -> bool:
+        """May a queued message be sent now? Always, unless hold_unrouted is probing: then only one at a time,
+        after the in-flight ones came back (the unrouted ones return to the head of the queue first) and not
+        before the hold time."""
+        if not self._probing:
+            return True
+        if self._unacked:
+            return False
+        if self._unrouted:
+            self._queue.extendleft(reversed([self._unrouted[k] for k in sorted(self._unrouted)]))
+            self._unrouted.clear()
+        return time.monotonic() >= self._hold_until
+
     def _take(self) -> _Outgoing | None:
         """Next message to send: state first (status leads), then the latest pose, then the FIFO."""
         if self._dirty:
@@ -559,32 +589,43 @@ class MqttBridge:
             return self._state[topic]
         if self._current:
             return self._current.popleft()
-        if self._queue:
+        if (self._queue or self._unrouted) and self._queue_open() and self._queue:
             msg = self._queue.popleft()
             self._unacked[msg.seq] = msg
             return msg
         return None
 
     def _requeue_unacked(self) -> None:
-        if self._unacked:
+        if self._unacked or self._unrouted:
             self._stats.requeued += len(self._unacked)
-            self._queue.extendleft(reversed(self._unacked.values()))  # seq order == insertion order
+            back = self._unacked | self._unrouted
+            self._queue.extendleft(reversed([back[k] for k in sorted(back)]))  # in seq (publish) order
             self._unacked.clear()
+            self._unrouted.clear()
 
     def _will(self) -> aiomqtt.Will:
         payload = _ENCODER.encode(SystemStatusMessage(availability="offline", state="unknown"))
         return aiomqtt.Will(self.topics.status, payload, qos=QOS_STATUS[0], retain=True)
 
-    def _client(self) -> aiomqtt.Client:
+    def _client(self) -> ReasonClient:
         cfg = self.config
-        client = aiomqtt.Client(
+        session: dict[str, Any]
+        if cfg.v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = cfg.session_expiry_s if cfg.persistent_session else 0
+            session = dict(
+                protocol=aiomqtt.ProtocolVersion.V5, clean_start=not cfg.persistent_session, properties=props
+            )
+        else:
+            session = dict(clean_session=not cfg.persistent_session)
+        client = ReasonClient(
             cfg.host,
             cfg.port,
             identifier=cfg.client_id,
             username=cfg.username,
             password=cfg.password,
             will=self._will(),
-            clean_session=True,
+            **session,
             keepalive=cfg.keepalive_s,
             timeout=cfg.connect_timeout_s,
             tls_context=cfg.tls.context() if cfg.tls is not None else None,
@@ -609,6 +650,8 @@ class MqttBridge:
                     failures = 0
                     self._stats.connects += 1
                     self._stats.connected = True
+                    self._stats.session_present = client.session_present
+                    self._probing = self.config.hold_unrouted  # probe before opening the window
                     self._connected.set()
                     _log.info(
                         "MQTT connected to %s:%d as %s",
@@ -642,7 +685,7 @@ class MqttBridge:
             except TimeoutError:
                 pass
 
-    async def _session(self, client: aiomqtt.Client) -> None:
+    async def _session(self, client: ReasonClient) -> None:
         for topic_filter in self.topics.command_filters:
             await client.subscribe(topic_filter, qos=QOS_COMMAND_SUBSCRIPTION)
         # read back the retained per-zone topics, to clear those of zones that no longer exist
@@ -698,7 +741,7 @@ class MqttBridge:
             except asyncio.QueueFull:
                 self._stats.commands_dropped += 1
 
-    async def _send(self, client: aiomqtt.Client) -> None:
+    async def _send(self, client: ReasonClient) -> None:
         window = asyncio.Semaphore(self.config.inflight_window)
         tasks: set[asyncio.Task[None]] = set()
         try:
@@ -710,10 +753,14 @@ class MqttBridge:
                     if self._stopping and not tasks:
                         return
                     self._wake.clear()
-                    if self._stopping:
+                    if self._stopping and tasks:
                         # wait for the in-flight publishes themselves: their wake-up comes before they leave
                         # `tasks`, and nothing else would wake a stopping sender afterwards
                         await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
+                    elif self._probing and (self._queue or self._unrouted) and not self._unacked:
+                        # holding unrouted messages: wake for the next probe
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._wake.wait(), max(0.0, self._hold_until - time.monotonic()))
                     else:
                         await self._wake.wait()
                     continue
@@ -726,9 +773,9 @@ class MqttBridge:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _publish_one(self, client: aiomqtt.Client, msg: _Outgoing, window: asyncio.Semaphore) -> None:
+    async def _publish_one(self, client: ReasonClient, msg: _Outgoing, window: asyncio.Semaphore) -> None:
         try:
-            await client.publish(
+            reason = await client.publish_acked(
                 msg.topic, msg.payload, qos=msg.qos, retain=msg.retain, timeout=self.config.publish_timeout_s
             )
         except aiomqtt.MqttError as exc:
@@ -740,7 +787,22 @@ class MqttBridge:
         finally:
             window.release()
             self._wake.set()
+        if reason == NO_MATCHING_SUBSCRIBERS and msg.kind == "queued" and self.config.hold_unrouted:
+            # dropped by the broker, nobody subscribed: not done; hold the queue and probe again later
+            if self._unacked.pop(msg.seq, None) is not None:
+                self._unrouted[msg.seq] = msg
+            self._stats.unrouted += 1
+            if not self._probing or self._stats.unrouted == 1:
+                _log.info("MQTT: %s has no subscriber; holding the queue until one subscribes", msg.topic)
+            self._probing = True
+            self._hold_until = time.monotonic() + self.config.unrouted_retry_s
+            return
+        if reason >= 0x80:
+            self._stats.broker_refused += 1
+            _log.warning("MQTT: the broker refused a message on %s (reason code 0x%02x)", msg.topic, reason)
         if msg.kind == "queued":
+            if self.config.hold_unrouted and not self._unrouted:
+                self._probing = False  # routed: open the window
             self._unacked.pop(msg.seq, None)
             self._queued_person -= msg.person
             if self._spool is not None:  # acknowledged: off the durable queue (at the next sync)

@@ -69,6 +69,20 @@ class MqttConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     tls: TlsConfig | None = None
     keepalive_s: int = 30
     connect_timeout_s: float = 10.0
+    # MQTT protocol: "3.1.1" (the default: what Home Assistant and every broker speak) or "5" (`protocol: 5` in
+    # YAML reads as a number; both are accepted). The fleet's edges speak 5 (wdp.fleet.edge).
+    protocol: Literal["3.1.1", "5", 5] = "3.1.1"
+    # Persistent session: clean_start (v5) / clean_session (3.1.1) off, so the broker keeps this client's
+    # session (its subscriptions, QoS 1/2 messages for it) across reconnects; v5 asks it to keep the session
+    # session_expiry_s after a disconnect. The durable queue below stays the publisher's own buffer either way.
+    persistent_session: bool = False
+    session_expiry_s: int = 3600
+    # v5 only: a queued QoS 1 message acknowledged with "no matching subscribers" (0x10: the broker dropped it,
+    # nobody subscribed) stays queued and is tried again every unrouted_retry_s, one at a time, before anything
+    # after it; the queue is released once one is routed. For publishers whose consumers must get everything
+    # (a fleet edge and its hubs); off for Home Assistant topics, where nobody listening is normal.
+    hold_unrouted: bool = False
+    unrouted_retry_s: float = 1.0
     # Reconnect backoff: min * 2**n, capped, times a random factor in [0.5, 1] so a fleet does not reconnect
     # in lockstep after a broker restart.
     reconnect_min_s: float = 0.5
@@ -99,6 +113,18 @@ class MqttConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     discovery_prefix: str = "homeassistant"
     node_id: str = "wdp"
     device_name: str = "WiFi DensePose"
+
+    def __post_init__(self) -> None:
+        if str(self.protocol) not in ("3.1.1", "5"):
+            raise ValueError(f"mqtt protocol must be 3.1.1 or 5, got {self.protocol!r}")
+        if self.hold_unrouted and not self.v5:
+            raise ValueError("hold_unrouted needs protocol 5 (3.1.1 acknowledgements carry no reason code)")
+        if self.session_expiry_s < 0:
+            raise ValueError("session_expiry_s must be >= 0")
+
+    @property
+    def v5(self) -> bool:
+        return str(self.protocol) == "5"
 
 
 QoS = Literal[0, 1, 2]
