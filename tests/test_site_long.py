@@ -60,7 +60,7 @@ def test_count_head_output_and_loss() -> None:
     without = compute_losses(out[:5], target)
     assert "count" not in without and torch.allclose(terms["loss"] - without["loss"], expected)
     with pytest.raises(ValueError):
-        output_names(7)
+        output_names(8)
 
 
 def test_window_hop_follows_the_card_rate() -> None:

@@ -41,8 +41,12 @@ _FIELDS = {
 }
 
 
-def read_split(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """All shards of one split directory concatenated: (arrays keyed as in the contract, meta.json)."""
+_META_FIELDS = {"room_id": np.int64, "seed": np.int64, "t": np.float64}  # optional: which scene, when
+
+
+def read_split(path: str | Path, with_meta: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """All shards of one split directory concatenated: (arrays keyed as in the contract, meta.json).
+    ``with_meta``: also each window's room_id, scene seed and time (simulated datasets)."""
     path = Path(path)
     meta_file = path / "meta.json"
     if not meta_file.is_file():
@@ -51,10 +55,11 @@ def read_split(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]
     shards = sorted(path.glob("shard-*.npz"))
     if not shards:
         raise FileNotFoundError(f"{path} has no shard-*.npz files")
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in _FIELDS}
+    fields = {**_FIELDS, **(_META_FIELDS if with_meta else {})}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in fields}
     for shard in shards:
         with np.load(shard) as z:
-            for key, dtype in _FIELDS.items():
+            for key, dtype in fields.items():
                 if key not in z:
                     raise KeyError(f"{shard} lacks array {key!r}")
                 parts[key].append(np.asarray(z[key], dtype=dtype))
@@ -66,10 +71,18 @@ def read_split(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]
 
 
 class CsiWindows(Dataset):
-    """One split in memory; phase sanitised once on load (`sanitize_phase(phase, axis=-3, **sanitize)`)."""
+    """One split in memory; phase sanitised once on load (`sanitize_phase(phase, axis=-3, **sanitize)`).
 
-    def __init__(self, path: str | Path, sanitize: Mapping[str, Any] | None = None) -> None:
-        arrays, self.meta = read_split(path)
+    ``room_inputs``: each window also carries its room's empty-room reference and geometry and its people's
+    floor positions (wdp.data.room_context, re-derived from the simulated scene of its room and seed)."""
+
+    def __init__(self, path: str | Path, sanitize: Mapping[str, Any] | None = None, room_inputs: bool = False) -> None:
+        arrays, self.meta = read_split(path, with_meta=room_inputs)
+        if room_inputs:
+            from wdp.data.room_context import RoomContext  # the simulator: only for room inputs
+
+            context = RoomContext(self.meta["config"], sanitize)
+            arrays.update(context.arrays(arrays.pop("room_id"), arrays.pop("seed"), arrays.pop("t")))
         arrays["phase"] = sanitize_phase(arrays["phase"], axis=-3, **dict(sanitize or {}))
         self.arrays = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
 
@@ -124,8 +137,10 @@ class CsiDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         sanitize: Mapping[str, Any] | None = None,
         rooms: Mapping[str, Sequence[int] | None] | None = None,
+        room_inputs: bool = False,
     ) -> None:
         super().__init__()
+        self.room_inputs = bool(room_inputs)
         self.rooms = {s: (None if r is None else [int(x) for x in r]) for s, r in dict(rooms or {}).items()}
         unknown = set(self.rooms) - set(SPLITS)
         if unknown:
@@ -191,11 +206,11 @@ class CsiDataModule(pl.LightningDataModule):
         wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
         for split in wanted.get(stage or "", SPLITS):
             if split not in self.splits:
-                self.splits[split] = CsiWindows(self.root / split, self.sanitize)
+                self.splits[split] = CsiWindows(self.root / split, self.sanitize, self.room_inputs)
 
     def split(self, name: str) -> CsiWindows:
         if name not in self.splits:
-            self.splits[name] = CsiWindows(self.root / name, self.sanitize)
+            self.splits[name] = CsiWindows(self.root / name, self.sanitize, self.room_inputs)
         return self.splits[name]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

@@ -20,8 +20,8 @@ from wdp.model.exported import FILES, MODEL_CARD, quiet_torchscript
 from wdp.model.spec import (
     IMAGE_H,
     IMAGE_W,
-    INPUT_NAMES,
     INPUT_SHAPE,
+    N_GEOMETRY,
     KEYPOINT_NAMES,
     MAP_H,
     MAP_STRIDE,
@@ -32,6 +32,7 @@ from wdp.model.spec import (
     OUTPUT_NAMES,
     PART_NAMES,
     SKELETON,
+    net_input_names,
     output_names,
 )
 
@@ -48,10 +49,20 @@ def input_shape_of(net: nn.Module) -> tuple[int, int, int, int]:
     return tuple(getattr(net, "input_shape", INPUT_SHAPE))  # type: ignore[return-value]
 
 
-def _example_inputs(net: nn.Module, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
+def _input_shapes(net: nn.Module) -> dict[str, tuple[int, ...]]:
+    """Each input's shape without the batch axis (room inputs: one frame's reference, the geometry vector)."""
     shape = input_shape_of(net)
-    return torch.rand(batch, *shape, generator=g) + 0.5, torch.randn(batch, *shape, generator=g)
+    room = {"ref_amplitude": shape[1:], "ref_phase": shape[1:], "geometry": (N_GEOMETRY,)}
+    return {name: room.get(name, shape) for name in net_input_names(net)}
+
+
+def _example_inputs(net: nn.Module, batch: int = 2) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for name, shape in _input_shapes(net).items():
+        amplitude = "amplitude" in name
+        out.append(torch.rand(batch, *shape, generator=g) + 0.5 if amplitude else torch.randn(batch, *shape, generator=g))
+    return tuple(out)
 
 
 def net_output_names(net: nn.Module) -> tuple[str, ...]:
@@ -93,9 +104,9 @@ def export_onnx(net: nn.Module, path: Path, optimize: bool = True) -> Path:
         program = torch.onnx.export(
             net,
             _example_inputs(net),
-            input_names=list(INPUT_NAMES),
+            input_names=list(net_input_names(net)),
             output_names=list(net_output_names(net)),
-            dynamic_shapes=({0: batch}, {0: batch}),
+            dynamic_shapes=tuple({0: batch} for _ in net_input_names(net)),
             dynamo=True,
             optimize=optimize,
             verbose=False,
@@ -147,7 +158,7 @@ def model_card(
                 "subcarriers and tx antennas)"
             ),
         },
-        "inputs": {name: {"shape": ["batch", window, n_sub, n_rx, n_tx], "dtype": "float32"} for name in INPUT_NAMES},
+        "inputs": {name: {"shape": ["batch", *shape], "dtype": "float32"} for name, shape in _input_shapes(net).items()},
         **({"hardware": hw} if hw else {}),
         "outputs": {
             **{

@@ -57,6 +57,10 @@ def compute_losses(
     }
     if len(outputs) > 5:  # the person-count head (WdpNet(count_head=True))
         terms["count"] = F.cross_entropy(outputs[5], target["num_people"])
+    if len(outputs) > 6:  # the floor head (nets with room inputs): metres, windows with a person
+        has = target["floor_mask"]
+        err = F.smooth_l1_loss(outputs[6], torch.nan_to_num(target["floor_xy"]), reduction="none").sum(1)
+        terms["floor"] = (err * has).sum() / has.sum().clamp_min(1)
     w = weights or {}
     terms["loss"] = sum(float(w.get(k, 1.0)) * v for k, v in terms.items())
     return terms

@@ -12,6 +12,7 @@ from torch import nn
 
 from wdp.model.decode import decode_densepose, decode_poses
 from wdp.model.dense import people_maps
+from wdp.model.spec import net_input_names
 from wdp.model.metrics import (
     DenseAP,
     ImagePoses,
@@ -41,6 +42,8 @@ class PoseEvaluator:
         self.dense = DenseAP()
         self.count_hits = np.zeros(2, np.int64)  # (count right, presence right) over windows
         self.count_windows = 0
+        self.floor_pred: list[np.ndarray] = []
+        self.floor_true: list[np.ndarray] = []
 
     def add_count(self, logits: torch.Tensor, num_people: torch.Tensor) -> None:
         """The person-count head against the label: exact count and presence (count > 0) accuracy."""
@@ -48,6 +51,12 @@ class PoseEvaluator:
         true = num_people.cpu().numpy().reshape(-1)
         self.count_hits += ((pred == true).sum(), ((pred > 0) == (true > 0)).sum())
         self.count_windows += len(true)
+
+    def add_floor(self, pred: torch.Tensor, floor_xy: torch.Tensor, num_people: torch.Tensor) -> None:
+        """The floor head against the first person's true floor position (windows with a person)."""
+        has = (num_people.reshape(-1) > 0).cpu().numpy()
+        self.floor_pred.append(pred.detach().cpu().double().numpy()[has])
+        self.floor_true.append(floor_xy[:, 0].cpu().double().numpy()[has])
 
     def add(self, decoded, parts: torch.Tensor, uv: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> None:
         self.images += image_poses(
@@ -83,6 +92,19 @@ class PoseEvaluator:
             gt = people_maps(gt_parts[i], gt_uv[i], gt_kp[i, :n], gt_boxes[i, :n])
             self.dense.add(dt, scores[i][keep], gt)
 
+    def _floor(self) -> dict[str, float]:
+        """Median floor error (m) and that of the best constant in hindsight (the labels' mean)."""
+        if not self.floor_true:
+            return {}
+        pred, true = np.concatenate(self.floor_pred), np.concatenate(self.floor_true)
+        if not len(true):
+            return {}
+        const = true.mean(axis=0, keepdims=True)
+        return {
+            "floor_error": float(np.median(np.linalg.norm(pred - true, axis=1))),
+            "floor_error_constant": float(np.median(np.linalg.norm(const - true, axis=1))),
+        }
+
     def compute(self) -> dict[str, float]:
         if not self.images:
             return {}
@@ -94,6 +116,7 @@ class PoseEvaluator:
         )
         return {
             **count,
+            **self._floor(),
             **keypoint_ap(self.images),
             **errors,
             **localization_errors(self.images),
@@ -127,12 +150,13 @@ class PoseLitModule(pl.LightningModule):
         self.decode_cfg = dict(decode or {})
         self.evaluators: dict[str, PoseEvaluator] = {}
 
-    def forward(self, amplitude: torch.Tensor, phase: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return self.net(amplitude, phase)
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The net on its inputs (amplitude, phase, and the room inputs for nets that read them)."""
+        return self.net(*inputs)
 
     def _losses(self, batch: Mapping[str, torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
         # losses and decoding in float32 also under bf16/16-bit mixed precision
-        outputs = tuple(o.float() for o in self.net(batch["amplitude"], batch["phase"]))
+        outputs = tuple(o.float() for o in self.net(*(batch[k] for k in net_input_names(self.net))))
         target = encode_targets(batch, **self.target_cfg)
         losses = compute_losses(
             outputs, target, self.loss_weights, self.hparams.heatmap_loss, self.hparams.background_weight
@@ -159,6 +183,8 @@ class PoseLitModule(pl.LightningModule):
         center, offsets, keypoint_heatmaps, part_logits, uv = outputs[:5]
         if len(outputs) > 5:
             self.evaluators[stage].add_count(outputs[5], batch["num_people"])
+        if len(outputs) > 6:
+            self.evaluators[stage].add_floor(outputs[6], batch["floor_xy"], batch["num_people"])
         decoded = decode_poses(center, offsets, keypoint_heatmaps, **self.decode_cfg)
         parts, uv_on_body = decode_densepose(part_logits, uv)
         self.evaluators[stage].add(decoded, parts, uv_on_body, batch)
@@ -207,7 +233,7 @@ def predictions_numpy(net: nn.Module, batch: Mapping[str, torch.Tensor], decode:
     was_training = net.training
     net.eval()
     with torch.no_grad():
-        center, offsets, kh, part_logits, uv = net(batch["amplitude"], batch["phase"])[:5]
+        center, offsets, kh, part_logits, uv = net(*(batch[k] for k in net_input_names(net)))[:5]
         decoded = decode_poses(center, offsets, kh, **dict(decode or {}))
         parts, _ = decode_densepose(part_logits, uv)
     net.train(was_training)

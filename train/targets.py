@@ -70,4 +70,14 @@ def encode_targets(
         "part_mask": batch["part_mask"].long(),
         "uv": batch["uv"].float(),
         "num_people": batch["num_people"].long().reshape(b).clamp(0, MAX_PEOPLE),  # the count head's class
+        **_floor_targets(batch, b),
     }
+
+
+def _floor_targets(batch: dict[str, torch.Tensor], b: int) -> dict[str, torch.Tensor]:
+    """The first person's floor position (m, receiver's frame) for the floor head, when the batch has it."""
+    if "floor_xy" not in batch:
+        return {}
+    xy = batch["floor_xy"][:, 0].float()
+    has = (batch["num_people"].reshape(b) > 0) & torch.isfinite(xy).all(1)
+    return {"floor_xy": xy, "floor_mask": has.to(xy.dtype)}

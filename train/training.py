@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, Logger
 
+from wdp.model.spec import net_input_names
 from wdp.train.export import config_hash, export_net
 from wdp.train.module import predictions_numpy
 
@@ -105,7 +106,7 @@ def calibrate_scores(model: Any, datamodule: Any, coverage: float = 0.95, batch_
     with torch.no_grad():
         for i in range(0, len(val), batch_size):
             b = {k: v[i : i + batch_size] for k, v in val.arrays.items()}
-            center, offsets, heat, *_ = model(b["amplitude"], b["phase"])
+            center, offsets, heat, *_ = model(*(b[k] for k in net_input_names(model.net)))
             dec = decode_poses(center, offsets, heat, **model.decode_cfg)
             has = b["num_people"] > 0
             top.append(dec.scores[:, 0][has])

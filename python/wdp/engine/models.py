@@ -216,6 +216,12 @@ class ModelRunner:
     ) -> None:
         from wdp.engine.windowing import WindowSpec
 
+        if model.room_inputs:
+            raise ValueError(
+                f"the model at {model.path} also reads an empty-room reference and the room geometry "
+                "(inputs ref_amplitude, ref_phase, geometry); the engine feeds a model CSI windows only, so it cannot "
+                "serve it: it is a research model (bench/eval_room_inputs.py)"
+            )
         self.model = model
         card = model.card or {}
         dec = {k: v for k, v in (card.get("decode") or {}).items() if k != "function"}

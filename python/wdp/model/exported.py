@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from wdp.model.spec import INPUT_SHAPE, output_names
+from wdp.model.spec import INPUT_NAMES, INPUT_SHAPE, ROOM_INPUT_NAMES, output_names
 
 MODEL_CARD = "model_card.json"
 FILES = {"torchscript": "model.ts", "onnx": "model.onnx"}
@@ -59,14 +59,24 @@ class ExportedPoseNet:
         else:
             raise ValueError(f"unknown backend {backend!r}")
 
+    @property
+    def room_inputs(self) -> bool:
+        """Whether the net also reads the room's empty-room reference and geometry (wdp.data.room_context)."""
+        return any(name in self.card.get("inputs", {}) for name in ROOM_INPUT_NAMES)
+
     def __call__(
-        self, amplitude: np.ndarray | torch.Tensor, phase: np.ndarray | torch.Tensor
+        self, amplitude: np.ndarray | torch.Tensor, phase: np.ndarray | torch.Tensor, *room: np.ndarray | torch.Tensor
     ) -> dict[str, torch.Tensor]:
+        """``room``: ref_amplitude, ref_phase, geometry for a net with room inputs (batched like the window)."""
         amp = torch.as_tensor(amplitude, dtype=torch.float32)
         pha = torch.as_tensor(phase, dtype=torch.float32)
+        extra = [torch.as_tensor(r, dtype=torch.float32) for r in room]
+        if len(extra) != (len(ROOM_INPUT_NAMES) if self.room_inputs else 0):
+            raise ValueError(f"this net reads {', '.join(self.card.get('inputs', {}) or INPUT_NAMES)}")
         single = amp.dim() == len(self.input_shape)
         if single:
             amp, pha = amp.unsqueeze(0), pha.unsqueeze(0)
+            extra = [r.unsqueeze(0) for r in extra]
         if tuple(amp.shape[1:]) != self.input_shape or amp.shape != pha.shape:
             raise ValueError(
                 f"expected amplitude/phase of shape (B, {', '.join(map(str, self.input_shape))}), "
@@ -74,9 +84,10 @@ class ExportedPoseNet:
             )
         if self.backend == "torchscript":
             with torch.no_grad():
-                outs = self._module(amp, pha)
+                outs = self._module(amp, pha, *extra)
         else:
-            feeds = dict(zip(self._input_names, (amp.contiguous().numpy(), pha.contiguous().numpy()), strict=True))
+            arrays = [t.contiguous().numpy() for t in (amp, pha, *extra)]
+            feeds = dict(zip(self._input_names, arrays, strict=True))
             outs = [torch.from_numpy(o) for o in self._session.run(None, feeds)]
         result = dict(zip(output_names(len(outs)), outs, strict=True))
         return {k: v[0] for k, v in result.items()} if single else result

@@ -39,7 +39,10 @@ __all__ = [
     "PART_NAMES",
     "SKELETON",
     "WINDOW",
+    "N_GEOMETRY",
+    "ROOM_INPUT_NAMES",
     "image_to_map",
+    "net_input_names",
     "output_names",
     "map_to_image",
 ]
@@ -75,9 +78,18 @@ OUTPUT_CHANNELS: dict[str, int] = {
 }
 # Optional outputs after the five above, in this order, when a net has the head (WdpNet(count_head=True)):
 # "person_count": logits over 0..MAX_PEOPLE people in the window (presence = count > 0).
-EXTRA_OUTPUT_NAMES: tuple[str, ...] = ("person_count",)
-EXTRA_OUTPUT_CHANNELS: dict[str, int] = {"person_count": MAX_PEOPLE + 1}
+# "floor_xy": (nets with room inputs) floor position (m) of the most prominent person, receiver's frame.
+EXTRA_OUTPUT_NAMES: tuple[str, ...] = ("person_count", "floor_xy")
+EXTRA_OUTPUT_CHANNELS: dict[str, int] = {"person_count": MAX_PEOPLE + 1, "floor_xy": 2}
 INPUT_NAMES: tuple[str, ...] = ("amplitude", "phase")
+# what a net with room inputs also reads (wdp.data.room_context): the empty-room reference and the geometry
+ROOM_INPUT_NAMES: tuple[str, ...] = ("ref_amplitude", "ref_phase", "geometry")
+N_GEOMETRY = 10  # wdp.data.room_context.GEOMETRY_FIELDS
+
+
+def net_input_names(net: object) -> tuple[str, ...]:
+    """The inputs a pose net reads, in order: amplitude and phase, then the room inputs if it has them."""
+    return INPUT_NAMES + (ROOM_INPUT_NAMES if getattr(net, "room_inputs", False) else ())
 
 
 def output_names(n_outputs: int) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wdp.model.heads import DenseHeads, normalize_amplitude
-from wdp.model.spec import MAX_PEOPLE, N_RX, N_SUB, N_TX, WINDOW
+from wdp.model.spec import MAX_PEOPLE, N_GEOMETRY, N_RX, N_SUB, N_TX, WINDOW
 
 _SEED_SIDE = 8
 
@@ -69,6 +69,7 @@ class WdpNet(nn.Module):
         encoder: str = "conv",
         input_shape: tuple[int, int, int, int] | list[int] | None = None,
         count_head: bool = False,
+        room_inputs: bool = False,
     ) -> None:
         """`phase_trig`: feed cos and sin of the phase instead of the phase itself: right for wrapped inputs
         such as the tx-difference phase (sanitize_phase(tx_difference=True)), where -pi and pi are the same.
@@ -81,7 +82,12 @@ class WdpNet(nn.Module):
         default the Intel 5300 contract, 5 x 30 x 3 x 3).
         `count_head`: a sixth output, "person_count": logits over 0..MAX_PEOPLE people in the window, read from
         the whole window's tokens (multi-task: presence and count beside the dense maps; the engine keeps that
-        many of the decoded people when the card says so)."""
+        many of the decoded people when the card says so).
+        `room_inputs`: the net also reads what an installer knows about the room (wdp.data.room_context): the
+        empty-room reference (amplitude and sanitised phase per subcarrier and antenna pair: the window's
+        amplitude is read relative to it and its phase rotated by it) and the room geometry in the receiver's
+        frame (joined to the window's tokens), and adds a seventh output, "floor_xy": the floor position (m,
+        receiver's frame) of the window's most prominent person. Needs `count_head` (outputs keep their order)."""
         super().__init__()
         shape = tuple(int(v) for v in (input_shape or (WINDOW, N_SUB, N_RX, N_TX)))
         if len(shape) != 4 or min(shape) < 1:
@@ -117,24 +123,54 @@ class WdpNet(nn.Module):
         c = seed_channels
         self.decoder = nn.Sequential(_UpBlock(c, c), _UpBlock(c, width), _UpBlock(width, width))
         self.heads = DenseHeads(width, head_channels)
+        if room_inputs and not count_head:
+            raise ValueError("room_inputs needs count_head (the floor output follows the count output)")
+        self.room_inputs = room_inputs
+        context = N_GEOMETRY if room_inputs else 0
         self.count = (
-            nn.Sequential(nn.Linear(window * embed_dim, 64), nn.GELU(), nn.Linear(64, MAX_PEOPLE + 1))
+            nn.Sequential(nn.Linear(window * embed_dim + context, 64), nn.GELU(), nn.Linear(64, MAX_PEOPLE + 1))
             if count_head
             else None
         )
+        self.floor = (
+            nn.Sequential(nn.Linear(window * embed_dim + context, 128), nn.GELU(), nn.Linear(128, 2))
+            if room_inputs
+            else None
+        )
+        if room_inputs:  # the geometry also shapes the map the decoder paints
+            self.seed = nn.Linear(window * embed_dim + context, seed_channels * _SEED_SIDE * _SEED_SIDE)
         nn.init.normal_(self.time_embed, std=0.02)
 
-    def forward(self, amplitude: torch.Tensor, phase: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self,
+        amplitude: torch.Tensor,
+        phase: torch.Tensor,
+        ref_amplitude: torch.Tensor | None = None,
+        ref_phase: torch.Tensor | None = None,
+        geometry: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, ...]:
         b = amplitude.shape[0]
         w, k, links = self.window, self.n_sub, self.links
         amp = normalize_amplitude(amplitude).reshape(b, w, k, links)
         pha = phase.reshape(b, w, k, links)
+        if self.room_inputs:
+            if ref_amplitude is None or ref_phase is None or geometry is None:
+                raise ValueError("this net reads the room's reference and geometry (room_inputs)")
+            ref = normalize_amplitude(ref_amplitude.unsqueeze(1)).reshape(b, 1, k, links)
+            amp = (amp + 1.0) / (ref + 1.0).clamp_min(1e-3) - 1.0
+            pha = pha - ref_phase.reshape(b, 1, k, links)
         parts = [amp, torch.cos(pha), torch.sin(pha)] if self.phase_trig else [amp, pha]
         # (B*T, channels = 2 or 3 x links, subcarriers)
         frames = torch.cat(parts, dim=3).reshape(b * w, k, len(parts) * links).transpose(1, 2)
         tokens = self.frame_embed(self.subcarrier_encoder(frames).flatten(1)).reshape(b, w, -1)
         tokens = self.norm(self.blocks(tokens + self.time_embed))
         flat = tokens.flatten(1)
+        if self.room_inputs:
+            flat = torch.cat([flat, geometry], dim=1)
         seed = F.relu(self.seed(flat)).reshape(b, self.seed_channels, _SEED_SIDE, _SEED_SIDE)
         dense = self.heads(self.decoder(seed))
-        return dense if self.count is None else (*dense, self.count(flat))
+        if self.count is None:
+            return dense
+        if self.floor is None:
+            return (*dense, self.count(flat))
+        return (*dense, self.count(flat), self.floor(flat))
