@@ -135,6 +135,9 @@ class FleetHubPlugin(InitPluginProtocol):
             group=str(fleet.get("group") or "wdp-hubs"),
         )
         hooks = _plain(cfg.get("webhooks"))
+        # a hub records each delivery's outcome at once (not lingering to batch them): an attempt is sent
+        # again only if the hub dies between the receiver's answer and that commit (README "Scaling out")
+        hooks.setdefault("report_linger_s", 0.0)
         self.webhooks = (
             WebhookSettings(**{k: v for k, v in hooks.items() if k != "enabled"})
             if hooks.pop("enabled", False)

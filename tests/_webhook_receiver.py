@@ -4,7 +4,9 @@ Every POST is appended to ``--log`` as one JSON line {"t", "path", "headers", "b
 once, so a test can read it while the receiver runs). The first ``--fail-first`` requests get
 ``--fail-status`` (with ``Retry-After: --retry-after`` when given); later ones 200. ``--port 0`` picks a free
 port and writes it to ``--port-file``. ``--no-log`` skips the log (benchmarks count requests instead, printed
-on SIGTERM as "count N").
+on SIGTERM as "count N"). ``--dedup``: what the README tells a receiver to do with webhooks (delivered at least
+once): a 2xx request whose ``X-Delivery-ID`` was already processed is answered 200 again and not processed
+(logged with "duplicate": true); the first one of each id is ("duplicate": false).
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ def main() -> None:
     ap.add_argument("--delay-ms", type=float, default=0.0)
     ap.add_argument("--tls-cert")  # serve HTTPS with this certificate (and --tls-key)
     ap.add_argument("--tls-key")
+    ap.add_argument("--dedup", action="store_true", help="process each X-Delivery-ID once (see the docstring)")
     args = ap.parse_args()
 
     lock = threading.Lock()
     state = {"count": 0}
+    processed: set[str] = set()  # --dedup: the delivery ids processed so far
     log = open(args.log, "a", encoding="utf-8") if args.log else None  # noqa: SIM115 (lives as long as the process)
 
     class Handler(BaseHTTPRequestHandler):
@@ -52,19 +56,19 @@ def main() -> None:
                 state["count"] += 1
                 n = state["count"]
                 status = args.fail_status if n <= args.fail_first else 200
+                record = {
+                    "t": time.time(),
+                    "path": self.path,
+                    "headers": dict(self.headers),
+                    "body": body.decode("utf-8", "replace"),
+                    "status": status,
+                }
+                if args.dedup and status == 200:
+                    delivery_id = self.headers.get("X-Delivery-ID", "")
+                    record["duplicate"] = delivery_id in processed
+                    processed.add(delivery_id)
                 if log is not None:
-                    log.write(
-                        json.dumps(
-                            {
-                                "t": time.time(),
-                                "path": self.path,
-                                "headers": dict(self.headers),
-                                "body": body.decode("utf-8", "replace"),
-                                "status": status,
-                            }
-                        )
-                        + "\n"
-                    )
+                    log.write(json.dumps(record) + "\n")
                     log.flush()
             reply = b'{"ok": true}' if status == 200 else b'{"ok": false}'
             self.send_response(status)

@@ -23,6 +23,7 @@ class Receiver:
         retry_after: str | None = None,
         delay_ms: float = 0.0,
         tls: tuple[Path, Path] | None = None,
+        dedup: bool = False,
     ) -> None:
         self.log = log
         self.port = port
@@ -40,6 +41,8 @@ class Receiver:
             self.args += ["--log", str(log)]
         if tls is not None:
             self.args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+        if dedup:
+            self.args.append("--dedup")
         self.proc: subprocess.Popen[str] | None = None
         self.count: int | None = None
 

@@ -37,7 +37,11 @@ async def run_hub(args: argparse.Namespace) -> int:
             return 1
         if args.webhooks:
             settings = WebhookSettings(
-                poll_interval_s=0.05, allowed_networks=["127.0.0.0/8"], lease_s=10, total_timeout_s=5
+                poll_interval_s=0.05,
+                allowed_networks=["127.0.0.0/8"],
+                lease_s=10,
+                total_timeout_s=5,
+                report_linger_s=0.0,  # record each outcome at once: a hub killed after a 2xx repeats fewer
             )
             dispatcher = await WebhookDispatcher(store, settings).start()
         print("ready", flush=True)
