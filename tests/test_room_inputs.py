@@ -4,6 +4,7 @@ reads it, its export, and the engine's refusal to serve it."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +104,16 @@ def test_room_input_run_exports_a_net_that_reads_the_room_and_the_engine_refuses
             model(*args[:2])
     with pytest.raises(ValueError, match="empty-room reference"):
         ModelRunner.load(export)
+
+    # bench/eval_room_inputs.py on the same export: its floor error is the head's on the windows it regenerates
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import eval_room_inputs
+
+    r = eval_room_inputs.evaluate(export, 32, tmp_path / "targets")
+    sanitize = eval_room_inputs.sanitize_kwargs(card)
+    arrays = eval_room_inputs.windows(tmp_path / "targets", "test", 32, 44, {}, sanitize)  # the cached split
+    assert r["windows"] == 32 and r["with_person"] == int((arrays["num_people"] > 0).sum())
+    _, floor, _ = eval_room_inputs.predict(load_exported(export), arrays)
+    has = arrays["num_people"] > 0
+    err = np.linalg.norm(floor[has] - arrays["floor_xy"][has, 0], axis=1)
+    assert r["floor_median_m"] == pytest.approx(float(np.median(err)), rel=1e-5)
