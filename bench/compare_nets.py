@@ -39,21 +39,25 @@ def predict(export_dir: Path, arrays: dict[str, np.ndarray], batch: int = 64) ->
     net = load_exported(export_dir)
     card = net.card
     phase = sanitize_phase(arrays["phase"], axis=-3, **sanitize_kwargs(card))
-    decode = {k: card["decode"][k] for k in DECODE_PARAMS if k in card["decode"]}
     images: list[ImagePoses] = []
     for s in range(0, len(phase), batch):
         rows = slice(s, s + batch)
-        out = net(arrays["amplitude"][rows], phase[rows])
-        dec = decode_poses(out["center"], out["offsets"], out["keypoint_heatmaps"], **decode)
-        images += image_poses(
-            dec.keypoints.numpy(),
-            dec.scores.numpy(),
-            arrays["keypoints"][rows],
-            arrays["person_area"][rows],
-            arrays["boxes"][rows],
-            arrays["num_people"][rows],
-        )
+        images += decoded_images(net(arrays["amplitude"][rows], phase[rows]), card, arrays, rows)
     return images, card
+
+
+def decoded_images(out: dict, card: dict, arrays: dict[str, np.ndarray], rows: slice) -> list[ImagePoses]:
+    """One batch of net outputs decoded with the card's settings, paired with the windows' true people."""
+    decode = {k: card["decode"][k] for k in DECODE_PARAMS if k in card["decode"]}
+    dec = decode_poses(out["center"], out["offsets"], out["keypoint_heatmaps"], **decode)
+    return image_poses(
+        dec.keypoints.numpy(),
+        dec.scores.numpy(),
+        arrays["keypoints"][rows],
+        arrays["person_area"][rows],
+        arrays["boxes"][rows],
+        arrays["num_people"][rows],
+    )
 
 
 def metrics(images: list[ImagePoses], min_score: float) -> dict[str, float]:

@@ -28,14 +28,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench scripts
 
-from compare_nets import metrics, sanitize_kwargs  # noqa: E402
+from compare_nets import decoded_images, metrics, sanitize_kwargs  # noqa: E402
 from eval_targets import constant_pose_pck, split_dir  # noqa: E402
 
 from wdp.csi.sanitize_numpy import sanitize_phase  # noqa: E402
 from wdp.data.room_context import RoomContext  # noqa: E402
-from wdp.model.decode import DECODE_PARAMS, decode_poses  # noqa: E402
 from wdp.model.exported import load_exported  # noqa: E402
-from wdp.model.metrics import image_poses  # noqa: E402
 from wdp.model.spec import ROOM_INPUT_NAMES  # noqa: E402
 from wdp.train.datamodule import people_probs, read_split  # noqa: E402
 
@@ -51,20 +49,11 @@ def windows(root: Path, split: str, n: int, seed: int, sim: dict, sanitize: dict
 
 
 def predict(net, arrays: dict[str, np.ndarray], batch: int = 64) -> tuple[list, np.ndarray, np.ndarray]:
-    decode = {k: net.card["decode"][k] for k in DECODE_PARAMS if k in net.card["decode"]}
     images, floor, counts = [], [], []
     for s in range(0, len(arrays["amplitude"]), batch):
         rows = slice(s, s + batch)
         out = net(*(arrays[k][rows] for k in ("amplitude", "phase", *ROOM_INPUT_NAMES)))
-        dec = decode_poses(out["center"], out["offsets"], out["keypoint_heatmaps"], **decode)
-        images += image_poses(
-            dec.keypoints.numpy(),
-            dec.scores.numpy(),
-            arrays["keypoints"][rows],
-            arrays["person_area"][rows],
-            arrays["boxes"][rows],
-            arrays["num_people"][rows],
-        )
+        images += decoded_images(out, net.card, arrays, rows)
         floor.append(out["floor_xy"].numpy())
         counts.append(out["person_count"].argmax(-1).numpy())
     return images, np.concatenate(floor), np.concatenate(counts)

@@ -45,7 +45,10 @@ def test_count_head_output_and_loss() -> None:
     net = WdpNet(width=8, embed_dim=16, seed_channels=8, head_channels=8, input_shape=(21, 30, 3, 3), count_head=True)
     out = net(torch.rand(3, 21, 30, 3, 3) + 0.5, torch.zeros(3, 21, 30, 3, 3))
     assert len(out) == 6 and out[5].shape == (3, MAX_PEOPLE + 1)
-    assert output_names(6)[-1] == "person_count" and len(net(torch.rand(1, 21, 30, 3, 3), torch.zeros(1, 21, 30, 3, 3))) == 6
+    assert (
+        output_names(6)[-1] == "person_count"
+        and len(net(torch.rand(1, 21, 30, 3, 3), torch.zeros(1, 21, 30, 3, 3))) == 6
+    )
     batch = {
         "keypoints": torch.zeros(3, MAX_PEOPLE, 17, 3),
         "boxes": torch.zeros(3, MAX_PEOPLE, 4),
@@ -89,7 +92,10 @@ def test_long_window_count_head_run_exports_and_the_engine_keeps_the_counted_peo
     card = json.loads((export / "model_card.json").read_text())
     spec = card["input_spec"]
     assert (spec["window"], spec["frame_rate_hz"], spec["window_s"]) == (21, 20, 21 / 20)
-    assert card["decode"]["count_gate"] is True and card["outputs"]["person_count"]["shape"] == ["batch", MAX_PEOPLE + 1]
+    assert card["decode"]["count_gate"] is True and card["outputs"]["person_count"]["shape"] == [
+        "batch",
+        MAX_PEOPLE + 1,
+    ]
     rng = np.random.default_rng(0)
     amp = (rng.random((6, 21, 30, 3, 3)) * 20 + 1).astype(np.float32)
     pha = (rng.random((6, 21, 30, 3, 3)) * 2 - 1).astype(np.float32)

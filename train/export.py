@@ -18,16 +18,16 @@ from torch import nn
 
 from wdp.model.exported import FILES, MODEL_CARD, quiet_torchscript
 from wdp.model.spec import (
+    EXTRA_OUTPUT_CHANNELS,
     IMAGE_H,
     IMAGE_W,
     INPUT_SHAPE,
-    N_GEOMETRY,
     KEYPOINT_NAMES,
     MAP_H,
     MAP_STRIDE,
     MAP_W,
+    N_GEOMETRY,
     OKS_SIGMAS,
-    EXTRA_OUTPUT_CHANNELS,
     OUTPUT_CHANNELS,
     OUTPUT_NAMES,
     PART_NAMES,
@@ -61,7 +61,9 @@ def _example_inputs(net: nn.Module, batch: int = 2) -> tuple[torch.Tensor, ...]:
     out = []
     for name, shape in _input_shapes(net).items():
         amplitude = "amplitude" in name
-        out.append(torch.rand(batch, *shape, generator=g) + 0.5 if amplitude else torch.randn(batch, *shape, generator=g))
+        out.append(
+            torch.rand(batch, *shape, generator=g) + 0.5 if amplitude else torch.randn(batch, *shape, generator=g)
+        )
     return tuple(out)
 
 
@@ -158,7 +160,9 @@ def model_card(
                 "subcarriers and tx antennas)"
             ),
         },
-        "inputs": {name: {"shape": ["batch", *shape], "dtype": "float32"} for name, shape in _input_shapes(net).items()},
+        "inputs": {
+            name: {"shape": ["batch", *shape], "dtype": "float32"} for name, shape in _input_shapes(net).items()
+        },
         **({"hardware": hw} if hw else {}),
         "outputs": {
             **{

@@ -12,7 +12,6 @@ from torch import nn
 
 from wdp.model.decode import decode_densepose, decode_poses
 from wdp.model.dense import people_maps
-from wdp.model.spec import net_input_names
 from wdp.model.metrics import (
     DenseAP,
     ImagePoses,
@@ -22,6 +21,7 @@ from wdp.model.metrics import (
     localization_errors,
     pose_errors,
 )
+from wdp.model.spec import net_input_names
 from wdp.train.losses import compute_losses
 from wdp.train.targets import encode_targets
 
@@ -110,7 +110,10 @@ class PoseEvaluator:
             return {}
         errors = pose_errors(self.images, min_score=self.min_score)
         count = (
-            {"count_accuracy": self.count_hits[0] / self.count_windows, "presence_accuracy": self.count_hits[1] / self.count_windows}
+            {
+                "count_accuracy": self.count_hits[0] / self.count_windows,
+                "presence_accuracy": self.count_hits[1] / self.count_windows,
+            }
             if self.count_windows
             else {}
         )

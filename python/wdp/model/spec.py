@@ -94,9 +94,12 @@ def net_input_names(net: object) -> tuple[str, ...]:
 
 def output_names(n_outputs: int) -> tuple[str, ...]:
     """Names of a net's outputs by their number: the five dense maps, then the optional heads in order."""
-    if not len(OUTPUT_NAMES) <= n_outputs <= len(OUTPUT_NAMES) + len(EXTRA_OUTPUT_NAMES):
-        raise ValueError(f"a pose net returns {len(OUTPUT_NAMES)}..{len(OUTPUT_NAMES) + len(EXTRA_OUTPUT_NAMES)} outputs, not {n_outputs}")
+    most = len(OUTPUT_NAMES) + len(EXTRA_OUTPUT_NAMES)
+    if not len(OUTPUT_NAMES) <= n_outputs <= most:
+        raise ValueError(f"a pose net returns {len(OUTPUT_NAMES)}..{most} outputs, not {n_outputs}")
     return OUTPUT_NAMES + EXTRA_OUTPUT_NAMES[: n_outputs - len(OUTPUT_NAMES)]
+
+
 INPUT_SHAPE: tuple[int, int, int, int] = (WINDOW, N_SUB, N_RX, N_TX)
 
 assert len(KEYPOINT_NAMES) == N_KEYPOINTS and len(OKS_SIGMAS) == N_KEYPOINTS
