@@ -207,17 +207,18 @@ class FleetHub:
             try:
                 if kind is None:
                     raise ValueError(f"unknown topic {m.topic}")
-                item = wire.decode(kind, m.payload)
+                items = wire.decode(kind, m.payload)
             except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
                 self.stats.invalid += 1
                 _log.warning("hub %s: skipping a bad message on %s: %s", self.config.client_id, m.topic, exc)
                 continue
-            if isinstance(item, PoseFrame):
-                frames.append(item)
-            elif isinstance(item, SensingState):
-                states.append(item)
-            else:
-                evs.append(item)
+            for item in items:
+                if isinstance(item, PoseFrame):
+                    frames.append(item)
+                elif isinstance(item, SensingState):
+                    states.append(item)
+                else:
+                    evs.append(item)
         now = time.time()
         if evs:
             subs = store_config.active_webhooks(self._con)

@@ -1,5 +1,6 @@
 """Fleet topics and payloads: ``{root}/{site}/{edge}/{kind}`` with kind ``frames`` | ``sensing`` | ``events``,
-msgpack of the schemas Struct (events tagged by ``type``). Hubs subscribe ``$share/{group}/{root}/+/+/{kind}``."""
+msgpack of the schemas Struct (events tagged by ``type``); a frames message holds one PoseFrame or an array of
+them (the edge's batches). Hubs subscribe ``$share/{group}/{root}/+/+/{kind}``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from wdp.schemas import Event, EventBase, PoseFrame, SensingState
 Kind = Literal["frames", "sensing", "events"]
 KINDS: tuple[Kind, ...] = ("frames", "sensing", "events")
 ENCODER = msgspec.msgpack.Encoder()
-FRAME = msgspec.msgpack.Decoder(PoseFrame)
+FRAMES = msgspec.msgpack.Decoder(list[PoseFrame] | PoseFrame)
 SENSING = msgspec.msgpack.Decoder(SensingState)
 EVENT = msgspec.msgpack.Decoder(Event)
 
@@ -34,9 +35,11 @@ def kind_of(topic: str) -> Kind | None:
     return kind if kind in KINDS else None  # type: ignore[return-value]
 
 
-def decode(kind: Kind, payload: bytes) -> PoseFrame | SensingState | EventBase:
+def decode(kind: Kind, payload: bytes) -> list[PoseFrame] | list[SensingState] | list[EventBase]:
+    """The items of one message (a frames message may hold several)."""
     if kind == "frames":
-        return FRAME.decode(payload)
+        frames = FRAMES.decode(payload)
+        return frames if isinstance(frames, list) else [frames]
     if kind == "sensing":
-        return SENSING.decode(payload)
-    return EVENT.decode(payload)  # type: ignore[no-any-return]
+        return [SENSING.decode(payload)]
+    return [EVENT.decode(payload)]

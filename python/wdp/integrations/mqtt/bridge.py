@@ -238,6 +238,10 @@ class MqttBridge:
             self._stats.spooled = self._spool.stored
         return self._stats
 
+    def has_room(self) -> bool:
+        """Would a QoS 1/2 message be accepted now (the queue is not full)?"""
+        return len(self._queue) + len(self._unacked) + len(self._unrouted) < self.config.max_queued
+
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
@@ -398,7 +402,7 @@ class MqttBridge:
             # frame-rate person updates must not crowd events out of the queue during a long outage
             self._stats.rejected_person_updates += 1
             return False
-        if len(self._queue) + len(self._unacked) + len(self._unrouted) >= self.config.max_queued:
+        if not self.has_room():
             self._stats.rejected_full += 1
             if self._stats.rejected_full == 1 or self._stats.rejected_full % 1000 == 0:
                 _log.warning(
