@@ -36,7 +36,7 @@ from wdp.data import write_dataset  # noqa: E402
 from wdp.engine import ModelRunner  # noqa: E402
 from wdp.engine.models import resolve_model  # noqa: E402
 from wdp.model.metrics import image_poses, pose_errors  # noqa: E402
-from wdp.train.datamodule import people_probs, read_split  # noqa: E402
+from wdp.train.datamodule import dataset_key, people_probs, read_split  # noqa: E402
 
 TARGETS = {  # metric: (target, higher is better)
     "pck@0.2": (0.30, True),
@@ -109,7 +109,7 @@ def evaluate_model(model: str, args: argparse.Namespace) -> dict:
     rooms = (data.get("rooms") or {}).get("test")
     site = split_dir(
         args.data_dir,
-        f"site-{hw}-{data['seed']}",
+        f"site-{hw}-{data['seed']}-{dataset_key(sim=sim)}",  # the simulator settings name it (window, rate)
         "test",
         int(data["sizes"]["test"]),
         int(data["seed"]) + 2,
@@ -121,7 +121,9 @@ def evaluate_model(model: str, args: argparse.Namespace) -> dict:
     row["room101"] = metrics(images, 0.3)
     # 2. unseen rooms 80-99: windows and the engine
     unseen_sim = {**sim, "people_probs": people_probs(1)}
-    unseen = split_dir(args.data_dir, f"unseen-{hw}", "test", args.windows, 2, unseen_sim, None)
+    unseen = split_dir(
+        args.data_dir, f"unseen-{hw}-{dataset_key(sim=unseen_sim)}", "test", args.windows, 2, unseen_sim, None
+    )
     arrays, _ = read_split(unseen)
     images, _ = predict(path, arrays)
     row["unseen"] = {**metrics(images, 0.3), "pck_const": constant_pose_pck(arrays)}
