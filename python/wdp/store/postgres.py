@@ -41,6 +41,7 @@ import psycopg
 from psycopg import pq
 
 from wdp.store.base import StoreBase
+from wdp.store.pg_copy import binary_copy
 
 _log = logging.getLogger(__name__)
 
@@ -175,6 +176,11 @@ class PgConnection:
         self._live().execute(f"DROP TABLE IF EXISTS pg_temp.{name}")
         self._conn.execute(f"CREATE TEMP TABLE {name} ({ddl})")
         self._registered.add(name)
+        data = binary_copy(list(cols.values()))  # numpy-assembled binary COPY (wdp.store.pg_copy)
+        if data is not None:
+            with self._conn.cursor() as cur, cur.copy(f"COPY {name} FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(data)
+            return
         values = [_column_values(a) for a in cols.values()]
         with self._conn.cursor() as cur, cur.copy(f"COPY {name} FROM STDIN") as copy:
             for row in zip(*values, strict=True):
