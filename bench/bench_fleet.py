@@ -267,6 +267,12 @@ def one_run(
         broker_cpu = cpu_s(broker.proc.pid) - side0[0]
         pg_cpu = (tree_cpu_s(pg_pid) - side0[1]) if pg_pid else 0.0
         stats = [stop_hub(h) for h in hubs]
+    if drain:
+        # the hubs start draining while they start up (one after the other): time and CPU from each hub's own
+        # first message to its last commit (HubStats), not from when the last of them was ready
+        busy = [s for s in stats if s.get("frames")]
+        drained_s = max(s["last_commit_at"] for s in busy) - min(s["first_message_at"] for s in busy)
+        cpu = [s["cpu_last_commit_s"] - s["cpu_first_message_s"] for s in busy]
     n = stored(target)
     frames = sum(int(s.get("frames", 0)) for s in stats)
     p50 = max(float(s.get("latency_ms_p50", 0)) for s in stats)
@@ -294,7 +300,7 @@ def one_run(
         "pg_cpu_s": round(pg_cpu, 1),
         "fleet_cores": round((sum(cpu) + edge_cpu + broker_cpu + pg_cpu) / drained_s, 2),
         "cpu_busy": round((busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]), 2),
-        "drain_s": round(drained_s - offered_s, 1),
+        "drain_s": round(drained_s - offered_s, 2),
     }
 
 

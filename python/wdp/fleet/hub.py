@@ -60,6 +60,12 @@ class HubStats:
     commit_errors: int = 0
     acked: int = 0
     connects: int = 0
+    # when the first message arrived and the last batch was committed (epoch s), and this process's CPU time
+    # (all threads) at those moments: a hub's busy span and cost, apart from its start-up (benchmarks)
+    first_message_at: float = 0.0
+    last_commit_at: float = 0.0
+    cpu_first_message_s: float = 0.0
+    cpu_last_commit_s: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)  # frame timestamp -> committed (bounded)
 
 
@@ -144,6 +150,9 @@ class FleetHub:
             self._pending.append(_Msg(message.mid, message.qos, message.topic, bytes(message.payload)))
             n = len(self._pending)
         self.stats.received += 1
+        if self.stats.received == 1:
+            self.stats.first_message_at = time.time()
+            self.stats.cpu_first_message_s = time.process_time()
         if n >= self.config.max_batch:
             self._wake.set()
 
@@ -234,6 +243,8 @@ class FleetHub:
                 _log.warning("hub %s: skipping frame %d: %s", self.config.client_id, f.frame_id, exc)
         self._writer.flush()
         done = time.time()
+        self.stats.last_commit_at = done
+        self.stats.cpu_last_commit_s = time.process_time()
         self.stats.commits += 1
         self.stats.frames += len(frames)
         self.stats.events += len(evs)
