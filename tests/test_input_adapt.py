@@ -170,3 +170,30 @@ def test_shipped_hardware_models_take_their_hardware_captures(csi_dir: Path, nam
         assert engine.wait(60)
     (st,) = engine.metrics().pose_input
     assert st.state == "on" and st.windows > 0 and st.model_hardware == name, st
+
+
+
+def test_shipped_site_long_model_runs_in_the_engine() -> None:
+    """The shipped 1-s model (python/wdp/models/site_long: 21 frames on a 20 Hz grid, count head) declares its
+    window and rate; the engine takes a 100 Hz router's packets nearest each 20 Hz grid instant, makes 20
+    windows/s, and publishes as many people as the count head says (one person walks in room 101)."""
+    from wdp import schemas
+    from wdp.csi.simulator import SimConfig, random_scene, scene_seed
+    from wdp.csi.sources import SimulatorSource
+    from wdp.engine import EngineConfig, Topic
+
+    runner = ModelRunner.load("site_long", threads=1)
+    assert runner.spec.shape == (21, 30, 3, 3) and runner.spec.rate_hz == 20 and runner.spec.hop == 1
+    assert runner.count_gate and runner.model.card["input_spec"]["window_s"] == 21 / 20
+    cfg = SimConfig.from_dict({"scene_duration_s": 4.0})
+    scene = random_scene(101, scene_seed("test", 0, 0), cfg, n_people=1)
+    src = SimulatorSource(routers=1, scene=scene, loop=False, realtime=False, config=cfg)
+    engine = Engine([src], model=runner, config=EngineConfig(detector="model"))
+    sub = engine.bus.subscribe({Topic.POSE}, maxsize=100_000)
+    with engine:
+        assert engine.wait(120)
+    (st,) = engine.metrics().pose_input
+    frames = [m.payload for m in sub.drain() if isinstance(m.payload, schemas.PoseFrame)]
+    # 4 s at 20 windows/s, the first after 1 s of packets
+    assert st.state == "on" and 50 <= st.windows <= 61, st
+    assert len(frames) > 0 and sum(len(f.persons) > 0 for f in frames) >= len(frames) // 2
