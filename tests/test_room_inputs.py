@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from wheel_layout import conf_dir, ensure_wheel_layout
+from wheel_layout import compose_train, ensure_wheel_layout
 
 ensure_wheel_layout()
 from wdp.csi.simulator import SceneSimulator, SimConfig, random_scene, scene_seed  # noqa: E402
@@ -63,13 +62,8 @@ def test_empty_reference_is_per_room_and_deterministic() -> None:
     assert np.abs(a1 - b1).mean() > 0.05 * a1.mean()  # another room, another static channel
 
 
-def _cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
-
-
 def test_room_input_run_exports_a_net_that_reads_the_room_and_the_engine_refuses_it(tmp_path: Path) -> None:
-    cfg = _cfg(
+    cfg = compose_train(
         "experiment=smoke",
         f"paths.output_dir={tmp_path}",
         f"data.cache_dir={tmp_path / 'sim'}",

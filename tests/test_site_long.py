@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from wheel_layout import conf_dir, ensure_wheel_layout
+from wheel_layout import compose_train, ensure_wheel_layout
 
 ensure_wheel_layout()
 from wdp.engine import ModelRunner  # noqa: E402
@@ -26,14 +25,9 @@ torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
 
-def _cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
-
-
 def test_site_long_config_is_the_site_training_with_a_1s_window_and_the_count_head() -> None:
-    cfg = _cfg("experiment=site_long")
-    site = _cfg("experiment=site")
+    cfg = compose_train("experiment=site_long")
+    site = compose_train("experiment=site")
     assert (cfg.data.sim.rate_hz, cfg.data.sim.window) == (20, 21)  # 21 grid instants 50 ms apart: 1.0 s
     assert list(cfg.model.net.input_shape) == [21, 30, 3, 3] and cfg.model.net.count_head
     assert cfg.data.rooms == site.data.rooms and cfg.data.sanitize == site.data.sanitize
@@ -74,7 +68,7 @@ def test_window_hop_follows_the_card_rate() -> None:
 
 
 def test_long_window_count_head_run_exports_and_the_engine_keeps_the_counted_people(tmp_path: Path) -> None:
-    cfg = _cfg(
+    cfg = compose_train(
         "experiment=smoke",
         f"paths.output_dir={tmp_path}",
         f"data.cache_dir={tmp_path / 'sim'}",

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from wheel_layout import conf_dir, ensure_wheel_layout
+from wheel_layout import compose_train, ensure_wheel_layout
 
 from wdp.csi.simulator.hardware import HARDWARE_PRESETS
 
@@ -20,21 +19,16 @@ torch.set_num_threads(1)
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
 
-def _cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
-
-
 def test_default_hardware_changes_nothing_in_the_intel_config() -> None:
-    cfg = _cfg()
+    cfg = compose_train()
     assert dict(cfg.data.sim) == {} and "input_shape" not in cfg.model.net  # dataset cache keys unchanged
-    nexmon = _cfg("hardware=nexmon", "model=paper")
+    nexmon = compose_train("hardware=nexmon", "model=paper")
     assert nexmon.data.sim.hardware == "nexmon" and list(nexmon.model.net.input_shape) == [5, 242, 1, 1]
     assert list(nexmon.data.sanitize.subcarrier_index) == list(HARDWARE_PRESETS["nexmon"].band.subcarrier_index)
 
 
 def test_esp32_run_trains_on_esp32_windows_and_exports_an_esp32_card(tmp_path: Path) -> None:
-    cfg = _cfg(
+    cfg = compose_train(
         "experiment=smoke",
         "hardware=esp32",
         f"paths.output_dir={tmp_path}",

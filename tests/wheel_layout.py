@@ -24,3 +24,11 @@ def conf_dir() -> Path:
     import wdp.conf
 
     return Path(wdp.conf.__file__).resolve().parent
+
+
+def compose_train(*overrides: str):
+    """The training config (`python -m wdp.train`) with Hydra overrides, as the command line composes it."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
