@@ -8,7 +8,8 @@ Rows, for every model named (default: the shipped ones, ``default`` = Intel 5300
 2. Unseen rooms 80-99 (test-split seeds, one person, the model's hardware preset): PCK@0.2 above the
    constant-pose baseline (the mean true pose of those windows, best constant in hindsight), and end to end
    through the engine (bench/eval_site_engine.py --unseen) the median floor error <= 0.5 m against the constant
-   guess. No empty-room reference input exists yet, so this is the row *without* it.
+   guess. These nets read no empty-room reference: a net that does (experiment=rooms_ref) cannot run through
+   the engine and is scored by bench/eval_room_inputs.py.
 3. Falls through the engine in room 101 (bench/eval_falls_engine.py --detector model --room 101 --people 1):
    recall >= 0.7 at precision >= 0.9; run with --falls-scenes N (0 = not run, it is the slowest row).
 
