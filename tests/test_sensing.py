@@ -197,3 +197,17 @@ def test_wdp_sense_cli_baseline_and_errors(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "wdp", "sense", str(empty)], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "no CSI frames" in bad.stderr
     assert math.isfinite(1.0)
+
+
+def test_packet_rate_comes_from_timestamps_however_packets_are_batched():
+    """A push that spans several one-second reports (a backlog delivered at once) reports each second's own
+    packets: 100/s in every report, not all of them in the first and 0 in the next ones."""
+    rng = np.random.default_rng(3)
+    t, csi = _quiet_then_moving(rng, 800, 0)
+    for batch in (7, 250, 800):
+        s = LinkSensor("r1")
+        states = []
+        for i in range(0, len(t), batch):
+            states += s.push_many(t[i : i + batch], csi[i : i + batch])
+        assert len(states) >= 5
+        assert [x.packet_rate for x in states[1:]] == [100.0] * (len(states) - 1), (batch, states)

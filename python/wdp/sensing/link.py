@@ -129,7 +129,7 @@ class LinkSensor:
         self._last_motion_t = -math.inf
         self._presence = False
         self._last_evidence_t = -math.inf
-        self._rate_count = 0
+        self._rate_times: list[np.ndarray] = []  # packet times not yet reported (packets/s from timestamps)
         self._breath_cache: tuple[float, object] | None = None
 
     def status(self) -> LinkStatus:
@@ -249,7 +249,7 @@ class LinkSensor:
             return out
         c = self.cfg
         self._status.packets += len(times)
-        self._rate_count += len(times)
+        self._rate_times.append(np.asarray(times, np.float64))
         if self._sel is None:  # features unknown yet: collect a second of packets to find the live ones
             self._warm.append(amps)
             self._warm_t.append(times)
@@ -315,8 +315,12 @@ class LinkSensor:
         last_bin = math.floor(tick_t / c.bin_s) - 1  # bins fully before the tick
         cnt, s, sq = ring.window(last_bin, self._motion_bins)
         var = window_variance(cnt, s, sq)
-        rate = self._rate_count / c.report_every_s
-        self._rate_count = 0
+        # packets whose timestamps fall in this report's interval, however they were batched on arrival (a batch
+        # spanning several reports used to count in full in the first and leave the next ones at 0)
+        ts = np.concatenate(self._rate_times) if self._rate_times else np.empty(0)
+        rate = np.count_nonzero((ts > tick_t - c.report_every_s) & (ts <= tick_t)) / c.report_every_s
+        later = ts[ts > tick_t]
+        self._rate_times = [later] if len(later) else []
         if cnt >= 3 and np.isfinite(var).all():
             self._vars.append(var)
         if self._variance_only:
