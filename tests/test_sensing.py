@@ -211,3 +211,4 @@ def test_packet_rate_comes_from_timestamps_however_packets_are_batched():
             states += s.push_many(t[i : i + batch], csi[i : i + batch])
         assert len(states) >= 5
         assert [x.packet_rate for x in states[1:]] == [100.0] * (len(states) - 1), (batch, states)
+        assert all(type(x.packet_rate) is float for x in states)  # a plain float: msgspec encodes no numpy scalars

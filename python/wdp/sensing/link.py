@@ -318,7 +318,7 @@ class LinkSensor:
         # packets whose timestamps fall in this report's interval, however they were batched on arrival (a batch
         # spanning several reports used to count in full in the first and leave the next ones at 0)
         ts = np.concatenate(self._rate_times) if self._rate_times else np.empty(0)
-        rate = np.count_nonzero((ts > tick_t - c.report_every_s) & (ts <= tick_t)) / c.report_every_s
+        rate = int(np.count_nonzero((ts > tick_t - c.report_every_s) & (ts <= tick_t))) / c.report_every_s
         later = ts[ts > tick_t]
         self._rate_times = [later] if len(later) else []
         if cnt >= 3 and np.isfinite(var).all():
