@@ -22,7 +22,7 @@ from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 
 from wdp.engine import Topic
-from wdp.engine.config import store_from_config
+from wdp.engine.config import config_dict, store_from_config
 from wdp.fleet.edge import FleetEdge, FleetEdgeConfig
 from wdp.fleet.hub import FleetHub, FleetHubConfig
 from wdp.integrations.mqtt import MqttConfig
@@ -30,19 +30,6 @@ from wdp.integrations.webhooks import UrlGuard, WebhookDispatcher, WebhookSettin
 
 log = logging.getLogger("wdp.serve")
 ROLES = ("all", "edge", "hub")
-
-
-def _plain(node: Any) -> dict[str, Any]:
-    if node is None:
-        return {}
-    try:
-        from omegaconf import OmegaConf
-
-        if OmegaConf.is_config(node):
-            return dict(OmegaConf.to_container(node, resolve=True))  # type: ignore[arg-type]
-    except ImportError:  # pragma: no cover
-        pass
-    return dict(node)
 
 
 def role_of(cfg: Any) -> str:
@@ -53,7 +40,7 @@ def role_of(cfg: Any) -> str:
 
 
 def _mqtt(cfg: Any, client_id: str) -> MqttConfig:
-    node = {k: v for k, v in _plain(cfg.get("mqtt")).items() if k != "enabled"}
+    node = {k: v for k, v in config_dict(cfg.get("mqtt")).items() if k != "enabled"}
     node["client_id"] = client_id
     return MqttConfig(**node)
 
@@ -62,7 +49,7 @@ class FleetEdgePlugin(InitPluginProtocol):
     """role=edge: the engine's poses, events and sensing states go to the fleet's broker (FleetEdge)."""
 
     def __init__(self, adapter: Any, cfg: Any) -> None:
-        fleet = _plain(cfg.get("fleet"))
+        fleet = config_dict(cfg.get("fleet"))
         self.adapter = adapter
         self.config = FleetEdgeConfig(
             site=str(fleet["site"]),
@@ -122,8 +109,8 @@ class FleetHubPlugin(InitPluginProtocol):
     """role=hub: FleetHub consuming the fleet into ``store``, plus webhook delivery from the shared outbox."""
 
     def __init__(self, store: Any, cfg: Any) -> None:
-        fleet = _plain(cfg.get("fleet"))
-        mqtt = _plain(cfg.get("mqtt"))
+        fleet = config_dict(cfg.get("fleet"))
+        mqtt = config_dict(cfg.get("mqtt"))
         self.store = store
         self.config = FleetHubConfig(
             host=str(mqtt.get("host") or "localhost"),
@@ -134,7 +121,7 @@ class FleetHubPlugin(InitPluginProtocol):
             root=str(fleet.get("root") or "wdp/fleet"),
             group=str(fleet.get("group") or "wdp-hubs"),
         )
-        hooks = _plain(cfg.get("webhooks"))
+        hooks = config_dict(cfg.get("webhooks"))
         # a hub records each delivery's outcome at once (not lingering to batch them): an attempt is sent
         # again only if the hub dies between the receiver's answer and that commit (README "Scaling out")
         hooks.setdefault("report_linger_s", 0.0)

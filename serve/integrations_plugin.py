@@ -25,6 +25,7 @@ from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 
 from wdp.engine import Topic
+from wdp.engine.config import config_dict
 from wdp.integrations.mqtt import CommandHandlers, MqttBridge, MqttConfig
 from wdp.integrations.mqtt.commands import CommandError, ZonePatch
 from wdp.integrations.webhooks import UrlGuard, WebhookDispatcher, WebhookSettings
@@ -36,19 +37,6 @@ from wdp.store import Store
 from wdp.store import config as store_config
 
 log = logging.getLogger("wdp.serve")
-
-
-def _plain(node: Any) -> dict[str, Any]:
-    if node is None:
-        return {}
-    try:
-        from omegaconf import OmegaConf
-
-        if OmegaConf.is_config(node):
-            return dict(OmegaConf.to_container(node, resolve=True))  # type: ignore[arg-type]
-    except ImportError:  # pragma: no cover - omegaconf ships with hydra-core
-        pass
-    return dict(node)
 
 
 def _zone_handlers(adapter: EngineAdapter, services: Services) -> CommandHandlers:
@@ -155,8 +143,8 @@ class IntegrationsPlugin(InitPluginProtocol):
         self.adapter = adapter
         self.store = store
         self.sensing_zones = sensing_zones
-        mqtt_cfg = _plain(mqtt)
-        hook_cfg = _plain(webhooks)
+        mqtt_cfg = config_dict(mqtt)
+        hook_cfg = config_dict(webhooks)
         self.mqtt_config = (
             MqttConfig(**{k: v for k, v in mqtt_cfg.items() if k != "enabled"})
             if mqtt_cfg.pop("enabled", False)

@@ -60,6 +60,11 @@ def _plain(node: Any) -> Any:
     return node
 
 
+def config_dict(node: Any) -> dict[str, Any]:
+    """A config section (OmegaConf node, mapping or None) as a plain, resolved dict ({} for None)."""
+    return dict(_plain(node) or {})
+
+
 def _dataclass_from(cls: Any, values: dict[str, Any] | None, **fixed: Any) -> Any:
     values = dict(values or {})
     names = {f.name for f in dataclasses.fields(cls)}
